@@ -1,0 +1,115 @@
+//! Criterion benches: decoding, engine apply rate, and replay of an in-memory recording.
+//!
+//! Run: `cargo bench -p vigie --bench engine` (numbers in the README's performance section).
+//! Throughput is reported per event; everything runs on one thread (per core).
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use prost::Message;
+use vigie::engine::{Engine, EngineConfig, SnapshotQuery};
+use vigie::event::{decode_json, decode_proto, EventRecord};
+use vigie::replay::{replay, InputFormat};
+use vigie::simulate::{to_json, write_events, SimulationConfig, Simulator};
+
+const CONTACTS: u64 = 50_000;
+
+fn events() -> Vec<EventRecord<'static>> {
+    Simulator::new(SimulationConfig {
+        contacts: Some(CONTACTS),
+        contacts_per_second: 20.0,
+        ..SimulationConfig::default()
+    })
+    .collect()
+}
+
+fn recording(format: InputFormat, events: &[EventRecord<'static>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_events(events.iter().cloned(), format, &mut out).expect("in-memory write");
+    out
+}
+
+fn benches(c: &mut Criterion) {
+    let events = events();
+    let n = events.len() as u64;
+    let jsonl = recording(InputFormat::Jsonl, &events);
+    let proto = recording(InputFormat::Proto, &events);
+    let json_lines: Vec<String> = events.iter().map(to_json).collect();
+    let proto_msgs: Vec<Vec<u8>> = events
+        .iter()
+        .map(|e| vigie::event::protobuf::to_message(e).encode_to_vec())
+        .collect();
+
+    let mut g = c.benchmark_group("decode");
+    g.throughput(Throughput::Elements(n));
+    g.sample_size(10);
+    g.bench_function("json", |b| {
+        b.iter(|| {
+            json_lines
+                .iter()
+                .filter(|l| decode_json(l.as_bytes()).is_ok())
+                .count()
+        })
+    });
+    g.bench_function("protobuf", |b| {
+        b.iter(|| {
+            proto_msgs
+                .iter()
+                .filter(|m| decode_proto(m).is_ok())
+                .count()
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("engine");
+    g.throughput(Throughput::Elements(n));
+    g.sample_size(10);
+    g.bench_function("apply", |b| {
+        b.iter_batched(
+            || Engine::new(EngineConfig::default()),
+            |engine| {
+                for ev in &events {
+                    engine.apply(ev);
+                }
+                engine
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    let engine = Engine::new(EngineConfig::default());
+    for ev in &events {
+        engine.apply(ev);
+    }
+    g.throughput(Throughput::Elements(1));
+    for window in ["15m", "24h"] {
+        let query = SnapshotQuery {
+            window: window.parse().expect("window"),
+            ..SnapshotQuery::default()
+        };
+        g.bench_function(format!("snapshot_{window}"), |b| {
+            b.iter(|| engine.snapshot(&query).expect("snapshot"))
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("replay");
+    g.throughput(Throughput::Elements(n));
+    g.sample_size(10);
+    for (name, format, bytes) in [
+        ("jsonl", InputFormat::Jsonl, &jsonl),
+        ("proto", InputFormat::Proto, &proto),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || Engine::new(EngineConfig::default()),
+                |engine| {
+                    replay(&engine, &bytes[..], format, false, |_| {}).expect("replay");
+                    engine
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(engine_benches, benches);
+criterion_main!(engine_benches);

@@ -1,0 +1,359 @@
+//! Owns the typed settings tree: defaults, layering (default → TOML file →
+//! `VIGIE__SECTION__KEY` environment), and validation that reports every problem at once.
+//!
+//! Example (`deploy/vigie.example.toml` has the full, commented tree):
+//! ```toml
+//! [engine]
+//! allowed_lateness = "5m"
+//! repeat_horizon = "7d"
+//! time_zone = "Europe/Paris"
+//!
+//! # NF345 reading: 80 % of calls answered within 1 min 30.
+//! [engine.channels.phone.service_level]
+//! threshold = "90s"
+//! target = 0.8
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::engine::{ChannelRules, EngineConfig};
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub engine: EngineSettings,
+    pub log: LogSettings,
+}
+
+/// KPI engine rules.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineSettings {
+    /// Events older than this behind the newest event time are counted as late, not applied.
+    #[serde(with = "humantime_serde")]
+    pub allowed_lateness: Duration,
+    /// Repeat-contact horizon H: an arrival is a repeat if the customer arrived within H before.
+    #[serde(with = "humantime_serde")]
+    pub repeat_horizon: Duration,
+    /// Longest window a snapshot can cover (aggregates are kept this long, and at least 25 h).
+    #[serde(with = "humantime_serde")]
+    pub max_window: Duration,
+    /// An unfinished interaction is forgotten this long after its last event.
+    #[serde(with = "humantime_serde")]
+    pub interaction_ttl: Duration,
+    /// IANA time zone of the `today` window (e.g. `Europe/Paris`).
+    pub time_zone: String,
+    /// Short-abandon threshold of channels that do not set their own (0s disables).
+    #[serde(with = "humantime_serde")]
+    pub short_abandon: Duration,
+    /// Per-channel rules, by channel name. Channels not listed have no service-level target.
+    pub channels: BTreeMap<String, ChannelSettings>,
+}
+
+/// Rules of one channel.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelSettings {
+    /// Overrides `engine.short_abandon` for this channel.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub short_abandon: Option<Duration>,
+    /// Service-level target; absent = the channel has no service level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_level: Option<ServiceLevelSettings>,
+}
+
+/// "`target` of contacts answered within `threshold`".
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceLevelSettings {
+    #[serde(with = "humantime_serde")]
+    pub threshold: Duration,
+    /// Fraction in (0, 1], e.g. 0.8 for 80 %.
+    pub target: f64,
+}
+
+/// Logging.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `tracing` filter directive (`RUST_LOG` overrides it), e.g. `info,vigie=debug`.
+    pub filter: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            filter: "info".into(),
+        }
+    }
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        let sl = |threshold_s: u64, target: f64| ChannelSettings {
+            short_abandon: None,
+            service_level: Some(ServiceLevelSettings {
+                threshold: Duration::from_secs(threshold_s),
+                target,
+            }),
+        };
+        EngineSettings {
+            allowed_lateness: Duration::from_secs(300),
+            repeat_horizon: Duration::from_secs(7 * 86_400),
+            max_window: Duration::from_secs(86_400),
+            interaction_ttl: Duration::from_secs(86_400),
+            time_zone: "UTC".into(),
+            short_abandon: Duration::from_secs(5),
+            channels: [
+                ("phone", sl(20, 0.8)),
+                ("chat", sl(40, 0.8)),
+                ("messaging", sl(60, 0.8)),
+                ("social", sl(3_600, 1.0)),
+                ("email", sl(4 * 3_600, 1.0)),
+                ("callback", sl(1_800, 0.9)),
+            ]
+            .into_iter()
+            .map(|(name, c)| (name.to_string(), c))
+            .collect(),
+        }
+    }
+}
+
+/// Every problem found in the configuration, each naming its key and the fix.
+#[derive(Debug, Error)]
+#[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+pub struct ConfigError(pub Vec<String>);
+
+impl Settings {
+    /// Loads defaults, then `file` (if given), then `VIGIE__SECTION__KEY` variables, and validates.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        Self::load_from(file, Env::prefixed("VIGIE__").split("__"))
+    }
+
+    fn load_from(file: Option<&Path>, env: Env) -> Result<Settings, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError(vec![format!(
+                    "config file {} does not exist; pass an existing TOML file or none",
+                    path.display()
+                )]));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let settings: Settings = figment.merge(env).extract().map_err(|e| {
+            ConfigError(
+                e.into_iter()
+                    .map(|e| {
+                        let key = e.path.join(".");
+                        let source = e
+                            .metadata
+                            .as_ref()
+                            .map(|m| m.name.to_string())
+                            .unwrap_or_default();
+                        let kind = e.kind.to_string();
+                        match (key.is_empty(), source.is_empty()) {
+                            (true, _) => kind,
+                            (false, true) => format!("{key}: {kind}"),
+                            (false, false) => format!("{key}: {kind} (from {source})"),
+                        }
+                    })
+                    .collect(),
+            )
+        })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks every rule and reports all violations together.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let e = &self.engine;
+        let mut errors = Vec::new();
+        if e.repeat_horizon.is_zero() {
+            errors.push("engine.repeat_horizon: must be longer than 0s (e.g. \"7d\")".to_string());
+        }
+        if e.max_window < Duration::from_secs(1) || e.max_window.subsec_nanos() != 0 {
+            errors.push(
+                "engine.max_window: must be a whole number of seconds, at least 1s (e.g. \"24h\")"
+                    .into(),
+            );
+        }
+        if e.max_window > Duration::from_secs(31 * 86_400) {
+            errors.push("engine.max_window: at most 31 days (e.g. \"24h\")".into());
+        }
+        if e.interaction_ttl <= e.allowed_lateness {
+            errors.push("engine.interaction_ttl: must be longer than engine.allowed_lateness (e.g. \"24h\")".into());
+        }
+        if jiff::tz::TimeZone::get(&e.time_zone).is_err() {
+            errors.push(format!(
+                "engine.time_zone: unknown time zone {:?}; use an IANA name such as \"Europe/Paris\" or \"UTC\"",
+                e.time_zone
+            ));
+        }
+        for (name, channel) in &e.channels {
+            if name.is_empty() {
+                errors.push("engine.channels: a channel name is empty".into());
+            }
+            if let Some(sl) = &channel.service_level {
+                if sl.threshold.is_zero() {
+                    errors.push(format!(
+                        "engine.channels.{name}.service_level.threshold: must be longer than 0s (e.g. \"20s\")"
+                    ));
+                }
+                if !(sl.target > 0.0 && sl.target <= 1.0) {
+                    errors.push(format!(
+                        "engine.channels.{name}.service_level.target: {} is not a fraction in (0, 1] (e.g. 0.8 for 80 %)",
+                        sl.target
+                    ));
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError(errors))
+        }
+    }
+
+    /// The engine rules, in milliseconds. Call on validated settings.
+    pub fn engine_config(&self) -> Result<EngineConfig, ConfigError> {
+        let e = &self.engine;
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let time_zone = jiff::tz::TimeZone::get(&e.time_zone)
+            .map_err(|err| ConfigError(vec![format!("engine.time_zone: {err}")]))?;
+        let rules = |c: Option<&ChannelSettings>| ChannelRules {
+            sl_threshold_ms: c
+                .and_then(|c| c.service_level.as_ref())
+                .map(|sl| ms(sl.threshold)),
+            short_abandon_ms: ms(c.and_then(|c| c.short_abandon).unwrap_or(e.short_abandon)),
+        };
+        Ok(EngineConfig {
+            allowed_lateness_ms: ms(e.allowed_lateness),
+            repeat_horizon_ms: ms(e.repeat_horizon),
+            max_window_ms: ms(e.max_window),
+            interaction_ttl_ms: ms(e.interaction_ttl),
+            time_zone,
+            channels: e
+                .channels
+                .iter()
+                .map(|(n, c)| (n.clone(), rules(Some(c))))
+                .collect(),
+            default_rules: rules(None),
+            ..EngineConfig::default()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn load_toml(toml: &str) -> Result<Settings, ConfigError> {
+        let mut file = tempfile_in_target();
+        file.1.write_all(toml.as_bytes()).expect("write");
+        Settings::load_from(Some(&file.0), Env::prefixed("VIGIE_TEST_NONE__"))
+    }
+
+    fn tempfile_in_target() -> (std::path::PathBuf, std::fs::File) {
+        let path = std::env::temp_dir().join(format!(
+            "vigie-config-{}-{}.toml",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
+        let file = std::fs::File::create(&path).expect("create");
+        (path, file)
+    }
+
+    #[test]
+    fn defaults_match_the_domain_norms() {
+        let cfg = Settings::default().engine_config().expect("valid");
+        assert_eq!(cfg.channels["phone"].sl_threshold_ms, Some(20_000));
+        assert_eq!(cfg.channels["email"].sl_threshold_ms, Some(4 * 3_600_000));
+        assert_eq!(
+            cfg.default_rules.sl_threshold_ms, None,
+            "visual_ivr & unknown: no target"
+        );
+        assert_eq!(cfg.allowed_lateness_ms, 300_000);
+        assert_eq!(cfg.repeat_horizon_ms, 7 * 86_400_000);
+    }
+
+    #[test]
+    fn nf345_is_expressible_and_merges_over_defaults() {
+        let s = load_toml(
+            "[engine.channels.phone.service_level]\nthreshold = \"90s\"\ntarget = 0.8\n[engine]\ntime_zone = \"Europe/Paris\"\n",
+        )
+        .expect("valid");
+        let cfg = s.engine_config().expect("valid");
+        assert_eq!(cfg.channels["phone"].sl_threshold_ms, Some(90_000));
+        assert_eq!(
+            cfg.channels["chat"].sl_threshold_ms,
+            Some(40_000),
+            "other defaults kept"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_all_reported_by_key() {
+        let err = load_toml("[engine]\nlateness = \"5m\"\n").expect_err("unknown key");
+        assert!(err.to_string().contains("lateness"), "{err}");
+        let err = load_toml(
+            "[engine]\ntime_zone = \"Mars/Olympus\"\nrepeat_horizon = \"0s\"\n[engine.channels.chat.service_level]\nthreshold = \"40s\"\ntarget = 80\n",
+        )
+        .expect_err("invalid");
+        assert_eq!(err.0.len(), 3, "{err}");
+        assert!(err.to_string().contains("engine.time_zone"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("engine.channels.chat.service_level.target"),
+            "{err}"
+        );
+        let err =
+            load_toml("[engine]\nallowed_lateness = \"five minutes\"\n").expect_err("bad duration");
+        assert!(err.to_string().contains("engine.allowed_lateness"), "{err}");
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's test harness returns its own error type
+    fn environment_overrides_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("VIGIE__ENGINE__ALLOWED_LATENESS", "2m");
+            jail.create_file("vigie.toml", "[engine]\nallowed_lateness = \"10m\"\n")?;
+            let s = Settings::load(Some(Path::new("vigie.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(s.engine.allowed_lateness, Duration::from_secs(120));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_example_file_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/vigie.example.toml");
+        let s = Settings::load_from(Some(&path), Env::prefixed("VIGIE_TEST_NONE__"))
+            .expect("example is valid");
+        assert_eq!(s.engine.time_zone, "Europe/Paris");
+        assert_eq!(
+            s.engine_config().expect("valid").channels["callback"].short_abandon_ms,
+            0
+        );
+    }
+
+    #[test]
+    fn a_missing_file_is_named() {
+        let err = Settings::load(Some(Path::new("/nonexistent/vigie.toml"))).expect_err("missing");
+        assert!(err.to_string().contains("/nonexistent/vigie.toml"), "{err}");
+    }
+}

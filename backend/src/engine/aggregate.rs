@@ -1,0 +1,282 @@
+//! Mergeable, subtractable KPI aggregates, and the derivation of [`Kpis`] from them.
+//!
+//! Everything a KPI is derived from is a signed count or sum, so a contribution can be
+//! retracted exactly (out-of-order joins re-attribute a contact) and aggregates of
+//! several buckets, shards or instances merge by addition.
+
+use hdrhistogram::Histogram;
+use vigie_proto::{EstimatedWait, Kpis};
+
+/// Signed counters of one (time bucket, dimension key) cell.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub arrivals: i64,
+    pub deflected: i64,
+    pub answered: i64,
+    /// Abandons at or above the short-abandon threshold (`B` in the formulas).
+    pub abandoned: i64,
+    pub short_abandoned: i64,
+    /// Sum of the waits of answered contacts, ms.
+    pub wait_sum_ms: i64,
+    /// Answered within the channel's service-level threshold.
+    pub sl_met: i64,
+    /// Answered + abandoned (not short) contacts of channels that have a target.
+    pub sl_eligible: i64,
+    /// Ended contacts that had been answered, and the sum of their handling times.
+    pub handled: i64,
+    pub handle_sum_ms: i64,
+    /// Arrivals carrying a customer id; of those, repeats and cross-channel repeats.
+    pub repeat_eligible: i64,
+    pub repeats: i64,
+    pub cross_repeats: i64,
+    /// Ended contacts carrying a customer id; of those, resolved first contacts.
+    pub ood_eligible: i64,
+    pub ood_met: i64,
+}
+
+impl Counters {
+    pub fn add(&mut self, other: &Counters, sign: i64) {
+        self.arrivals += sign * other.arrivals;
+        self.deflected += sign * other.deflected;
+        self.answered += sign * other.answered;
+        self.abandoned += sign * other.abandoned;
+        self.short_abandoned += sign * other.short_abandoned;
+        self.wait_sum_ms += sign * other.wait_sum_ms;
+        self.sl_met += sign * other.sl_met;
+        self.sl_eligible += sign * other.sl_eligible;
+        self.handled += sign * other.handled;
+        self.handle_sum_ms += sign * other.handle_sum_ms;
+        self.repeat_eligible += sign * other.repeat_eligible;
+        self.repeats += sign * other.repeats;
+        self.cross_repeats += sign * other.cross_repeats;
+        self.ood_eligible += sign * other.ood_eligible;
+        self.ood_met += sign * other.ood_met;
+    }
+
+    pub fn is_zero(&self) -> bool {
+        *self == Counters::default()
+    }
+}
+
+/// Answered waits as (HdrHistogram bucket, count) pairs, sorted by bucket.
+///
+/// Each wait is stored as the lowest value of its HdrHistogram bucket (3 significant
+/// digits), so rebuilding a histogram from these pairs gives exactly the percentiles
+/// of a histogram that recorded the raw waits, while staying small and subtractable.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WaitCounts(Vec<(u64, i64)>);
+
+impl WaitCounts {
+    pub fn add(&mut self, bucket: u64, count: i64) {
+        match self.0.binary_search_by_key(&bucket, |&(b, _)| b) {
+            Ok(i) => {
+                self.0[i].1 += count;
+                if self.0[i].1 == 0 {
+                    self.0.remove(i);
+                }
+            }
+            Err(i) => self.0.insert(i, (bucket, count)),
+        }
+    }
+
+    pub fn merge(&mut self, other: &WaitCounts, sign: i64) {
+        for &(bucket, count) in &other.0 {
+            self.add(bucket, sign * count);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (u64, i64)> + '_ {
+        self.0.iter().copied()
+    }
+}
+
+/// The cell stored per (time bucket, dimension key).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Aggregate {
+    pub counters: Counters,
+    pub waits: WaitCounts,
+}
+
+impl Aggregate {
+    pub fn merge(&mut self, other: &Aggregate, sign: i64) {
+        self.counters.add(&other.counters, sign);
+        self.waits.merge(&other.waits, sign);
+    }
+
+    pub fn is_zero(&self) -> bool {
+        self.counters.is_zero() && self.waits.is_empty()
+    }
+}
+
+/// Maps a wait to its HdrHistogram bucket (lowest equivalent value, 3 significant digits).
+#[derive(Debug)]
+pub struct WaitQuantizer(Histogram<u64>);
+
+impl Default for WaitQuantizer {
+    fn default() -> Self {
+        WaitQuantizer(new_histogram())
+    }
+}
+
+impl WaitQuantizer {
+    pub fn bucket(&self, wait_ms: u64) -> u64 {
+        self.0.lowest_equivalent(wait_ms)
+    }
+}
+
+/// The histogram configuration of every wait percentile: 3 significant digits.
+pub fn new_histogram() -> Histogram<u64> {
+    #[allow(clippy::unwrap_used)] // 3 significant digits is always a valid configuration
+    let mut h = Histogram::new(3).unwrap();
+    h.auto(true);
+    h
+}
+
+fn ratio(num: i64, den: i64) -> Option<f64> {
+    (den > 0).then(|| num as f64 / den as f64)
+}
+
+/// Derives the KPIs of one scope from its merged aggregate.
+/// `in_queue` and `oldest_wait_ms` are live values, filled in by the caller.
+pub fn derive_kpis(agg: &Aggregate) -> Kpis {
+    let c = &agg.counters;
+    let count = |v: i64| u64::try_from(v).unwrap_or(0);
+    let (p50, p90, p99) = percentiles(&agg.waits);
+    Kpis {
+        arrivals: count(c.arrivals),
+        deflected: count(c.deflected),
+        answered: count(c.answered),
+        abandoned: count(c.abandoned),
+        short_abandoned: count(c.short_abandoned),
+        answer_rate: ratio(c.answered, c.answered + c.abandoned),
+        abandon_rate: ratio(c.abandoned, c.answered + c.abandoned),
+        deflection_rate: ratio(c.deflected, c.arrivals),
+        asa_ms: ratio(c.wait_sum_ms, c.answered),
+        wait_p50_ms: p50,
+        wait_p90_ms: p90,
+        wait_p99_ms: p99,
+        service_level: ratio(c.sl_met, c.sl_eligible),
+        aht_ms: ratio(c.handle_sum_ms, c.handled),
+        repeat_rate: ratio(c.repeats, c.repeat_eligible),
+        cross_channel_repeat_rate: ratio(c.cross_repeats, c.repeat_eligible),
+        once_and_done_rate: ratio(c.ood_met, c.ood_eligible),
+        in_queue: 0,
+        oldest_wait_ms: None,
+    }
+}
+
+fn percentiles(waits: &WaitCounts) -> (Option<u64>, Option<u64>, Option<u64>) {
+    let mut h = new_histogram();
+    for (bucket, count) in waits.iter() {
+        if let Ok(n) = u64::try_from(count) {
+            // Cannot fail: the histogram auto-resizes.
+            let _ = h.record_n(bucket, n);
+        }
+    }
+    if h.is_empty() {
+        return (None, None, None);
+    }
+    (
+        Some(h.value_at_quantile(0.5)),
+        Some(h.value_at_quantile(0.9)),
+        Some(h.value_at_quantile(0.99)),
+    )
+}
+
+/// Estimated wait range of a queue: between the median and the 90th percentile of
+/// recent answered waits, widened to include the time the current queue needs to
+/// drain at the recent answer pace (depth × window / answered).
+pub fn estimate_wait(
+    kpis: &Kpis,
+    answered_in_window: u64,
+    window_ms: i64,
+    in_queue: u64,
+) -> Option<EstimatedWait> {
+    let drain = (answered_in_window > 0 && in_queue > 0)
+        .then(|| (in_queue as f64 * window_ms as f64 / answered_in_window as f64).round() as u64);
+    let (low, high) = match (kpis.wait_p50_ms, kpis.wait_p90_ms, drain) {
+        (Some(p50), Some(p90), Some(d)) => (p50.min(d), p90.max(d)),
+        (Some(p50), Some(p90), None) => (p50, p90),
+        (None, None, Some(d)) => (d, d),
+        _ => return None,
+    };
+    Some(EstimatedWait {
+        low_ms: low,
+        high_ms: high,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retracting_a_contribution_restores_the_cell_exactly() {
+        let q = WaitQuantizer::default();
+        let mut cell = Aggregate::default();
+        let mut one = Aggregate::default();
+        one.counters.answered = 1;
+        one.counters.wait_sum_ms = 12_345;
+        one.waits.add(q.bucket(12_345), 1);
+        cell.merge(&one, 1);
+        assert!(!cell.is_zero());
+        cell.merge(&one, -1);
+        assert!(cell.is_zero(), "{cell:?}");
+    }
+
+    #[test]
+    fn bucketed_waits_give_the_percentiles_of_raw_waits() {
+        let q = WaitQuantizer::default();
+        let mut raw = new_histogram();
+        let mut agg = Aggregate::default();
+        for w in [
+            0u64, 7, 999, 1_001, 2_047, 2_049, 65_432, 3_600_000, 86_400_001,
+        ] {
+            raw.record(w).expect("record");
+            agg.waits.add(q.bucket(w), 1);
+        }
+        let k = derive_kpis(&agg);
+        assert_eq!(k.wait_p50_ms, Some(raw.value_at_quantile(0.5)));
+        assert_eq!(k.wait_p90_ms, Some(raw.value_at_quantile(0.9)));
+        assert_eq!(k.wait_p99_ms, Some(raw.value_at_quantile(0.99)));
+    }
+
+    #[test]
+    fn rates_follow_the_formulas_and_are_null_without_denominator() {
+        let mut agg = Aggregate::default();
+        assert_eq!(derive_kpis(&agg).answer_rate, None);
+        let c = &mut agg.counters;
+        c.arrivals = 10;
+        c.deflected = 2;
+        c.answered = 6;
+        c.abandoned = 2;
+        c.short_abandoned = 5; // excluded from answer and abandon rates
+        c.wait_sum_ms = 60_000;
+        c.sl_met = 3;
+        c.sl_eligible = 8;
+        let k = derive_kpis(&agg);
+        assert_eq!(k.answer_rate, Some(0.75));
+        assert_eq!(k.abandon_rate, Some(0.25));
+        assert_eq!(k.deflection_rate, Some(0.2));
+        assert_eq!(k.asa_ms, Some(10_000.0));
+        assert_eq!(k.service_level, Some(0.375));
+        assert_eq!(k.short_abandoned, 5);
+    }
+
+    #[test]
+    fn wait_estimate_spans_percentiles_and_drain_time() {
+        let kpis = Kpis {
+            wait_p50_ms: Some(300_000),
+            wait_p90_ms: Some(600_000),
+            ..Kpis::default()
+        };
+        // 10 answered in 15 min, 20 waiting → 30 min to drain.
+        let est = estimate_wait(&kpis, 10, 900_000, 20).expect("estimate");
+        assert_eq!((est.low_ms, est.high_ms), (300_000, 1_800_000));
+        assert_eq!(estimate_wait(&Kpis::default(), 0, 900_000, 3), None);
+    }
+}

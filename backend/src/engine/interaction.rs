@@ -1,0 +1,416 @@
+//! Owns the join of one interaction's events and what that interaction contributes
+//! to the aggregates ([`Effect`]s placed at an event time under a dimension key).
+//!
+//! Events of one interaction may come in any order; the contributions are a pure
+//! function of the events joined so far, so the engine retracts the old set and
+//! applies the new one whenever the join changes.
+
+use smallvec::SmallVec;
+
+use super::aggregate::{Aggregate, WaitQuantizer};
+use super::symbols::{DimKey, KeyId, Sym, UNKNOWN};
+
+/// Whether an arrival is a repeat contact of its customer within the horizon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct RepeatClass {
+    /// The customer had an earlier arrival within the repeat horizon.
+    pub repeat: bool,
+    /// ... and the most recent such arrival was on another channel.
+    pub cross_channel: bool,
+}
+
+/// Per-channel rules that turn waits into KPIs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChannelRules {
+    /// Service-level threshold T; `None` = no target, excluded from service level.
+    pub sl_threshold_ms: Option<i64>,
+    /// Abandons with a wait below this are "short" (0 disables).
+    pub short_abandon_ms: i64,
+}
+
+/// The `arrived` event of an interaction, which gives it its channel, customer and dimensions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Arrival {
+    pub ts: i64,
+    pub channel: Sym,
+    /// queue, reason, segment, site.
+    pub dims: [Sym; 4],
+    pub customer: Option<u64>,
+}
+
+/// A `queued` event, which may refine queue, reason, segment and site.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Queued {
+    pub ts: i64,
+    pub dims: [Sym; 4],
+}
+
+/// What the engine knows of one interaction.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Interaction {
+    pub arrival: Option<Arrival>,
+    pub queued: Option<Queued>,
+    pub deflected: Option<i64>,
+    pub answered: Option<i64>,
+    pub abandoned: Option<i64>,
+    /// (ts, resolved) of the `ended` event.
+    pub ended: Option<(i64, bool)>,
+    /// Repeat classification of the arrival (only for arrivals with a customer).
+    pub repeat: Option<RepeatClass>,
+    /// Newest event time of this interaction, for eviction.
+    pub newest_ts: i64,
+    /// Interned dimension key (arrival dims refined by `queued`).
+    pub key: KeyId,
+}
+
+/// One contribution to the aggregates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    Arrival {
+        repeat: Option<RepeatClass>,
+    },
+    Deflection,
+    Answer {
+        wait_ms: i64,
+        sl_met: Option<bool>,
+    },
+    Abandon {
+        wait_ms: i64,
+        short: bool,
+        sl_eligible: bool,
+    },
+    End {
+        handle_ms: Option<i64>,
+        once_and_done: Option<bool>,
+    },
+}
+
+/// An effect placed at an event time, under a dimension key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Placed {
+    pub ts: i64,
+    pub key: KeyId,
+    pub effect: Effect,
+}
+
+pub type Effects = SmallVec<[Placed; 5]>;
+
+/// Keeps the earliest of two event times: order-independent when one step is reported twice.
+fn earliest<T: Copy + Ord>(slot: &mut Option<T>, value: T) -> bool {
+    match slot {
+        Some(current) if *current <= value => false,
+        _ => {
+            *slot = Some(value);
+            true
+        }
+    }
+}
+
+impl Interaction {
+    pub fn record_arrival(&mut self, arrival: Arrival) -> bool {
+        self.touch(arrival.ts);
+        if self.arrival.is_some() {
+            return false; // a second `arrived` with another event_id: the first one stands
+        }
+        self.arrival = Some(arrival);
+        true
+    }
+
+    pub fn record_queued(&mut self, queued: Queued) {
+        self.touch(queued.ts);
+        if self.queued.is_none_or(|q| queued.ts < q.ts) {
+            self.queued = Some(queued);
+        }
+    }
+
+    pub fn record_deflected(&mut self, ts: i64) {
+        self.touch(ts);
+        earliest(&mut self.deflected, ts);
+    }
+
+    pub fn record_answered(&mut self, ts: i64) {
+        self.touch(ts);
+        earliest(&mut self.answered, ts);
+    }
+
+    pub fn record_abandoned(&mut self, ts: i64) {
+        self.touch(ts);
+        earliest(&mut self.abandoned, ts);
+    }
+
+    pub fn record_ended(&mut self, ts: i64, resolved: bool) {
+        self.touch(ts);
+        earliest(&mut self.ended, (ts, resolved));
+    }
+
+    fn touch(&mut self, ts: i64) {
+        self.newest_ts = self.newest_ts.max(ts);
+    }
+
+    /// Dimension key: the arrival's values, each refined by `queued` when it carries one.
+    pub fn dim_key(&self) -> Option<DimKey> {
+        let a = self.arrival?;
+        let mut dims = a.dims;
+        if let Some(q) = self.queued {
+            for (d, refined) in dims.iter_mut().zip(q.dims) {
+                if refined != UNKNOWN {
+                    *d = refined;
+                }
+            }
+        }
+        Some(DimKey {
+            channel: a.channel,
+            queue: dims[0],
+            reason: dims[1],
+            segment: dims[2],
+            site: dims[3],
+        })
+    }
+
+    /// No further event is expected: deflected, abandoned or ended.
+    pub fn is_finished(&self) -> bool {
+        self.deflected.is_some() || self.abandoned.is_some() || self.ended.is_some()
+    }
+
+    /// Waiting in queue now: queued, not answered, abandoned or ended.
+    pub fn is_waiting(&self) -> bool {
+        self.arrival.is_some()
+            && self.queued.is_some()
+            && self.answered.is_none()
+            && self.abandoned.is_none()
+            && self.ended.is_none()
+    }
+
+    /// Everything this interaction contributes, given the rules of its channel.
+    /// Nothing until its arrival is known (no channel, no wait to measure).
+    pub fn effects(&self, rules: ChannelRules) -> Effects {
+        let mut out = Effects::new();
+        let Some(arrival) = self.arrival else {
+            return out;
+        };
+        let key = self.key;
+        let mut place = |ts: i64, effect: Effect| out.push(Placed { ts, key, effect });
+        place(
+            arrival.ts,
+            Effect::Arrival {
+                repeat: self.repeat,
+            },
+        );
+        if let Some(ts) = self.deflected {
+            place(ts, Effect::Deflection);
+        }
+        if let Some(ts) = self.answered {
+            let wait_ms = (ts - arrival.ts).max(0);
+            place(
+                ts,
+                Effect::Answer {
+                    wait_ms,
+                    sl_met: rules.sl_threshold_ms.map(|t| wait_ms <= t),
+                },
+            );
+        } else if let Some(ts) = self.abandoned {
+            let wait_ms = (ts - arrival.ts).max(0);
+            let short = wait_ms < rules.short_abandon_ms;
+            place(
+                ts,
+                Effect::Abandon {
+                    wait_ms,
+                    short,
+                    sl_eligible: !short && rules.sl_threshold_ms.is_some(),
+                },
+            );
+        }
+        if let Some((ts, resolved)) = self.ended {
+            let once_and_done = arrival
+                .customer
+                .map(|_| resolved && !self.repeat.is_some_and(|r| r.repeat));
+            place(
+                ts,
+                Effect::End {
+                    handle_ms: self.answered.map(|a| (ts - a).max(0)),
+                    once_and_done,
+                },
+            );
+        }
+        out
+    }
+}
+
+impl Effect {
+    /// Adds (sign = 1) or retracts (sign = -1) this effect in a cell.
+    pub fn apply(&self, cell: &mut Aggregate, sign: i64, quantizer: &WaitQuantizer) {
+        let c = &mut cell.counters;
+        match *self {
+            Effect::Arrival { repeat } => {
+                c.arrivals += sign;
+                if let Some(r) = repeat {
+                    c.repeat_eligible += sign;
+                    c.repeats += sign * i64::from(r.repeat);
+                    c.cross_repeats += sign * i64::from(r.cross_channel);
+                }
+            }
+            Effect::Deflection => c.deflected += sign,
+            Effect::Answer { wait_ms, sl_met } => {
+                c.answered += sign;
+                c.wait_sum_ms += sign * wait_ms;
+                if let Some(met) = sl_met {
+                    c.sl_eligible += sign;
+                    c.sl_met += sign * i64::from(met);
+                }
+                cell.waits.add(quantizer.bucket(wait_ms as u64), sign);
+            }
+            Effect::Abandon {
+                short, sl_eligible, ..
+            } => {
+                if short {
+                    c.short_abandoned += sign;
+                } else {
+                    c.abandoned += sign;
+                }
+                c.sl_eligible += sign * i64::from(sl_eligible);
+            }
+            Effect::End {
+                handle_ms,
+                once_and_done,
+            } => {
+                if let Some(h) = handle_ms {
+                    c.handled += sign;
+                    c.handle_sum_ms += sign * h;
+                }
+                if let Some(ood) = once_and_done {
+                    c.ood_eligible += sign;
+                    c.ood_met += sign * i64::from(ood);
+                }
+            }
+        }
+    }
+}
+
+/// Removes the effects present in both lists: only real changes reach the aggregates.
+pub fn cancel_common(before: &mut Effects, after: &mut Effects) {
+    before.retain(|b| {
+        if let Some(i) = after.iter().position(|a| a == b) {
+            after.swap_remove(i);
+            false
+        } else {
+            true
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PHONE: ChannelRules = ChannelRules {
+        sl_threshold_ms: Some(20_000),
+        short_abandon_ms: 5_000,
+    };
+
+    fn arrival(ts: i64, customer: Option<u64>) -> Arrival {
+        Arrival {
+            ts,
+            channel: 1,
+            dims: [0; 4],
+            customer,
+        }
+    }
+
+    #[test]
+    fn nothing_counts_before_the_arrival_is_known() {
+        let mut it = Interaction::default();
+        it.record_answered(10_000);
+        it.record_ended(70_000, true);
+        assert!(it.effects(PHONE).is_empty());
+        it.record_arrival(arrival(0, Some(7)));
+        it.repeat = Some(RepeatClass::default());
+        let effects = it.effects(PHONE);
+        assert_eq!(effects.len(), 3);
+        assert_eq!(
+            effects[1].effect,
+            Effect::Answer {
+                wait_ms: 10_000,
+                sl_met: Some(true)
+            }
+        );
+        assert_eq!(
+            effects[2].effect,
+            Effect::End {
+                handle_ms: Some(60_000),
+                once_and_done: Some(true)
+            }
+        );
+    }
+
+    #[test]
+    fn short_abandons_are_not_service_level_eligible() {
+        let mut it = Interaction::default();
+        it.record_arrival(arrival(0, None));
+        it.record_abandoned(4_999);
+        assert_eq!(
+            it.effects(PHONE)[1].effect,
+            Effect::Abandon {
+                wait_ms: 4_999,
+                short: true,
+                sl_eligible: false
+            }
+        );
+        let mut it = Interaction::default();
+        it.record_arrival(arrival(0, None));
+        it.record_abandoned(5_000);
+        assert_eq!(
+            it.effects(PHONE)[1].effect,
+            Effect::Abandon {
+                wait_ms: 5_000,
+                short: false,
+                sl_eligible: true
+            }
+        );
+    }
+
+    #[test]
+    fn a_repeat_contact_is_not_once_and_done() {
+        let mut it = Interaction::default();
+        it.record_arrival(arrival(0, Some(1)));
+        it.repeat = Some(RepeatClass {
+            repeat: true,
+            cross_channel: false,
+        });
+        it.record_ended(1_000, true);
+        assert_eq!(
+            it.effects(PHONE)[1].effect,
+            Effect::End {
+                handle_ms: None,
+                once_and_done: Some(false)
+            }
+        );
+    }
+
+    #[test]
+    fn the_earliest_report_of_a_step_wins_whatever_the_order() {
+        let mut a = Interaction::default();
+        a.record_answered(5);
+        a.record_answered(3);
+        let mut b = Interaction::default();
+        b.record_answered(3);
+        b.record_answered(5);
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn queued_refines_only_the_dimensions_it_carries() {
+        let mut it = Interaction::default();
+        it.record_arrival(Arrival {
+            ts: 0,
+            channel: 1,
+            dims: [2, 3, 0, 0],
+            customer: None,
+        });
+        it.record_queued(Queued {
+            ts: 1,
+            dims: [9, 0, 0, 4],
+        });
+        let key = it.dim_key().expect("arrived");
+        assert_eq!((key.queue, key.reason, key.site), (9, 3, 4));
+    }
+}

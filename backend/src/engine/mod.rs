@@ -1,0 +1,376 @@
+//! The KPI engine: owns all live state (interactions in flight, customers within the
+//! repeat horizon, time-bucketed aggregates) and turns it into [`Snapshot`]s. No I/O.
+//!
+//! # How an event is applied
+//! 1. Late (older than the allowed lateness behind the watermark) → counted, dropped.
+//! 2. Already seen `event_id` → counted as a duplicate, dropped.
+//! 3. Joined into its interaction; the interaction's contributions before and after
+//!    are compared and only the difference reaches the aggregates, so events may
+//!    come in any order (e.g. `answered` before `arrived`).
+//! 4. An arrival with a customer is classified against the customer's history; an
+//!    arrival reported after a later one re-classifies that later one.
+//!
+//! State is in `DashMap`s and sharded stores, so several ingest tasks may apply events
+//! in parallel; a customer's events must come from one task at a time (Kafka's keying
+//! by customer gives that) for the repeat classification to stay exact.
+
+mod aggregate;
+mod customer;
+mod interaction;
+mod snapshot;
+mod store;
+mod symbols;
+mod window;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use dashmap::DashMap;
+use parking_lot::{Mutex, RwLock};
+
+pub use aggregate::{derive_kpis, estimate_wait, new_histogram, Aggregate, Counters};
+pub use interaction::ChannelRules;
+pub use snapshot::{Dimension, DimensionFilter, SnapshotQuery};
+pub use symbols::id_hash;
+pub use window::{window_end, WindowError, WindowSpec};
+
+use crate::event::{EventKind, EventRecord};
+use customer::{CustomerHistory, PastArrival};
+use interaction::{cancel_common, Arrival, Effects, Interaction, Queued, RepeatClass};
+use store::BucketStore;
+use symbols::{FastHash, KeyId, Symbols};
+
+/// Engine rules, in milliseconds. Built from the validated configuration.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// How far behind the watermark an event may be and still be applied.
+    pub allowed_lateness_ms: i64,
+    /// Repeat-contact horizon H.
+    pub repeat_horizon_ms: i64,
+    /// Longest window a query may ask for; aggregates are kept that long.
+    pub max_window_ms: i64,
+    /// An unfinished interaction is forgotten this long after its last event.
+    pub interaction_ttl_ms: i64,
+    /// Time zone of the `today` window.
+    pub time_zone: jiff::tz::TimeZone,
+    /// Rules per channel name; channels not listed get `default_rules`.
+    pub channels: HashMap<String, ChannelRules>,
+    pub default_rules: ChannelRules,
+    /// Number of aggregate shards (lock striping for parallel ingest).
+    pub shards: usize,
+}
+
+impl Default for EngineConfig {
+    /// The defaults of the domain reference (industry norms quoted by users).
+    fn default() -> Self {
+        let rules = |sl_s: Option<i64>| ChannelRules {
+            sl_threshold_ms: sl_s.map(|s| s * 1000),
+            short_abandon_ms: 5_000,
+        };
+        let channels = [
+            ("phone", Some(20)),
+            ("chat", Some(40)),
+            ("messaging", Some(60)),
+            ("social", Some(3_600)),
+            ("email", Some(4 * 3_600)),
+            ("callback", Some(1_800)),
+        ]
+        .into_iter()
+        .map(|(name, sl)| (name.to_string(), rules(sl)))
+        .collect();
+        EngineConfig {
+            allowed_lateness_ms: 5 * 60_000,
+            repeat_horizon_ms: 7 * 86_400_000,
+            max_window_ms: 86_400_000,
+            interaction_ttl_ms: 86_400_000,
+            time_zone: jiff::tz::TimeZone::UTC,
+            channels,
+            default_rules: rules(None),
+            shards: 8,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// How long aggregates are kept: the longest window (at least a 25 h "today") plus lateness.
+    pub fn retention_ms(&self) -> i64 {
+        self.max_window_ms.max(25 * 3_600_000) + self.allowed_lateness_ms
+    }
+}
+
+/// What happened to one event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    Applied,
+    Late,
+    Duplicate,
+}
+
+/// Running counters of the engine (also exported as metrics).
+#[derive(Debug, Default)]
+pub struct EngineStats {
+    pub applied: AtomicU64,
+    pub late_events: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub rejected: AtomicU64,
+    /// A second `arrived` (other event_id) for a known interaction: ignored.
+    pub conflicting: AtomicU64,
+    /// Interactions forgotten without an arrival, or unfinished after the TTL.
+    pub expired_interactions: AtomicU64,
+}
+
+/// No event seen yet.
+const NO_WATERMARK: i64 = i64::MIN;
+
+/// The KPI engine. Share it behind an `Arc`; every method takes `&self`.
+#[derive(Debug)]
+pub struct Engine {
+    cfg: EngineConfig,
+    symbols: Symbols,
+    rules_by_channel: RwLock<Vec<Option<ChannelRules>>>,
+    interactions: DashMap<u64, Interaction, FastHash>,
+    customers: DashMap<u64, CustomerHistory, FastHash>,
+    /// event_id hash → event time, for redelivery detection within the lateness.
+    seen: DashMap<u64, i64, FastHash>,
+    /// Interactions waiting in queue: arrival time and key.
+    waiting: DashMap<u64, (i64, KeyId), FastHash>,
+    stores: Box<[Mutex<BucketStore>]>,
+    watermark: AtomicI64,
+    next_sweep: AtomicI64,
+    next_customer_sweep: AtomicI64,
+    stats: EngineStats,
+}
+
+impl Engine {
+    pub fn new(cfg: EngineConfig) -> Engine {
+        let shards = cfg.shards.max(1);
+        Engine {
+            symbols: Symbols::default(),
+            rules_by_channel: RwLock::new(Vec::new()),
+            interactions: DashMap::with_hasher(FastHash::default()),
+            customers: DashMap::with_hasher(FastHash::default()),
+            seen: DashMap::with_hasher(FastHash::default()),
+            waiting: DashMap::with_hasher(FastHash::default()),
+            stores: (0..shards)
+                .map(|_| Mutex::new(BucketStore::default()))
+                .collect(),
+            watermark: AtomicI64::new(NO_WATERMARK),
+            next_sweep: AtomicI64::new(i64::MIN),
+            next_customer_sweep: AtomicI64::new(i64::MIN),
+            stats: EngineStats::default(),
+            cfg,
+        }
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    /// Newest event time seen, epoch ms.
+    pub fn watermark(&self) -> Option<i64> {
+        let w = self.watermark.load(Ordering::Acquire);
+        (w != NO_WATERMARK).then_some(w)
+    }
+
+    /// Counts a record that could not be decoded.
+    pub fn record_rejected(&self) {
+        self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Number of customers tracked within the repeat horizon.
+    pub fn tracked_customers(&self) -> usize {
+        self.customers.len()
+    }
+
+    /// Number of interactions held (in flight or recently finished).
+    pub fn tracked_interactions(&self) -> usize {
+        self.interactions.len()
+    }
+
+    /// Number of aggregate cells held, all shards and resolutions.
+    pub fn stored_cells(&self) -> usize {
+        self.stores.iter().map(|s| s.lock().cell_count()).sum()
+    }
+
+    /// Applies one validated event.
+    pub fn apply(&self, ev: &EventRecord<'_>) -> Applied {
+        let ts = ev.ts_ms;
+        let watermark = self.watermark.load(Ordering::Acquire);
+        if watermark != NO_WATERMARK && ts < watermark - self.cfg.allowed_lateness_ms {
+            self.stats.late_events.fetch_add(1, Ordering::Relaxed);
+            return Applied::Late;
+        }
+        match self.seen.entry(id_hash(&ev.event_id)) {
+            dashmap::Entry::Occupied(_) => {
+                self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                return Applied::Duplicate;
+            }
+            dashmap::Entry::Vacant(slot) => {
+                slot.insert(ts);
+            }
+        }
+        let watermark = self.watermark.fetch_max(ts, Ordering::AcqRel).max(ts);
+        let iid = id_hash(&ev.interaction_id);
+        let reclassify = self.join(iid, ev, watermark);
+        if let Some((successor, class)) = reclassify {
+            if let Some(mut it) = self.interactions.get_mut(&successor) {
+                self.update(successor, &mut it, |it| it.repeat = Some(class));
+            }
+        }
+        self.stats.applied.fetch_add(1, Ordering::Relaxed);
+        self.maybe_sweep(watermark);
+        Applied::Applied
+    }
+
+    /// Joins `ev` into its interaction; returns a re-classification owed to another arrival.
+    fn join(&self, iid: u64, ev: &EventRecord<'_>, watermark: i64) -> Option<(u64, RepeatClass)> {
+        let sym = |v: &Option<std::borrow::Cow<'_, str>>| self.symbols.intern(v.as_deref());
+        let dims = [
+            sym(&ev.queue),
+            sym(&ev.reason),
+            sym(&ev.segment),
+            sym(&ev.site),
+        ];
+        let mut reclassify = None;
+        let mut it = self.interactions.entry(iid).or_default();
+        self.update(iid, &mut it, |it| match ev.kind {
+            EventKind::Arrived => {
+                let customer = ev.customer_id.as_deref().map(id_hash);
+                let arrival = Arrival {
+                    ts: ev.ts_ms,
+                    channel: sym(&ev.channel),
+                    dims,
+                    customer,
+                };
+                if !it.record_arrival(arrival) {
+                    self.stats.conflicting.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                if let Some(customer) = customer {
+                    let past = PastArrival {
+                        ts: ev.ts_ms,
+                        interaction: iid,
+                        channel: arrival.channel,
+                    };
+                    let settled = watermark - self.cfg.allowed_lateness_ms;
+                    let (class, successor) = self.customers.entry(customer).or_default().insert(
+                        past,
+                        self.cfg.repeat_horizon_ms,
+                        settled,
+                    );
+                    it.repeat = Some(class);
+                    reclassify = successor;
+                }
+            }
+            EventKind::Queued => it.record_queued(Queued { ts: ev.ts_ms, dims }),
+            EventKind::Deflected => it.record_deflected(ev.ts_ms),
+            EventKind::Answered => it.record_answered(ev.ts_ms),
+            EventKind::Abandoned => it.record_abandoned(ev.ts_ms),
+            EventKind::Ended => it.record_ended(ev.ts_ms, ev.resolved.unwrap_or(false)),
+        });
+        reclassify
+    }
+
+    /// Changes an interaction and brings the aggregates and the queue index in line.
+    fn update(&self, iid: u64, it: &mut Interaction, change: impl FnOnce(&mut Interaction)) {
+        let mut before = self.effects(it);
+        change(it);
+        if let Some(key) = it.dim_key() {
+            it.key = self.symbols.key_id(key);
+        }
+        let mut after = self.effects(it);
+        cancel_common(&mut before, &mut after);
+        if !before.is_empty() || !after.is_empty() {
+            let mut store = self.stores[(iid % self.stores.len() as u64) as usize].lock();
+            for placed in &before {
+                store.apply(placed, -1);
+            }
+            for placed in &after {
+                store.apply(placed, 1);
+            }
+        }
+        match (it.is_waiting(), it.arrival) {
+            (true, Some(arrival)) => {
+                self.waiting.insert(iid, (arrival.ts, it.key));
+            }
+            _ => {
+                self.waiting.remove(&iid);
+            }
+        }
+    }
+
+    fn effects(&self, it: &Interaction) -> Effects {
+        match it.arrival {
+            Some(a) => it.effects(self.rules(a.channel)),
+            None => Effects::new(),
+        }
+    }
+
+    /// Rules of a channel, resolved once per interned channel name.
+    fn rules(&self, channel: symbols::Sym) -> ChannelRules {
+        if let Some(Some(rules)) = self.rules_by_channel.read().get(channel as usize) {
+            return *rules;
+        }
+        let name = self.symbols.name(channel);
+        let rules = self
+            .cfg
+            .channels
+            .get(&*name)
+            .copied()
+            .unwrap_or(self.cfg.default_rules);
+        let mut table = self.rules_by_channel.write();
+        if table.len() <= channel as usize {
+            table.resize(channel as usize + 1, None);
+        }
+        table[channel as usize] = Some(rules);
+        rules
+    }
+
+    /// Forgets what can no longer change, at most once per minute of event time.
+    fn maybe_sweep(&self, watermark: i64) {
+        let due = self.next_sweep.load(Ordering::Relaxed);
+        if watermark < due
+            || self
+                .next_sweep
+                .compare_exchange(due, watermark + 60_000, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let settled = watermark - self.cfg.allowed_lateness_ms;
+        let expiry = watermark - self.cfg.interaction_ttl_ms;
+        self.seen.retain(|_, ts| *ts >= settled);
+        self.interactions.retain(|iid, it| {
+            let done = it.newest_ts < settled && (it.is_finished() || it.arrival.is_none());
+            let keep = !(done || it.newest_ts < expiry);
+            if !keep {
+                if it.arrival.is_none() || !it.is_finished() {
+                    self.stats
+                        .expired_interactions
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                self.waiting.remove(iid);
+            }
+            keep
+        });
+        let retention_start = watermark - self.cfg.retention_ms();
+        for store in self.stores.iter() {
+            store.lock().evict_before(retention_start);
+        }
+        let due = self.next_customer_sweep.load(Ordering::Relaxed);
+        if watermark >= due {
+            self.next_customer_sweep.store(
+                watermark + (self.cfg.repeat_horizon_ms / 64).max(60_000),
+                Ordering::Relaxed,
+            );
+            // An arrival still within the lateness may look back a full horizon.
+            let horizon_start =
+                watermark - self.cfg.allowed_lateness_ms - self.cfg.repeat_horizon_ms;
+            self.customers.retain(|_, h| h.newest_ts() >= horizon_start);
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! Owns snapshot building: window bounds, dimension filters, merging the aggregates
+//! of every shard, and grouping them into total / per channel / per queue / breakdown.
+
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
+use std::sync::atomic::Ordering;
+
+use vigie_proto::{Breakdown, DimensionKey, Kpis, QueueStatus, Snapshot};
+
+use super::aggregate::{derive_kpis, estimate_wait, Aggregate};
+use super::symbols::{DimKey, FastHash, KeyId, Sym};
+use super::window::{window_end, WindowError, WindowSpec};
+use super::Engine;
+
+/// One of the five dimensions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Dimension {
+    Channel,
+    Queue,
+    Reason,
+    Segment,
+    Site,
+}
+
+impl Dimension {
+    pub const ALL: [Dimension; 5] = [
+        Dimension::Channel,
+        Dimension::Queue,
+        Dimension::Reason,
+        Dimension::Segment,
+        Dimension::Site,
+    ];
+
+    fn of(self, key: &DimKey) -> Sym {
+        match self {
+            Dimension::Channel => key.channel,
+            Dimension::Queue => key.queue,
+            Dimension::Reason => key.reason,
+            Dimension::Segment => key.segment,
+            Dimension::Site => key.site,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dimension::Channel => "channel",
+            Dimension::Queue => "queue",
+            Dimension::Reason => "reason",
+            Dimension::Segment => "segment",
+            Dimension::Site => "site",
+        }
+    }
+}
+
+impl FromStr for Dimension {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Dimension::ALL
+            .into_iter()
+            .find(|d| d.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown dimension {s:?} (expected channel, queue, reason, segment or site)"
+                )
+            })
+    }
+}
+
+/// Keeps only the contacts whose dimensions have the given values.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DimensionFilter(pub Vec<(Dimension, String)>);
+
+/// What to compute: a window, a filter, and an optional finer breakdown.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotQuery {
+    pub window: WindowSpec,
+    pub filter: DimensionFilter,
+    /// Dimensions to break down by, beyond `total` and `by_channel` (empty: none).
+    pub breakdown: Vec<Dimension>,
+}
+
+impl Default for SnapshotQuery {
+    fn default() -> Self {
+        SnapshotQuery {
+            window: WindowSpec::Last(15 * 60_000),
+            filter: DimensionFilter::default(),
+            breakdown: Vec::new(),
+        }
+    }
+}
+
+/// A scope's merged aggregate plus its live queue state.
+#[derive(Default)]
+struct Scope {
+    agg: Aggregate,
+    in_queue: u64,
+    oldest_arrival: Option<i64>,
+}
+
+impl Scope {
+    fn add_waiting(&mut self, arrival_ts: i64) {
+        self.in_queue += 1;
+        self.oldest_arrival = Some(
+            self.oldest_arrival
+                .map_or(arrival_ts, |o| o.min(arrival_ts)),
+        );
+    }
+
+    fn kpis(&self, now: i64) -> Kpis {
+        let mut kpis = derive_kpis(&self.agg);
+        kpis.in_queue = self.in_queue;
+        kpis.oldest_wait_ms = self.oldest_arrival.map(|a| (now - a).max(0));
+        kpis
+    }
+}
+
+impl Engine {
+    /// Builds the snapshot of `query` over the current state.
+    pub fn snapshot(&self, query: &SnapshotQuery) -> Result<Snapshot, WindowError> {
+        if let WindowSpec::Last(ms) = query.window {
+            if ms > self.cfg.max_window_ms {
+                return Err(WindowError::TooLong {
+                    length: query.window.to_string(),
+                    max: WindowSpec::Last(self.cfg.max_window_ms).to_string(),
+                });
+            }
+        }
+        let watermark = self.watermark();
+        let to = window_end(watermark);
+        let bounds = query.window.bounds(to, &self.cfg.time_zone);
+
+        let mut per_key: HashMap<KeyId, Aggregate, FastHash> = HashMap::default();
+        for store in self.stores.iter() {
+            store.lock().collect(bounds.from, bounds.to, &mut per_key);
+        }
+        let keys = self.symbols.keys();
+        let filter: Vec<(Dimension, Option<Sym>)> = query
+            .filter
+            .0
+            .iter()
+            .map(|(d, v)| (*d, self.symbols.lookup(v)))
+            .collect();
+        let matches = |key: &DimKey| filter.iter().all(|(d, v)| Some(d.of(key)) == *v);
+
+        let mut total = Scope::default();
+        let mut by_channel: BTreeMap<Sym, Scope> = BTreeMap::new();
+        let mut by_queue: BTreeMap<Sym, Scope> = BTreeMap::new();
+        let mut breakdown: BTreeMap<Vec<Sym>, Scope> = BTreeMap::new();
+        let group =
+            |key: &DimKey| -> Vec<Sym> { query.breakdown.iter().map(|d| d.of(key)).collect() };
+
+        for (key_id, agg) in &per_key {
+            let Some(key) = keys.get(*key_id as usize).filter(|k| matches(k)) else {
+                continue;
+            };
+            total.agg.merge(agg, 1);
+            by_channel.entry(key.channel).or_default().agg.merge(agg, 1);
+            by_queue.entry(key.queue).or_default().agg.merge(agg, 1);
+            if !query.breakdown.is_empty() {
+                breakdown.entry(group(key)).or_default().agg.merge(agg, 1);
+            }
+        }
+        for entry in self.waiting.iter() {
+            let (arrival_ts, key_id) = *entry.value();
+            let Some(key) = keys.get(key_id as usize).filter(|k| matches(k)) else {
+                continue;
+            };
+            total.add_waiting(arrival_ts);
+            by_channel
+                .entry(key.channel)
+                .or_default()
+                .add_waiting(arrival_ts);
+            by_queue
+                .entry(key.queue)
+                .or_default()
+                .add_waiting(arrival_ts);
+            if !query.breakdown.is_empty() {
+                breakdown
+                    .entry(group(key))
+                    .or_default()
+                    .add_waiting(arrival_ts);
+            }
+        }
+
+        let name = |s: Sym| self.symbols.name(s).to_string();
+        let window_ms = bounds.to - bounds.from;
+        let stats = &self.stats;
+        Ok(Snapshot {
+            window: bounds,
+            watermark,
+            late_events: stats.late_events.load(Ordering::Relaxed),
+            rejected: stats.rejected.load(Ordering::Relaxed),
+            duplicates: stats.duplicates.load(Ordering::Relaxed),
+            total: total.kpis(to),
+            by_channel: by_channel
+                .iter()
+                .map(|(c, s)| (name(*c), s.kpis(to)))
+                .collect(),
+            queues: by_queue
+                .iter()
+                .map(|(q, s)| {
+                    let kpis = s.kpis(to);
+                    let status = QueueStatus {
+                        in_queue: kpis.in_queue,
+                        oldest_wait_ms: kpis.oldest_wait_ms,
+                        estimated_wait: estimate_wait(
+                            &kpis,
+                            kpis.answered,
+                            window_ms,
+                            kpis.in_queue,
+                        ),
+                    };
+                    (name(*q), status)
+                })
+                .collect(),
+            breakdown: breakdown
+                .iter()
+                .map(|(values, s)| {
+                    let mut key = DimensionKey::default();
+                    for (d, v) in query.breakdown.iter().zip(values) {
+                        let slot = match d {
+                            Dimension::Channel => &mut key.channel,
+                            Dimension::Queue => &mut key.queue,
+                            Dimension::Reason => &mut key.reason,
+                            Dimension::Segment => &mut key.segment,
+                            Dimension::Site => &mut key.site,
+                        };
+                        *slot = Some(name(*v));
+                    }
+                    Breakdown {
+                        key,
+                        kpis: s.kpis(to),
+                    }
+                })
+                .collect(),
+        })
+    }
+}

@@ -1,0 +1,189 @@
+//! JSON-lines decoding of the event contract (the canonical form).
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+use super::{parse_rfc3339_ms, DecodeError, EventKind, EventRecord, MAX_RECORD_BYTES};
+
+/// The JSON object as written by producers; every field optional here so that a
+/// missing one is reported by name. Unknown fields are ignored (forward compatibility).
+#[derive(Deserialize)]
+struct JsonEvent<'a> {
+    #[serde(borrow)]
+    event_id: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "type")]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    ts: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    interaction_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    customer_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    channel: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    queue: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    reason: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    segment: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    site: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    deflected_to: Option<Cow<'a, str>>,
+    resolved: Option<bool>,
+}
+
+/// Decodes one JSON object (one line of a JSONL stream).
+pub fn decode_json(bytes: &[u8]) -> Result<EventRecord<'_>, DecodeError> {
+    if bytes.len() > MAX_RECORD_BYTES {
+        return Err(DecodeError::TooLarge {
+            len: bytes.len(),
+            max: MAX_RECORD_BYTES,
+        });
+    }
+    let raw: JsonEvent<'_> = match serde_json::from_slice(bytes) {
+        Ok(raw) => raw,
+        Err(_) => return Err(explain_json_error(bytes)),
+    };
+    let kind_str = raw.kind.ok_or(DecodeError::MissingField("type"))?;
+    let kind = EventKind::parse(&kind_str)
+        .ok_or_else(|| DecodeError::UnknownType(kind_str.chars().take(64).collect()))?;
+    let ts = raw.ts.ok_or(DecodeError::MissingField("ts"))?;
+    let record = EventRecord {
+        event_id: raw.event_id.ok_or(DecodeError::MissingField("event_id"))?,
+        kind,
+        ts_ms: parse_rfc3339_ms(&ts)?,
+        interaction_id: raw
+            .interaction_id
+            .ok_or(DecodeError::MissingField("interaction_id"))?,
+        customer_id: raw.customer_id.filter(|c| !c.is_empty()),
+        channel: raw.channel,
+        queue: raw.queue,
+        reason: raw.reason,
+        segment: raw.segment,
+        site: raw.site,
+        deflected_to: raw.deflected_to,
+        resolved: raw.resolved,
+    };
+    record.validate()?;
+    Ok(record)
+}
+
+/// Slow path, only for bad records: decode again tracking the path, so the error
+/// says which field was wrong (`resolved: invalid type: string "yes", expected a boolean`).
+fn explain_json_error(bytes: &[u8]) -> DecodeError {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let err = match serde_path_to_error::deserialize::<_, JsonEvent<'_>>(&mut de) {
+        Ok(_) => {
+            // The object itself parsed: what follows it is the problem.
+            let message = de
+                .end()
+                .err()
+                .map_or_else(|| "undecodable JSON".to_string(), |e| e.to_string());
+            return DecodeError::Json {
+                path: "line".into(),
+                message,
+            };
+        }
+        Err(err) => err,
+    };
+    let path = err.path().to_string();
+    let inner = err.into_inner();
+    DecodeError::Json {
+        path: if path == "." {
+            "line".into()
+        } else {
+            format!("field `{path}`")
+        },
+        message: inner.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"{"event_id":"e1","type":"arrived","ts":"2026-11-25T09:00:00Z","interaction_id":"i1","customer_id":"c1","channel":"phone","queue":"billing","extra":1}"#;
+
+    #[test]
+    fn decodes_a_full_arrival_and_ignores_unknown_fields() {
+        let ev = decode_json(GOOD.as_bytes()).expect("valid");
+        assert_eq!(ev.kind, EventKind::Arrived);
+        assert_eq!(ev.customer_id.as_deref(), Some("c1"));
+        assert_eq!(ev.queue.as_deref(), Some("billing"));
+        assert_eq!(ev.ts_ms, 1_795_597_200_000);
+    }
+
+    fn err(line: &str) -> DecodeError {
+        decode_json(line.as_bytes()).expect_err(line)
+    }
+
+    #[test]
+    fn every_malformed_form_gets_its_own_error() {
+        assert!(matches!(err("{"), DecodeError::Json { .. }));
+        assert!(matches!(err("[1,2]"), DecodeError::Json { .. }));
+        assert!(matches!(err(""), DecodeError::Json { .. }));
+        assert_eq!(
+            err(
+                r#"{"type":"arrived","ts":"2026-11-25T09:00:00Z","interaction_id":"i","channel":"phone"}"#
+            ),
+            DecodeError::MissingField("event_id")
+        );
+        assert_eq!(
+            err(r#"{"event_id":"e","ts":"2026-11-25T09:00:00Z","interaction_id":"i"}"#),
+            DecodeError::MissingField("type")
+        );
+        assert_eq!(
+            err(r#"{"event_id":"e","type":"arrived","interaction_id":"i","channel":"phone"}"#),
+            DecodeError::MissingField("ts")
+        );
+        assert_eq!(
+            err(
+                r#"{"event_id":"e","type":"arrived","ts":"2026-11-25T09:00:00Z","channel":"phone"}"#
+            ),
+            DecodeError::MissingField("interaction_id")
+        );
+        assert_eq!(
+            err(
+                r#"{"event_id":"e","type":"exploded","ts":"2026-11-25T09:00:00Z","interaction_id":"i"}"#
+            ),
+            DecodeError::UnknownType("exploded".into())
+        );
+        assert!(matches!(
+            err(r#"{"event_id":"e","type":"queued","ts":"yesterday","interaction_id":"i"}"#),
+            DecodeError::BadTimestamp { .. }
+        ));
+        assert_eq!(
+            err(
+                r#"{"event_id":"e","type":"arrived","ts":"2026-11-25T09:00:00Z","interaction_id":"i"}"#
+            ),
+            DecodeError::ChannelRequiredOnArrival
+        );
+        assert_eq!(
+            err(
+                r#"{"event_id":"","type":"queued","ts":"2026-11-25T09:00:00Z","interaction_id":"i"}"#
+            ),
+            DecodeError::EmptyField { field: "event_id" }
+        );
+        let long = format!(r#"{{"event_id":"{}"}}"#, "x".repeat(MAX_RECORD_BYTES));
+        assert!(matches!(err(&long), DecodeError::TooLarge { .. }));
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_field() {
+        let e = err(
+            r#"{"event_id":"e","type":"ended","ts":"2026-11-25T09:00:00Z","interaction_id":"i","resolved":"yes"}"#,
+        );
+        let DecodeError::Json { path, message } = e else {
+            panic!("expected a JSON error, got {e:?}")
+        };
+        assert_eq!(path, "field `resolved`");
+        assert!(message.contains("expected a boolean"), "{message}");
+        let e = err(
+            r#"{"event_id":5,"type":"ended","ts":"2026-11-25T09:00:00Z","interaction_id":"i"}"#,
+        );
+        assert!(e.to_string().contains("event_id"), "{e}");
+    }
+}

@@ -1,0 +1,178 @@
+//! The interaction event contract: owns the decoded event type and its decoders.
+//!
+//! A record becomes an [`EventRecord`] (borrowing from the input where it can) or a
+//! typed [`DecodeError`] naming the field and the reason; decoding never panics.
+//! JSON lines are decoded by [`json::decode_json`], protobuf messages by
+//! [`protobuf::decode_proto`]; both validate through [`EventRecord::validate`].
+
+pub mod json;
+pub mod protobuf;
+
+use std::borrow::Cow;
+
+use thiserror::Error;
+
+pub use json::decode_json;
+pub use protobuf::{decode_proto, ProtoStreamReader};
+
+/// The six lifecycle steps of an interaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventKind {
+    Arrived,
+    Deflected,
+    Queued,
+    Answered,
+    Abandoned,
+    Ended,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 6] = [
+        EventKind::Arrived,
+        EventKind::Deflected,
+        EventKind::Queued,
+        EventKind::Answered,
+        EventKind::Abandoned,
+        EventKind::Ended,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Arrived => "arrived",
+            EventKind::Deflected => "deflected",
+            EventKind::Queued => "queued",
+            EventKind::Answered => "answered",
+            EventKind::Abandoned => "abandoned",
+            EventKind::Ended => "ended",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// One decoded, validated interaction event. Strings borrow from the input when possible.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventRecord<'a> {
+    pub event_id: Cow<'a, str>,
+    pub kind: EventKind,
+    /// Event time, epoch milliseconds.
+    pub ts_ms: i64,
+    pub interaction_id: Cow<'a, str>,
+    pub customer_id: Option<Cow<'a, str>>,
+    pub channel: Option<Cow<'a, str>>,
+    pub queue: Option<Cow<'a, str>>,
+    pub reason: Option<Cow<'a, str>>,
+    pub segment: Option<Cow<'a, str>>,
+    pub site: Option<Cow<'a, str>>,
+    pub deflected_to: Option<Cow<'a, str>>,
+    pub resolved: Option<bool>,
+}
+
+/// Why a record was refused. Each variant names the field at fault.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("missing required field `{0}`")]
+    MissingField(&'static str),
+    #[error("field `{field}` is empty")]
+    EmptyField { field: &'static str },
+    #[error("field `type`: unknown event type {0:?} (expected arrived, deflected, queued, answered, abandoned or ended)")]
+    UnknownType(String),
+    #[error("field `ts`: {value:?} is not an RFC 3339 time with offset ({reason})")]
+    BadTimestamp { value: String, reason: String },
+    #[error("field `ts`: {0} ms is outside the supported range (years 1970 to 9999)")]
+    TimestampOutOfRange(i64),
+    #[error("field `channel` is required on `arrived` events")]
+    ChannelRequiredOnArrival,
+    #[error("invalid JSON at {path}: {message}")]
+    Json { path: String, message: String },
+    #[error("invalid protobuf message: {0}")]
+    Protobuf(String),
+    #[error("record of {len} bytes is larger than the {max}-byte limit")]
+    TooLarge { len: usize, max: usize },
+}
+
+/// Largest epoch millisecond accepted (9999-12-31T23:59:59.999Z).
+const MAX_TS_MS: i64 = 253_402_300_799_999;
+
+/// Largest record accepted, in bytes: events are small; a huge line is a broken producer.
+pub const MAX_RECORD_BYTES: usize = 64 * 1024;
+
+impl EventRecord<'_> {
+    /// Checks the rules that hold whatever the encoding.
+    pub fn validate(&self) -> Result<(), DecodeError> {
+        if self.event_id.is_empty() {
+            return Err(DecodeError::EmptyField { field: "event_id" });
+        }
+        if self.interaction_id.is_empty() {
+            return Err(DecodeError::EmptyField {
+                field: "interaction_id",
+            });
+        }
+        if !(0..=MAX_TS_MS).contains(&self.ts_ms) {
+            return Err(DecodeError::TimestampOutOfRange(self.ts_ms));
+        }
+        if self.kind == EventKind::Arrived && self.channel.as_deref().is_none_or(str::is_empty) {
+            return Err(DecodeError::ChannelRequiredOnArrival);
+        }
+        Ok(())
+    }
+
+    /// An owned copy, independent of the input buffer.
+    pub fn into_owned(self) -> EventRecord<'static> {
+        fn own(c: Option<Cow<'_, str>>) -> Option<Cow<'static, str>> {
+            c.map(|c| Cow::Owned(c.into_owned()))
+        }
+        EventRecord {
+            event_id: Cow::Owned(self.event_id.into_owned()),
+            kind: self.kind,
+            ts_ms: self.ts_ms,
+            interaction_id: Cow::Owned(self.interaction_id.into_owned()),
+            customer_id: own(self.customer_id),
+            channel: own(self.channel),
+            queue: own(self.queue),
+            reason: own(self.reason),
+            segment: own(self.segment),
+            site: own(self.site),
+            deflected_to: own(self.deflected_to),
+            resolved: self.resolved,
+        }
+    }
+}
+
+/// Parses an RFC 3339 time with offset into epoch milliseconds.
+pub fn parse_rfc3339_ms(value: &str) -> Result<i64, DecodeError> {
+    let ts: jiff::Timestamp =
+        value
+            .parse()
+            .map_err(|e: jiff::Error| DecodeError::BadTimestamp {
+                value: value.chars().take(64).collect(),
+                reason: e.to_string(),
+            })?;
+    Ok(ts.as_millisecond())
+}
+
+/// Formats epoch milliseconds as RFC 3339 UTC (`2026-11-25T09:00:00.250Z`).
+pub fn format_rfc3339_ms(ts_ms: i64) -> String {
+    match jiff::Timestamp::from_millisecond(ts_ms) {
+        Ok(ts) => format!("{ts:.3}"),
+        Err(_) => ts_ms.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_requires_an_offset_and_keeps_milliseconds() {
+        assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:01.5Z"), Ok(1500));
+        assert_eq!(parse_rfc3339_ms("1970-01-01T01:00:00+01:00"), Ok(0));
+        assert!(matches!(
+            parse_rfc3339_ms("2026-11-25T09:00:00"),
+            Err(DecodeError::BadTimestamp { .. })
+        ));
+        assert_eq!(format_rfc3339_ms(1500), "1970-01-01T00:00:01.500Z");
+    }
+}

@@ -1,0 +1,18 @@
+//! Vigie: real-time hypervision of omnichannel customer-service centres.
+//!
+//! # Layout
+//! - [`config`]: the typed settings tree, layered default → file → `VIGIE__*` env.
+//! - [`event`]: the interaction event contract and its JSONL / protobuf decoders.
+//! - [`engine`]: joins, repeat horizon, time-bucketed windows, KPI snapshots (no I/O).
+//! - [`replay`]: feeds a recorded stream through the engine (`vigie replay`).
+//! - [`simulate`]: the realistic traffic generator (`vigie simulate`).
+//! - [`telemetry`]: the tracing subscriber.
+//!
+//! Data flows one way: decode → engine → snapshot.
+
+pub mod config;
+pub mod engine;
+pub mod event;
+pub mod replay;
+pub mod simulate;
+pub mod telemetry;

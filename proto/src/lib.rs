@@ -1,0 +1,29 @@
+//! Vigie wire types: what crosses a process boundary.
+//!
+//! Owns the JSON shapes shared by the backend and the WASM cockpit (snapshots,
+//! switches, alerts, websocket messages) and the protobuf interaction event
+//! generated from `proto/interaction.proto`. Builds for `wasm32-unknown-unknown`:
+//! no I/O, no runtime, only `serde` and `prost`.
+//!
+//! # Layout
+//! - [`snapshot`]: [`Snapshot`], [`Kpis`], [`QueueStatus`]: the KPI snapshot printed by
+//!   `vigie replay` and pushed live, one type everywhere.
+//! - [`switch`]: deflection switches ([`DeflectionSwitch`]).
+//! - [`alert`]: alert notifications ([`Alert`]).
+//! - [`v1`]: generated protobuf types ([`v1::InteractionEvent`]).
+
+pub mod alert;
+pub mod snapshot;
+pub mod switch;
+
+pub use alert::{Alert, AlertState, Severity};
+pub use snapshot::{
+    Breakdown, DimensionKey, EstimatedWait, Kpis, QueueStatus, Snapshot, WindowBounds,
+};
+pub use switch::{DeflectionSwitch, DeflectionTarget};
+
+/// Generated protobuf types of `proto/interaction.proto` (package `vigie.v1`).
+#[allow(missing_debug_implementations, clippy::all)]
+pub mod v1 {
+    include!(concat!(env!("OUT_DIR"), "/vigie.v1.rs"));
+}

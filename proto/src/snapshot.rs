@@ -1,0 +1,126 @@
+//! The KPI snapshot: one type for `vigie replay`, the REST API and the websocket.
+//!
+//! Every snapshot states its exact window bounds and the newest event time seen,
+//! so any consumer can recompute it from the raw stream.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Window bounds `[from, to)` in event time, epoch milliseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowBounds {
+    pub from: i64,
+    pub to: i64,
+}
+
+/// One KPI snapshot over one window.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub window: WindowBounds,
+    /// Newest event time seen (epoch ms); `null` before the first event.
+    pub watermark: Option<i64>,
+    /// Events older than the allowed lateness behind the watermark: counted, not applied.
+    pub late_events: u64,
+    /// Records that could not be decoded (or failed validation).
+    pub rejected: u64,
+    /// Redeliveries: events whose `event_id` was already applied.
+    pub duplicates: u64,
+    /// KPIs over every contact in the window.
+    pub total: Kpis,
+    /// The same KPIs per channel (unknown channel strings are kept as their own channel).
+    pub by_channel: BTreeMap<String, Kpis>,
+    /// Live queue state and estimated wait range, per queue.
+    pub queues: BTreeMap<String, QueueStatus>,
+    /// Finer breakdown (e.g. channel × queue × reason × segment × site), when asked for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub breakdown: Vec<Breakdown>,
+}
+
+/// KPIs of one scope (total, one channel, one dimension combination).
+///
+/// Rates are fractions in `0..=1`, `null` when their denominator is zero.
+/// Durations are milliseconds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Kpis {
+    pub arrivals: u64,
+    pub deflected: u64,
+    pub answered: u64,
+    pub abandoned: u64,
+    pub short_abandoned: u64,
+    pub answer_rate: Option<f64>,
+    pub abandon_rate: Option<f64>,
+    pub deflection_rate: Option<f64>,
+    pub asa_ms: Option<f64>,
+    pub wait_p50_ms: Option<u64>,
+    pub wait_p90_ms: Option<u64>,
+    pub wait_p99_ms: Option<u64>,
+    pub service_level: Option<f64>,
+    pub aht_ms: Option<f64>,
+    pub repeat_rate: Option<f64>,
+    pub cross_channel_repeat_rate: Option<f64>,
+    pub once_and_done_rate: Option<f64>,
+    /// Contacts queued now and not yet answered or abandoned (live, not windowed).
+    pub in_queue: u64,
+    /// Age of the oldest contact in queue, from its arrival (live, not windowed).
+    pub oldest_wait_ms: Option<i64>,
+}
+
+/// Live state of one queue with its estimated wait range.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueueStatus {
+    pub in_queue: u64,
+    pub oldest_wait_ms: Option<i64>,
+    pub estimated_wait: Option<EstimatedWait>,
+}
+
+/// A wait range ("5 to 10 minutes"), as users expect, rather than one number.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EstimatedWait {
+    pub low_ms: u64,
+    pub high_ms: u64,
+}
+
+/// The values of the five dimensions; a missing value is `"unknown"`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct DimensionKey {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+}
+
+/// KPIs of one combination of dimension values.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Breakdown {
+    pub key: DimensionKey,
+    pub kpis: Kpis,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn null_rates_and_window_serialise_as_the_replay_contract() {
+        let snapshot = Snapshot {
+            window: WindowBounds { from: 1, to: 2 },
+            ..Snapshot::default()
+        };
+        let json = serde_json::to_value(&snapshot).expect("serialise");
+        assert_eq!(json["window"]["from"], 1);
+        assert!(json["total"]["answer_rate"].is_null());
+        assert!(
+            json.get("breakdown").is_none(),
+            "empty breakdown is omitted"
+        );
+        let back: Snapshot = serde_json::from_value(json).expect("round trip");
+        assert_eq!(back, snapshot);
+    }
+}
