@@ -5,47 +5,49 @@
 //! several buckets, shards or instances merge by addition.
 
 use hdrhistogram::Histogram;
+use smallvec::SmallVec;
 use vigie_proto::{EstimatedWait, Kpis};
 
-/// Signed counters of one (time bucket, dimension key) cell.
+/// Signed counters of one (time bucket, dimension key) cell: counts in `i32`
+/// (a cell never holds 2 billion contacts), sums of milliseconds in `i64`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
-    pub arrivals: i64,
-    pub deflected: i64,
-    pub answered: i64,
+    pub arrivals: i32,
+    pub deflected: i32,
+    pub answered: i32,
     /// Abandons at or above the short-abandon threshold (`B` in the formulas).
-    pub abandoned: i64,
-    pub short_abandoned: i64,
+    pub abandoned: i32,
+    pub short_abandoned: i32,
     /// Sum of the waits of answered contacts, ms.
     pub wait_sum_ms: i64,
     /// Answered within the channel's service-level threshold.
-    pub sl_met: i64,
+    pub sl_met: i32,
     /// Answered + abandoned (not short) contacts of channels that have a target.
-    pub sl_eligible: i64,
+    pub sl_eligible: i32,
     /// Ended contacts that had been answered, and the sum of their handling times.
-    pub handled: i64,
+    pub handled: i32,
     pub handle_sum_ms: i64,
     /// Arrivals carrying a customer id; of those, repeats and cross-channel repeats.
-    pub repeat_eligible: i64,
-    pub repeats: i64,
-    pub cross_repeats: i64,
+    pub repeat_eligible: i32,
+    pub repeats: i32,
+    pub cross_repeats: i32,
     /// Ended contacts carrying a customer id; of those, resolved first contacts.
-    pub ood_eligible: i64,
-    pub ood_met: i64,
+    pub ood_eligible: i32,
+    pub ood_met: i32,
 }
 
 impl Counters {
-    pub fn add(&mut self, other: &Counters, sign: i64) {
+    pub fn add(&mut self, other: &Counters, sign: i32) {
         self.arrivals += sign * other.arrivals;
         self.deflected += sign * other.deflected;
         self.answered += sign * other.answered;
         self.abandoned += sign * other.abandoned;
         self.short_abandoned += sign * other.short_abandoned;
-        self.wait_sum_ms += sign * other.wait_sum_ms;
+        self.wait_sum_ms += i64::from(sign) * other.wait_sum_ms;
         self.sl_met += sign * other.sl_met;
         self.sl_eligible += sign * other.sl_eligible;
         self.handled += sign * other.handled;
-        self.handle_sum_ms += sign * other.handle_sum_ms;
+        self.handle_sum_ms += i64::from(sign) * other.handle_sum_ms;
         self.repeat_eligible += sign * other.repeat_eligible;
         self.repeats += sign * other.repeats;
         self.cross_repeats += sign * other.cross_repeats;
@@ -58,16 +60,17 @@ impl Counters {
     }
 }
 
-/// Answered waits as (HdrHistogram bucket, count) pairs, sorted by bucket.
+/// Answered waits as (HdrHistogram bucket, count) pairs, sorted by bucket; up to two
+/// pairs inline, as most cells hold a handful of waits.
 ///
 /// Each wait is stored as the lowest value of its HdrHistogram bucket (3 significant
 /// digits), so rebuilding a histogram from these pairs gives exactly the percentiles
 /// of a histogram that recorded the raw waits, while staying small and subtractable.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct WaitCounts(Vec<(u64, i64)>);
+pub struct WaitCounts(SmallVec<[(u32, i32); 2]>);
 
 impl WaitCounts {
-    pub fn add(&mut self, bucket: u64, count: i64) {
+    pub fn add(&mut self, bucket: u32, count: i32) {
         match self.0.binary_search_by_key(&bucket, |&(b, _)| b) {
             Ok(i) => {
                 self.0[i].1 += count;
@@ -79,7 +82,7 @@ impl WaitCounts {
         }
     }
 
-    pub fn merge(&mut self, other: &WaitCounts, sign: i64) {
+    pub fn merge(&mut self, other: &WaitCounts, sign: i32) {
         for &(bucket, count) in &other.0 {
             self.add(bucket, sign * count);
         }
@@ -89,7 +92,7 @@ impl WaitCounts {
         self.0.is_empty()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (u64, i64)> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = (u32, i32)> + '_ {
         self.0.iter().copied()
     }
 }
@@ -102,7 +105,7 @@ pub struct Aggregate {
 }
 
 impl Aggregate {
-    pub fn merge(&mut self, other: &Aggregate, sign: i64) {
+    pub fn merge(&mut self, other: &Aggregate, sign: i32) {
         self.counters.add(&other.counters, sign);
         self.waits.merge(&other.waits, sign);
     }
@@ -123,8 +126,10 @@ impl Default for WaitQuantizer {
 }
 
 impl WaitQuantizer {
-    pub fn bucket(&self, wait_ms: u64) -> u64 {
-        self.0.lowest_equivalent(wait_ms)
+    /// Waits are capped at `u32::MAX` ms (49 days), far beyond any queue.
+    pub fn bucket(&self, wait_ms: i64) -> u32 {
+        let wait = wait_ms.clamp(0, i64::from(u32::MAX)) as u64;
+        self.0.lowest_equivalent(wait) as u32
     }
 }
 
@@ -136,7 +141,8 @@ pub fn new_histogram() -> Histogram<u64> {
     h
 }
 
-fn ratio(num: i64, den: i64) -> Option<f64> {
+fn ratio(num: impl Into<i64>, den: impl Into<i64>) -> Option<f64> {
+    let (num, den) = (num.into(), den.into());
     (den > 0).then(|| num as f64 / den as f64)
 }
 
@@ -144,7 +150,7 @@ fn ratio(num: i64, den: i64) -> Option<f64> {
 /// `in_queue` and `oldest_wait_ms` are live values, filled in by the caller.
 pub fn derive_kpis(agg: &Aggregate) -> Kpis {
     let c = &agg.counters;
-    let count = |v: i64| u64::try_from(v).unwrap_or(0);
+    let count = |v: i32| u64::try_from(v).unwrap_or(0);
     let (p50, p90, p99) = percentiles(&agg.waits);
     Kpis {
         arrivals: count(c.arrivals),
@@ -152,8 +158,8 @@ pub fn derive_kpis(agg: &Aggregate) -> Kpis {
         answered: count(c.answered),
         abandoned: count(c.abandoned),
         short_abandoned: count(c.short_abandoned),
-        answer_rate: ratio(c.answered, c.answered + c.abandoned),
-        abandon_rate: ratio(c.abandoned, c.answered + c.abandoned),
+        answer_rate: ratio(c.answered, i64::from(c.answered) + i64::from(c.abandoned)),
+        abandon_rate: ratio(c.abandoned, i64::from(c.answered) + i64::from(c.abandoned)),
         deflection_rate: ratio(c.deflected, c.arrivals),
         asa_ms: ratio(c.wait_sum_ms, c.answered),
         wait_p50_ms: p50,
@@ -174,7 +180,7 @@ fn percentiles(waits: &WaitCounts) -> (Option<u64>, Option<u64>, Option<u64>) {
     for (bucket, count) in waits.iter() {
         if let Ok(n) = u64::try_from(count) {
             // Cannot fail: the histogram auto-resizes.
-            let _ = h.record_n(bucket, n);
+            let _ = h.record_n(u64::from(bucket), n);
         }
     }
     if h.is_empty() {
@@ -237,7 +243,7 @@ mod tests {
             0u64, 7, 999, 1_001, 2_047, 2_049, 65_432, 3_600_000, 86_400_001,
         ] {
             raw.record(w).expect("record");
-            agg.waits.add(q.bucket(w), 1);
+            agg.waits.add(q.bucket(w as i64), 1);
         }
         let k = derive_kpis(&agg);
         assert_eq!(k.wait_p50_ms, Some(raw.value_at_quantile(0.5)));

@@ -5,14 +5,15 @@
 //! late (within the allowed lateness) becomes the predecessor of the arrival just
 //! after it, which is then re-classified; so the history keeps every arrival that
 //! can still gain a predecessor (those within the allowed lateness of the
-//! watermark) plus the newest older one, usually a single entry per customer.
+//! watermark) plus the newest older one (settled: time and channel only), so a
+//! customer costs 24 bytes plus its map slot once its arrivals have settled.
 
 use smallvec::SmallVec;
 
 use super::interaction::RepeatClass;
 use super::symbols::Sym;
 
-/// One past arrival of a customer. 24 bytes.
+/// One recent arrival of a customer. 24 bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PastArrival {
     pub ts: i64,
@@ -26,64 +27,102 @@ impl PastArrival {
     }
 }
 
-/// A customer's arrivals, sorted by (ts, interaction).
-#[derive(Clone, Debug, Default)]
-pub struct CustomerHistory(SmallVec<[PastArrival; 1]>);
+/// A customer's arrivals: the newest settled one, and those that may still gain a
+/// predecessor. 24 bytes inline; the recent list is allocated only while needed.
+#[derive(Clone, Debug)]
+pub struct CustomerHistory {
+    /// Event time of the newest settled arrival (`i64::MIN`: none).
+    settled_ts: i64,
+    settled_channel: Sym,
+    /// Arrivals at or after the settle point, sorted by (ts, interaction).
+    recent: Option<Box<SmallVec<[PastArrival; 2]>>>,
+}
 
-/// Classification of an arrival from its predecessor.
-pub fn classify(pred: Option<&PastArrival>, ts: i64, channel: Sym, horizon_ms: i64) -> RepeatClass {
+impl Default for CustomerHistory {
+    fn default() -> Self {
+        CustomerHistory {
+            settled_ts: i64::MIN,
+            settled_channel: 0,
+            recent: None,
+        }
+    }
+}
+
+/// Classification of an arrival from its predecessor's (time, channel).
+pub fn classify(pred: Option<(i64, Sym)>, ts: i64, channel: Sym, horizon_ms: i64) -> RepeatClass {
     match pred {
-        Some(p) if ts - p.ts <= horizon_ms => RepeatClass {
+        Some((pred_ts, pred_channel)) if ts - pred_ts <= horizon_ms => RepeatClass {
             repeat: true,
-            cross_channel: p.channel != channel,
+            cross_channel: pred_channel != channel,
         },
         _ => RepeatClass::default(),
     }
 }
 
 impl CustomerHistory {
-    /// Inserts an arrival; returns its classification and, when an arrival already
-    /// known comes just after it, that arrival's interaction and new classification.
-    /// Drops arrivals older than `settled_before` that can no longer matter.
+    /// Inserts an arrival (not older than `settled_before`); returns its classification
+    /// and, when an arrival already known comes just after it, that arrival's
+    /// interaction and new classification.
     pub fn insert(
         &mut self,
         arrival: PastArrival,
         horizon_ms: i64,
         settled_before: i64,
     ) -> (RepeatClass, Option<(u64, RepeatClass)>) {
-        let pos = self.0.partition_point(|a| a.order() < arrival.order());
-        let class = classify(
-            pos.checked_sub(1).map(|i| &self.0[i]),
-            arrival.ts,
-            arrival.channel,
-            horizon_ms,
-        );
-        let successor = self.0.get(pos).map(|next| {
+        self.settle(settled_before);
+        let settled =
+            (self.settled_ts != i64::MIN).then_some((self.settled_ts, self.settled_channel));
+        let recent = self.recent.get_or_insert_with(Box::default);
+        let pos = recent.partition_point(|a| a.order() < arrival.order());
+        let pred = pos
+            .checked_sub(1)
+            .map(|i| (recent[i].ts, recent[i].channel))
+            .or(settled);
+        let class = classify(pred, arrival.ts, arrival.channel, horizon_ms);
+        let successor = recent.get(pos).map(|next| {
             (
                 next.interaction,
-                classify(Some(&arrival), next.ts, next.channel, horizon_ms),
+                classify(
+                    Some((arrival.ts, arrival.channel)),
+                    next.ts,
+                    next.channel,
+                    horizon_ms,
+                ),
             )
         });
-        self.0.insert(pos, arrival);
-        self.prune(settled_before);
+        recent.insert(pos, arrival);
         (class, successor)
     }
 
-    /// Keeps arrivals at or after `settled_before`, and the newest one before it.
-    fn prune(&mut self, settled_before: i64) {
-        let old = self.0.partition_point(|a| a.ts < settled_before);
-        if old > 1 {
-            self.0.drain(..old - 1);
+    /// Folds the arrivals older than `settled_before` (they can no longer gain a
+    /// predecessor, as any earlier arrival would be late) into the settled one.
+    pub fn settle(&mut self, settled_before: i64) {
+        let Some(recent) = self.recent.as_mut() else {
+            return;
+        };
+        let old = recent.partition_point(|a| a.ts < settled_before);
+        if old > 0 {
+            let newest_old = recent[old - 1];
+            self.settled_ts = newest_old.ts;
+            self.settled_channel = newest_old.channel;
+            recent.drain(..old);
+        }
+        if recent.is_empty() {
+            self.recent = None;
         }
     }
 
     pub fn newest_ts(&self) -> i64 {
-        self.0.last().map_or(i64::MIN, |a| a.ts)
+        self.recent
+            .as_ref()
+            .and_then(|r| r.last())
+            .map_or(self.settled_ts, |a| a.ts)
     }
 
+    /// Arrivals held: the settled one (if any) and the recent ones.
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.0.len()
+        usize::from(self.settled_ts != i64::MIN) + self.recent.as_ref().map_or(0, |r| r.len())
     }
 }
 
@@ -145,5 +184,18 @@ mod tests {
         h.insert(at(10_000, 9, 1), H, 9_000);
         assert_eq!(h.len(), 2);
         assert_eq!(h.newest_ts(), 10_000);
+        h.settle(20_000);
+        assert_eq!(h.len(), 1, "only the settled arrival is left");
+        assert!(h.recent.is_none(), "no allocation once settled");
+        let (class, succ) = h.insert(at(20_000, 10, 2), H, 20_000);
+        assert_eq!(
+            class,
+            RepeatClass {
+                repeat: true,
+                cross_channel: true
+            },
+            "the settled arrival is still a predecessor"
+        );
+        assert_eq!(succ, None);
     }
 }

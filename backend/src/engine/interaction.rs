@@ -238,26 +238,26 @@ impl Interaction {
 
 impl Effect {
     /// Adds (sign = 1) or retracts (sign = -1) this effect in a cell.
-    pub fn apply(&self, cell: &mut Aggregate, sign: i64, quantizer: &WaitQuantizer) {
+    pub fn apply(&self, cell: &mut Aggregate, sign: i32, quantizer: &WaitQuantizer) {
         let c = &mut cell.counters;
         match *self {
             Effect::Arrival { repeat } => {
                 c.arrivals += sign;
                 if let Some(r) = repeat {
                     c.repeat_eligible += sign;
-                    c.repeats += sign * i64::from(r.repeat);
-                    c.cross_repeats += sign * i64::from(r.cross_channel);
+                    c.repeats += sign * i32::from(r.repeat);
+                    c.cross_repeats += sign * i32::from(r.cross_channel);
                 }
             }
             Effect::Deflection => c.deflected += sign,
             Effect::Answer { wait_ms, sl_met } => {
                 c.answered += sign;
-                c.wait_sum_ms += sign * wait_ms;
+                c.wait_sum_ms += i64::from(sign) * wait_ms;
                 if let Some(met) = sl_met {
                     c.sl_eligible += sign;
-                    c.sl_met += sign * i64::from(met);
+                    c.sl_met += sign * i32::from(met);
                 }
-                cell.waits.add(quantizer.bucket(wait_ms as u64), sign);
+                cell.waits.add(quantizer.bucket(wait_ms), sign);
             }
             Effect::Abandon {
                 short, sl_eligible, ..
@@ -267,7 +267,7 @@ impl Effect {
                 } else {
                     c.abandoned += sign;
                 }
-                c.sl_eligible += sign * i64::from(sl_eligible);
+                c.sl_eligible += sign * i32::from(sl_eligible);
             }
             Effect::End {
                 handle_ms,
@@ -275,11 +275,11 @@ impl Effect {
             } => {
                 if let Some(h) = handle_ms {
                     c.handled += sign;
-                    c.handle_sum_ms += sign * h;
+                    c.handle_sum_ms += i64::from(sign) * h;
                 }
                 if let Some(ood) = once_and_done {
                     c.ood_eligible += sign;
-                    c.ood_met += sign * i64::from(ood);
+                    c.ood_met += sign * i32::from(ood);
                 }
             }
         }

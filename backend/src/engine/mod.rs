@@ -218,7 +218,7 @@ impl Engine {
         let reclassify = self.join(iid, ev, watermark);
         if let Some((successor, class)) = reclassify {
             if let Some(mut it) = self.interactions.get_mut(&successor) {
-                self.update(successor, &mut it, |it| it.repeat = Some(class));
+                self.update(successor, &mut it, false, |it| it.repeat = Some(class));
             }
         }
         self.stats.applied.fetch_add(1, Ordering::Relaxed);
@@ -237,7 +237,8 @@ impl Engine {
         ];
         let mut reclassify = None;
         let mut it = self.interactions.entry(iid).or_default();
-        self.update(iid, &mut it, |it| match ev.kind {
+        let rekey = matches!(ev.kind, EventKind::Arrived | EventKind::Queued);
+        self.update(iid, &mut it, rekey, |it| match ev.kind {
             EventKind::Arrived => {
                 let customer = ev.customer_id.as_deref().map(id_hash);
                 let arrival = Arrival {
@@ -276,11 +277,20 @@ impl Engine {
     }
 
     /// Changes an interaction and brings the aggregates and the queue index in line.
-    fn update(&self, iid: u64, it: &mut Interaction, change: impl FnOnce(&mut Interaction)) {
+    /// `rekey`: the change may alter the dimensions (an arrival or a `queued`).
+    fn update(
+        &self,
+        iid: u64,
+        it: &mut Interaction,
+        rekey: bool,
+        change: impl FnOnce(&mut Interaction),
+    ) {
         let mut before = self.effects(it);
         change(it);
-        if let Some(key) = it.dim_key() {
-            it.key = self.symbols.key_id(key);
+        if rekey {
+            if let Some(key) = it.dim_key() {
+                it.key = self.symbols.key_id(key);
+            }
         }
         let mut after = self.effects(it);
         cancel_common(&mut before, &mut after);
@@ -370,7 +380,10 @@ impl Engine {
             // An arrival still within the lateness may look back a full horizon.
             let horizon_start =
                 watermark - self.cfg.allowed_lateness_ms - self.cfg.repeat_horizon_ms;
-            self.customers.retain(|_, h| h.newest_ts() >= horizon_start);
+            self.customers.retain(|_, h| {
+                h.settle(settled);
+                h.newest_ts() >= horizon_start
+            });
         }
     }
 }

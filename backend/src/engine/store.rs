@@ -25,15 +25,14 @@ pub struct BucketStore {
 
 impl BucketStore {
     /// Adds (sign 1) or retracts (sign -1) one placed effect at every resolution.
-    pub fn apply(&mut self, placed: &Placed, sign: i64) {
-        let mut delta = Aggregate::default();
-        placed.effect.apply(&mut delta, sign, &self.quantizer);
+    pub fn apply(&mut self, placed: &Placed, sign: i32) {
         for (level, width) in self.levels.iter_mut().zip(LEVELS_MS) {
             let start = placed.ts.div_euclid(width) * width;
             let cells = level.entry(start).or_default();
             let cell = cells.entry(placed.key).or_default();
-            cell.merge(&delta, 1);
-            if cell.is_zero() {
+            placed.effect.apply(cell, sign, &self.quantizer);
+            // Only a retraction can empty a cell.
+            if sign < 0 && cell.is_zero() {
                 cells.remove(&placed.key);
                 if cells.is_empty() {
                     level.remove(&start);
@@ -129,7 +128,7 @@ mod tests {
                 1,
             );
         }
-        fn count(store: &BucketStore, from: i64, to: i64) -> i64 {
+        fn count(store: &BucketStore, from: i64, to: i64) -> i32 {
             let mut out = HashMap::default();
             store.collect(from, to, &mut out);
             out.get(&0).map_or(0, |a| a.counters.deflected)

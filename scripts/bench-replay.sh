@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# End-to-end benchmark of `vigie replay` on a ≥ 5 M-event recording, JSONL and protobuf,
+# plus the engine's memory per tracked customer at 10 M customers.
+# Not a test: prints numbers for the README's performance section.
+# Usage: scripts/bench-replay.sh [CONTACTS]   (default 1,500,000 contacts ≈ 5.3 M events)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+contacts="${1:-1500000}"
+scripts/setup.sh
+cargo build --release --locked -p vigie --bin vigie --example customer_memory
+bin=./target/release/vigie
+dir=target/bench
+mkdir -p "$dir"
+
+for format in jsonl proto; do
+  file="$dir/stream-$contacts.$format"
+  if [ ! -s "$file" ]; then
+    echo "simulating $contacts contacts into $file"
+    "$bin" simulate --contacts "$contacts" --seed 9 --rate 20 --format "$format" --output "$file"
+  fi
+done
+
+for format in jsonl proto; do
+  file="$dir/stream-$contacts.$format"
+  size=$(du -h "$file" | cut -f1)
+  # Best of three runs: the file is in the page cache after the first.
+  best=""
+  for run in 1 2 3; do
+    line=$(RUST_LOG=info "$bin" replay --format "$format" --window 24h "$file" 2>&1 >/dev/null | grep 'replay done')
+    records=$(sed -E 's/.*records[^0-9]*([0-9]+).*/\1/' <<<"$(sed 's/\x1b\[[0-9;]*m//g' <<<"$line")")
+    seconds=$(sed -E 's/.*seconds[^0-9]*([0-9.]+).*/\1/' <<<"$(sed 's/\x1b\[[0-9;]*m//g' <<<"$line")")
+    if [ -z "$best" ] || awk "BEGIN{exit !($seconds < $best)}"; then best=$seconds; fi
+  done
+  rate=$(awk "BEGIN{printf \"%.0f\", $records / $best}")
+  printf 'replay %-5s %s records (%s) in %.2f s: %s events/s (one thread)\n' "$format" "$records" "$size" "$best" "$rate"
+done
+
+# Memory per tracked customer: identified minus anonymous run, same contacts.
+customers=10000000
+with=$(./target/release/examples/customer_memory "$customers" | awk -F': ' '/resident growth bytes/{print $2}')
+without=$(./target/release/examples/customer_memory "$customers" anonymous | awk -F': ' '/resident growth bytes/{print $2}')
+awk -v w="$with" -v wo="$without" -v n="$customers" 'BEGIN{
+  printf "memory: %.0f MiB with %d tracked customers, %.0f MiB without; %.1f bytes per tracked customer\n", w/1048576, n, wo/1048576, (w-wo)/n }'
