@@ -481,3 +481,46 @@ proptest! {
         prop_assert_eq!(a.by_channel, b.by_channel);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 100, ..ProptestConfig::default() })]
+
+    /// Several ingest tasks, each owning the customers of its partitions (as Kafka's
+    /// keying gives), apply in parallel and reach the sequential result. The lateness
+    /// is longer than the stream, so no task's progress makes another's events late.
+    #[test]
+    fn parallel_ingest_tasks_reach_the_sequential_result((events, _lateness, horizon, window) in stream(), tasks in 2usize..4) {
+        let cfg = engine_config(4 * 3_600_000, horizon);
+        let sequential = Engine::new(cfg.clone());
+        for ev in &events {
+            sequential.apply(ev);
+        }
+        let owner: HashMap<String, String> = events
+            .iter()
+            .filter(|e| e.kind == EventKind::Arrived)
+            .map(|e| {
+                let key = e.customer_id.as_deref().unwrap_or(&e.interaction_id).to_string();
+                (e.interaction_id.to_string(), key)
+            })
+            .collect();
+        let partition = |e: &EventRecord<'_>| {
+            let key = owner.get(&*e.interaction_id).map_or(&*e.interaction_id, String::as_str);
+            (id_hash(key) % tasks as u64) as usize
+        };
+        let parallel = Engine::new(cfg);
+        std::thread::scope(|s| {
+            for task in 0..tasks {
+                let (parallel, events, partition) = (&parallel, &events, &partition);
+                s.spawn(move || {
+                    for ev in events.iter().filter(|e| partition(e) == task) {
+                        parallel.apply(ev);
+                    }
+                });
+            }
+        });
+        let query = SnapshotQuery { window: WindowSpec::Last(window), ..SnapshotQuery::default() };
+        let (a, b) = (sequential.snapshot(&query).expect("snapshot"), parallel.snapshot(&query).expect("snapshot"));
+        prop_assert_eq!(a.late_events, 0);
+        prop_assert_eq!(a, b);
+    }
+}

@@ -69,9 +69,9 @@ fn main() {
     let after = resident_bytes();
     let tracked = engine.tracked_customers() as u64;
     println!(
-        "contacts: {customers}\ncustomers tracked: {tracked}\ninteractions held: {}\naggregate cells: {}\nresident growth bytes: {}",
+        "contacts: {customers}\ncustomers tracked: {tracked}\ninteractions held: {}\nlogged effects and cells: {}\nresident growth bytes: {}",
         engine.tracked_interactions(),
-        engine.stored_cells(),
+        engine.stored_entries(),
         after - before
     );
 }

@@ -287,12 +287,15 @@ impl Simulator {
         let segment = pick(&mut self.rng, &SEGMENTS, |s| s.1).0;
         let site = pick(&mut self.rng, &SITES, |s| s.1).0;
         let iid = format!("s{}-i{n}", self.cfg.seed);
+        // Every event of an identified contact carries its customer id: that is the
+        // Kafka key, so all of a customer's events land on one partition.
+        let customer_id = customer.map(|c| format!("cust-{c}"));
         let mk = |kind: EventKind, ts: i64| EventRecord {
             event_id: Cow::Owned(format!("{iid}-{}", kind.as_str())),
             kind,
             ts_ms: ts,
             interaction_id: Cow::Owned(iid.clone()),
-            customer_id: None,
+            customer_id: customer_id.clone().map(Cow::Owned),
             channel: None,
             queue: None,
             reason: None,
@@ -302,7 +305,6 @@ impl Simulator {
             resolved: None,
         };
         let mut arrived = mk(EventKind::Arrived, t0);
-        arrived.customer_id = customer.map(|c| Cow::Owned(format!("cust-{c}")));
         arrived.channel = Some(Cow::Borrowed(profile.name));
         arrived.reason = Some(Cow::Borrowed(reason));
         arrived.segment = Some(Cow::Borrowed(segment));

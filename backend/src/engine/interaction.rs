@@ -9,6 +9,7 @@ use smallvec::SmallVec;
 
 use super::aggregate::{Aggregate, WaitQuantizer};
 use super::symbols::{DimKey, KeyId, Sym, UNKNOWN};
+use crate::event::EventKind;
 
 /// Whether an arrival is a repeat contact of its customer within the horizon.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -61,6 +62,8 @@ pub struct Interaction {
     pub newest_ts: i64,
     /// Interned dimension key (arrival dims refined by `queued`).
     pub key: KeyId,
+    /// Hash of the first `event_id` reported for each step (0: none), to spot redeliveries.
+    pub event_ids: [u64; 6],
 }
 
 /// One contribution to the aggregates.
@@ -107,6 +110,19 @@ fn earliest<T: Copy + Ord>(slot: &mut Option<T>, value: T) -> bool {
 }
 
 impl Interaction {
+    /// Remembers `event_id` for this step; `false` if it was already reported (a
+    /// redelivery). Another id for the same step is a second report, not a redelivery.
+    pub fn first_report(&mut self, kind: EventKind, event_id: u64) -> bool {
+        let slot = &mut self.event_ids[kind as usize];
+        if *slot == event_id {
+            return false;
+        }
+        if *slot == 0 {
+            *slot = event_id;
+        }
+        true
+    }
+
     pub fn record_arrival(&mut self, arrival: Arrival) -> bool {
         self.touch(arrival.ts);
         if self.arrival.is_some() {

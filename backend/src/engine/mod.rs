@@ -3,7 +3,9 @@
 //!
 //! # How an event is applied
 //! 1. Late (older than the allowed lateness behind the watermark) → counted, dropped.
-//! 2. Already seen `event_id` → counted as a duplicate, dropped.
+//! 2. Already seen `event_id` → counted as a duplicate, dropped. Each interaction
+//!    remembers the `event_id` of each of its steps; it is forgotten only once no
+//!    non-late event can reach it, so a redelivery is always recognised.
 //! 3. Joined into its interaction; the interaction's contributions before and after
 //!    are compared and only the difference reaches the aggregates, so events may
 //!    come in any order (e.g. `answered` before `arrived`).
@@ -130,8 +132,6 @@ pub struct Engine {
     rules_by_channel: RwLock<Vec<Option<ChannelRules>>>,
     interactions: DashMap<u64, Interaction, FastHash>,
     customers: DashMap<u64, CustomerHistory, FastHash>,
-    /// event_id hash → event time, for redelivery detection within the lateness.
-    seen: DashMap<u64, i64, FastHash>,
     /// Interactions waiting in queue: arrival time and key.
     waiting: DashMap<u64, (i64, KeyId), FastHash>,
     stores: Box<[Mutex<BucketStore>]>,
@@ -149,7 +149,6 @@ impl Engine {
             rules_by_channel: RwLock::new(Vec::new()),
             interactions: DashMap::with_hasher(FastHash::default()),
             customers: DashMap::with_hasher(FastHash::default()),
-            seen: DashMap::with_hasher(FastHash::default()),
             waiting: DashMap::with_hasher(FastHash::default()),
             stores: (0..shards)
                 .map(|_| Mutex::new(BucketStore::default()))
@@ -191,9 +190,9 @@ impl Engine {
         self.interactions.len()
     }
 
-    /// Number of aggregate cells held, all shards and resolutions.
-    pub fn stored_cells(&self) -> usize {
-        self.stores.iter().map(|s| s.lock().cell_count()).sum()
+    /// Number of logged effects and aggregate cells held, all shards and resolutions.
+    pub fn stored_entries(&self) -> usize {
+        self.stores.iter().map(|s| s.lock().entry_count()).sum()
     }
 
     /// Applies one validated event.
@@ -204,18 +203,12 @@ impl Engine {
             self.stats.late_events.fetch_add(1, Ordering::Relaxed);
             return Applied::Late;
         }
-        match self.seen.entry(id_hash(&ev.event_id)) {
-            dashmap::Entry::Occupied(_) => {
-                self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
-                return Applied::Duplicate;
-            }
-            dashmap::Entry::Vacant(slot) => {
-                slot.insert(ts);
-            }
-        }
         let watermark = self.watermark.fetch_max(ts, Ordering::AcqRel).max(ts);
         let iid = id_hash(&ev.interaction_id);
-        let reclassify = self.join(iid, ev, watermark);
+        let Some(reclassify) = self.join(iid, ev, watermark) else {
+            self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+            return Applied::Duplicate;
+        };
         if let Some((successor, class)) = reclassify {
             if let Some(mut it) = self.interactions.get_mut(&successor) {
                 self.update(successor, &mut it, false, |it| it.repeat = Some(class));
@@ -226,8 +219,15 @@ impl Engine {
         Applied::Applied
     }
 
-    /// Joins `ev` into its interaction; returns a re-classification owed to another arrival.
-    fn join(&self, iid: u64, ev: &EventRecord<'_>, watermark: i64) -> Option<(u64, RepeatClass)> {
+    /// Joins `ev` into its interaction; returns a re-classification owed to another
+    /// arrival, or `None` when the event is a redelivery.
+    #[allow(clippy::option_option)] // outer: duplicate or not; inner: re-classification
+    fn join(
+        &self,
+        iid: u64,
+        ev: &EventRecord<'_>,
+        watermark: i64,
+    ) -> Option<Option<(u64, RepeatClass)>> {
         let sym = |v: &Option<std::borrow::Cow<'_, str>>| self.symbols.intern(v.as_deref());
         let dims = [
             sym(&ev.queue),
@@ -237,6 +237,9 @@ impl Engine {
         ];
         let mut reclassify = None;
         let mut it = self.interactions.entry(iid).or_default();
+        if !it.first_report(ev.kind, id_hash(&ev.event_id)) {
+            return None;
+        }
         let rekey = matches!(ev.kind, EventKind::Arrived | EventKind::Queued);
         self.update(iid, &mut it, rekey, |it| match ev.kind {
             EventKind::Arrived => {
@@ -273,7 +276,7 @@ impl Engine {
             EventKind::Abandoned => it.record_abandoned(ev.ts_ms),
             EventKind::Ended => it.record_ended(ev.ts_ms, ev.resolved.unwrap_or(false)),
         });
-        reclassify
+        Some(reclassify)
     }
 
     /// Changes an interaction and brings the aggregates and the queue index in line.
@@ -286,6 +289,7 @@ impl Engine {
         change: impl FnOnce(&mut Interaction),
     ) {
         let mut before = self.effects(it);
+        let was_waiting = it.is_waiting();
         change(it);
         if rekey {
             if let Some(key) = it.dim_key() {
@@ -307,9 +311,10 @@ impl Engine {
             (true, Some(arrival)) => {
                 self.waiting.insert(iid, (arrival.ts, it.key));
             }
-            _ => {
+            _ if was_waiting => {
                 self.waiting.remove(&iid);
             }
+            _ => {}
         }
     }
 
@@ -340,20 +345,26 @@ impl Engine {
         rules
     }
 
-    /// Forgets what can no longer change, at most once per minute of event time.
+    /// Forgets what can no longer change, once per allowed lateness of event time (at
+    /// least a minute): each sweep visits the interactions of about two lateness-worth
+    /// of traffic, so the cost per event stays constant.
     fn maybe_sweep(&self, watermark: i64) {
         let due = self.next_sweep.load(Ordering::Relaxed);
         if watermark < due
             || self
                 .next_sweep
-                .compare_exchange(due, watermark + 60_000, Ordering::AcqRel, Ordering::Relaxed)
+                .compare_exchange(
+                    due,
+                    watermark + self.cfg.allowed_lateness_ms.max(60_000),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
                 .is_err()
         {
             return;
         }
         let settled = watermark - self.cfg.allowed_lateness_ms;
         let expiry = watermark - self.cfg.interaction_ttl_ms;
-        self.seen.retain(|_, ts| *ts >= settled);
         self.interactions.retain(|iid, it| {
             let done = it.newest_ts < settled && (it.is_finished() || it.arrival.is_none());
             let keep = !(done || it.newest_ts < expiry);

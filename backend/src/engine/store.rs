@@ -1,33 +1,69 @@
-//! Owns the time-bucketed aggregates: one cell per (bucket, dimension key) at three
-//! resolutions (1 s, 1 min, 1 h), all kept up to date on every contribution.
+//! Owns the time-bucketed contributions: a log of effects per second (for the edges
+//! of windows) and signed cells per (bucket, dimension key) per 10 minutes and per hour.
 //!
 //! A window `[from, to)` on whole seconds is answered exactly by covering it with the
-//! largest aligned buckets that fit (seconds at the edges, then minutes, then hours),
-//! so a 24 h window merges a few hundred cells per key, not 86,400.
+//! largest aligned buckets that fit (seconds at the edges, then 10-minute blocks, then
+//! hours), so a 24 h window replays at most 20 minutes of effects and merges about 30
+//! cells per key, not 86,400. The finest level is a log rather than cells, and the next
+//! is 10 minutes rather than 1, because with thousands of dimension keys most (second,
+//! key) and even (minute, key) pairs hold a single effect: a cell (about 100 bytes)
+//! only pays off once it aggregates several effects (32 bytes each in the log).
 
 use std::collections::{BTreeMap, HashMap};
 
 use super::aggregate::{Aggregate, WaitQuantizer};
-use super::interaction::Placed;
+use super::interaction::{Effect, Placed};
 use super::symbols::{FastHash, KeyId};
 
-/// Bucket widths, finest first.
-pub const LEVELS_MS: [i64; 3] = [1_000, 60_000, 3_600_000];
+/// Bucket widths, finest first: seconds (effect log), 10 minutes, hours (cells).
+pub const LEVELS_MS: [i64; 3] = [1_000, 600_000, 3_600_000];
 
 type Cells = HashMap<KeyId, Aggregate, FastHash>;
 
-/// Aggregates of one shard.
+/// One effect in the per-second log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Logged {
+    key: KeyId,
+    /// A retraction whose addition was already evicted (never otherwise: an addition
+    /// and its retraction cancel out in place).
+    retract: bool,
+    effect: Effect,
+}
+
+/// Contributions of one shard.
 #[derive(Debug, Default)]
 pub struct BucketStore {
-    levels: [BTreeMap<i64, Cells>; 3],
+    seconds: BTreeMap<i64, Vec<Logged>>,
+    /// 10-minute and hour cells.
+    cells: [BTreeMap<i64, Cells>; 2],
     quantizer: WaitQuantizer,
 }
 
 impl BucketStore {
     /// Adds (sign 1) or retracts (sign -1) one placed effect at every resolution.
     pub fn apply(&mut self, placed: &Placed, sign: i32) {
-        for (level, width) in self.levels.iter_mut().zip(LEVELS_MS) {
-            let start = placed.ts.div_euclid(width) * width;
+        let second = placed.ts.div_euclid(1_000) * 1_000;
+        let log = self.seconds.entry(second).or_default();
+        let logged = Logged {
+            key: placed.key,
+            retract: false,
+            effect: placed.effect,
+        };
+        if sign > 0 {
+            log.push(logged);
+        } else if let Some(i) = log.iter().rposition(|l| *l == logged) {
+            log.swap_remove(i);
+            if log.is_empty() {
+                self.seconds.remove(&second);
+            }
+        } else {
+            log.push(Logged {
+                retract: true,
+                ..logged
+            });
+        }
+        for (level, width) in self.cells.iter_mut().zip(&LEVELS_MS[1..]) {
+            let start = placed.ts.div_euclid(*width) * width;
             let cells = level.entry(start).or_default();
             let cell = cells.entry(placed.key).or_default();
             placed.effect.apply(cell, sign, &self.quantizer);
@@ -41,12 +77,22 @@ impl BucketStore {
         }
     }
 
-    /// Adds every cell of `[from, to)` (whole seconds) into `out`, per key.
+    /// Adds every contribution of `[from, to)` (whole seconds) into `out`, per key.
     pub fn collect(&self, from: i64, to: i64, out: &mut HashMap<KeyId, Aggregate, FastHash>) {
         for (level, start, end) in cover(from, to) {
-            for cells in self.levels[level].range(start..end).map(|(_, c)| c) {
-                for (key, cell) in cells {
-                    out.entry(*key).or_default().merge(cell, 1);
+            if level == 0 {
+                for log in self.seconds.range(start..end).map(|(_, log)| log) {
+                    for l in log {
+                        let sign = if l.retract { -1 } else { 1 };
+                        l.effect
+                            .apply(out.entry(l.key).or_default(), sign, &self.quantizer);
+                    }
+                }
+            } else {
+                for cells in self.cells[level - 1].range(start..end).map(|(_, c)| c) {
+                    for (key, cell) in cells {
+                        out.entry(*key).or_default().merge(cell, 1);
+                    }
                 }
             }
         }
@@ -54,19 +100,22 @@ impl BucketStore {
 
     /// Drops every bucket that ends at or before `before`.
     pub fn evict_before(&mut self, before: i64) {
-        for (level, width) in self.levels.iter_mut().zip(LEVELS_MS) {
-            let keep = level.split_off(&(before.div_euclid(width) * width));
-            *level = keep;
+        self.seconds = self.seconds.split_off(&(before.div_euclid(1_000) * 1_000));
+        for (level, width) in self.cells.iter_mut().zip(&LEVELS_MS[1..]) {
+            *level = level.split_off(&(before.div_euclid(*width) * width));
         }
     }
 
-    /// Number of stored cells, all resolutions (for memory accounting).
-    pub fn cell_count(&self) -> usize {
-        self.levels
+    /// Logged effects and stored cells (for memory accounting).
+    pub fn entry_count(&self) -> usize {
+        let logged: usize = self.seconds.values().map(Vec::len).sum();
+        let cells: usize = self
+            .cells
             .iter()
             .flat_map(|l| l.values())
             .map(HashMap::len)
-            .sum()
+            .sum();
+        logged + cells
     }
 }
 
@@ -139,6 +188,17 @@ mod tests {
         assert_eq!(count(&store, 3_599_000, 3_601_000), 2);
         store.evict_before(3_600_000);
         assert_eq!(count(&store, 0, 7_201_000), 2);
+        // Retracting an effect whose addition was evicted is still counted exactly.
+        store.apply(
+            &Placed {
+                ts: 7_200_500,
+                key: 0,
+                effect: Effect::Deflection,
+            },
+            -1,
+        );
+        assert_eq!(count(&store, 7_200_000, 7_201_000), 0);
+        assert_eq!(count(&store, 3_600_000, 7_201_000), 1);
     }
 
     #[test]
@@ -153,8 +213,8 @@ mod tests {
             },
         };
         store.apply(&placed, 1);
-        assert_eq!(store.cell_count(), 3);
+        assert_eq!(store.entry_count(), 3, "one logged effect, two cells");
         store.apply(&placed, -1);
-        assert_eq!(store.cell_count(), 0);
+        assert_eq!(store.entry_count(), 0);
     }
 }
