@@ -176,3 +176,39 @@ mod tests {
         assert_eq!(format_rfc3339_ms(1500), "1970-01-01T00:00:01.500Z");
     }
 }
+
+#[cfg(test)]
+mod no_panic {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the bytes, decoding returns a record or an error, never a panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode_json(&bytes);
+            let _ = decode_proto(&bytes);
+            let mut reader = ProtoStreamReader::new(&bytes[..]);
+            while let Ok(Some(protobuf::Frame::Message(_))) = reader.next_frame() {}
+        }
+
+        /// JSON-shaped input with random field values: same guarantee, deeper paths.
+        #[test]
+        fn json_objects_with_random_values_never_panic(
+            kind in prop_oneof![Just("arrived".to_string()), Just("ended".to_string()), ".{0,8}"],
+            ts in prop_oneof![Just("2026-11-25T09:00:00Z".to_string()), ".{0,30}"],
+            id in ".{0,10}",
+            channel in proptest::option::of(".{0,8}"),
+            resolved in prop_oneof![Just("true"), Just("\"yes\""), Just("1"), Just("null")],
+        ) {
+            let line = serde_json::json!({
+                "event_id": id, "type": kind, "ts": ts, "interaction_id": id, "channel": channel,
+            })
+            .to_string();
+            let line = line.replacen('}', &format!(",\"resolved\":{resolved}}}"), 1);
+            if let Ok(ev) = decode_json(line.as_bytes()) {
+                prop_assert!(ev.validate().is_ok());
+            }
+        }
+    }
+}
