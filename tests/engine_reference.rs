@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use proptest::prelude::*;
 use vigie::engine::{
-    id_hash, new_histogram, ChannelRules, Engine, EngineConfig, SnapshotQuery, WindowSpec,
+    build_snapshot, id_hash, new_histogram, ChannelRules, Engine, EngineConfig, SnapshotQuery,
+    Symbols, WindowSpec,
 };
 use vigie::event::{EventKind, EventRecord};
 use vigie_proto::{Kpis, Snapshot};
@@ -507,7 +508,7 @@ proptest! {
             let key = owner.get(&*e.interaction_id).map_or(&*e.interaction_id, String::as_str);
             (id_hash(key) % tasks as u64) as usize
         };
-        let parallel = Engine::new(cfg);
+        let parallel = Engine::new(cfg.clone());
         std::thread::scope(|s| {
             for task in 0..tasks {
                 let (parallel, events, partition) = (&parallel, &events, &partition);
@@ -521,6 +522,15 @@ proptest! {
         let query = SnapshotQuery { window: WindowSpec::Last(window), ..SnapshotQuery::default() };
         let (a, b) = (sequential.snapshot(&query).expect("snapshot"), parallel.snapshot(&query).expect("snapshot"));
         prop_assert_eq!(a.late_events, 0);
-        prop_assert_eq!(a, b);
+        prop_assert_eq!(&a, &b);
+
+        // One engine per partition (as with Kafka), merged at snapshot time.
+        let symbols = std::sync::Arc::new(Symbols::default());
+        let engines: Vec<Engine> = (0..tasks).map(|_| Engine::with_symbols(cfg.clone(), symbols.clone())).collect();
+        for ev in &events {
+            engines[partition(ev)].apply(ev);
+        }
+        let merged = build_snapshot(&engines.iter().collect::<Vec<_>>(), &query).expect("snapshot");
+        prop_assert_eq!(&a, &merged);
     }
 }

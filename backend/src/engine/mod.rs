@@ -26,21 +26,23 @@ mod window;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use dashmap::DashMap;
 use parking_lot::{Mutex, RwLock};
 
 pub use aggregate::{derive_kpis, estimate_wait, new_histogram, Aggregate, Counters};
 pub use interaction::ChannelRules;
-pub use snapshot::{Dimension, DimensionFilter, SnapshotQuery};
+pub use snapshot::{build_snapshot, Dimension, DimensionFilter, SnapshotQuery};
 pub use symbols::id_hash;
+pub use symbols::Symbols;
 pub use window::{window_end, WindowError, WindowSpec};
 
 use crate::event::{EventKind, EventRecord};
 use customer::{CustomerHistory, PastArrival};
 use interaction::{cancel_common, Arrival, Effects, Interaction, Queued, RepeatClass};
 use store::BucketStore;
-use symbols::{FastHash, KeyId, Symbols};
+use symbols::{FastHash, KeyId};
 
 /// Engine rules, in milliseconds. Built from the validated configuration.
 #[derive(Clone, Debug)]
@@ -128,7 +130,7 @@ const NO_WATERMARK: i64 = i64::MIN;
 #[derive(Debug)]
 pub struct Engine {
     cfg: EngineConfig,
-    symbols: Symbols,
+    symbols: Arc<Symbols>,
     rules_by_channel: RwLock<Vec<Option<ChannelRules>>>,
     interactions: DashMap<u64, Interaction, FastHash>,
     customers: DashMap<u64, CustomerHistory, FastHash>,
@@ -143,9 +145,15 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(cfg: EngineConfig) -> Engine {
+        Engine::with_symbols(cfg, Arc::default())
+    }
+
+    /// An engine sharing `symbols` with others, so that their snapshots can be merged
+    /// ([`build_snapshot`]): one engine per Kafka partition.
+    pub fn with_symbols(cfg: EngineConfig, symbols: Arc<Symbols>) -> Engine {
         let shards = cfg.shards.max(1);
         Engine {
-            symbols: Symbols::default(),
+            symbols,
             rules_by_channel: RwLock::new(Vec::new()),
             interactions: DashMap::with_hasher(FastHash::default()),
             customers: DashMap::with_hasher(FastHash::default()),

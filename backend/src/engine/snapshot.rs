@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use vigie_proto::{Breakdown, DimensionKey, Kpis, QueueStatus, Snapshot};
 
@@ -115,124 +116,145 @@ impl Scope {
 }
 
 impl Engine {
-    /// Builds the snapshot of `query` over the current state.
+    /// Builds the snapshot of `query` over this engine's state.
     pub fn snapshot(&self, query: &SnapshotQuery) -> Result<Snapshot, WindowError> {
-        if let WindowSpec::Last(ms) = query.window {
-            if ms > self.cfg.max_window_ms {
-                return Err(WindowError::TooLong {
-                    length: query.window.to_string(),
-                    max: WindowSpec::Last(self.cfg.max_window_ms).to_string(),
-                });
-            }
-        }
-        let watermark = self.watermark();
-        let to = window_end(watermark);
-        let bounds = query.window.bounds(to, &self.cfg.time_zone);
-
-        let mut per_key: HashMap<KeyId, Aggregate, FastHash> = HashMap::default();
-        for store in self.stores.iter() {
-            store.lock().collect(bounds.from, bounds.to, &mut per_key);
-        }
-        let keys = self.symbols.keys();
-        let filter: Vec<(Dimension, Option<Sym>)> = query
-            .filter
-            .0
-            .iter()
-            .map(|(d, v)| (*d, self.symbols.lookup(v)))
-            .collect();
-        let matches = |key: &DimKey| filter.iter().all(|(d, v)| Some(d.of(key)) == *v);
-
-        let mut total = Scope::default();
-        let mut by_channel: BTreeMap<Sym, Scope> = BTreeMap::new();
-        let mut by_queue: BTreeMap<Sym, Scope> = BTreeMap::new();
-        let mut breakdown: BTreeMap<Vec<Sym>, Scope> = BTreeMap::new();
-        let group =
-            |key: &DimKey| -> Vec<Sym> { query.breakdown.iter().map(|d| d.of(key)).collect() };
-
-        for (key_id, agg) in &per_key {
-            let Some(key) = keys.get(*key_id as usize).filter(|k| matches(k)) else {
-                continue;
-            };
-            total.agg.merge(agg, 1);
-            by_channel.entry(key.channel).or_default().agg.merge(agg, 1);
-            by_queue.entry(key.queue).or_default().agg.merge(agg, 1);
-            if !query.breakdown.is_empty() {
-                breakdown.entry(group(key)).or_default().agg.merge(agg, 1);
-            }
-        }
-        for entry in self.waiting.iter() {
-            let (arrival_ts, key_id) = *entry.value();
-            let Some(key) = keys.get(key_id as usize).filter(|k| matches(k)) else {
-                continue;
-            };
-            total.add_waiting(arrival_ts);
-            by_channel
-                .entry(key.channel)
-                .or_default()
-                .add_waiting(arrival_ts);
-            by_queue
-                .entry(key.queue)
-                .or_default()
-                .add_waiting(arrival_ts);
-            if !query.breakdown.is_empty() {
-                breakdown
-                    .entry(group(key))
-                    .or_default()
-                    .add_waiting(arrival_ts);
-            }
-        }
-
-        let name = |s: Sym| self.symbols.name(s).to_string();
-        let window_ms = bounds.to - bounds.from;
-        let stats = &self.stats;
-        Ok(Snapshot {
-            window: bounds,
-            watermark,
-            late_events: stats.late_events.load(Ordering::Relaxed),
-            rejected: stats.rejected.load(Ordering::Relaxed),
-            duplicates: stats.duplicates.load(Ordering::Relaxed),
-            total: total.kpis(to),
-            by_channel: by_channel
-                .iter()
-                .map(|(c, s)| (name(*c), s.kpis(to)))
-                .collect(),
-            queues: by_queue
-                .iter()
-                .map(|(q, s)| {
-                    let kpis = s.kpis(to);
-                    let status = QueueStatus {
-                        in_queue: kpis.in_queue,
-                        oldest_wait_ms: kpis.oldest_wait_ms,
-                        estimated_wait: estimate_wait(
-                            &kpis,
-                            kpis.answered,
-                            window_ms,
-                            kpis.in_queue,
-                        ),
-                    };
-                    (name(*q), status)
-                })
-                .collect(),
-            breakdown: breakdown
-                .iter()
-                .map(|(values, s)| {
-                    let mut key = DimensionKey::default();
-                    for (d, v) in query.breakdown.iter().zip(values) {
-                        let slot = match d {
-                            Dimension::Channel => &mut key.channel,
-                            Dimension::Queue => &mut key.queue,
-                            Dimension::Reason => &mut key.reason,
-                            Dimension::Segment => &mut key.segment,
-                            Dimension::Site => &mut key.site,
-                        };
-                        *slot = Some(name(*v));
-                    }
-                    Breakdown {
-                        key,
-                        kpis: s.kpis(to),
-                    }
-                })
-                .collect(),
-        })
+        build_snapshot(&[self], query)
     }
+
+    /// Adds this engine's contributions to `[from, to)` into `out`, per key.
+    fn collect(&self, from: i64, to: i64, out: &mut HashMap<KeyId, Aggregate, FastHash>) {
+        for store in self.stores.iter() {
+            store.lock().collect(from, to, out);
+        }
+    }
+}
+
+/// Builds one snapshot over several engines sharing one symbol table (one engine per
+/// Kafka partition): their contributions are merged by addition, their counters summed,
+/// and the window ends at the newest event time any of them has seen.
+pub fn build_snapshot(engines: &[&Engine], query: &SnapshotQuery) -> Result<Snapshot, WindowError> {
+    let Some(first) = engines.first() else {
+        return Ok(Snapshot::default());
+    };
+    let (cfg, symbols) = (&first.cfg, &first.symbols);
+    debug_assert!(
+        engines.iter().all(|e| Arc::ptr_eq(&e.symbols, symbols)),
+        "engines share one symbol table"
+    );
+    if let WindowSpec::Last(ms) = query.window {
+        if ms > cfg.max_window_ms {
+            return Err(WindowError::TooLong {
+                length: query.window.to_string(),
+                max: WindowSpec::Last(cfg.max_window_ms).to_string(),
+            });
+        }
+    }
+    let watermark = engines.iter().filter_map(|e| e.watermark()).max();
+    let to = window_end(watermark);
+    let bounds = query.window.bounds(to, &cfg.time_zone);
+
+    let mut per_key: HashMap<KeyId, Aggregate, FastHash> = HashMap::default();
+    for engine in engines {
+        engine.collect(bounds.from, bounds.to, &mut per_key);
+    }
+    let keys = symbols.keys();
+    let filter: Vec<(Dimension, Option<Sym>)> = query
+        .filter
+        .0
+        .iter()
+        .map(|(d, v)| (*d, symbols.lookup(v)))
+        .collect();
+    let matches = |key: &DimKey| filter.iter().all(|(d, v)| Some(d.of(key)) == *v);
+
+    let mut total = Scope::default();
+    let mut by_channel: BTreeMap<Sym, Scope> = BTreeMap::new();
+    let mut by_queue: BTreeMap<Sym, Scope> = BTreeMap::new();
+    let mut breakdown: BTreeMap<Vec<Sym>, Scope> = BTreeMap::new();
+    let group = |key: &DimKey| -> Vec<Sym> { query.breakdown.iter().map(|d| d.of(key)).collect() };
+
+    for (key_id, agg) in &per_key {
+        let Some(key) = keys.get(*key_id as usize).filter(|k| matches(k)) else {
+            continue;
+        };
+        total.agg.merge(agg, 1);
+        by_channel.entry(key.channel).or_default().agg.merge(agg, 1);
+        by_queue.entry(key.queue).or_default().agg.merge(agg, 1);
+        if !query.breakdown.is_empty() {
+            breakdown.entry(group(key)).or_default().agg.merge(agg, 1);
+        }
+    }
+    for entry in engines.iter().flat_map(|e| e.waiting.iter()) {
+        let (arrival_ts, key_id) = *entry.value();
+        let Some(key) = keys.get(key_id as usize).filter(|k| matches(k)) else {
+            continue;
+        };
+        total.add_waiting(arrival_ts);
+        by_channel
+            .entry(key.channel)
+            .or_default()
+            .add_waiting(arrival_ts);
+        by_queue
+            .entry(key.queue)
+            .or_default()
+            .add_waiting(arrival_ts);
+        if !query.breakdown.is_empty() {
+            breakdown
+                .entry(group(key))
+                .or_default()
+                .add_waiting(arrival_ts);
+        }
+    }
+
+    let name = |s: Sym| symbols.name(s).to_string();
+    let window_ms = bounds.to - bounds.from;
+    let sum = |counter: fn(&Engine) -> &std::sync::atomic::AtomicU64| -> u64 {
+        engines
+            .iter()
+            .map(|e| counter(e).load(Ordering::Relaxed))
+            .sum()
+    };
+    Ok(Snapshot {
+        window: bounds,
+        watermark,
+        late_events: sum(|e| &e.stats.late_events),
+        rejected: sum(|e| &e.stats.rejected),
+        duplicates: sum(|e| &e.stats.duplicates),
+        total: total.kpis(to),
+        by_channel: by_channel
+            .iter()
+            .map(|(c, s)| (name(*c), s.kpis(to)))
+            .collect(),
+        queues: by_queue
+            .iter()
+            .map(|(q, s)| {
+                let kpis = s.kpis(to);
+                let status = QueueStatus {
+                    in_queue: kpis.in_queue,
+                    oldest_wait_ms: kpis.oldest_wait_ms,
+                    estimated_wait: estimate_wait(&kpis, kpis.answered, window_ms, kpis.in_queue),
+                };
+                (name(*q), status)
+            })
+            .collect(),
+        breakdown: breakdown
+            .iter()
+            .map(|(values, s)| {
+                let mut key = DimensionKey::default();
+                for (d, v) in query.breakdown.iter().zip(values) {
+                    let slot = match d {
+                        Dimension::Channel => &mut key.channel,
+                        Dimension::Queue => &mut key.queue,
+                        Dimension::Reason => &mut key.reason,
+                        Dimension::Segment => &mut key.segment,
+                        Dimension::Site => &mut key.site,
+                    };
+                    *slot = Some(name(*v));
+                }
+                Breakdown {
+                    key,
+                    kpis: s.kpis(to),
+                }
+            })
+            .collect(),
+    })
 }
