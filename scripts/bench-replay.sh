@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 contacts="${1:-1500000}"
-scripts/setup.sh
+scripts/setup.sh build
 cargo build --release --locked -p vigie --bin vigie --example customer_memory
 bin=./target/release/vigie
 dir=target/bench

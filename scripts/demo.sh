@@ -1,14 +1,10 @@
 #!/usr/bin/env bash
-# The main job, for now: simulate a day of a contact centre and replay it through
-# the KPI engine, printing the snapshot of the last 15 minutes.
-# Usage: scripts/demo.sh [CONTACTS] [WINDOW]
+# The main job: `vigie demo`, the whole path on a fresh machine with nothing else to
+# install: an in-process Kafka cluster, the simulator producing live traffic into it,
+# the real consumer and the engine, printing the KPIs every few seconds (Ctrl-C stops).
+# Extra arguments go to `vigie demo` (e.g. --rate 50 --window 1h --duration 2m).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-contacts="${1:-50000}"
-window="${2:-15m}"
-scripts/setup.sh
-cargo build --release --locked -p vigie
-mkdir -p target/demo
-./target/release/vigie simulate --contacts "$contacts" --seed 42 --output target/demo/stream.jsonl
-./target/release/vigie replay --window "$window" --pretty target/demo/stream.jsonl
+scripts/setup.sh build
+cargo build --release --locked -p vigie --bin vigie
+exec ./target/release/vigie demo "$@"

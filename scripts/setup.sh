@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Idempotent set-up of everything Vigie's build and tests need beyond the Rust toolchain.
 # Skips whatever is already there; safe to run on every CI run.
+# Usage: scripts/setup.sh [build|test]   (build: what `vigie` needs; test: also the broker
+# and clients the integration tests use)
 set -euo pipefail
+mode="${1:-test}"
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
@@ -9,8 +12,6 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
   log "adding rustup target wasm32-unknown-unknown"
   rustup target add wasm32-unknown-unknown
-else
-  log "wasm32-unknown-unknown target present"
 fi
 
 # rustfmt and clippy run in the test script.
@@ -20,3 +21,33 @@ for component in rustfmt clippy; do
     rustup component add "${component}"
   fi
 done
+
+# C libraries librdkafka builds against (TLS for managed clusters, zlib), and the tools to build it.
+missing=()
+for pkg in build-essential pkg-config libssl-dev zlib1g-dev; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+
+[ "$mode" = "test" ] || exit 0
+
+# Tansu, a Kafka-protocol broker, for the integration tests (built once, cached:
+# a cold build takes about 15 minutes on 2 cores).
+TANSU_VERSION=0.6.0
+TANSU_ROOT="${HOME}/.cargo/tansu"
+if ! "${TANSU_ROOT}/bin/tansu" --version 2>/dev/null | grep -q "${TANSU_VERSION}"; then
+  log "building tansu ${TANSU_VERSION} into ${TANSU_ROOT} (cached for next runs)"
+  cargo install tansu --version "${TANSU_VERSION}" --features dynostore --locked --root "${TANSU_ROOT}"
+fi
+
+# kafka-python: an independent Kafka client for the tests.
+if ! python3 -c 'import kafka' 2>/dev/null; then
+  log "installing kafka-python"
+  python3 -m pip install --quiet --user 'kafka-python==3.0.12' 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages 'kafka-python==3.0.12'
+fi

@@ -30,6 +30,7 @@ use crate::engine::{ChannelRules, EngineConfig};
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     pub engine: EngineSettings,
+    pub kafka: KafkaSettings,
     pub log: LogSettings,
 }
 
@@ -82,6 +83,55 @@ pub struct ServiceLevelSettings {
     pub threshold: Duration,
     /// Fraction in (0, 1], e.g. 0.8 for 80 %.
     pub target: f64,
+}
+
+/// Kafka ingestion.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaSettings {
+    /// Bootstrap servers, `host:port[,host:port...]`.
+    pub brokers: String,
+    /// Topic of interaction events (keyed by customer_id, else interaction_id).
+    pub topic: String,
+    /// Where undecodable records go, with the reason in the `vigie-error` header.
+    pub dlq_topic: String,
+    /// Consumer group; instances of one group share the partitions.
+    pub group_id: String,
+    /// Payload encoding: `auto` (the `content-type` header, else sniffed), `json` or `proto`.
+    pub payload_format: PayloadFormat,
+    /// How far back to replay on start and on assignment; default: the longer of the
+    /// repeat horizon and the longest window.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub rebuild_span: Option<Duration>,
+    /// librdkafka properties (security.protocol, sasl.*, ssl.*, ...), applied last.
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        KafkaSettings {
+            brokers: "127.0.0.1:9092".into(),
+            topic: "vigie.interactions".into(),
+            dlq_topic: "vigie.interactions.dlq".into(),
+            group_id: "vigie".into(),
+            payload_format: PayloadFormat::Auto,
+            rebuild_span: None,
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+/// Encoding of Kafka payloads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayloadFormat {
+    Auto,
+    Json,
+    Proto,
 }
 
 /// Logging.
@@ -220,6 +270,23 @@ impl Settings {
                 }
             }
         }
+        let k = &self.kafka;
+        for (key, value) in [
+            ("brokers", &k.brokers),
+            ("topic", &k.topic),
+            ("dlq_topic", &k.dlq_topic),
+            ("group_id", &k.group_id),
+        ] {
+            if value.trim().is_empty() {
+                errors.push(format!("kafka.{key}: must not be empty"));
+            }
+        }
+        if k.topic == k.dlq_topic {
+            errors.push(
+                "kafka.dlq_topic: must differ from kafka.topic (e.g. \"vigie.interactions.dlq\")"
+                    .into(),
+            );
+        }
         if errors.is_empty() {
             Ok(())
         } else {
@@ -349,6 +416,25 @@ mod tests {
             s.engine_config().expect("valid").channels["callback"].short_abandon_ms,
             0
         );
+    }
+
+    #[test]
+    fn the_managed_kafka_example_passes_properties_through() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/vigie.managed-kafka.toml");
+        let s = Settings::load_from(Some(&path), Env::prefixed("VIGIE_TEST_NONE__"))
+            .expect("example is valid");
+        assert_eq!(s.kafka.properties["security.protocol"], "SASL_SSL");
+        assert_eq!(s.kafka.group_id, "vigie-hypervision");
+    }
+
+    #[test]
+    fn kafka_settings_are_checked() {
+        let err = load_toml("[kafka]\ntopic = \"t\"\ndlq_topic = \"t\"\nbrokers = \" \"\n")
+            .expect_err("invalid");
+        assert!(err.to_string().contains("kafka.dlq_topic"), "{err}");
+        assert!(err.to_string().contains("kafka.brokers"), "{err}");
+        let err = load_toml("[kafka]\npayload_format = \"xml\"\n").expect_err("invalid");
+        assert!(err.to_string().contains("payload_format"), "{err}");
     }
 
     #[test]

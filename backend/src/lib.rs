@@ -4,15 +4,17 @@
 //! - [`config`]: the typed settings tree, layered default → file → `VIGIE__*` env.
 //! - [`event`]: the interaction event contract and its JSONL / protobuf decoders.
 //! - [`engine`]: joins, repeat horizon, time-bucketed windows, KPI snapshots (no I/O).
+//! - [`ingest`]: the Kafka consumer (rebuild by time, dead-letter topic, offsets) and producer.
 //! - [`replay`]: feeds a recorded stream through the engine (`vigie replay`).
 //! - [`simulate`]: the realistic traffic generator (`vigie simulate`).
 //! - [`telemetry`]: the tracing subscriber.
 //!
-//! Data flows one way: decode → engine → snapshot.
+//! Data flows one way: Kafka or file → decode → engine → snapshot.
 
 pub mod config;
 pub mod engine;
 pub mod event;
+pub mod ingest;
 pub mod replay;
 pub mod simulate;
 pub mod telemetry;

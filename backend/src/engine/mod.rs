@@ -19,6 +19,7 @@
 mod aggregate;
 mod customer;
 mod interaction;
+mod set;
 mod snapshot;
 mod store;
 mod symbols;
@@ -33,6 +34,7 @@ use parking_lot::{Mutex, RwLock};
 
 pub use aggregate::{derive_kpis, estimate_wait, new_histogram, Aggregate, Counters};
 pub use interaction::ChannelRules;
+pub use set::EngineSet;
 pub use snapshot::{build_snapshot, Dimension, DimensionFilter, SnapshotQuery};
 pub use symbols::id_hash;
 pub use symbols::Symbols;

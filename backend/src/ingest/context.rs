@@ -1,0 +1,132 @@
+//! Owns what happens on rebalance: fresh engines for assigned partitions, sought back
+//! by time for the rebuild; dropped state for revoked ones; broker-down detection.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::KafkaError;
+use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::status::IngestStatus;
+use crate::engine::EngineSet;
+
+/// librdkafka callbacks of the Vigie consumer.
+#[derive(Debug)]
+pub struct IngestContext {
+    engines: Arc<EngineSet>,
+    status: Arc<IngestStatus>,
+    rebuild_span_ms: i64,
+}
+
+impl IngestContext {
+    pub fn new(engines: Arc<EngineSet>, status: Arc<IngestStatus>, rebuild_span_ms: i64) -> Self {
+        IngestContext {
+            engines,
+            status,
+            rebuild_span_ms,
+        }
+    }
+
+    /// Sets each partition's start offset to the first record at or after `now − span`,
+    /// and registers its rebuild target (the high watermark now).
+    fn prepare_rebuild(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let since = now_ms.saturating_sub(self.rebuild_span_ms).max(0);
+        let timeout = Duration::from_secs(10);
+        let mut query = TopicPartitionList::new();
+        for e in tpl.elements() {
+            let _ = query.add_partition_offset(e.topic(), e.partition(), Offset::Offset(since));
+        }
+        let found = consumer.offsets_for_times(query, timeout);
+        for e in tpl.clone().elements() {
+            let (topic, partition) = (e.topic(), e.partition());
+            let (low, high) = consumer
+                .fetch_watermarks(topic, partition, timeout)
+                .unwrap_or((0, 0));
+            let start = match &found {
+                Ok(found) => match found.find_partition(topic, partition).map(|p| p.offset()) {
+                    Some(Offset::Offset(o)) => o.clamp(low, high),
+                    // No record that recent: nothing to replay.
+                    Some(Offset::End) => high,
+                    _ => low,
+                },
+                Err(error) => {
+                    tracing::warn!(%error, partition, "offsets-for-times failed; replaying from the earliest offset");
+                    low
+                }
+            };
+            let _ = tpl.set_partition_offset(topic, partition, Offset::Offset(start));
+            self.engines.assign(partition);
+            self.status.track(partition, start, high);
+            tracing::info!(
+                partition,
+                start,
+                target = high,
+                "partition assigned: rebuilding"
+            );
+        }
+    }
+}
+
+impl ClientContext for IngestContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        let down = matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure)
+        );
+        if down {
+            self.status.set_broker_down(true);
+        }
+        tracing::warn!(%error, reason, "kafka client error");
+    }
+}
+
+impl ConsumerContext for IngestContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.prepare_rebuild(consumer, tpl);
+                if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                for e in tpl.elements() {
+                    self.engines.revoke(e.partition());
+                    self.status.untrack(e.partition());
+                    tracing::info!(
+                        partition = e.partition(),
+                        "partition revoked: state dropped"
+                    );
+                }
+                if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                }
+            }
+            other => {
+                tracing::error!(error = ?other, "rebalance error");
+                consumer.unassign()
+            }
+        };
+        if let Err(error) = result {
+            tracing::error!(%error, "applying the rebalance failed");
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! Kafka ingestion: owns the consumer of interaction events, the rebuild of each
+//! assigned partition by time, the dead-letter topic and the stored offsets.
+//!
+//! - At-least-once: `enable.auto.offset.store=false`; an offset is stored only after
+//!   its record was applied (or dead-lettered), and committed in the background and at
+//!   shutdown. Redeliveries are harmless: the engine counts an `event_id` once.
+//! - Rebuild: on assignment each partition gets a fresh engine and is sought back to
+//!   the offset of `now − rebuild span` (offsets-for-times); it is "rebuilding" until
+//!   it reaches the high watermark it had when assigned. Revocation drops its state.
+//! - Poison pills: an undecodable record goes to the dead-letter topic with the reason
+//!   in the `vigie-error` header and never stops the consumer.
+//! - Broker outage: librdkafka reconnects by itself; meanwhile the status says stale
+//!   and the engines keep their last state.
+
+mod context;
+pub mod produce;
+pub mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use thiserror::Error;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{KafkaSettings, PayloadFormat};
+use crate::engine::EngineSet;
+use crate::event::{decode_json, decode_proto, DecodeError, EventRecord};
+pub use context::IngestContext;
+pub use status::IngestStatus;
+
+#[derive(Debug, Error)]
+pub enum IngestError {
+    #[error("creating the Kafka client: {0}")]
+    Client(#[source] rdkafka::error::KafkaError),
+    #[error("subscribing to topic {topic:?}: {source}")]
+    Subscribe {
+        topic: String,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    #[error("sending a poison pill to the dead-letter topic {topic:?}: {source}")]
+    DeadLetter {
+        topic: String,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+}
+
+/// Header naming why a record was dead-lettered.
+pub const ERROR_HEADER: &str = "vigie-error";
+
+/// librdkafka settings shared by every Vigie client; `properties` from the config come last.
+pub fn client_config(settings: &KafkaSettings) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", &settings.brokers);
+    for (key, value) in &settings.properties {
+        config.set(key, value);
+    }
+    config
+}
+
+/// How far back partitions are replayed: the configured span, or the longer of the
+/// repeat horizon and the longest window.
+pub fn rebuild_span_ms(settings: &KafkaSettings, engines: &EngineSet) -> i64 {
+    settings.rebuild_span.map_or_else(
+        || {
+            let cfg = engines.config();
+            cfg.repeat_horizon_ms.max(cfg.retention_ms())
+        },
+        |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+    )
+}
+
+/// Consumes `settings.topic` into `engines` until `shutdown`, then stores and commits offsets.
+pub async fn run_consumer(
+    settings: &KafkaSettings,
+    engines: Arc<EngineSet>,
+    status: Arc<IngestStatus>,
+    shutdown: CancellationToken,
+) -> Result<(), IngestError> {
+    let context = IngestContext::new(
+        engines.clone(),
+        status.clone(),
+        rebuild_span_ms(settings, &engines),
+    );
+    let mut config = client_config(settings);
+    config
+        .set("group.id", &settings.group_id)
+        .set("enable.auto.offset.store", "false")
+        .set("enable.auto.commit", "true")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false");
+    for (key, value) in &settings.properties {
+        config.set(key, value);
+    }
+    let consumer: StreamConsumer<IngestContext> = config
+        .create_with_context(context)
+        .map_err(IngestError::Client)?;
+    consumer
+        .subscribe(&[&settings.topic])
+        .map_err(|source| IngestError::Subscribe {
+            topic: settings.topic.clone(),
+            source,
+        })?;
+    let dlq: FutureProducer = client_config(settings)
+        .set("message.timeout.ms", "30000")
+        .create()
+        .map_err(IngestError::Client)?;
+    tracing::info!(topic = %settings.topic, group = %settings.group_id, brokers = %settings.brokers, "consuming");
+
+    loop {
+        let message = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            message = consumer.recv() => message,
+        };
+        match message {
+            Ok(message) => {
+                status.set_broker_down(false);
+                handle(&message, settings, &engines, &status, &dlq).await?;
+                if let Err(e) = consumer.store_offset_from_message(&message) {
+                    // The partition may have been revoked meanwhile: it will be replayed.
+                    tracing::debug!(error = %e, "offset not stored");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "consumer error");
+            }
+        }
+    }
+    // Graceful stop: the offsets of everything applied are committed.
+    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+        tracing::warn!(error = %e, "final offset commit failed; records since the last commit will be redelivered");
+    }
+    tracing::info!("consumer stopped");
+    Ok(())
+}
+
+/// Decodes and applies one record, or dead-letters it.
+async fn handle(
+    message: &BorrowedMessage<'_>,
+    settings: &KafkaSettings,
+    engines: &EngineSet,
+    status: &IngestStatus,
+    dlq: &FutureProducer,
+) -> Result<(), IngestError> {
+    use std::sync::atomic::Ordering::Relaxed;
+    status.consumed.fetch_add(1, Relaxed);
+    status.advance(message.partition(), message.offset());
+    let Some(engine) = engines.get(message.partition()) else {
+        return Ok(()); // revoked meanwhile
+    };
+    let decoded = match message.payload() {
+        None => Err(DecodeError::MissingField("payload")),
+        Some(payload) => decode(payload, format_of(message, settings.payload_format)),
+    };
+    match decoded {
+        Ok(event) => {
+            engine.apply(&event);
+            status.applied.fetch_add(1, Relaxed);
+        }
+        Err(error) => {
+            engine.record_rejected();
+            status.decode_errors.fetch_add(1, Relaxed);
+            dead_letter(message, &error, &settings.dlq_topic, dlq).await?;
+            status.dead_lettered.fetch_add(1, Relaxed);
+        }
+    }
+    Ok(())
+}
+
+fn format_of(message: &BorrowedMessage<'_>, configured: PayloadFormat) -> PayloadFormat {
+    if configured != PayloadFormat::Auto {
+        return configured;
+    }
+    let content_type = message.headers().and_then(|headers| {
+        headers
+            .iter()
+            .find(|h| h.key.eq_ignore_ascii_case("content-type"))
+            .and_then(|h| h.value)
+            .map(|v| String::from_utf8_lossy(v).to_ascii_lowercase())
+    });
+    match content_type.as_deref() {
+        Some(ct) if ct.contains("json") => PayloadFormat::Json,
+        Some(ct) if ct.contains("protobuf") || ct.contains("proto") => PayloadFormat::Proto,
+        _ => PayloadFormat::Auto,
+    }
+}
+
+/// Decodes a payload; `Auto` sniffs: a JSON event starts with `{`, a protobuf one cannot
+/// (0x7b would be field 15, which the schema does not have).
+pub fn decode(payload: &[u8], format: PayloadFormat) -> Result<EventRecord<'_>, DecodeError> {
+    match format {
+        PayloadFormat::Json => decode_json(payload),
+        PayloadFormat::Proto => decode_proto(payload),
+        PayloadFormat::Auto => match payload.trim_ascii_start().first() {
+            Some(b'{') => decode_json(payload),
+            _ => decode_proto(payload),
+        },
+    }
+}
+
+async fn dead_letter(
+    message: &BorrowedMessage<'_>,
+    error: &DecodeError,
+    topic: &str,
+    dlq: &FutureProducer,
+) -> Result<(), IngestError> {
+    let reason = error.to_string();
+    let origin = format!(
+        "{}/{}/{}",
+        message.topic(),
+        message.partition(),
+        message.offset()
+    );
+    let headers = OwnedHeaders::new()
+        .insert(Header {
+            key: ERROR_HEADER,
+            value: Some(reason.as_bytes()),
+        })
+        .insert(Header {
+            key: "vigie-origin",
+            value: Some(origin.as_bytes()),
+        });
+    let mut record = FutureRecord::to(topic).headers(headers);
+    if let Some(key) = message.key() {
+        record = record.key(key);
+    }
+    if let Some(payload) = message.payload() {
+        record = record.payload(payload);
+    }
+    dlq.send(record, Duration::from_secs(30))
+        .await
+        .map_err(|(source, _)| IngestError::DeadLetter {
+            topic: topic.to_string(),
+            source,
+        })?;
+    Ok(())
+}

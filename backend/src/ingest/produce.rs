@@ -1,0 +1,131 @@
+//! Owns producing interaction events to Kafka, with the key convention (customer_id,
+//! else interaction_id) and a `content-type` header; used by `vigie simulate --brokers`.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use prost::Message as _;
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::KafkaSettings;
+use crate::event::protobuf::to_message;
+use crate::event::EventRecord;
+use crate::replay::InputFormat;
+use crate::simulate::to_json;
+
+/// Deliveries awaited at most this far behind the sends.
+const MAX_IN_FLIGHT: usize = 20_000;
+
+/// The Kafka key of an event: its customer, else its interaction.
+pub fn event_key<'a>(event: &'a EventRecord<'_>) -> &'a str {
+    event
+        .customer_id
+        .as_deref()
+        .unwrap_or(&event.interaction_id)
+}
+
+pub fn encode(event: &EventRecord<'_>, format: InputFormat) -> (Vec<u8>, &'static str) {
+    match format {
+        InputFormat::Jsonl => (to_json(event).into_bytes(), "application/json"),
+        InputFormat::Proto => (to_message(event).encode_to_vec(), "application/x-protobuf"),
+    }
+}
+
+/// How fast to send.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Pace {
+    /// As fast as the broker takes them.
+    Unbounded,
+    /// Each event when the wall clock reaches its event time (live simulation; events
+    /// dated before now go at once).
+    EventTime,
+}
+
+/// Produces `events` to `topic` at `pace` until the events run out or `shutdown`.
+/// Returns how many were delivered.
+pub async fn produce(
+    settings: &KafkaSettings,
+    topic: &str,
+    events: impl Iterator<Item = EventRecord<'static>>,
+    format: InputFormat,
+    pace: Pace,
+    shutdown: CancellationToken,
+) -> Result<u64, KafkaError> {
+    let producer: FutureProducer = super::client_config(settings)
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "60000")
+        .create()?;
+    let mut in_flight: VecDeque<DeliveryFuture> = VecDeque::new();
+    let mut delivered = 0u64;
+    for event in events {
+        if shutdown.is_cancelled() {
+            break;
+        }
+        if pace == Pace::EventTime {
+            let wait_ms = event.ts_ms - jiff::Timestamp::now().as_millisecond();
+            if wait_ms > 0 {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(wait_ms as u64)) => {}
+                    _ = shutdown.cancelled() => break,
+                }
+            }
+        }
+        let (payload, content_type) = encode(&event, format);
+        let headers = OwnedHeaders::new().insert(Header {
+            key: "content-type",
+            value: Some(content_type),
+        });
+        let record = FutureRecord::to(topic)
+            .key(event_key(&event))
+            .payload(&payload)
+            .headers(headers);
+        loop {
+            match producer.send_result(record_clone(&record)) {
+                Ok(delivery) => {
+                    in_flight.push_back(delivery);
+                    break;
+                }
+                // Local queue full: wait for the oldest delivery, then retry.
+                Err((
+                    KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                    _,
+                )) => {
+                    delivered += await_delivery(in_flight.pop_front()).await?;
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
+        while in_flight.len() > MAX_IN_FLIGHT {
+            delivered += await_delivery(in_flight.pop_front()).await?;
+        }
+    }
+    while let Some(delivery) = in_flight.pop_front() {
+        delivered += await_delivery(Some(delivery)).await?;
+    }
+    Ok(delivered)
+}
+
+fn record_clone<'a>(record: &FutureRecord<'a, str, Vec<u8>>) -> FutureRecord<'a, str, Vec<u8>> {
+    FutureRecord {
+        topic: record.topic,
+        partition: record.partition,
+        payload: record.payload,
+        key: record.key,
+        timestamp: record.timestamp,
+        headers: record.headers.clone(),
+    }
+}
+
+async fn await_delivery(delivery: Option<DeliveryFuture>) -> Result<u64, KafkaError> {
+    match delivery {
+        None => Ok(0),
+        Some(delivery) => match delivery.await {
+            Ok(Ok(_)) => Ok(1),
+            Ok(Err((e, _))) => Err(e),
+            Err(_) => Err(KafkaError::Canceled),
+        },
+    }
+}

@@ -1,0 +1,401 @@
+//! Kafka ingestion against a real Kafka-protocol broker (Tansu) on loopback: exact
+//! round trip, restart mid-stream, dead-letter topic, an independent producer
+//! (kafka-python), and a broker outage. Each test has its own broker, topic and group.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use support::{eventually, unique, Broker};
+use tokio_util::sync::CancellationToken;
+use vigie::config::KafkaSettings;
+use vigie::engine::{Engine, EngineConfig, EngineSet, SnapshotQuery, WindowSpec};
+use vigie::event::EventRecord;
+use vigie::ingest::produce::{produce, Pace};
+use vigie::ingest::{run_consumer, IngestStatus};
+use vigie::replay::InputFormat;
+use vigie::simulate::{SimulationConfig, Simulator};
+use vigie_proto::Snapshot;
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+fn settings(broker: &Broker) -> KafkaSettings {
+    let mut s = KafkaSettings {
+        brokers: broker.brokers(),
+        topic: unique("vigie-test"),
+        group_id: unique("vigie-group"),
+        ..KafkaSettings::default()
+    };
+    s.dlq_topic = format!("{}.dlq", s.topic);
+    // Notice a frozen broker within seconds rather than a minute.
+    s.properties
+        .insert("socket.timeout.ms".into(), "3000".into());
+    s
+}
+
+async fn create_topic(settings: &KafkaSettings, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = vigie::ingest::client_config(settings)
+        .create()
+        .expect("admin client");
+    for topic in [&settings.topic, &settings.dlq_topic] {
+        let results = admin
+            .create_topics(
+                &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+                &AdminOptions::new(),
+            )
+            .await
+            .expect("create topics");
+        for r in results {
+            r.expect("topic created");
+        }
+    }
+}
+
+fn simulated(contacts: u64, seed: u64) -> Vec<EventRecord<'static>> {
+    Simulator::new(SimulationConfig {
+        seed,
+        contacts: Some(contacts),
+        ..SimulationConfig::default()
+    })
+    .collect()
+}
+
+/// What `vigie replay` gives for the same events in one engine.
+fn replayed(events: &[EventRecord<'static>]) -> Snapshot {
+    let engine = Engine::new(EngineConfig::default());
+    for ev in events {
+        engine.apply(ev);
+    }
+    engine.snapshot(&query()).expect("snapshot")
+}
+
+fn query() -> SnapshotQuery {
+    SnapshotQuery {
+        window: WindowSpec::Last(3_600_000),
+        ..SnapshotQuery::default()
+    }
+}
+
+/// A consumer running in the background, with its state and status.
+struct Running {
+    engines: Arc<EngineSet>,
+    status: Arc<IngestStatus>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn start_consumer(settings: &KafkaSettings) -> Running {
+    let engines = Arc::new(EngineSet::new(EngineConfig::default()));
+    let status = Arc::new(IngestStatus::default());
+    let stop = CancellationToken::new();
+    let task = {
+        let (settings, engines, status, stop) = (
+            settings.clone(),
+            engines.clone(),
+            status.clone(),
+            stop.clone(),
+        );
+        tokio::spawn(async move {
+            run_consumer(&settings, engines, status, stop)
+                .await
+                .expect("consumer runs");
+        })
+    };
+    Running {
+        engines,
+        status,
+        stop,
+        task,
+    }
+}
+
+impl Running {
+    async fn stop(self) {
+        self.stop.cancel();
+        tokio::time::timeout(DEADLINE, self.task)
+            .await
+            .expect("consumer stops")
+            .expect("no panic");
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        self.engines.snapshot(&query()).expect("snapshot")
+    }
+}
+
+/// Same KPIs; the dead-letter and rejection counters are compared by each test.
+fn assert_same_kpis(got: &Snapshot, want: &Snapshot) {
+    assert_eq!(got.window, want.window);
+    assert_eq!(got.watermark, want.watermark);
+    assert_eq!(got.total, want.total);
+    assert_eq!(got.by_channel, want.by_channel);
+    assert_eq!(got.queues, want.queues);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produced_events_give_exactly_the_replay_numbers() {
+    let broker = Broker::start();
+    let settings = settings(&broker);
+    create_topic(&settings, 3).await;
+    let events = simulated(600, 21);
+    let sent = produce(
+        &settings,
+        &settings.topic,
+        events.clone().into_iter(),
+        InputFormat::Proto,
+        Pace::Unbounded,
+        CancellationToken::new(),
+    )
+    .await
+    .expect("produce");
+    assert_eq!(sent, events.len() as u64);
+
+    let consumer = start_consumer(&settings);
+    eventually("every event consumed", DEADLINE, || {
+        consumer.status.consumed.load(Relaxed) == sent
+    })
+    .await;
+    eventually("rebuild finished", DEADLINE, || consumer.status.is_ready()).await;
+    assert_eq!(
+        consumer.engines.partitions(),
+        vec![0, 1, 2],
+        "one engine per partition"
+    );
+    let got = consumer.snapshot();
+    assert!(got.total.arrivals > 100);
+    assert_same_kpis(&got, &replayed(&events));
+    consumer.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_consumer_rebuilds_the_same_state() {
+    let broker = Broker::start();
+    let settings = settings(&broker);
+    create_topic(&settings, 2).await;
+    let events = simulated(800, 22);
+    let (first, second) = events.split_at(events.len() / 2);
+
+    let sent = produce(
+        &settings,
+        &settings.topic,
+        first.iter().cloned(),
+        InputFormat::Jsonl,
+        Pace::Unbounded,
+        CancellationToken::new(),
+    )
+    .await
+    .expect("produce");
+    let a = start_consumer(&settings);
+    eventually("first half consumed", DEADLINE, || {
+        a.status.consumed.load(Relaxed) == sent
+    })
+    .await;
+    assert_same_kpis(&a.snapshot(), &replayed(first));
+    a.stop().await;
+
+    // New traffic while no consumer runs, then a new instance of the same group.
+    produce(
+        &settings,
+        &settings.topic,
+        second.iter().cloned(),
+        InputFormat::Jsonl,
+        Pace::Unbounded,
+        CancellationToken::new(),
+    )
+    .await
+    .expect("produce");
+    let b = start_consumer(&settings);
+    eventually("rebuilt and caught up", DEADLINE, || {
+        b.status.is_ready() && b.status.consumed.load(Relaxed) >= events.len() as u64
+    })
+    .await;
+    assert_same_kpis(&b.snapshot(), &replayed(&events));
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_records_go_to_the_dead_letter_topic_with_a_reason() {
+    let broker = Broker::start();
+    let settings = settings(&broker);
+    create_topic(&settings, 1).await;
+    let events = simulated(100, 23);
+    let producer: FutureProducer = vigie::ingest::client_config(&settings)
+        .create()
+        .expect("producer");
+    let poison: [(&str, &[u8]); 3] = [
+        ("not-json", b"{\"event_id\": "),
+        ("bad-ts", br#"{"event_id":"x","type":"queued","ts":"yesterday","interaction_id":"i"}"#),
+        ("no-channel", br#"{"event_id":"y","type":"arrived","ts":"2026-11-25T08:00:00Z","interaction_id":"j"}"#),
+    ];
+    for (key, payload) in poison {
+        producer
+            .send(
+                FutureRecord::to(&settings.topic).key(key).payload(payload),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("poison sent");
+    }
+    let sent = produce(
+        &settings,
+        &settings.topic,
+        events.clone().into_iter(),
+        InputFormat::Jsonl,
+        Pace::Unbounded,
+        CancellationToken::new(),
+    )
+    .await
+    .expect("produce");
+
+    let consumer = start_consumer(&settings);
+    eventually("everything consumed", DEADLINE, || {
+        consumer.status.consumed.load(Relaxed) == sent + 3
+    })
+    .await;
+    assert_eq!(consumer.status.dead_lettered.load(Relaxed), 3);
+    let got = consumer.snapshot();
+    assert_eq!(got.rejected, 3);
+    assert_same_kpis(&got, &replayed(&events));
+    consumer.stop().await;
+
+    // Read the dead-letter topic as any operator would.
+    let reader: BaseConsumer = vigie::ingest::client_config(&settings)
+        .set("group.id", unique("dlq-reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("reader");
+    reader.subscribe(&[&settings.dlq_topic]).expect("subscribe");
+    let mut reasons: HashMap<String, String> = HashMap::new();
+    let start = std::time::Instant::now();
+    while reasons.len() < 3 && start.elapsed() < DEADLINE {
+        if let Some(Ok(m)) = reader.poll(Duration::from_millis(200)) {
+            let key = String::from_utf8_lossy(m.key().unwrap_or_default()).to_string();
+            let reason = m
+                .headers()
+                .and_then(|h| {
+                    h.iter()
+                        .find(|h| h.key == vigie::ingest::ERROR_HEADER)
+                        .and_then(|h| h.value)
+                })
+                .map(|v| String::from_utf8_lossy(v).to_string())
+                .expect("vigie-error header");
+            reasons.insert(key, reason);
+        }
+    }
+    assert!(reasons["not-json"].contains("invalid JSON"), "{reasons:?}");
+    assert!(reasons["bad-ts"].contains("field `ts`"), "{reasons:?}");
+    assert!(reasons["no-channel"].contains("channel"), "{reasons:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_from_an_independent_producer_are_counted_exactly() {
+    let broker = Broker::start();
+    let settings = settings(&broker);
+    create_topic(&settings, 2).await;
+    let events = simulated(300, 24);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("events.jsonl");
+    let mut jsonl = Vec::new();
+    vigie::simulate::write_events(events.clone().into_iter(), InputFormat::Jsonl, &mut jsonl)
+        .expect("write");
+    std::fs::write(&file, jsonl).expect("write file");
+
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/support/produce_kafka_python.py"
+    );
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .args([&settings.brokers, &settings.topic])
+        .arg(&file)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "kafka-python producer: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sent: u64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("count printed");
+    assert_eq!(sent, events.len() as u64);
+
+    let consumer = start_consumer(&settings);
+    eventually("every event consumed", DEADLINE, || {
+        consumer.status.consumed.load(Relaxed) == sent
+    })
+    .await;
+    assert_eq!(consumer.status.decode_errors.load(Relaxed), 0);
+    assert_same_kpis(&consumer.snapshot(), &replayed(&events));
+    consumer.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_broker_is_reported_stale_and_nothing_is_lost() {
+    let broker = Broker::start();
+    let settings = settings(&broker);
+    create_topic(&settings, 1).await;
+    let events = simulated(400, 25);
+    let (first, second) = events.split_at(events.len() / 2);
+    let sent = produce(
+        &settings,
+        &settings.topic,
+        first.iter().cloned(),
+        InputFormat::Proto,
+        Pace::Unbounded,
+        CancellationToken::new(),
+    )
+    .await
+    .expect("produce");
+    let consumer = start_consumer(&settings);
+    eventually("first half consumed", DEADLINE, || {
+        consumer.status.consumed.load(Relaxed) == sent
+    })
+    .await;
+    assert!(!consumer.status.is_stale());
+
+    broker.pause();
+    eventually("consumer reports the broker down", DEADLINE, || {
+        consumer.status.is_stale()
+    })
+    .await;
+    // The last state is kept while the broker is away.
+    assert_same_kpis(&consumer.snapshot(), &replayed(first));
+    // Events produced during the outage wait in the producer, then arrive.
+    let producing = {
+        let (settings, second) = (settings.clone(), second.to_vec());
+        tokio::spawn(async move {
+            produce(
+                &settings,
+                &settings.topic,
+                second.into_iter(),
+                InputFormat::Proto,
+                Pace::Unbounded,
+                CancellationToken::new(),
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await; // let some sends queue up while frozen
+    broker.resume();
+    let sent_second = producing
+        .await
+        .expect("no panic")
+        .expect("produced after the outage");
+    eventually("everything consumed", DEADLINE, || {
+        consumer.status.consumed.load(Relaxed) >= sent + sent_second
+    })
+    .await;
+    assert!(!consumer.status.is_stale(), "fresh again once records flow");
+    assert_same_kpis(&consumer.snapshot(), &replayed(&events));
+    consumer.stop().await;
+}
