@@ -296,3 +296,35 @@ fn today_uses_the_configured_time_zone() {
     assert_eq!(s["window"]["from"].as_i64(), Some(1_795_532_400_000));
     assert_eq!(s["total"]["arrivals"], 5);
 }
+
+/// `vigie demo` runs the whole path in-process and prints live KPIs.
+#[test]
+fn the_demo_runs_the_whole_path_with_nothing_installed() {
+    let out = run(vigie().args([
+        "demo",
+        "--duration",
+        "7s",
+        "--every",
+        "2",
+        "--rate",
+        "40",
+        "--listen",
+        "127.0.0.1:0",
+    ]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("[live]"), "{stdout}");
+    let arrivals: Vec<u64> = stdout
+        .lines()
+        .filter(|l| l.starts_with("TOTAL"))
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .collect();
+    assert!(
+        arrivals.last().is_some_and(|n| *n > 0),
+        "contacts flowed through: {stdout}"
+    );
+}

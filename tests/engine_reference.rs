@@ -259,6 +259,27 @@ fn reference(events: &[EventRecord<'static>], cfg: &EngineConfig, window_ms: i64
     }
 }
 
+/// One line per event, for failure messages.
+fn compact(events: &[EventRecord<'static>]) -> String {
+    let base = events.iter().map(|e| e.ts_ms).min().unwrap_or(0);
+    events
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {} +{}ms ch={:?} cust={:?} q={:?} res={:?}",
+                e.interaction_id,
+                e.kind.as_str(),
+                e.ts_ms - base,
+                e.channel.as_deref(),
+                e.customer_id.as_deref(),
+                e.queue.as_deref(),
+                e.resolved
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 // ---------------------------------------------------------------- random streams
 
 const CHANNELS: [&str; 5] = ["phone", "chat", "email", "visual_ivr", "carrier_pigeon"];
@@ -365,16 +386,18 @@ fn events_of(n: usize, p: &ContactPlan, base: i64) -> Vec<EventRecord<'static>> 
     out
 }
 
-/// A stream: contacts, redeliveries, transport disorder within the lateness, and a few
-/// events delayed far beyond it.
-fn stream() -> impl Strategy<Value = (Vec<EventRecord<'static>>, i64, i64, i64)> {
+/// A stream: contacts, redeliveries, transport disorder within the lateness, and up to
+/// `max_very_late` events delayed far beyond it.
+fn stream_with(
+    max_very_late: usize,
+) -> impl Strategy<Value = (Vec<EventRecord<'static>>, i64, i64, i64)> {
     let lateness = prop_oneof![Just(60_000i64), Just(300_000i64)];
     let horizon = prop_oneof![Just(600_000i64), Just(7 * 86_400_000i64)];
-    (lateness, horizon).prop_flat_map(|(lateness, horizon)| {
+    (lateness, horizon).prop_flat_map(move |(lateness, horizon)| {
         (
             proptest::collection::vec(contact_plan(3_600_000), 1..60),
             proptest::collection::vec((any::<prop::sample::Index>(), 0i64..lateness), 0..20),
-            proptest::collection::vec(any::<prop::sample::Index>(), 0..3),
+            proptest::collection::vec(any::<prop::sample::Index>(), 0..=max_very_late),
             any::<u64>(),
             prop_oneof![
                 Just(60_000i64),
@@ -422,6 +445,10 @@ fn stream() -> impl Strategy<Value = (Vec<EventRecord<'static>>, i64, i64, i64)>
     })
 }
 
+fn stream() -> impl Strategy<Value = (Vec<EventRecord<'static>>, i64, i64, i64)> {
+    stream_with(2)
+}
+
 fn engine_config(lateness: i64, horizon: i64) -> EngineConfig {
     let mut cfg = EngineConfig {
         allowed_lateness_ms: lateness,
@@ -452,14 +479,19 @@ proptest! {
         prop_assert_eq!(got.late_events, want.late_events);
         prop_assert_eq!(got.duplicates, want.duplicates);
         prop_assert_eq!(&got.total, &want.total);
-        prop_assert_eq!(&got.by_channel.keys().collect::<Vec<_>>(), &want.by_channel.keys().collect::<Vec<_>>());
+        prop_assert_eq!(
+            &got.by_channel.keys().collect::<Vec<_>>(),
+            &want.by_channel.keys().collect::<Vec<_>>(),
+            "{}",
+            compact(&events)
+        );
         for (channel, kpis) in &want.by_channel {
             prop_assert_eq!(&got.by_channel[channel], kpis, "channel {}", channel);
         }
     }
 
     #[test]
-    fn arrival_order_does_not_change_the_result((events, lateness, horizon, window) in stream()) {
+    fn arrival_order_does_not_change_the_result((events, lateness, horizon, window) in stream_with(0)) {
         // Same accepted events, fed in time order instead of transport order.
         let cfg = engine_config(lateness, horizon);
         let shuffled = Engine::new(cfg.clone());
@@ -476,8 +508,8 @@ proptest! {
             }
             ordered.snapshot(&query).expect("snapshot")
         });
-        // Only streams without late events are order-independent by definition.
-        prop_assume!(a.late_events == 0 && b.late_events == 0);
+        // Transport disorder stays within the lateness: nothing is late either way.
+        prop_assert_eq!((a.late_events, b.late_events), (0, 0));
         prop_assert_eq!(a.total, b.total);
         prop_assert_eq!(a.by_channel, b.by_channel);
     }

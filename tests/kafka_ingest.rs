@@ -169,6 +169,15 @@ async fn produced_events_give_exactly_the_replay_numbers() {
         vec![0, 1, 2],
         "one engine per partition"
     );
+    eventually(
+        "consumer lag reported as zero on every partition",
+        DEADLINE,
+        || {
+            let lag = consumer.status.lag();
+            lag.len() == 3 && lag.values().all(|l| *l == 0)
+        },
+    )
+    .await;
     let got = consumer.snapshot();
     assert!(got.total.arrivals > 100);
     assert_same_kpis(&got, &replayed(&events));
@@ -398,4 +407,211 @@ async fn a_frozen_broker_is_reported_stale_and_nothing_is_lost() {
     assert!(!consumer.status.is_stale(), "fresh again once records flow");
     assert_same_kpis(&consumer.snapshot(), &replayed(&events));
     consumer.stop().await;
+}
+
+/// `vigie serve` as an operator runs it: rebuilds, answers on HTTP, stops cleanly on
+/// SIGTERM with every consumed offset committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vigie_serve_rebuilds_serves_http_and_commits_offsets_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let broker = Broker::start();
+    let settings = settings(&broker);
+    create_topic(&settings, 2).await;
+    let events = simulated(500, 26);
+    let sent = produce(
+        &settings,
+        &settings.topic,
+        events.iter().cloned(),
+        InputFormat::Jsonl,
+        Pace::Unbounded,
+        CancellationToken::new(),
+    )
+    .await
+    .expect("produce");
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigie"))
+        .args([
+            "serve",
+            "--brokers",
+            &settings.brokers,
+            "--topic",
+            &settings.topic,
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("VIGIE__KAFKA__GROUP_ID", &settings.group_id)
+        .env("VIGIE__KAFKA__DLQ_TOPIC", &settings.dlq_topic)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("vigie serve starts");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    let base = loop {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).expect("read") > 0,
+            "vigie serve exited early"
+        );
+        if let Some(url) = line.trim().strip_prefix("listening on ") {
+            break url.to_string();
+        }
+    };
+    // Drain the rest of stderr so the process never blocks on a full pipe.
+    std::thread::spawn(move || for _ in stderr.lines() {});
+
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + DEADLINE;
+    let snapshot: serde_json::Value = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "vigie serve never became ready with every event"
+        );
+        let ready = client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .map(|r| r.status().as_u16());
+        if ready.ok() == Some(200) {
+            let metrics = client
+                .get(format!("{base}/metrics"))
+                .send()
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .expect("text");
+            if metrics.contains(&format!("vigie_events_consumed_total {sent}\n")) {
+                break client
+                    .get(format!("{base}/api/v1/snapshot?window=1h"))
+                    .send()
+                    .await
+                    .expect("snapshot")
+                    .json()
+                    .await
+                    .expect("json");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let want: serde_json::Value =
+        serde_json::from_str(&serde_json::to_string(&replayed(&events)).expect("json"))
+            .expect("parse");
+    assert!(
+        snapshot["total"] == want["total"],
+        "HTTP snapshot differs from the replay"
+    );
+    assert!(snapshot["by_channel"] == want["by_channel"]);
+
+    signal_term(child.id());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+
+    // The group's committed offsets cover every record: offsets start at 0 and have no
+    // gaps here, so per partition the committed offset is its record count. (Tansu's
+    // own high watermark is not used: it can lag behind after fast batched writes.)
+    let probe: BaseConsumer = vigie::ingest::client_config(&settings)
+        .set("group.id", &settings.group_id)
+        .create()
+        .expect("probe");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..2 {
+        tpl.add_partition(&settings.topic, p);
+    }
+    let committed = probe
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
+    let total: i64 = committed
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            rdkafka::Offset::Offset(o) => o,
+            other => panic!(
+                "partition {} has no committed offset: {other:?}",
+                e.partition()
+            ),
+        })
+        .sum();
+    assert_eq!(total as u64, sent);
+}
+
+fn signal_term(pid: u32) {
+    let status = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+/// `vigie simulate --brokers` produces every event keyed by customer, else interaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vigie_simulate_produces_keyed_events() {
+    let broker = Broker::start();
+    let settings = settings(&broker);
+    create_topic(&settings, 2).await;
+    let out = tokio::task::spawn_blocking({
+        let (brokers, topic) = (settings.brokers.clone(), settings.topic.clone());
+        move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_vigie"))
+                .args([
+                    "simulate",
+                    "--brokers",
+                    &brokers,
+                    "--topic",
+                    &topic,
+                    "--contacts",
+                    "150",
+                ])
+                // Event times in the past: sent at once instead of in real time.
+                .args(["--start", "2026-01-05T08:00:00Z", "--seed", "4"])
+                .env("RUST_LOG", "warn")
+                .output()
+                .expect("vigie simulate runs")
+        }
+    })
+    .await
+    .expect("join");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected = Simulator::new(SimulationConfig {
+        seed: 4,
+        contacts: Some(150),
+        start_ms: vigie::event::parse_rfc3339_ms("2026-01-05T08:00:00Z").expect("ts"),
+        ..SimulationConfig::default()
+    })
+    .count();
+
+    let reader: BaseConsumer = vigie::ingest::client_config(&settings)
+        .set("group.id", unique("reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("reader");
+    reader.subscribe(&[&settings.topic]).expect("subscribe");
+    let (mut seen, start) = (0usize, std::time::Instant::now());
+    while seen < expected && start.elapsed() < DEADLINE {
+        if let Some(Ok(m)) = reader.poll(Duration::from_millis(200)) {
+            let event =
+                vigie::event::decode_json(m.payload().expect("payload")).expect("valid event");
+            let key = std::str::from_utf8(m.key().expect("key")).expect("utf8");
+            assert_eq!(
+                key,
+                event
+                    .customer_id
+                    .as_deref()
+                    .unwrap_or(&event.interaction_id)
+            );
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, expected);
 }

@@ -6,6 +6,7 @@
 //! - [`engine`]: joins, repeat horizon, time-bucketed windows, KPI snapshots (no I/O).
 //! - [`ingest`]: the Kafka consumer (rebuild by time, dead-letter topic, offsets) and producer.
 //! - [`replay`]: feeds a recorded stream through the engine (`vigie replay`).
+//! - [`server`]: the HTTP API (snapshot, health, readiness, metrics).
 //! - [`simulate`]: the realistic traffic generator (`vigie simulate`).
 //! - [`telemetry`]: the tracing subscriber.
 //!
@@ -16,5 +17,6 @@ pub mod engine;
 pub mod event;
 pub mod ingest;
 pub mod replay;
+pub mod server;
 pub mod simulate;
 pub mod telemetry;

@@ -57,6 +57,9 @@ struct DemoArgs {
     /// Seconds between two printed snapshots.
     #[arg(long, default_value_t = 5)]
     every: u64,
+    /// Address of the HTTP API.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
 }
 
 #[derive(Args, Debug)]
@@ -67,6 +70,9 @@ struct ServeArgs {
     /// Topic of interaction events (overrides kafka.topic).
     #[arg(long)]
     topic: Option<String>,
+    /// Address of the HTTP API (port 0 picks a free port, printed at start).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
 }
 
 #[derive(Args, Debug)]
@@ -371,39 +377,45 @@ fn run_serve(settings: Settings, args: ServeArgs) -> Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let shutdown = shutdown_on_signal();
-        let reporter = {
-            let (status, shutdown) = (status.clone(), shutdown.clone());
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
-                loop {
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        _ = tick.tick() => {}
-                    }
-                    use std::sync::atomic::Ordering::Relaxed;
-                    match status.rebuild_progress() {
-                        Some(p) => tracing::info!(
-                            progress = format!("{:.0} %", p * 100.0),
-                            consumed = status.consumed.load(Relaxed),
-                            "rebuilding"
-                        ),
-                        None => tracing::info!(
-                            consumed = status.consumed.load(Relaxed),
-                            dead_lettered = status.dead_lettered.load(Relaxed),
-                            stale = status.is_stale(),
-                            "live"
-                        ),
-                    }
-                }
-            })
-        };
-        vigie::ingest::run_consumer(&kafka, engines, status, shutdown.clone())
-            .await
-            .context("Kafka consumer")?;
+        let reporter = tokio::spawn(report_progress(status.clone(), shutdown.clone()));
+        let http = start_http(
+            args.listen,
+            engines.clone(),
+            status.clone(),
+            shutdown.clone(),
+        )
+        .await?;
+        let consumed = vigie::ingest::run_consumer(&kafka, engines, status, shutdown.clone()).await;
         shutdown.cancel();
         let _ = reporter.await;
+        http.await
+            .context("HTTP server task")?
+            .context("HTTP server")?;
+        consumed.context("Kafka consumer")?;
         Ok(())
     })
+}
+
+/// Binds the API (loopback only: no authentication exists yet) and serves it until `shutdown`.
+async fn start_http(
+    listen: std::net::SocketAddr,
+    engines: std::sync::Arc<vigie::engine::EngineSet>,
+    status: std::sync::Arc<vigie::ingest::IngestStatus>,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    vigie::server::check_listen_address(listen, false).map_err(anyhow::Error::msg)?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding the HTTP API to {listen}"))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    tracing::info!(%addr, "HTTP API listening (no authentication: loopback only)");
+    eprintln!("listening on http://{addr}");
+    let state = vigie::server::AppState { engines, status };
+    Ok(tokio::spawn(vigie::server::serve(
+        listener,
+        state,
+        async move { shutdown.cancelled().await },
+    )))
 }
 
 fn run_demo(settings: Settings, args: DemoArgs) -> Result<()> {
@@ -484,9 +496,19 @@ fn run_demo(settings: Settings, args: DemoArgs) -> Result<()> {
             "Vigie demo: in-process Kafka at {}, {} contacts/s, window {}; Ctrl-C to stop.",
             kafka.brokers, args.rate, args.window
         );
+        let http = start_http(
+            args.listen,
+            engines.clone(),
+            status.clone(),
+            shutdown.clone(),
+        )
+        .await?;
         let consumed = vigie::ingest::run_consumer(&kafka, engines, status, shutdown.clone()).await;
         shutdown.cancel();
         let _ = printer.await;
+        http.await
+            .context("HTTP server task")?
+            .context("HTTP server")?;
         let produced = producer
             .await
             .context("producer task")?
@@ -530,5 +552,62 @@ fn print_summary(s: &vigie_proto::Snapshot, status: &vigie::ingest::IngestStatus
             k.in_queue,
             pct(k.repeat_rate)
         );
+    }
+}
+
+/// Rebuild progress: a progress bar on a terminal, else a log line every 5 s; then
+/// one line every 5 s when live.
+async fn report_progress(
+    status: std::sync::Arc<vigie::ingest::IngestStatus>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    use std::io::IsTerminal;
+    use std::sync::atomic::Ordering::Relaxed;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(1000);
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("rebuilding [{bar:40}] {percent:>3}% {msg}")
+        {
+            bar.set_style(style);
+        }
+        bar
+    });
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+    let mut last_log = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let consumed = status.consumed.load(Relaxed);
+        let progress = status.rebuild_progress();
+        if let Some(bar) = &bar {
+            match progress {
+                Some(p) => {
+                    bar.set_position((p * 1000.0) as u64);
+                    bar.set_message(format!("{consumed} events"));
+                }
+                None if !bar.is_finished() && status.is_ready() => {
+                    bar.finish_with_message(format!("{consumed} events: live"));
+                }
+                None => {}
+            }
+        }
+        if last_log.elapsed() >= std::time::Duration::from_secs(5) {
+            last_log = tokio::time::Instant::now();
+            match progress {
+                Some(p) => tracing::info!(
+                    progress = format!("{:.0} %", p * 100.0),
+                    consumed,
+                    "rebuilding"
+                ),
+                None => tracing::info!(
+                    consumed,
+                    dead_lettered = status.dead_lettered.load(Relaxed),
+                    stale = status.is_stale(),
+                    "live"
+                ),
+            }
+        }
     }
 }

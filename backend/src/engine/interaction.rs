@@ -240,13 +240,18 @@ impl Interaction {
             let once_and_done = arrival
                 .customer
                 .map(|_| resolved && !self.repeat.is_some_and(|r| r.repeat));
-            place(
-                ts,
-                Effect::End {
-                    handle_ms: self.answered.map(|a| (ts - a).max(0)),
-                    once_and_done,
-                },
-            );
+            let handle_ms = self.answered.map(|a| (ts - a).max(0));
+            // An anonymous contact that ended unanswered counts in no KPI: placing
+            // nothing keeps its channel out of windows it has no number in.
+            if handle_ms.is_some() || once_and_done.is_some() {
+                place(
+                    ts,
+                    Effect::End {
+                        handle_ms,
+                        once_and_done,
+                    },
+                );
+            }
         }
         out
     }
@@ -382,6 +387,14 @@ mod tests {
                 sl_eligible: true
             }
         );
+    }
+
+    #[test]
+    fn an_anonymous_unanswered_end_places_nothing() {
+        let mut it = Interaction::default();
+        it.record_arrival(arrival(0, None));
+        it.record_ended(1_000, true);
+        assert_eq!(it.effects(PHONE).len(), 1, "only the arrival");
     }
 
     #[test]

@@ -73,6 +73,16 @@ impl IngestContext {
 }
 
 impl ClientContext for IngestContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        for topic in statistics.topics.values() {
+            for (id, partition) in &topic.partitions {
+                if *id >= 0 && partition.consumer_lag >= 0 {
+                    self.status.set_lag(*id, partition.consumer_lag);
+                }
+            }
+        }
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         let down = matches!(
             error.rdkafka_error_code(),

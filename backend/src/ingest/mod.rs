@@ -93,7 +93,9 @@ pub async fn run_consumer(
         .set("enable.auto.offset.store", "false")
         .set("enable.auto.commit", "true")
         .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "false");
+        .set("enable.partition.eof", "false")
+        // Consumer lag per partition, reported to the status every 5 s.
+        .set("statistics.interval.ms", "5000");
     for (key, value) in &settings.properties {
         config.set(key, value);
     }

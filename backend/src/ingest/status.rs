@@ -27,6 +27,8 @@ impl PartitionProgress {
 #[derive(Debug, Default)]
 pub struct IngestStatus {
     partitions: Mutex<BTreeMap<i32, PartitionProgress>>,
+    /// Consumer lag per partition (records behind the high watermark), from librdkafka statistics.
+    lag: Mutex<BTreeMap<i32, i64>>,
     broker_down: AtomicBool,
     pub consumed: AtomicU64,
     pub applied: AtomicU64,
@@ -48,6 +50,18 @@ impl IngestStatus {
 
     pub fn untrack(&self, partition: i32) {
         self.partitions.lock().remove(&partition);
+        self.lag.lock().remove(&partition);
+    }
+
+    pub fn set_lag(&self, partition: i32, lag: i64) {
+        if self.partitions.lock().contains_key(&partition) {
+            self.lag.lock().insert(partition, lag);
+        }
+    }
+
+    /// Consumer lag per assigned partition, as last reported.
+    pub fn lag(&self) -> BTreeMap<i32, i64> {
+        self.lag.lock().clone()
     }
 
     /// Records that `offset` of `partition` was consumed.

@@ -1,0 +1,116 @@
+//! Owns the Prometheus text exposition of `vigie_*` metrics, read from the ingest
+//! status and the engines at scrape time (no per-event cost). Labels are bounded
+//! (partition numbers only).
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::AppState;
+
+struct Exposition(String);
+
+impl Exposition {
+    fn metric(&mut self, name: &str, kind: &str, help: &str, samples: &[(String, f64)]) {
+        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            let _ = writeln!(self.0, "{name}{labels} {value}");
+        }
+    }
+
+    fn single(&mut self, name: &str, kind: &str, help: &str, value: f64) {
+        self.metric(name, kind, help, &[(String::new(), value)]);
+    }
+}
+
+pub fn render(state: &AppState) -> String {
+    let status = &state.status;
+    let mut out = Exposition(String::with_capacity(2048));
+    let counter = |v: &std::sync::atomic::AtomicU64| v.load(Relaxed) as f64;
+    out.single(
+        "vigie_events_consumed_total",
+        "counter",
+        "Records read from Kafka.",
+        counter(&status.consumed),
+    );
+    out.single(
+        "vigie_events_applied_total",
+        "counter",
+        "Decoded records handed to the engine.",
+        counter(&status.applied),
+    );
+    out.single(
+        "vigie_decode_errors_total",
+        "counter",
+        "Records that could not be decoded.",
+        counter(&status.decode_errors),
+    );
+    out.single(
+        "vigie_dead_lettered_total",
+        "counter",
+        "Records sent to the dead-letter topic.",
+        counter(&status.dead_lettered),
+    );
+    let engines: Vec<_> = state
+        .engines
+        .partitions()
+        .into_iter()
+        .filter_map(|p| state.engines.get(p))
+        .collect();
+    let sum = |f: &dyn Fn(&crate::engine::Engine) -> u64| {
+        engines.iter().map(|e| f(e)).sum::<u64>() as f64
+    };
+    out.single(
+        "vigie_late_events_total",
+        "counter",
+        "Events older than the allowed lateness, counted and not applied.",
+        sum(&|e| e.stats().late_events.load(Relaxed)),
+    );
+    out.single(
+        "vigie_duplicate_events_total",
+        "counter",
+        "Redelivered events, counted once.",
+        sum(&|e| e.stats().duplicates.load(Relaxed)),
+    );
+    out.single(
+        "vigie_tracked_customers",
+        "gauge",
+        "Customers within the repeat horizon.",
+        sum(&|e| e.tracked_customers() as u64),
+    );
+    out.single(
+        "vigie_tracked_interactions",
+        "gauge",
+        "Interactions held in memory.",
+        sum(&|e| e.tracked_interactions() as u64),
+    );
+    let lag: Vec<(String, f64)> = status
+        .lag()
+        .into_iter()
+        .map(|(p, l)| (format!("{{partition=\"{p}\"}}"), l as f64))
+        .collect();
+    out.metric(
+        "vigie_consumer_lag",
+        "gauge",
+        "Records behind the high watermark, per partition.",
+        &lag,
+    );
+    out.single(
+        "vigie_rebuild_progress",
+        "gauge",
+        "Share of the rebuild replay done (1 when live).",
+        status.rebuild_progress().unwrap_or(1.0),
+    );
+    out.single(
+        "vigie_ready",
+        "gauge",
+        "1 when every assigned partition is rebuilt.",
+        f64::from(u8::from(status.is_ready())),
+    );
+    out.single(
+        "vigie_broker_up",
+        "gauge",
+        "0 while the broker is unreachable.",
+        f64::from(u8::from(!status.is_stale())),
+    );
+    out.0
+}

@@ -1,0 +1,143 @@
+//! The HTTP server: owns the router, the REST handlers and health endpoints.
+//!
+//! Built by [`serve`] from a bound listener and a shutdown future, so tests bind port 0.
+//! Routes:
+//! - `GET /api/v1/snapshot?window=15m[&channel=..&queue=..&reason=..&segment=..&site=..][&by=channel,queue]`:
+//!   the snapshot JSON of `vigie replay`, over the live state.
+//! - `GET /healthz` (process up), `GET /readyz` (503 while rebuilding, with progress),
+//!   `GET /metrics` (Prometheus).
+//!
+//! Every error is JSON: `{"status", "code", "message"}`.
+
+mod error;
+mod metrics;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode, Uri};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+pub use error::ApiError;
+
+use crate::engine::{Dimension, DimensionFilter, EngineSet, SnapshotQuery, WindowSpec};
+use crate::ingest::IngestStatus;
+
+/// What handlers share.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub engines: Arc<EngineSet>,
+    pub status: Arc<IngestStatus>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/snapshot", get(snapshot))
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(|uri: Uri| async move { ApiError::NotFound(uri.path().to_string()) })
+        .with_state(state)
+}
+
+/// Serves `router(state)` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Refuses to expose an unauthenticated API beyond this machine.
+pub fn check_listen_address(addr: SocketAddr, auth_configured: bool) -> Result<(), String> {
+    if addr.ip().is_loopback() || auth_configured {
+        Ok(())
+    } else {
+        Err(format!(
+            "refusing to listen on {addr} without authentication: bind a loopback address (127.0.0.1) \
+             or configure authentication"
+        ))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnapshotParams {
+    window: Option<String>,
+    channel: Option<String>,
+    queue: Option<String>,
+    reason: Option<String>,
+    segment: Option<String>,
+    site: Option<String>,
+    by: Option<String>,
+}
+
+impl SnapshotParams {
+    fn query(self) -> Result<SnapshotQuery, ApiError> {
+        let window: WindowSpec = self.window.as_deref().unwrap_or("15m").parse()?;
+        let filter = [
+            (Dimension::Channel, self.channel),
+            (Dimension::Queue, self.queue),
+            (Dimension::Reason, self.reason),
+            (Dimension::Segment, self.segment),
+            (Dimension::Site, self.site),
+        ]
+        .into_iter()
+        .filter_map(|(d, v)| v.map(|v| (d, v)))
+        .collect();
+        let breakdown = match self.by.as_deref() {
+            None | Some("") | Some("channel") => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(|d| d.trim().parse::<Dimension>())
+                .collect::<Result<_, _>>()
+                .map_err(ApiError::BadQuery)?,
+        };
+        Ok(SnapshotQuery {
+            window,
+            filter: DimensionFilter(filter),
+            breakdown,
+        })
+    }
+}
+
+async fn snapshot(
+    State(state): State<AppState>,
+    params: Result<Query<SnapshotParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::BadQuery(e.body_text()))?;
+    let query = params.query()?;
+    Ok(Json(state.engines.snapshot(&query)?))
+}
+
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let ready = state.status.is_ready();
+    let body = json!({
+        "ready": ready,
+        "rebuilding": state.status.rebuild_progress(),
+        "stale": state.status.is_stale(),
+    });
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body))
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        metrics::render(&state),
+    )
+}
