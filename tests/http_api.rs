@@ -28,16 +28,8 @@ impl TestApp {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let stop = CancellationToken::new();
-        let state = AppState {
-            engines: engines.clone(),
-            status: status.clone(),
-        };
-        let shutdown = stop.clone();
-        tokio::spawn(serve(
-            listener,
-            state,
-            async move { shutdown.cancelled().await },
-        ));
+        let state = AppState::new(engines.clone(), status.clone(), stop.clone());
+        tokio::spawn(serve(listener, state));
         TestApp {
             base,
             engines,

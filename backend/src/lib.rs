@@ -5,17 +5,19 @@
 //! - [`event`]: the interaction event contract and its JSONL / protobuf decoders.
 //! - [`engine`]: joins, repeat horizon, time-bucketed windows, KPI snapshots (no I/O).
 //! - [`ingest`]: the Kafka consumer (rebuild by time, dead-letter topic, offsets) and producer.
+//! - [`publisher`]: coalescing fan-out of live snapshots to websocket clients (latest only).
 //! - [`replay`]: feeds a recorded stream through the engine (`vigie replay`).
 //! - [`server`]: the HTTP API (snapshot, health, readiness, metrics).
 //! - [`simulate`]: the realistic traffic generator (`vigie simulate`).
 //! - [`telemetry`]: the tracing subscriber.
 //!
-//! Data flows one way: Kafka or file → decode → engine → snapshot.
+//! Data flows one way: Kafka or file → decode → engine → publisher → HTTP / websocket.
 
 pub mod config;
 pub mod engine;
 pub mod event;
 pub mod ingest;
+pub mod publisher;
 pub mod replay;
 pub mod server;
 pub mod simulate;

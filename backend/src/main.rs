@@ -410,12 +410,8 @@ async fn start_http(
     let addr = listener.local_addr().context("reading the bound address")?;
     tracing::info!(%addr, "HTTP API listening (no authentication: loopback only)");
     eprintln!("listening on http://{addr}");
-    let state = vigie::server::AppState { engines, status };
-    Ok(tokio::spawn(vigie::server::serve(
-        listener,
-        state,
-        async move { shutdown.cancelled().await },
-    )))
+    let state = vigie::server::AppState::new(engines, status, shutdown);
+    Ok(tokio::spawn(vigie::server::serve(listener, state)))
 }
 
 fn run_demo(settings: Settings, args: DemoArgs) -> Result<()> {

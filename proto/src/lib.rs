@@ -10,17 +10,20 @@
 //!   `vigie replay` and pushed live, one type everywhere.
 //! - [`switch`]: deflection switches ([`DeflectionSwitch`]).
 //! - [`alert`]: alert notifications ([`Alert`]).
+//! - [`ws`]: websocket messages ([`ServerMessage`], [`ClientMessage`]).
 //! - [`v1`]: generated protobuf types ([`v1::InteractionEvent`]).
 
 pub mod alert;
 pub mod snapshot;
 pub mod switch;
+pub mod ws;
 
 pub use alert::{Alert, AlertState, Severity};
 pub use snapshot::{
     Breakdown, DimensionKey, EstimatedWait, Kpis, QueueStatus, Snapshot, WindowBounds,
 };
 pub use switch::{DeflectionSwitch, DeflectionTarget};
+pub use ws::{ClientMessage, ServerMessage, StatusReport, Subscription};
 
 /// Generated protobuf types of `proto/interaction.proto` (package `vigie.v1`).
 #[allow(missing_debug_implementations, clippy::all)]

@@ -6,6 +6,7 @@
 //! counts or keeps a stale share.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -18,6 +19,8 @@ pub struct EngineSet {
     cfg: EngineConfig,
     symbols: Arc<Symbols>,
     partitions: RwLock<BTreeMap<i32, Arc<Engine>>>,
+    /// Bumped on every assignment and revocation.
+    generation: AtomicU64,
 }
 
 impl EngineSet {
@@ -26,6 +29,7 @@ impl EngineSet {
             cfg,
             symbols: Arc::default(),
             partitions: RwLock::new(BTreeMap::new()),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -37,12 +41,32 @@ impl EngineSet {
     pub fn assign(&self, partition: i32) -> Arc<Engine> {
         let engine = Arc::new(Engine::with_symbols(self.cfg.clone(), self.symbols.clone()));
         self.partitions.write().insert(partition, engine.clone());
+        self.generation.fetch_add(1, Ordering::Relaxed);
         engine
     }
 
     /// Drops the state of `partition`.
     pub fn revoke(&self, partition: i32) {
         self.partitions.write().remove(&partition);
+        self.generation.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Changes whenever a snapshot may have changed: an event applied, found late,
+    /// duplicate or rejected, or a partition assigned or revoked. Cheap to poll.
+    pub fn change_counter(&self) -> u64 {
+        let events: u64 = self
+            .partitions
+            .read()
+            .values()
+            .map(|e| {
+                let s = e.stats();
+                s.applied.load(Ordering::Relaxed)
+                    + s.late_events.load(Ordering::Relaxed)
+                    + s.duplicates.load(Ordering::Relaxed)
+                    + s.rejected.load(Ordering::Relaxed)
+            })
+            .sum();
+        events + self.generation.load(Ordering::Relaxed)
     }
 
     pub fn get(&self, partition: i32) -> Option<Arc<Engine>> {

@@ -4,6 +4,7 @@
 //! Routes:
 //! - `GET /api/v1/snapshot?window=15m[&channel=..&queue=..&reason=..&segment=..&site=..][&by=channel,queue]`:
 //!   the snapshot JSON of `vigie replay`, over the live state.
+//! - `GET /api/v1/ws`: websocket push of snapshots and status (see [`ws`]).
 //! - `GET /healthz` (process up), `GET /readyz` (503 while rebuilding, with progress),
 //!   `GET /metrics` (Prometheus).
 //!
@@ -11,10 +12,11 @@
 
 mod error;
 mod metrics;
+mod ws;
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode, Uri};
@@ -24,22 +26,47 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
 
 use crate::engine::{Dimension, DimensionFilter, EngineSet, SnapshotQuery, WindowSpec};
 use crate::ingest::IngestStatus;
+use crate::publisher::Publisher;
 
 /// What handlers share.
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub engines: Arc<EngineSet>,
     pub status: Arc<IngestStatus>,
+    pub publisher: Arc<Publisher>,
+    /// Cancelled at shutdown: stops the publisher and closes websockets.
+    pub shutdown: CancellationToken,
+}
+
+/// Coalescing tick of the publisher: well under the 100 ms freshness target.
+pub const PUBLISH_TICK: Duration = Duration::from_millis(50);
+
+impl AppState {
+    pub fn new(
+        engines: Arc<EngineSet>,
+        status: Arc<IngestStatus>,
+        shutdown: CancellationToken,
+    ) -> AppState {
+        let publisher = Publisher::new(engines.clone(), status.clone(), PUBLISH_TICK);
+        AppState {
+            engines,
+            status,
+            publisher,
+            shutdown,
+        }
+    }
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/snapshot", get(snapshot))
+        .route("/api/v1/ws", get(ws::upgrade))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -47,15 +74,15 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves `router(state)` on `listener` until `shutdown` completes.
-pub async fn serve(
-    listener: TcpListener,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+/// Serves `router(state)` on `listener`, with the publisher, until `state.shutdown`.
+pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()> {
+    let shutdown = state.shutdown.clone();
+    let publisher = tokio::spawn(state.publisher.clone().run(shutdown.clone()));
+    let served = axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await;
+    let _ = publisher.await;
+    served
 }
 
 /// Refuses to expose an unauthenticated API beyond this machine.

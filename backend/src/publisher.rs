@@ -1,0 +1,177 @@
+//! The publisher: owns the fan-out of live snapshots to websocket clients.
+//!
+//! Every tick (50 ms by default) it checks whether anything changed; if so it computes
+//! one snapshot per distinct subscription (window + filters), shared by every client
+//! subscribed to it, and publishes it only if it differs from the last one sent. A
+//! `watch` channel holds only the latest message, so a slow client skips intermediate
+//! updates and never makes the server hold a queue for it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use vigie_proto::{ServerMessage, StatusReport, Subscription};
+
+use crate::engine::{
+    Dimension, DimensionFilter, EngineSet, SnapshotQuery, WindowError, WindowSpec,
+};
+use crate::ingest::IngestStatus;
+
+/// A serialized server message, shared by every client that receives it.
+pub type Frame = Arc<str>;
+
+struct Topic {
+    query: SnapshotQuery,
+    tx: watch::Sender<Frame>,
+}
+
+/// Fan-out of snapshots and status.
+pub struct Publisher {
+    engines: Arc<EngineSet>,
+    status: Arc<IngestStatus>,
+    topics: Mutex<HashMap<Subscription, Topic>>,
+    status_tx: watch::Sender<Frame>,
+    tick: Duration,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher")
+            .field("tick", &self.tick)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The engine query of a subscription; errors name what is wrong.
+pub fn query_of(sub: &Subscription) -> Result<SnapshotQuery, WindowError> {
+    let window: WindowSpec = sub.window.parse()?;
+    let filter = [
+        (Dimension::Channel, &sub.channel),
+        (Dimension::Queue, &sub.queue),
+        (Dimension::Reason, &sub.reason),
+        (Dimension::Segment, &sub.segment),
+        (Dimension::Site, &sub.site),
+    ]
+    .into_iter()
+    .filter_map(|(d, v)| v.clone().map(|v| (d, v)))
+    .collect();
+    Ok(SnapshotQuery {
+        window,
+        filter: DimensionFilter(filter),
+        breakdown: Vec::new(),
+    })
+}
+
+fn encode(message: &ServerMessage) -> Frame {
+    Arc::from(serde_json::to_string(message).unwrap_or_default())
+}
+
+impl Publisher {
+    pub fn new(
+        engines: Arc<EngineSet>,
+        status: Arc<IngestStatus>,
+        tick: Duration,
+    ) -> Arc<Publisher> {
+        let initial = encode(&ServerMessage::Status(status_report(&engines, &status)));
+        Arc::new(Publisher {
+            engines,
+            status,
+            topics: Mutex::new(HashMap::new()),
+            status_tx: watch::channel(initial).0,
+            tick,
+        })
+    }
+
+    /// Latest snapshot of `sub`, now and on every change.
+    pub fn subscribe(&self, sub: Subscription) -> Result<watch::Receiver<Frame>, WindowError> {
+        let mut topics = self.topics.lock();
+        if let Some(topic) = topics.get(&sub) {
+            return Ok(topic.tx.subscribe());
+        }
+        let query = query_of(&sub)?;
+        let frame = self.render(&sub, &query)?;
+        let (tx, rx) = watch::channel(frame);
+        topics.insert(sub, Topic { query, tx });
+        Ok(rx)
+    }
+
+    /// Latest status report, now and on every change.
+    pub fn status(&self) -> watch::Receiver<Frame> {
+        self.status_tx.subscribe()
+    }
+
+    fn render(&self, sub: &Subscription, query: &SnapshotQuery) -> Result<Frame, WindowError> {
+        let snapshot = self.engines.snapshot(query)?;
+        Ok(encode(&ServerMessage::Snapshot {
+            subscription: sub.clone(),
+            snapshot: Box::new(snapshot),
+        }))
+    }
+
+    /// Publishes changes every tick until `shutdown`.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(self.tick);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_change = u64::MAX;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            let report = encode(&ServerMessage::Status(status_report(
+                &self.engines,
+                &self.status,
+            )));
+            self.status_tx
+                .send_if_modified(|current| replace_if_different(current, report));
+            let change = self.engines.change_counter();
+            if change == last_change {
+                continue;
+            }
+            last_change = change;
+            self.publish_snapshots();
+        }
+    }
+
+    fn publish_snapshots(&self) {
+        // Compute outside the lock: subscribing clients must not wait for a whole round.
+        let work: Vec<(Subscription, SnapshotQuery, watch::Sender<Frame>)> = {
+            let mut topics = self.topics.lock();
+            topics.retain(|_, t| t.tx.receiver_count() > 0);
+            topics
+                .iter()
+                .map(|(s, t)| (s.clone(), t.query.clone(), t.tx.clone()))
+                .collect()
+        };
+        for (sub, query, tx) in work {
+            if let Ok(frame) = self.render(&sub, &query) {
+                tx.send_if_modified(|current| replace_if_different(current, frame));
+            }
+        }
+    }
+}
+
+fn replace_if_different(current: &mut Frame, new: Frame) -> bool {
+    if **current == *new {
+        false
+    } else {
+        *current = new;
+        true
+    }
+}
+
+pub fn status_report(engines: &EngineSet, status: &IngestStatus) -> StatusReport {
+    StatusReport {
+        live: status.is_ready() && !status.is_stale(),
+        rebuilding: status.rebuild_progress(),
+        stale: status.is_stale(),
+        watermark: engines
+            .partitions()
+            .iter()
+            .filter_map(|p| engines.get(*p)?.watermark())
+            .max(),
+    }
+}

@@ -1,0 +1,121 @@
+//! The websocket endpoint `/api/v1/ws`: owns one client connection.
+//!
+//! On connect the client gets the status and the snapshot of its subscription (15
+//! minutes, no filter, until it sends `{"type":"subscribe",...}`), then every change.
+//! A client that stops reading is disconnected with a reason instead of being queued for.
+
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use futures::{SinkExt, StreamExt};
+use vigie_proto::{ClientMessage, ServerMessage, Subscription};
+
+use super::AppState;
+use crate::publisher::Frame;
+
+/// How long a frame may take to leave before the client is considered stalled.
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest silence before a heartbeat.
+const HEARTBEAT: Duration = Duration::from_secs(10);
+/// Client messages are small; anything bigger is refused by the protocol layer.
+const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
+
+pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+    ws.max_message_size(MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| client(socket, state))
+}
+
+/// Why the server closed a connection (close code and reason sent to the client).
+enum Closing {
+    ShuttingDown,
+    TooSlow,
+    ClientLeft,
+}
+
+async fn client(socket: WebSocket, state: AppState) {
+    let (mut sink, mut stream) = socket.split();
+    let send = |frame: Frame| Message::Text(Utf8Bytes::from(frame.to_string()));
+    let mut status = state.publisher.status();
+    let Ok(mut snapshots) = state.publisher.subscribe(Subscription::default()) else {
+        return;
+    };
+    let mut heartbeat =
+        tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+    let mut outbox: Vec<Frame> = vec![
+        status.borrow_and_update().clone(),
+        snapshots.borrow_and_update().clone(),
+    ];
+    let closing = loop {
+        for frame in outbox.drain(..) {
+            match tokio::time::timeout(SEND_TIMEOUT, sink.send(send(frame))).await {
+                Ok(Ok(())) => heartbeat.reset(),
+                Ok(Err(_)) => return, // connection gone
+                Err(_) => break,
+            }
+        }
+        if !outbox.is_empty() {
+            break Closing::TooSlow;
+        }
+        tokio::select! {
+            _ = state.shutdown.cancelled() => break Closing::ShuttingDown,
+            changed = snapshots.changed() => {
+                if changed.is_err() { break Closing::ShuttingDown; }
+                outbox.push(snapshots.borrow_and_update().clone());
+            }
+            changed = status.changed() => {
+                if changed.is_err() { break Closing::ShuttingDown; }
+                outbox.push(status.borrow_and_update().clone());
+            }
+            _ = heartbeat.tick() => {
+                let beat = ServerMessage::Heartbeat { server_time: jiff::Timestamp::now().as_millisecond() };
+                outbox.push(Frame::from(serde_json::to_string(&beat).unwrap_or_default()));
+            }
+            incoming = stream.next() => match incoming {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break Closing::ClientLeft,
+                Some(Ok(Message::Text(text))) => match handle_client_message(&state, &text) {
+                    Ok(receiver) => {
+                        snapshots = receiver;
+                        outbox.push(snapshots.borrow_and_update().clone());
+                    }
+                    Err(error) => outbox.push(error),
+                },
+                Some(Ok(Message::Binary(_))) => outbox.push(error_frame("bad_message", "binary frames are not accepted: send JSON text")),
+                Some(Ok(_)) => {} // ping/pong: answered by the protocol layer
+            },
+        }
+    };
+    let (code, reason) = match closing {
+        Closing::ShuttingDown => (1001, "server shutting down"),
+        Closing::TooSlow => (1008, "client too slow: not reading"),
+        Closing::ClientLeft => return,
+    };
+    let close = Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    }));
+    let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close)).await;
+}
+
+fn error_frame(code: &str, message: &str) -> Frame {
+    let error = ServerMessage::Error {
+        code: code.into(),
+        message: message.into(),
+    };
+    Frame::from(serde_json::to_string(&error).unwrap_or_default())
+}
+
+fn handle_client_message(
+    state: &AppState,
+    text: &str,
+) -> Result<tokio::sync::watch::Receiver<Frame>, Frame> {
+    let message: ClientMessage = serde_json::from_str(text)
+        .map_err(|e| error_frame("bad_message", &format!("not a client message: {e}")))?;
+    match message {
+        ClientMessage::Subscribe(sub) => state
+            .publisher
+            .subscribe(sub)
+            .map_err(|e| error_frame("bad_window", &e.to_string())),
+    }
+}

@@ -1,0 +1,112 @@
+//! Websocket messages (`/api/v1/ws`): every frame is a JSON object with a `type`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Snapshot;
+
+/// Server → client.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// The KPIs of the client's subscription; sent on connect and whenever they change.
+    Snapshot {
+        /// The subscription this answers (window and filters), as the client asked.
+        subscription: Subscription,
+        snapshot: Box<Snapshot>,
+    },
+    /// Data freshness: sent on connect and whenever it changes.
+    Status(StatusReport),
+    /// Sent when nothing else was for a while, so clients can tell a dead link from a quiet one.
+    Heartbeat {
+        /// Server time, epoch ms.
+        server_time: i64,
+    },
+    /// A client message was refused; the connection stays open.
+    Error { code: String, message: String },
+}
+
+/// Whether the numbers are live.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// Every assigned partition is rebuilt and consumed live.
+    pub live: bool,
+    /// Share of the rebuild done (0..1) while rebuilding.
+    pub rebuilding: Option<f64>,
+    /// The broker is unreachable: numbers are the last known.
+    pub stale: bool,
+    /// Newest event time seen, epoch ms.
+    pub watermark: Option<i64>,
+}
+
+/// Client → server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// Replace the subscription (default: 15 minutes, no filter).
+    Subscribe(Subscription),
+}
+
+/// A window and optional filters.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subscription {
+    /// `5m` … `24h`, or `today`.
+    #[serde(default = "default_window")]
+    pub window: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+}
+
+fn default_window() -> String {
+    "15m".into()
+}
+
+impl Default for Subscription {
+    fn default() -> Self {
+        Subscription {
+            window: default_window(),
+            channel: None,
+            queue: None,
+            reason: None,
+            segment: None,
+            site: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_carry_their_type() {
+        let json = serde_json::to_value(ServerMessage::Heartbeat { server_time: 5 }).expect("json");
+        assert_eq!(
+            json,
+            serde_json::json!({"type": "heartbeat", "server_time": 5})
+        );
+        let sub: ClientMessage =
+            serde_json::from_str(r#"{"type":"subscribe","window":"1h","channel":"phone"}"#)
+                .expect("valid");
+        assert_eq!(
+            sub,
+            ClientMessage::Subscribe(Subscription {
+                window: "1h".into(),
+                channel: Some("phone".into()),
+                ..Subscription::default()
+            })
+        );
+        assert!(
+            serde_json::from_str::<ClientMessage>(r#"{"type":"subscribe","colour":"red"}"#)
+                .is_err()
+        );
+    }
+}

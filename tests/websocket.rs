@@ -1,0 +1,245 @@
+//! The websocket push (`/api/v1/ws`) through a real websocket client: snapshot and
+//! status on connect, a push after events are applied, subscriptions with filters,
+//! clear errors for bad messages, and a close frame with a reason at shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+use vigie::engine::{Engine, EngineConfig, EngineSet};
+use vigie::ingest::IngestStatus;
+use vigie::server::{serve, AppState};
+use vigie::simulate::{SimulationConfig, Simulator};
+
+type Client =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+struct TestApp {
+    url: String,
+    engine: Arc<Engine>,
+    status: Arc<IngestStatus>,
+    stop: CancellationToken,
+}
+
+async fn spawn() -> TestApp {
+    let engines = Arc::new(EngineSet::new(EngineConfig::default()));
+    let engine = engines.assign(0);
+    let status = Arc::new(IngestStatus::default());
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("ws://{}/api/v1/ws", listener.local_addr().expect("addr"));
+    let stop = CancellationToken::new();
+    tokio::spawn(serve(
+        listener,
+        AppState::new(engines, status.clone(), stop.clone()),
+    ));
+    TestApp {
+        url,
+        engine,
+        status,
+        stop,
+    }
+}
+
+async fn connect(app: &TestApp) -> Client {
+    tokio_tungstenite::connect_async(&app.url)
+        .await
+        .expect("websocket connects")
+        .0
+}
+
+/// The next JSON message whose `type` is `kind` (others, e.g. heartbeats, are skipped).
+async fn next_of(client: &mut Client, kind: &str) -> Value {
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            match client.next().await.expect("open").expect("frame") {
+                Message::Text(text) => {
+                    let v: Value = serde_json::from_str(&text).expect("JSON message");
+                    assert!(v["type"].is_string(), "every message has a type: {v}");
+                    if v["type"] == kind {
+                        return v;
+                    }
+                }
+                Message::Close(frame) => panic!("closed while waiting for {kind}: {frame:?}"),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {kind} message within {DEADLINE:?}"))
+}
+
+fn simulated(contacts: u64, seed: u64) -> Vec<vigie::event::EventRecord<'static>> {
+    Simulator::new(SimulationConfig {
+        seed,
+        contacts: Some(contacts),
+        ..SimulationConfig::default()
+    })
+    .collect()
+}
+
+#[tokio::test]
+async fn a_client_gets_status_and_snapshot_then_every_change() {
+    let app = spawn().await;
+    let mut client = connect(&app).await;
+    let status = next_of(&mut client, "status").await;
+    assert_eq!(
+        status["live"], false,
+        "nothing assigned or rebuilt: {status}"
+    );
+    let first = next_of(&mut client, "snapshot").await;
+    assert_eq!(first["subscription"]["window"], "15m");
+    assert_eq!(first["snapshot"]["total"]["arrivals"], 0);
+
+    let events = simulated(400, 41);
+    for ev in &events {
+        app.engine.apply(ev);
+    }
+    let want = app
+        .engine
+        .snapshot(&vigie::engine::SnapshotQuery::default())
+        .expect("snapshot");
+    // Pushed without asking: the latest state, possibly after intermediate ones.
+    let pushed = tokio::time::timeout(DEADLINE, async {
+        loop {
+            let s = next_of(&mut client, "snapshot").await;
+            if s["snapshot"]["watermark"] == json!(want.watermark) {
+                return s;
+            }
+        }
+    })
+    .await
+    .expect("the applied events are pushed");
+    assert_eq!(pushed["snapshot"]["total"]["arrivals"], want.total.arrivals);
+    assert_eq!(pushed["snapshot"]["window"]["to"], want.window.to);
+    app.stop.cancel();
+}
+
+#[tokio::test]
+async fn subscriptions_choose_the_window_and_filters() {
+    let app = spawn().await;
+    for ev in &simulated(600, 42) {
+        app.engine.apply(ev);
+    }
+    let mut client = connect(&app).await;
+    let unfiltered = next_of(&mut client, "snapshot").await;
+    client
+        .send(Message::text(
+            json!({"type": "subscribe", "window": "1h", "channel": "phone"}).to_string(),
+        ))
+        .await
+        .expect("send");
+    let phone = next_of(&mut client, "snapshot").await;
+    assert_eq!(
+        phone["subscription"],
+        json!({"window": "1h", "channel": "phone"})
+    );
+    assert_eq!(
+        phone["snapshot"]["window"]["to"].as_i64().expect("to")
+            - phone["snapshot"]["window"]["from"].as_i64().expect("from"),
+        3_600_000
+    );
+    let one_hour = app
+        .engine
+        .snapshot(&vigie::engine::SnapshotQuery {
+            window: "1h".parse().expect("window"),
+            ..Default::default()
+        })
+        .expect("snapshot");
+    assert_eq!(
+        phone["snapshot"]["total"]["arrivals"],
+        one_hour.by_channel["phone"].arrivals
+    );
+    assert_ne!(
+        phone["snapshot"]["total"]["arrivals"],
+        unfiltered["snapshot"]["total"]["arrivals"]
+    );
+    app.stop.cancel();
+}
+
+#[tokio::test]
+async fn bad_client_messages_get_an_error_and_the_connection_stays() {
+    let app = spawn().await;
+    let mut client = connect(&app).await;
+    next_of(&mut client, "snapshot").await;
+    for (message, code, needle) in [
+        (
+            json!({"type": "subscribe", "window": "soon"}).to_string(),
+            "bad_window",
+            "neither a duration",
+        ),
+        (json!({"type": "dance"}).to_string(), "bad_message", "dance"),
+        (
+            "not json".to_string(),
+            "bad_message",
+            "not a client message",
+        ),
+    ] {
+        client.send(Message::text(message)).await.expect("send");
+        let error = next_of(&mut client, "error").await;
+        assert_eq!(error["code"], code);
+        assert!(
+            error["message"].as_str().expect("message").contains(needle),
+            "{error}"
+        );
+    }
+    client
+        .send(Message::binary(vec![1, 2, 3]))
+        .await
+        .expect("send");
+    assert_eq!(next_of(&mut client, "error").await["code"], "bad_message");
+    client
+        .send(Message::text(
+            json!({"type": "subscribe", "window": "today"}).to_string(),
+        ))
+        .await
+        .expect("send");
+    assert_eq!(
+        next_of(&mut client, "snapshot").await["subscription"]["window"],
+        "today"
+    );
+    app.stop.cancel();
+}
+
+#[tokio::test]
+async fn status_messages_follow_the_rebuild() {
+    let app = spawn().await;
+    let mut client = connect(&app).await;
+    assert_eq!(next_of(&mut client, "status").await["live"], false);
+    app.status.track(0, 0, 100);
+    app.status.advance(0, 49);
+    let status = next_of(&mut client, "status").await;
+    assert_eq!(status["rebuilding"], 0.5, "{status}");
+    app.status.advance(0, 99);
+    let status = next_of(&mut client, "status").await;
+    assert_eq!(status["live"], true, "{status}");
+    assert!(status["rebuilding"].is_null());
+    app.stop.cancel();
+}
+
+#[tokio::test]
+async fn shutdown_closes_websockets_with_a_reason() {
+    let app = spawn().await;
+    let mut client = connect(&app).await;
+    next_of(&mut client, "snapshot").await;
+    app.stop.cancel();
+    let frame = tokio::time::timeout(DEADLINE, async {
+        loop {
+            match client.next().await {
+                Some(Ok(Message::Close(frame))) => return frame,
+                Some(Ok(_)) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("closed in time")
+    .expect("close frame with a reason");
+    assert_eq!(u16::from(frame.code), 1001);
+    assert_eq!(frame.reason.as_str(), "server shutting down");
+}
