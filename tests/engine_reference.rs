@@ -343,19 +343,13 @@ fn contact_plan(span_ms: i64) -> impl Strategy<Value = ContactPlan> {
 
 fn events_of(n: usize, p: &ContactPlan, base: i64) -> Vec<EventRecord<'static>> {
     let iid = format!("i{n}");
-    let ev = |kind: EventKind, ts: i64| EventRecord {
-        event_id: Cow::Owned(format!("{iid}-{}", kind.as_str())),
-        kind,
-        ts_ms: base + ts,
-        interaction_id: Cow::Owned(iid.clone()),
-        customer_id: None,
-        channel: None,
-        queue: None,
-        reason: None,
-        segment: None,
-        site: None,
-        deflected_to: None,
-        resolved: None,
+    let ev = |kind: EventKind, ts: i64| {
+        EventRecord::new(
+            format!("{iid}-{}", kind.as_str()),
+            kind,
+            base + ts,
+            iid.clone(),
+        )
     };
     let mut arrived = ev(EventKind::Arrived, p.start);
     arrived.customer_id = p.customer.map(|c| Cow::Owned(format!("c{c}")));

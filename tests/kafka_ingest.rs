@@ -68,6 +68,24 @@ fn simulated(contacts: u64, seed: u64) -> Vec<EventRecord<'static>> {
     .collect()
 }
 
+/// Produces every event, as fast as the broker takes them; returns how many were delivered.
+async fn produce_all(
+    settings: &KafkaSettings,
+    events: impl Iterator<Item = EventRecord<'static>>,
+    format: InputFormat,
+) -> u64 {
+    produce(
+        settings,
+        &settings.topic,
+        events,
+        format,
+        Pace::Unbounded,
+        CancellationToken::new(),
+    )
+    .await
+    .expect("produce")
+}
+
 /// What `vigie replay` gives for the same events in one engine.
 fn replayed(events: &[EventRecord<'static>]) -> Snapshot {
     let engine = Engine::new(EngineConfig::default());
@@ -146,16 +164,7 @@ async fn produced_events_give_exactly_the_replay_numbers() {
     let settings = settings(&broker);
     create_topic(&settings, 3).await;
     let events = simulated(600, 21);
-    let sent = produce(
-        &settings,
-        &settings.topic,
-        events.clone().into_iter(),
-        InputFormat::Proto,
-        Pace::Unbounded,
-        CancellationToken::new(),
-    )
-    .await
-    .expect("produce");
+    let sent = produce_all(&settings, events.clone().into_iter(), InputFormat::Proto).await;
     assert_eq!(sent, events.len() as u64);
 
     let consumer = start_consumer(&settings);
@@ -192,16 +201,7 @@ async fn a_restarted_consumer_rebuilds_the_same_state() {
     let events = simulated(800, 22);
     let (first, second) = events.split_at(events.len() / 2);
 
-    let sent = produce(
-        &settings,
-        &settings.topic,
-        first.iter().cloned(),
-        InputFormat::Jsonl,
-        Pace::Unbounded,
-        CancellationToken::new(),
-    )
-    .await
-    .expect("produce");
+    let sent = produce_all(&settings, first.iter().cloned(), InputFormat::Jsonl).await;
     let a = start_consumer(&settings);
     eventually("first half consumed", DEADLINE, || {
         a.status.consumed.load(Relaxed) == sent
@@ -211,16 +211,7 @@ async fn a_restarted_consumer_rebuilds_the_same_state() {
     a.stop().await;
 
     // New traffic while no consumer runs, then a new instance of the same group.
-    produce(
-        &settings,
-        &settings.topic,
-        second.iter().cloned(),
-        InputFormat::Jsonl,
-        Pace::Unbounded,
-        CancellationToken::new(),
-    )
-    .await
-    .expect("produce");
+    produce_all(&settings, second.iter().cloned(), InputFormat::Jsonl).await;
     let b = start_consumer(&settings);
     eventually("rebuilt and caught up", DEADLINE, || {
         b.status.is_ready() && b.status.consumed.load(Relaxed) >= events.len() as u64
@@ -253,16 +244,7 @@ async fn malformed_records_go_to_the_dead_letter_topic_with_a_reason() {
             .await
             .expect("poison sent");
     }
-    let sent = produce(
-        &settings,
-        &settings.topic,
-        events.clone().into_iter(),
-        InputFormat::Jsonl,
-        Pace::Unbounded,
-        CancellationToken::new(),
-    )
-    .await
-    .expect("produce");
+    let sent = produce_all(&settings, events.clone().into_iter(), InputFormat::Jsonl).await;
 
     let consumer = start_consumer(&settings);
     eventually("everything consumed", DEADLINE, || {
@@ -355,16 +337,7 @@ async fn a_frozen_broker_is_reported_stale_and_nothing_is_lost() {
     create_topic(&settings, 1).await;
     let events = simulated(400, 25);
     let (first, second) = events.split_at(events.len() / 2);
-    let sent = produce(
-        &settings,
-        &settings.topic,
-        first.iter().cloned(),
-        InputFormat::Proto,
-        Pace::Unbounded,
-        CancellationToken::new(),
-    )
-    .await
-    .expect("produce");
+    let sent = produce_all(&settings, first.iter().cloned(), InputFormat::Proto).await;
     let consumer = start_consumer(&settings);
     eventually("first half consumed", DEADLINE, || {
         consumer.status.consumed.load(Relaxed) == sent
@@ -420,16 +393,7 @@ async fn vigie_serve_rebuilds_serves_http_and_commits_offsets_on_sigterm() {
     let settings = settings(&broker);
     create_topic(&settings, 2).await;
     let events = simulated(500, 26);
-    let sent = produce(
-        &settings,
-        &settings.topic,
-        events.iter().cloned(),
-        InputFormat::Jsonl,
-        Pace::Unbounded,
-        CancellationToken::new(),
-    )
-    .await
-    .expect("produce");
+    let sent = produce_all(&settings, events.iter().cloned(), InputFormat::Jsonl).await;
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_vigie"))
         .args([

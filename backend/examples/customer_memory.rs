@@ -46,18 +46,9 @@ fn main() {
         let _ = write!(ids.1, "c{n}");
         let _ = write!(ids.2, "e{n}a");
         let mut ev = EventRecord {
-            event_id: Cow::Borrowed(&ids.2),
-            kind: EventKind::Arrived,
-            ts_ms: ts,
-            interaction_id: Cow::Borrowed(&ids.0),
             customer_id: (!anonymous).then_some(Cow::Borrowed(&ids.1)),
             channel: Some(Cow::Borrowed(channels[(n % 5) as usize])),
-            queue: None,
-            reason: None,
-            segment: None,
-            site: None,
-            deflected_to: None,
-            resolved: None,
+            ..EventRecord::new(ids.2.as_str(), EventKind::Arrived, ts, ids.0.as_str())
         };
         engine.apply(&ev);
         let deflected_id = format!("e{n}d");

@@ -13,11 +13,9 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use vigie_proto::{ServerMessage, StatusReport, Subscription};
+use vigie_proto::{DimensionKey, ServerMessage, StatusReport, Subscription};
 
-use crate::engine::{
-    Dimension, DimensionFilter, EngineSet, SnapshotQuery, WindowError, WindowSpec,
-};
+use crate::engine::{DimensionFilter, EngineSet, SnapshotQuery, WindowError, WindowSpec};
 use crate::ingest::IngestStatus;
 
 /// A serialized server message, shared by every client that receives it.
@@ -48,19 +46,16 @@ impl std::fmt::Debug for Publisher {
 /// The engine query of a subscription; errors name what is wrong.
 pub fn query_of(sub: &Subscription) -> Result<SnapshotQuery, WindowError> {
     let window: WindowSpec = sub.window.parse()?;
-    let filter = [
-        (Dimension::Channel, &sub.channel),
-        (Dimension::Queue, &sub.queue),
-        (Dimension::Reason, &sub.reason),
-        (Dimension::Segment, &sub.segment),
-        (Dimension::Site, &sub.site),
-    ]
-    .into_iter()
-    .filter_map(|(d, v)| v.clone().map(|v| (d, v)))
-    .collect();
+    let filter = DimensionFilter::from_key(DimensionKey {
+        channel: sub.channel.clone(),
+        queue: sub.queue.clone(),
+        reason: sub.reason.clone(),
+        segment: sub.segment.clone(),
+        site: sub.site.clone(),
+    });
     Ok(SnapshotQuery {
         window,
-        filter: DimensionFilter(filter),
+        filter,
         breakdown: Vec::new(),
     })
 }

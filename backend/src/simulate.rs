@@ -291,18 +291,8 @@ impl Simulator {
         // Kafka key, so all of a customer's events land on one partition.
         let customer_id = customer.map(|c| format!("cust-{c}"));
         let mk = |kind: EventKind, ts: i64| EventRecord {
-            event_id: Cow::Owned(format!("{iid}-{}", kind.as_str())),
-            kind,
-            ts_ms: ts,
-            interaction_id: Cow::Owned(iid.clone()),
             customer_id: customer_id.clone().map(Cow::Owned),
-            channel: None,
-            queue: None,
-            reason: None,
-            segment: None,
-            site: None,
-            deflected_to: None,
-            resolved: None,
+            ..EventRecord::new(format!("{iid}-{}", kind.as_str()), kind, ts, iid.clone())
         };
         let mut arrived = mk(EventKind::Arrived, t0);
         arrived.channel = Some(Cow::Borrowed(profile.name));

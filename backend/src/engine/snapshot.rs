@@ -42,6 +42,17 @@ impl Dimension {
         }
     }
 
+    /// The field of a wire [`DimensionKey`] that holds this dimension.
+    pub fn slot(self, key: &mut DimensionKey) -> &mut Option<String> {
+        match self {
+            Dimension::Channel => &mut key.channel,
+            Dimension::Queue => &mut key.queue,
+            Dimension::Reason => &mut key.reason,
+            Dimension::Segment => &mut key.segment,
+            Dimension::Site => &mut key.site,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Dimension::Channel => "channel",
@@ -70,6 +81,18 @@ impl FromStr for Dimension {
 /// Keeps only the contacts whose dimensions have the given values.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DimensionFilter(pub Vec<(Dimension, String)>);
+
+impl DimensionFilter {
+    /// The values set in `key` (a wire filter: query string, subscription, CLI flags).
+    pub fn from_key(mut key: DimensionKey) -> DimensionFilter {
+        DimensionFilter(
+            Dimension::ALL
+                .into_iter()
+                .filter_map(|d| d.slot(&mut key).take().map(|v| (d, v)))
+                .collect(),
+        )
+    }
+}
 
 /// What to compute: a window, a filter, and an optional finer breakdown.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -241,14 +264,7 @@ pub fn build_snapshot(engines: &[&Engine], query: &SnapshotQuery) -> Result<Snap
             .map(|(values, s)| {
                 let mut key = DimensionKey::default();
                 for (d, v) in query.breakdown.iter().zip(values) {
-                    let slot = match d {
-                        Dimension::Channel => &mut key.channel,
-                        Dimension::Queue => &mut key.queue,
-                        Dimension::Reason => &mut key.reason,
-                        Dimension::Segment => &mut key.segment,
-                        Dimension::Site => &mut key.site,
-                    };
-                    *slot = Some(name(*v));
+                    *d.slot(&mut key) = Some(name(*v));
                 }
                 Breakdown {
                     key,

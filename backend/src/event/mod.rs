@@ -99,6 +99,31 @@ const MAX_TS_MS: i64 = 253_402_300_799_999;
 /// Largest record accepted, in bytes: events are small; a huge line is a broken producer.
 pub const MAX_RECORD_BYTES: usize = 64 * 1024;
 
+impl<'a> EventRecord<'a> {
+    /// An event with its required fields; every optional field empty.
+    pub fn new(
+        event_id: impl Into<Cow<'a, str>>,
+        kind: EventKind,
+        ts_ms: i64,
+        interaction_id: impl Into<Cow<'a, str>>,
+    ) -> Self {
+        EventRecord {
+            event_id: event_id.into(),
+            kind,
+            ts_ms,
+            interaction_id: interaction_id.into(),
+            customer_id: None,
+            channel: None,
+            queue: None,
+            reason: None,
+            segment: None,
+            site: None,
+            deflected_to: None,
+            resolved: None,
+        }
+    }
+}
+
 impl EventRecord<'_> {
     /// Checks the rules that hold whatever the encoding.
     pub fn validate(&self) -> Result<(), DecodeError> {

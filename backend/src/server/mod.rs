@@ -27,6 +27,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use vigie_proto::DimensionKey;
 
 pub use error::ApiError;
 
@@ -112,16 +113,13 @@ struct SnapshotParams {
 impl SnapshotParams {
     fn query(self) -> Result<SnapshotQuery, ApiError> {
         let window: WindowSpec = self.window.as_deref().unwrap_or("15m").parse()?;
-        let filter = [
-            (Dimension::Channel, self.channel),
-            (Dimension::Queue, self.queue),
-            (Dimension::Reason, self.reason),
-            (Dimension::Segment, self.segment),
-            (Dimension::Site, self.site),
-        ]
-        .into_iter()
-        .filter_map(|(d, v)| v.map(|v| (d, v)))
-        .collect();
+        let filter = DimensionFilter::from_key(DimensionKey {
+            channel: self.channel,
+            queue: self.queue,
+            reason: self.reason,
+            segment: self.segment,
+            site: self.site,
+        });
         let breakdown = match self.by.as_deref() {
             None | Some("") | Some("channel") => Vec::new(),
             Some(list) => list
@@ -132,7 +130,7 @@ impl SnapshotParams {
         };
         Ok(SnapshotQuery {
             window,
-            filter: DimensionFilter(filter),
+            filter,
             breakdown,
         })
     }

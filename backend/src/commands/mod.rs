@@ -1,0 +1,150 @@
+//! The `vigie` subcommands: each parses its arguments and wires library pieces.
+
+pub mod demo;
+pub mod replay;
+pub mod serve;
+pub mod simulate;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use tokio_util::sync::CancellationToken;
+use vigie::config::KafkaSettings;
+use vigie::engine::EngineSet;
+use vigie::ingest::IngestStatus;
+
+/// A token cancelled on Ctrl-C or SIGTERM.
+pub fn shutdown_on_signal() -> tokio_util::sync::CancellationToken {
+    let token = tokio_util::sync::CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(term) => term,
+                    Err(_) => {
+                        let _ = ctrl_c.await;
+                        cancel.cancel();
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutting down");
+        cancel.cancel();
+    });
+    token
+}
+
+/// Cancels `token` after `duration`, if given.
+pub fn cancel_after(duration: Option<std::time::Duration>, token: &CancellationToken) {
+    if let Some(duration) = duration {
+        let token = token.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(duration).await;
+            token.cancel();
+        });
+    }
+}
+
+/// The live path: the HTTP API on `listen` and the Kafka consumer into `engines`, until
+/// `shutdown` (or the consumer fails); then everything stops and offsets are committed.
+pub async fn run_pipeline(
+    kafka: &KafkaSettings,
+    listen: SocketAddr,
+    engines: Arc<EngineSet>,
+    status: Arc<IngestStatus>,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let http = start_http(listen, engines.clone(), status.clone(), shutdown.clone()).await?;
+    let consumed = vigie::ingest::run_consumer(kafka, engines, status, shutdown.clone()).await;
+    shutdown.cancel();
+    http.await
+        .context("HTTP server task")?
+        .context("HTTP server")?;
+    consumed.context("Kafka consumer")?;
+    Ok(())
+}
+
+/// Binds the API (loopback only: no authentication exists yet) and serves it until `shutdown`.
+async fn start_http(
+    listen: std::net::SocketAddr,
+    engines: std::sync::Arc<vigie::engine::EngineSet>,
+    status: std::sync::Arc<vigie::ingest::IngestStatus>,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    vigie::server::check_listen_address(listen, false).map_err(anyhow::Error::msg)?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding the HTTP API to {listen}"))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    tracing::info!(%addr, "HTTP API listening (no authentication: loopback only)");
+    eprintln!("listening on http://{addr}");
+    let state = vigie::server::AppState::new(engines, status, shutdown);
+    Ok(tokio::spawn(vigie::server::serve(listener, state)))
+}
+
+/// Rebuild progress: a progress bar on a terminal, else a log line every 5 s; then
+/// one line every 5 s when live.
+pub async fn report_progress(
+    status: std::sync::Arc<vigie::ingest::IngestStatus>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    use std::io::IsTerminal;
+    use std::sync::atomic::Ordering::Relaxed;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(1000);
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("rebuilding [{bar:40}] {percent:>3}% {msg}")
+        {
+            bar.set_style(style);
+        }
+        bar
+    });
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+    let mut last_log = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let consumed = status.consumed.load(Relaxed);
+        let progress = status.rebuild_progress();
+        if let Some(bar) = &bar {
+            match progress {
+                Some(p) => {
+                    bar.set_position((p * 1000.0) as u64);
+                    bar.set_message(format!("{consumed} events"));
+                }
+                None if !bar.is_finished() && status.is_ready() => {
+                    bar.finish_with_message(format!("{consumed} events: live"));
+                }
+                None => {}
+            }
+        }
+        if last_log.elapsed() >= std::time::Duration::from_secs(5) {
+            last_log = tokio::time::Instant::now();
+            match progress {
+                Some(p) => tracing::info!(
+                    progress = format!("{:.0} %", p * 100.0),
+                    consumed,
+                    "rebuilding"
+                ),
+                None => tracing::info!(
+                    consumed,
+                    dead_lettered = status.dead_lettered.load(Relaxed),
+                    stale = status.is_stale(),
+                    "live"
+                ),
+            }
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! `vigie simulate`: realistic traffic, to a file or live to Kafka.
+
+use std::fs::File;
+use std::io::{self, BufWriter};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use vigie::config::Settings;
+use vigie::event::parse_rfc3339_ms;
+use vigie::ingest::produce::Pace;
+use vigie::replay::InputFormat;
+use vigie::simulate::{write_events, SimulationConfig, Simulator};
+
+use super::{cancel_after, shutdown_on_signal};
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("sink").required(true).args(["output", "brokers"])))]
+pub struct SimulateArgs {
+    /// Where to write the stream (`-` for standard output).
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    /// Produce to Kafka instead (bootstrap servers), keyed by customer_id else interaction_id.
+    #[arg(long)]
+    brokers: Option<String>,
+    /// Kafka topic (overrides kafka.topic).
+    #[arg(long)]
+    topic: Option<String>,
+    /// With --brokers: stop after this long (e.g. 10m); default: when the contacts run out.
+    #[arg(long)]
+    duration: Option<humantime::Duration>,
+    /// Number of contacts (each gives 2 to 4 events, plus redeliveries); with --brokers
+    /// and --duration, endless unless given.
+    #[arg(long)]
+    contacts: Option<u64>,
+    /// Random seed: the same seed gives the same stream.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Output encoding: jsonl or proto.
+    #[arg(long, default_value = "jsonl")]
+    format: InputFormat,
+    /// Mean contacts per second, in event time (with --brokers, also in wall-clock time).
+    #[arg(long, default_value_t = 10.0)]
+    rate: f64,
+    /// Event time of the first contact (RFC 3339); with --brokers, default: now.
+    #[arg(long)]
+    start: Option<String>,
+}
+
+pub fn run(settings: &Settings, args: SimulateArgs) -> Result<()> {
+    anyhow::ensure!(
+        args.rate > 0.0,
+        "--rate must be above 0 contacts per second"
+    );
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    let start_ms = match &args.start {
+        Some(start) => parse_rfc3339_ms(start).context("--start")?,
+        None if args.brokers.is_some() => now_ms,
+        None => parse_rfc3339_ms("2026-11-25T08:00:00Z").context("default start")?,
+    };
+    let contacts = match (args.contacts, &args.brokers, args.duration) {
+        (Some(n), _, _) => Some(n),
+        (None, Some(_), Some(_)) => None,
+        (None, _, _) => Some(10_000),
+    };
+    let sim = Simulator::new(SimulationConfig {
+        seed: args.seed,
+        contacts,
+        start_ms,
+        contacts_per_second: args.rate,
+        ..SimulationConfig::default()
+    });
+    if let Some(brokers) = args.brokers {
+        let mut kafka = settings.kafka.clone();
+        kafka.brokers = brokers;
+        let topic = args.topic.unwrap_or_else(|| kafka.topic.clone());
+        return produce_live(
+            kafka,
+            topic,
+            sim,
+            args.format,
+            args.rate,
+            args.duration.map(Into::into),
+        );
+    }
+    let output = args.output.context("--output or --brokers is required")?;
+    let written = if output.as_os_str() == "-" {
+        write_events(sim, args.format, &mut BufWriter::new(io::stdout().lock()))?
+    } else {
+        let file =
+            File::create(&output).with_context(|| format!("creating {}", output.display()))?;
+        write_events(
+            sim,
+            args.format,
+            &mut BufWriter::with_capacity(1 << 20, file),
+        )?
+    };
+    tracing::info!(events = written, output = %output.display(), "simulated stream written");
+    Ok(())
+}
+
+/// Produces simulated traffic in real time: events are sent when their event time comes.
+fn produce_live(
+    kafka: vigie::config::KafkaSettings,
+    topic: String,
+    sim: Simulator,
+    format: InputFormat,
+    rate: f64,
+    duration: Option<std::time::Duration>,
+) -> Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let shutdown = shutdown_on_signal();
+        cancel_after(duration, &shutdown);
+        tracing::info!(%topic, brokers = %kafka.brokers, contacts_per_second = rate, "producing simulated traffic");
+        let sent = vigie::ingest::produce::produce(&kafka, &topic, sim, format, Pace::EventTime, shutdown)
+            .await
+            .context("producing to Kafka")?;
+        tracing::info!(events = sent, "simulated traffic produced");
+        Ok(())
+    })
+}
