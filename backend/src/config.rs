@@ -95,6 +95,11 @@ pub struct KafkaSettings {
     pub topic: String,
     /// Where undecodable records go, with the reason in the `vigie-error` header.
     pub dlq_topic: String,
+    /// Compacted topic holding the deflection switches (key: switch id): the source of
+    /// truth shared by every instance and the routing systems.
+    pub switches_topic: String,
+    /// Audit trail of every switch change.
+    pub audit_topic: String,
     /// Consumer group; instances of one group share the partitions.
     pub group_id: String,
     /// Payload encoding: `auto` (the `content-type` header, else sniffed), `json` or `proto`.
@@ -117,6 +122,8 @@ impl Default for KafkaSettings {
             brokers: "127.0.0.1:9092".into(),
             topic: "vigie.interactions".into(),
             dlq_topic: "vigie.interactions.dlq".into(),
+            switches_topic: "vigie.deflections".into(),
+            audit_topic: "vigie.audit".into(),
             group_id: "vigie".into(),
             payload_format: PayloadFormat::Auto,
             rebuild_span: None,

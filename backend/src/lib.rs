@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`config`]: the typed settings tree, layered default → file → `VIGIE__*` env.
+//! - [`deflection`]: deflection switches, shared through a compacted Kafka topic, and their audit.
 //! - [`event`]: the interaction event contract and its JSONL / protobuf decoders.
 //! - [`engine`]: joins, repeat horizon, time-bucketed windows, KPI snapshots (no I/O).
 //! - [`ingest`]: the Kafka consumer (rebuild by time, dead-letter topic, offsets) and producer.
@@ -14,6 +15,7 @@
 //! Data flows one way: Kafka or file → decode → engine → publisher → HTTP / websocket.
 
 pub mod config;
+pub mod deflection;
 pub mod engine;
 pub mod event;
 pub mod ingest;

@@ -1,4 +1,5 @@
-//! Deflection switches: (channel, optional reason/segment/queue) → target, on or off.
+//! Deflection switches: (channel, optional reason/segment/queue) → target, on or off,
+//! with who flipped it, when and why; and the audit record of every change.
 
 use serde::{Deserialize, Serialize};
 
@@ -13,22 +14,95 @@ pub enum DeflectionTarget {
     Dissuasion,
 }
 
-/// A supervisor-controlled switch, with who flipped it, when and why.
+/// A supervisor-controlled switch. The record on the `vigie.deflections` topic (key: `id`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeflectionSwitch {
     pub id: String,
     pub channel: String,
+    #[serde(default)]
     pub reason: Option<String>,
+    #[serde(default)]
     pub segment: Option<String>,
+    #[serde(default)]
     pub queue: Option<String>,
     pub target: DeflectionTarget,
     pub on: bool,
-    /// Optimistic-concurrency version, incremented on every flip.
+    /// Optimistic-concurrency version: 1 at creation, +1 on every change.
     pub version: u64,
     pub changed_by: String,
-    /// Epoch ms of the last flip.
+    /// Epoch ms of the last change.
     pub changed_at: i64,
     pub why: String,
     /// Epoch ms after which the switch turns itself off.
+    #[serde(default)]
     pub expires_at: Option<i64>,
+}
+
+impl DeflectionSwitch {
+    /// Both on, same channel, different targets, and scopes that share some contacts
+    /// (each of reason, segment and queue equal, or unset on one side).
+    pub fn conflicts_with(&self, other: &DeflectionSwitch) -> bool {
+        let overlap = |a: &Option<String>, b: &Option<String>| a.is_none() || b.is_none() || a == b;
+        self.id != other.id
+            && self.on
+            && other.on
+            && self.channel == other.channel
+            && self.target != other.target
+            && overlap(&self.reason, &other.reason)
+            && overlap(&self.segment, &other.segment)
+            && overlap(&self.queue, &other.queue)
+    }
+}
+
+/// One change of one switch, on the `vigie.audit` topic.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Epoch ms.
+    pub at: i64,
+    pub who: String,
+    pub action: String,
+    pub switch_id: String,
+    pub why: String,
+    #[serde(default)]
+    pub before: Option<DeflectionSwitch>,
+    pub after: DeflectionSwitch,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn switch(id: &str, reason: Option<&str>, target: DeflectionTarget) -> DeflectionSwitch {
+        DeflectionSwitch {
+            id: id.into(),
+            channel: "phone".into(),
+            reason: reason.map(Into::into),
+            segment: None,
+            queue: None,
+            target,
+            on: true,
+            version: 1,
+            changed_by: "ann".into(),
+            changed_at: 0,
+            why: "queue degraded".into(),
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn overlapping_scopes_with_other_targets_conflict() {
+        let billing = switch("a", Some("billing"), DeflectionTarget::VisualIvr);
+        let all = switch("b", None, DeflectionTarget::Callback);
+        let claims = switch("c", Some("claim"), DeflectionTarget::Callback);
+        assert!(billing.conflicts_with(&all), "all reasons include billing");
+        assert!(!billing.conflicts_with(&claims), "disjoint reasons");
+        let same_target = switch("d", None, DeflectionTarget::VisualIvr);
+        assert!(!billing.conflicts_with(&same_target));
+        let mut off = all.clone();
+        off.on = false;
+        assert!(
+            !billing.conflicts_with(&off),
+            "a switch that is off conflicts with nothing"
+        );
+    }
 }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::Snapshot;
+use crate::{DeflectionSwitch, Snapshot};
 
 /// Server → client.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -16,6 +16,8 @@ pub enum ServerMessage {
     },
     /// Data freshness: sent on connect and whenever it changes.
     Status(StatusReport),
+    /// Every deflection switch: sent on connect and on every change.
+    Switches { switches: Vec<DeflectionSwitch> },
     /// Sent when nothing else was for a while, so clients can tell a dead link from a quiet one.
     Heartbeat {
         /// Server time, epoch ms.

@@ -47,6 +47,12 @@ pub fn run(settings: Settings, args: DemoArgs) -> Result<()> {
     cluster
         .create_topic(&kafka.dlq_topic, 1, 1)
         .context("creating the dead-letter topic")?;
+    // The mock cluster does not implement topic creation by the admin API.
+    for topic in [&kafka.switches_topic, &kafka.audit_topic] {
+        cluster
+            .create_topic(topic, 1, 1)
+            .context("creating the switch topics")?;
+    }
     kafka.brokers = cluster.bootstrap_servers();
     let engines = Arc::new(vigie::engine::EngineSet::new(settings.engine_config()?));
     let status = Arc::new(vigie::ingest::IngestStatus::default());

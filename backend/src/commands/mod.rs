@@ -64,7 +64,13 @@ pub async fn run_pipeline(
     status: Arc<IngestStatus>,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let http = start_http(listen, engines.clone(), status.clone(), shutdown.clone()).await?;
+    let switches = vigie::deflection::SwitchStore::start(kafka, shutdown.clone())
+        .await
+        .context("loading the deflection switches")?;
+    tokio::spawn(switches.clone().run_expiry(shutdown.clone()));
+    let state = vigie::server::AppState::new(engines.clone(), status.clone(), shutdown.clone())
+        .with_switches(switches);
+    let http = start_http(listen, state).await?;
     let consumed = vigie::ingest::run_consumer(kafka, engines, status, shutdown.clone()).await;
     shutdown.cancel();
     http.await
@@ -74,12 +80,10 @@ pub async fn run_pipeline(
     Ok(())
 }
 
-/// Binds the API (loopback only: no authentication exists yet) and serves it until `shutdown`.
+/// Binds the API (loopback only: no authentication exists yet) and serves it until shutdown.
 async fn start_http(
-    listen: std::net::SocketAddr,
-    engines: std::sync::Arc<vigie::engine::EngineSet>,
-    status: std::sync::Arc<vigie::ingest::IngestStatus>,
-    shutdown: tokio_util::sync::CancellationToken,
+    listen: SocketAddr,
+    state: vigie::server::AppState,
 ) -> Result<tokio::task::JoinHandle<std::io::Result<()>>> {
     vigie::server::check_listen_address(listen, false).map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -88,11 +92,9 @@ async fn start_http(
     let addr = listener.local_addr().context("reading the bound address")?;
     tracing::info!(%addr, "HTTP API listening (no authentication: loopback only)");
     eprintln!("listening on http://{addr}");
-    let state = vigie::server::AppState::new(engines, status, shutdown);
     Ok(tokio::spawn(vigie::server::serve(listener, state)))
 }
 
-/// Rebuild progress: a progress bar on a terminal, else a log line every 5 s; then
 /// one line every 5 s when live.
 pub async fn report_progress(
     status: std::sync::Arc<vigie::ingest::IngestStatus>,

@@ -13,6 +13,14 @@ pub enum ApiError {
     BadWindow(#[from] crate::engine::WindowError),
     #[error("{0}")]
     BadQuery(String),
+    #[error("{0}")]
+    BadBody(String),
+    #[error("request body larger than {0} bytes")]
+    TooLarge(usize),
+    #[error(transparent)]
+    Switch(#[from] crate::deflection::SwitchError),
+    #[error("{0}")]
+    Unavailable(String),
     #[error("no route for {0}")]
     NotFound(String),
     #[error("internal error")]
@@ -31,6 +39,21 @@ impl ApiError {
         match self {
             ApiError::BadWindow(_) => (StatusCode::BAD_REQUEST, "bad_window"),
             ApiError::BadQuery(_) => (StatusCode::BAD_REQUEST, "bad_query"),
+            ApiError::BadBody(_) => (StatusCode::BAD_REQUEST, "bad_body"),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Switch(e) => {
+                use crate::deflection::SwitchError as E;
+                match e {
+                    E::BadId(_) => (StatusCode::BAD_REQUEST, "bad_switch_id"),
+                    E::MissingReason => (StatusCode::BAD_REQUEST, "missing_reason"),
+                    E::Invalid(_) => (StatusCode::BAD_REQUEST, "bad_body"),
+                    E::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+                    E::VersionConflict { .. } => (StatusCode::CONFLICT, "version_conflict"),
+                    E::Conflicting { .. } => (StatusCode::CONFLICT, "conflicting_switch"),
+                    E::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+                }
+            }
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -43,6 +66,15 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(detail) = &self {
             // The detail goes to the log, never to the client.
             tracing::error!(%detail, "internal error");
+        }
+        if let ApiError::Switch(crate::deflection::SwitchError::Unavailable(detail)) = &self {
+            tracing::error!(%detail, "switch store unavailable");
+            let body = ErrorBody {
+                status: status.as_u16(),
+                code,
+                message: "the switch store is unavailable; retry shortly".into(),
+            };
+            return (status, Json(body)).into_response();
         }
         let body = ErrorBody {
             status: status.as_u16(),

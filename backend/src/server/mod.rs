@@ -5,6 +5,8 @@
 //! - `GET /api/v1/snapshot?window=15m[&channel=..&queue=..&reason=..&segment=..&site=..][&by=channel,queue]`:
 //!   the snapshot JSON of `vigie replay`, over the live state.
 //! - `GET /api/v1/ws`: websocket push of snapshots and status (see [`ws`]).
+//! - `GET /api/v1/switches`, `GET|PUT /api/v1/switches/{id}`, `GET /api/v1/audit`:
+//!   deflection switches and their audit trail.
 //! - `GET /healthz` (process up), `GET /readyz` (503 while rebuilding, with progress),
 //!   `GET /metrics` (Prometheus).
 //!
@@ -12,6 +14,7 @@
 
 mod error;
 mod metrics;
+mod switches;
 mod ws;
 
 use std::net::SocketAddr;
@@ -31,6 +34,7 @@ use vigie_proto::DimensionKey;
 
 pub use error::ApiError;
 
+use crate::deflection::SwitchStore;
 use crate::engine::{Dimension, DimensionFilter, EngineSet, SnapshotQuery, WindowSpec};
 use crate::ingest::IngestStatus;
 use crate::publisher::Publisher;
@@ -41,9 +45,14 @@ pub struct AppState {
     pub engines: Arc<EngineSet>,
     pub status: Arc<IngestStatus>,
     pub publisher: Arc<Publisher>,
+    /// Deflection switches; `None` on an instance without them (then their routes answer 503).
+    pub switches: Option<Arc<SwitchStore>>,
     /// Cancelled at shutdown: stops the publisher and closes websockets.
     pub shutdown: CancellationToken,
 }
+
+/// Request bodies are small JSON objects; anything larger is refused (413).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Coalescing tick of the publisher: well under the 100 ms freshness target.
 pub const PUBLISH_TICK: Duration = Duration::from_millis(50);
@@ -59,8 +68,15 @@ impl AppState {
             engines,
             status,
             publisher,
+            switches: None,
             shutdown,
         }
+    }
+
+    /// Serves deflection switches from `store` (REST and websocket).
+    pub fn with_switches(mut self, store: Arc<SwitchStore>) -> AppState {
+        self.switches = Some(store);
+        self
     }
 }
 
@@ -68,6 +84,13 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/snapshot", get(snapshot))
         .route("/api/v1/ws", get(ws::upgrade))
+        .route("/api/v1/switches", get(switches::list))
+        .route(
+            "/api/v1/switches/{id}",
+            get(switches::get).put(switches::flip),
+        )
+        .route("/api/v1/audit", get(switches::audit))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -1,7 +1,8 @@
 //! The websocket endpoint `/api/v1/ws`: owns one client connection.
 //!
-//! On connect the client gets the status and the snapshot of its subscription (15
-//! minutes, no filter, until it sends `{"type":"subscribe",...}`), then every change.
+//! On connect the client gets the status, the snapshot of its subscription (15
+//! minutes, no filter, until it sends `{"type":"subscribe",...}`) and the deflection
+//! switches, then every change of any of them.
 //! A client that stops reading is disconnected with a reason instead of being queued for.
 
 use std::time::Duration;
@@ -10,7 +11,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::State;
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
-use vigie_proto::{ClientMessage, ServerMessage, Subscription};
+use vigie_proto::{ClientMessage, DeflectionSwitch, ServerMessage, Subscription};
 
 use super::AppState;
 use crate::publisher::Frame;
@@ -47,6 +48,10 @@ async fn client(socket: WebSocket, state: AppState) {
         status.borrow_and_update().clone(),
         snapshots.borrow_and_update().clone(),
     ];
+    let mut switches = state.switches.as_ref().map(|store| store.subscribe());
+    if let Some(rx) = switches.as_mut() {
+        outbox.push(switches_frame(&rx.borrow_and_update()));
+    }
     let closing = loop {
         for frame in outbox.drain(..) {
             match tokio::time::timeout(SEND_TIMEOUT, sink.send(send(frame))).await {
@@ -67,6 +72,12 @@ async fn client(socket: WebSocket, state: AppState) {
             changed = status.changed() => {
                 if changed.is_err() { break Closing::ShuttingDown; }
                 outbox.push(status.borrow_and_update().clone());
+            }
+            changed = switches_changed(&mut switches) => {
+                if changed.is_err() { break Closing::ShuttingDown; }
+                if let Some(rx) = switches.as_mut() {
+                    outbox.push(switches_frame(&rx.borrow_and_update()));
+                }
             }
             _ = heartbeat.tick() => {
                 let beat = ServerMessage::Heartbeat { server_time: jiff::Timestamp::now().as_millisecond() };
@@ -96,6 +107,25 @@ async fn client(socket: WebSocket, state: AppState) {
         reason: Utf8Bytes::from_static(reason),
     }));
     let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close)).await;
+}
+
+type SwitchesReceiver = tokio::sync::watch::Receiver<std::sync::Arc<Vec<DeflectionSwitch>>>;
+
+/// Waits for a switch change, or forever on an instance without switches.
+async fn switches_changed(
+    rx: &mut Option<SwitchesReceiver>,
+) -> Result<(), tokio::sync::watch::error::RecvError> {
+    match rx {
+        Some(rx) => rx.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn switches_frame(switches: &[DeflectionSwitch]) -> Frame {
+    let message = ServerMessage::Switches {
+        switches: switches.to_vec(),
+    };
+    Frame::from(serde_json::to_string(&message).unwrap_or_default())
 }
 
 fn error_frame(code: &str, message: &str) -> Frame {

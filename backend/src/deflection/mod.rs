@@ -1,0 +1,226 @@
+//! Deflection switches: owns the switch model's rules (validation, guard rails,
+//! optimistic concurrency) and the Kafka-backed store every instance shares.
+//!
+//! The compacted topic `kafka.switches_topic` (key: switch id, value: the switch as JSON)
+//! is the source of truth: each instance replays it at start and follows it, so every
+//! instance and the routing systems (IVR, ACD) see the same states; each change also
+//! goes to `kafka.audit_topic`. A flip is confirmed only once it has been read back
+//! from the topic as the winning version, so two supervisors on two instances cannot
+//! overwrite each other silently.
+
+mod store;
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use thiserror::Error;
+use vigie_proto::{DeflectionSwitch, DeflectionTarget};
+
+pub use store::SwitchStore;
+
+/// A change asked for by a supervisor: the whole desired state, the reason, and the
+/// version the supervisor saw (0 to create).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlipRequest {
+    pub channel: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub segment: Option<String>,
+    #[serde(default)]
+    pub queue: Option<String>,
+    pub target: DeflectionTarget,
+    pub on: bool,
+    /// Why: required, shown to everyone and kept in the audit trail.
+    #[serde(default)]
+    pub why: String,
+    /// The version this change is based on; 0 creates the switch.
+    pub expected_version: u64,
+    /// Turn off by itself after this long (`30m`, `2h`); only when switching on.
+    #[serde(default)]
+    pub expires_in: Option<String>,
+}
+
+#[derive(Debug, Error)]
+pub enum SwitchError {
+    #[error("switch id {0:?} must be 1 to 64 characters among a-z, 0-9, '.', '_' and '-'")]
+    BadId(String),
+    #[error("a reason is required: say why in `why`")]
+    MissingReason,
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no switch {0:?}")]
+    NotFound(String),
+    #[error("switch {id:?} is at version {current}, not {expected}: reload it and decide again")]
+    VersionConflict {
+        id: String,
+        expected: u64,
+        current: u64,
+    },
+    #[error("conflicts with switch {other:?} (same channel and overlapping scope, another target): turn it off first")]
+    Conflicting { other: String },
+    #[error("the switch store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+pub fn validate_id(id: &str) -> Result<(), SwitchError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(SwitchError::BadId(id.chars().take(80).collect()))
+    }
+}
+
+/// The next state of switch `id` if `request` is accepted, checked against `current`
+/// and every other switch. Pure: the store calls it under its write lock.
+pub fn next_state<'a>(
+    id: &str,
+    request: &FlipRequest,
+    who: &str,
+    now_ms: i64,
+    current: Option<&DeflectionSwitch>,
+    others: impl Iterator<Item = &'a DeflectionSwitch>,
+) -> Result<DeflectionSwitch, SwitchError> {
+    validate_id(id)?;
+    if request.why.trim().is_empty() {
+        return Err(SwitchError::MissingReason);
+    }
+    if request.channel.trim().is_empty() {
+        return Err(SwitchError::Invalid("`channel` must not be empty".into()));
+    }
+    let current_version = current.map_or(0, |c| c.version);
+    if request.expected_version != current_version {
+        return Err(SwitchError::VersionConflict {
+            id: id.into(),
+            expected: request.expected_version,
+            current: current_version,
+        });
+    }
+    let expires_at = match (&request.expires_in, request.on) {
+        (None, _) => None,
+        (Some(_), false) => {
+            return Err(SwitchError::Invalid(
+                "`expires_in` only applies when switching on".into(),
+            ))
+        }
+        (Some(d), true) => {
+            let d: Duration = humantime::parse_duration(d).map_err(|e| {
+                SwitchError::Invalid(format!("`expires_in` {d:?}: {e} (e.g. \"30m\")"))
+            })?;
+            Some(now_ms + i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2))
+        }
+    };
+    let next = DeflectionSwitch {
+        id: id.into(),
+        channel: request.channel.clone(),
+        reason: request.reason.clone(),
+        segment: request.segment.clone(),
+        queue: request.queue.clone(),
+        target: request.target,
+        on: request.on,
+        version: current_version + 1,
+        changed_by: who.into(),
+        changed_at: now_ms,
+        why: request.why.trim().into(),
+        expires_at,
+    };
+    if let Some(other) = others.into_iter().find(|o| next.conflicts_with(o)) {
+        return Err(SwitchError::Conflicting {
+            other: other.id.clone(),
+        });
+    }
+    Ok(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(on: bool, expected_version: u64) -> FlipRequest {
+        FlipRequest {
+            channel: "phone".into(),
+            reason: Some("billing".into()),
+            segment: Some("low".into()),
+            queue: None,
+            target: DeflectionTarget::VisualIvr,
+            on,
+            why: "phone queue degraded".into(),
+            expected_version,
+            expires_in: None,
+        }
+    }
+
+    #[test]
+    fn a_flip_needs_a_reason_a_valid_id_and_the_current_version() {
+        let created = next_state("billing-low", &request(true, 0), "ann", 10, None, [].iter())
+            .expect("created");
+        assert_eq!(
+            (created.version, created.on, created.changed_by.as_str()),
+            (1, true, "ann")
+        );
+        let mut no_reason = request(false, 1);
+        no_reason.why = "  ".into();
+        assert!(matches!(
+            next_state(
+                "billing-low",
+                &no_reason,
+                "bob",
+                20,
+                Some(&created),
+                [].iter()
+            ),
+            Err(SwitchError::MissingReason)
+        ));
+        assert!(matches!(
+            next_state(
+                "billing-low",
+                &request(false, 0),
+                "bob",
+                20,
+                Some(&created),
+                [].iter()
+            ),
+            Err(SwitchError::VersionConflict { current: 1, .. })
+        ));
+        assert!(matches!(
+            next_state("Billing Low", &request(true, 0), "bob", 20, None, [].iter()),
+            Err(SwitchError::BadId(_))
+        ));
+        let off = next_state(
+            "billing-low",
+            &request(false, 1),
+            "bob",
+            20,
+            Some(&created),
+            [].iter(),
+        )
+        .expect("off");
+        assert_eq!((off.version, off.on), (2, false));
+    }
+
+    #[test]
+    fn expiry_and_conflicts_are_checked() {
+        let mut timed = request(true, 0);
+        timed.expires_in = Some("30m".into());
+        let s = next_state("a", &timed, "ann", 1_000, None, [].iter()).expect("valid");
+        assert_eq!(s.expires_at, Some(1_000 + 1_800_000));
+        timed.expires_in = Some("soon".into());
+        assert!(matches!(
+            next_state("a", &timed, "ann", 0, None, [].iter()),
+            Err(SwitchError::Invalid(_))
+        ));
+        let mut callback = request(true, 0);
+        callback.target = DeflectionTarget::Callback;
+        callback.reason = None;
+        assert!(matches!(
+            next_state("b", &callback, "bob", 0, None, [s.clone()].iter()),
+            Err(SwitchError::Conflicting { other }) if other == "a"
+        ));
+    }
+}

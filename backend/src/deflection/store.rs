@@ -1,0 +1,383 @@
+//! Owns the shared switch state: a follower of the switches and audit topics, and
+//! confirmed writes to them.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use vigie_proto::{AuditRecord, DeflectionSwitch};
+
+use super::{next_state, FlipRequest, SwitchError};
+use crate::config::KafkaSettings;
+use crate::ingest::client_config;
+
+/// Audit records kept in memory for the API (the topic keeps them all).
+const AUDIT_IN_MEMORY: usize = 10_000;
+/// How long a write may take to be read back before the API gives up.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct SwitchStore {
+    switches: RwLock<BTreeMap<String, DeflectionSwitch>>,
+    audit: RwLock<VecDeque<AuditRecord>>,
+    changes: watch::Sender<Arc<Vec<DeflectionSwitch>>>,
+    /// Last offset applied, per partition of the switches topic.
+    applied: watch::Sender<HashMap<i32, i64>>,
+    producer: FutureProducer,
+    switches_topic: String,
+    audit_topic: String,
+    /// One local write at a time: check, produce and confirm as a unit.
+    write_lock: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for SwitchStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SwitchStore")
+            .field("switches_topic", &self.switches_topic)
+            .field("switches", &self.switches.read().len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(what: &str, e: impl std::fmt::Display) -> SwitchError {
+    SwitchError::Unavailable(format!("{what}: {e}"))
+}
+
+impl SwitchStore {
+    /// Creates the topics if missing, replays them, and follows them until `shutdown`.
+    pub async fn start(
+        settings: &KafkaSettings,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<SwitchStore>, SwitchError> {
+        ensure_topics(settings).await?;
+        let producer: FutureProducer = client_config(settings)
+            .set("message.timeout.ms", "10000")
+            .set("enable.idempotence", "true")
+            .create()
+            .map_err(|e| unavailable("creating the producer", e))?;
+        let store = Arc::new(SwitchStore {
+            switches: RwLock::new(BTreeMap::new()),
+            audit: RwLock::new(VecDeque::new()),
+            changes: watch::channel(Arc::new(Vec::new())).0,
+            applied: watch::channel(HashMap::new()).0,
+            producer,
+            switches_topic: settings.switches_topic.clone(),
+            audit_topic: settings.audit_topic.clone(),
+            write_lock: tokio::sync::Mutex::new(()),
+        });
+        let consumer: StreamConsumer = client_config(settings)
+            .set("group.id", format!("vigie-switches-{}", std::process::id()))
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false")
+            .create()
+            .map_err(|e| unavailable("creating the follower", e))?;
+        let ends = assign_from_beginning(
+            &consumer,
+            &[&settings.switches_topic, &settings.audit_topic],
+        )?;
+        tokio::spawn(store.clone().follow(consumer, shutdown));
+        // Serve only once the state as of start is loaded.
+        let switch_ends: HashMap<i32, i64> = ends
+            .into_iter()
+            .filter(|((topic, _), _)| *topic == settings.switches_topic)
+            .map(|((_, p), high)| (p, high))
+            .collect();
+        store
+            .wait_applied(&switch_ends, Duration::from_secs(30))
+            .await?;
+        tracing::info!(switches = store.switches.read().len(), topic = %settings.switches_topic, "deflection switches loaded");
+        Ok(store)
+    }
+
+    async fn follow(self: Arc<Self>, consumer: StreamConsumer, shutdown: CancellationToken) {
+        loop {
+            let message = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                m = consumer.recv() => m,
+            };
+            let message = match message {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "switch follower error");
+                    continue;
+                }
+            };
+            let payload = message.payload().unwrap_or_default();
+            if message.topic() == self.switches_topic {
+                match serde_json::from_slice::<DeflectionSwitch>(payload) {
+                    Ok(switch) => self.apply(switch),
+                    Err(e) => {
+                        tracing::warn!(error = %e, offset = message.offset(), "unreadable switch record skipped")
+                    }
+                }
+                let (p, o) = (message.partition(), message.offset());
+                self.applied.send_modify(|applied| {
+                    applied.insert(p, o);
+                });
+            } else if let Ok(record) = serde_json::from_slice::<AuditRecord>(payload) {
+                let mut audit = self.audit.write();
+                audit.push_back(record);
+                if audit.len() > AUDIT_IN_MEMORY {
+                    audit.pop_front();
+                }
+            }
+        }
+    }
+
+    /// Applies a record read from the topic: a newer version replaces the current one;
+    /// an older or equal one lost a race and is ignored.
+    fn apply(&self, switch: DeflectionSwitch) {
+        let mut switches = self.switches.write();
+        if switches
+            .get(&switch.id)
+            .is_some_and(|c| c.version >= switch.version)
+        {
+            tracing::warn!(id = %switch.id, version = switch.version, "stale switch record ignored (concurrent write lost)");
+            return;
+        }
+        switches.insert(switch.id.clone(), switch);
+        let all: Vec<DeflectionSwitch> = switches.values().cloned().collect();
+        drop(switches);
+        self.changes.send_replace(Arc::new(all));
+    }
+
+    async fn wait_applied(
+        &self,
+        ends: &HashMap<i32, i64>,
+        timeout: Duration,
+    ) -> Result<(), SwitchError> {
+        let mut applied = self.applied.subscribe();
+        let caught_up = |a: &HashMap<i32, i64>| {
+            ends.iter()
+                .all(|(p, end)| *end <= 0 || a.get(p).is_some_and(|o| *o >= end - 1))
+        };
+        tokio::time::timeout(timeout, applied.wait_for(caught_up))
+            .await
+            .map_err(|_| {
+                SwitchError::Unavailable("the switches topic could not be read back in time".into())
+            })?
+            .map_err(|_| SwitchError::Unavailable("the switch follower stopped".into()))?;
+        Ok(())
+    }
+
+    pub fn list(&self) -> Vec<DeflectionSwitch> {
+        self.switches.read().values().cloned().collect()
+    }
+
+    pub fn get(&self, id: &str) -> Option<DeflectionSwitch> {
+        self.switches.read().get(id).cloned()
+    }
+
+    /// Every switch, now and after each change.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Vec<DeflectionSwitch>>> {
+        self.changes.subscribe()
+    }
+
+    /// The newest audit records first, optionally of one switch.
+    pub fn audit(&self, switch_id: Option<&str>, limit: usize) -> Vec<AuditRecord> {
+        self.audit
+            .read()
+            .iter()
+            .rev()
+            .filter(|r| switch_id.is_none_or(|id| r.switch_id == id))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// Applies `request` to switch `id` on behalf of `who`, once confirmed by the topic.
+    pub async fn flip(
+        &self,
+        id: &str,
+        request: &FlipRequest,
+        who: &str,
+    ) -> Result<DeflectionSwitch, SwitchError> {
+        let _write = self.write_lock.lock().await;
+        let now_ms = jiff::Timestamp::now().as_millisecond();
+        let (current, next) = {
+            let switches = self.switches.read();
+            let current = switches.get(id).cloned();
+            let next = next_state(
+                id,
+                request,
+                who,
+                now_ms,
+                current.as_ref(),
+                switches.values(),
+            )?;
+            (current, next)
+        };
+        let value = serde_json::to_vec(&next).map_err(|e| unavailable("encoding", e))?;
+        let (partition, offset) = self
+            .producer
+            .send(
+                FutureRecord::to(&self.switches_topic)
+                    .key(id)
+                    .payload(&value),
+                CONFIRM_TIMEOUT,
+            )
+            .await
+            .map(|delivery| (delivery.partition, delivery.offset))
+            .map_err(|(e, _)| unavailable("writing the switch", e))?;
+        let audit = AuditRecord {
+            at: now_ms,
+            who: who.into(),
+            action: if current.is_none() {
+                "create"
+            } else if next.on {
+                "switch_on"
+            } else {
+                "switch_off"
+            }
+            .into(),
+            switch_id: id.into(),
+            why: next.why.clone(),
+            before: current,
+            after: next.clone(),
+        };
+        let audit = serde_json::to_vec(&audit).map_err(|e| unavailable("encoding", e))?;
+        self.producer
+            .send(
+                FutureRecord::to(&self.audit_topic).key(id).payload(&audit),
+                CONFIRM_TIMEOUT,
+            )
+            .await
+            .map_err(|(e, _)| unavailable("writing the audit record", e))?;
+        // Confirmed only when read back as the winning version.
+        self.wait_applied(&HashMap::from([(partition, offset + 1)]), CONFIRM_TIMEOUT)
+            .await?;
+        match self.get(id) {
+            Some(stored) if stored == next => Ok(next),
+            stored => Err(SwitchError::VersionConflict {
+                id: id.into(),
+                expected: request.expected_version,
+                current: stored.map_or(0, |s| s.version),
+            }),
+        }
+    }
+
+    /// Turns off the switches whose expiry has passed.
+    pub async fn expire_due(&self, now_ms: i64) {
+        let due: Vec<DeflectionSwitch> = self
+            .list()
+            .into_iter()
+            .filter(|s| s.on && s.expires_at.is_some_and(|at| at <= now_ms))
+            .collect();
+        for s in due {
+            let request = FlipRequest {
+                channel: s.channel.clone(),
+                reason: s.reason.clone(),
+                segment: s.segment.clone(),
+                queue: s.queue.clone(),
+                target: s.target,
+                on: false,
+                why: format!("expired (was: {})", s.why),
+                expected_version: s.version,
+                expires_in: None,
+            };
+            if let Err(e) = self.flip(&s.id, &request, "vigie (expiry)").await {
+                tracing::warn!(id = %s.id, error = %e, "expiring a switch failed; retried next second");
+            }
+        }
+    }
+
+    /// Expires switches every second until `shutdown`.
+    pub async fn run_expiry(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => self.expire_due(jiff::Timestamp::now().as_millisecond()).await,
+            }
+        }
+    }
+}
+
+/// Assigns every partition of `topics` from the beginning; returns their high watermarks.
+fn assign_from_beginning(
+    consumer: &StreamConsumer,
+    topics: &[&str],
+) -> Result<HashMap<(String, i32), i64>, SwitchError> {
+    let timeout = Duration::from_secs(10);
+    let mut tpl = TopicPartitionList::new();
+    let mut ends = HashMap::new();
+    for topic in topics {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), timeout)
+            .map_err(|e| unavailable("reading topic metadata", e))?;
+        for t in metadata.topics() {
+            for p in t.partitions() {
+                tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+                    .map_err(|e| unavailable("assigning", e))?;
+                let (_, high) = consumer
+                    .fetch_watermarks(topic, p.id(), timeout)
+                    .map_err(|e| unavailable("reading watermarks", e))?;
+                ends.insert((topic.to_string(), p.id()), high);
+            }
+        }
+    }
+    consumer
+        .assign(&tpl)
+        .map_err(|e| unavailable("assigning", e))?;
+    Ok(ends)
+}
+
+/// Creates the switches topic (compacted: the latest state per switch is kept) and the
+/// audit topic if they do not exist.
+async fn ensure_topics(settings: &KafkaSettings) -> Result<(), SwitchError> {
+    let admin: AdminClient<DefaultClientContext> = client_config(settings)
+        .create()
+        .map_err(|e| unavailable("creating the admin client", e))?;
+    let metadata = admin
+        .inner()
+        .fetch_metadata(None, Duration::from_secs(10))
+        .map_err(|e| unavailable("listing topics", e))?;
+    let exists = |name: &str| {
+        metadata
+            .topics()
+            .iter()
+            .any(|t| t.name() == name && !t.partitions().is_empty())
+    };
+    let mut missing = Vec::new();
+    if !exists(&settings.switches_topic) {
+        missing.push(
+            NewTopic::new(&settings.switches_topic, 1, TopicReplication::Fixed(1))
+                .set("cleanup.policy", "compact"),
+        );
+    }
+    if !exists(&settings.audit_topic) {
+        missing.push(NewTopic::new(
+            &settings.audit_topic,
+            1,
+            TopicReplication::Fixed(1),
+        ));
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let results = admin
+        .create_topics(
+            &missing,
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .map_err(|e| unavailable("creating topics", e))?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(unavailable(&format!("creating topic {topic}"), code))
+            }
+        }
+    }
+    Ok(())
+}

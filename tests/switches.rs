@@ -1,0 +1,273 @@
+//! Deflection switches against a real broker (Tansu): flips through the REST API land
+//! on the compacted topic with an audit record, reach websockets of every instance,
+//! survive a restart, refuse bad or concurrent changes, and expire by themselves.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use serde_json::{json, Value};
+use support::{eventually, unique, Broker};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_util::sync::CancellationToken;
+use vigie::config::KafkaSettings;
+use vigie::deflection::SwitchStore;
+use vigie::engine::{EngineConfig, EngineSet};
+use vigie::ingest::IngestStatus;
+use vigie::server::{serve, AppState};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn settings(broker: &Broker) -> KafkaSettings {
+    KafkaSettings {
+        brokers: broker.brokers(),
+        switches_topic: unique("switches"),
+        audit_topic: unique("audit"),
+        ..KafkaSettings::default()
+    }
+}
+
+/// One Vigie instance: HTTP API with switches on `settings`' topics.
+struct Instance {
+    base: String,
+    store: Arc<SwitchStore>,
+    stop: CancellationToken,
+    http: reqwest::Client,
+}
+
+impl Instance {
+    async fn start(settings: &KafkaSettings) -> Instance {
+        let stop = CancellationToken::new();
+        let store = SwitchStore::start(settings, stop.clone())
+            .await
+            .expect("switch store");
+        tokio::spawn(store.clone().run_expiry(stop.clone()));
+        let state = AppState::new(
+            Arc::new(EngineSet::new(EngineConfig::default())),
+            Arc::new(IngestStatus::default()),
+            stop.clone(),
+        )
+        .with_switches(store.clone());
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(serve(listener, state));
+        Instance {
+            base,
+            store,
+            stop,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn put(&self, id: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .put(format!("{}/api/v1/switches/{id}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        (r.status().as_u16(), r.json().await.expect("JSON body"))
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request");
+        (r.status().as_u16(), r.json().await.expect("JSON body"))
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+fn flip(on: bool, version: u64) -> Value {
+    json!({"channel": "phone", "reason": "billing", "segment": "low", "target": "visual_ivr",
+           "on": on, "why": "phone queue degraded", "expected_version": version})
+}
+
+/// Every record of `topic`, as (key, JSON value).
+fn read_topic(settings: &KafkaSettings, topic: &str, expected: usize) -> Vec<(String, Value)> {
+    let reader: BaseConsumer = vigie::ingest::client_config(settings)
+        .set("group.id", unique("reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("reader");
+    reader.subscribe(&[topic]).expect("subscribe");
+    let mut records = Vec::new();
+    let start = std::time::Instant::now();
+    while records.len() < expected && start.elapsed() < DEADLINE {
+        if let Some(Ok(m)) = reader.poll(Duration::from_millis(200)) {
+            let key = String::from_utf8_lossy(m.key().unwrap_or_default()).to_string();
+            records.push((
+                key,
+                serde_json::from_slice(m.payload().unwrap_or_default()).expect("JSON record"),
+            ));
+        }
+    }
+    records
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flip_is_on_the_topic_audited_and_pushed_to_every_instance() {
+    let broker = Broker::start();
+    let settings = settings(&broker);
+    let a = Instance::start(&settings).await;
+    let b = Instance::start(&settings).await;
+    let url = format!("{}/api/v1/ws", b.base.replace("http://", "ws://"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("websocket");
+
+    let (status, created) = a.put("phone-billing-low", flip(true, 0)).await;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(
+        (created["version"].as_u64(), created["on"].as_bool()),
+        (Some(1), Some(true))
+    );
+    assert_eq!(created["changed_by"], "local");
+
+    // The other instance's websocket client sees it.
+    let pushed = tokio::time::timeout(DEADLINE, async {
+        loop {
+            if let Some(Ok(WsMessage::Text(text))) = ws.next().await {
+                let v: Value = serde_json::from_str(&text).expect("JSON");
+                if v["type"] == "switches"
+                    && v["switches"].as_array().is_some_and(|s| !s.is_empty())
+                {
+                    return v;
+                }
+            }
+        }
+    })
+    .await
+    .expect("the flip reaches the other instance's websocket");
+    assert_eq!(pushed["switches"][0], created);
+    assert_eq!(
+        b.get("/api/v1/switches/phone-billing-low").await,
+        (200, created.clone())
+    );
+
+    let records = read_topic(&settings, &settings.switches_topic, 1);
+    assert_eq!(
+        records,
+        vec![("phone-billing-low".to_string(), created.clone())]
+    );
+    let audit = read_topic(&settings, &settings.audit_topic, 1);
+    assert_eq!(audit[0].1["who"], "local");
+    assert_eq!(audit[0].1["why"], "phone queue degraded");
+    assert_eq!(audit[0].1["after"], created);
+    let (_, trail) = b.get("/api/v1/audit?switch=phone-billing-low").await;
+    assert_eq!(trail["records"][0]["action"], "create");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_and_concurrent_changes_are_refused_clearly() {
+    let broker = Broker::start();
+    let settings = settings(&broker);
+    let a = Instance::start(&settings).await;
+    let b = Instance::start(&settings).await;
+    assert_eq!(a.put("phone-billing-low", flip(true, 0)).await.0, 200);
+    eventually("b has read the switch", DEADLINE, || {
+        b.store.get("phone-billing-low").is_some()
+    })
+    .await;
+
+    let mut no_reason = flip(false, 1);
+    no_reason["why"] = json!("");
+    let conflicting = json!({"channel": "phone", "target": "callback", "on": true, "why": "overflow", "expected_version": 0});
+    for (id, body, status, code) in [
+        ("phone-billing-low", no_reason, 400, "missing_reason"),
+        ("phone-billing-low", flip(false, 0), 409, "version_conflict"),
+        ("phone-all", conflicting, 409, "conflicting_switch"),
+        ("Phone Billing", flip(true, 0), 400, "bad_switch_id"),
+        ("x", json!({"channel": "phone"}), 400, "bad_body"),
+        (
+            "x",
+            json!({"channel": "phone", "target": "carrier_pigeon", "on": true, "why": "w", "expected_version": 0}),
+            400,
+            "bad_body",
+        ),
+    ] {
+        let (got, body) = a.put(id, body).await;
+        assert_eq!((got, body["code"].as_str()), (status, Some(code)), "{body}");
+        assert_eq!(body["status"], status);
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    let huge = json!({"channel": "phone", "target": "chat", "on": true, "why": "x".repeat(100_000), "expected_version": 0});
+    assert_eq!(a.put("huge", huge).await.0, 413);
+    assert_eq!(a.get("/api/v1/switches/nope").await.0, 404);
+
+    // Two supervisors on two instances turn the same switch off from version 1: one wins.
+    let (ra, rb) = tokio::join!(
+        a.put("phone-billing-low", flip(false, 1)),
+        b.put("phone-billing-low", flip(false, 1))
+    );
+    let mut statuses = [ra.0, rb.0];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 409], "a: {ra:?}, b: {rb:?}");
+    let winner = if ra.0 == 200 { ra.1 } else { rb.1 };
+    eventually("both instances agree", DEADLINE, || {
+        a.store.get("phone-billing-low").map(|s| s.version) == Some(2)
+            && b.store.get("phone-billing-low").map(|s| s.version) == Some(2)
+    })
+    .await;
+    assert_eq!(
+        serde_json::to_value(a.store.get("phone-billing-low")).expect("json"),
+        winner
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switches_survive_a_restart_and_expire_by_themselves() {
+    let broker = Broker::start();
+    let settings = settings(&broker);
+    let first = Instance::start(&settings).await;
+    let mut timed = flip(true, 0);
+    timed["expires_in"] = json!("2s");
+    let (status, created) = first.put("phone-billing-low", timed).await;
+    assert_eq!(status, 200, "{created}");
+    let mut chat = json!({"channel": "chat", "target": "messaging", "on": true, "why": "chat overloaded", "expected_version": 0});
+    assert_eq!(first.put("chat-all", chat.clone()).await.0, 200);
+    drop(first);
+
+    // A new instance rebuilds the state from the topic.
+    let second = Instance::start(&settings).await;
+    let (_, list) = second.get("/api/v1/switches").await;
+    let ids: Vec<&str> = list["switches"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|s| s["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["chat-all", "phone-billing-low"]);
+    chat["expected_version"] = json!(1);
+    chat["on"] = json!(false);
+    assert_eq!(
+        second.put("chat-all", chat).await.0,
+        200,
+        "versions continue after a restart"
+    );
+
+    eventually("the timed switch turns itself off", DEADLINE, || {
+        second.store.get("phone-billing-low").is_some_and(|s| !s.on)
+    })
+    .await;
+    let expired = second.store.get("phone-billing-low").expect("switch");
+    assert_eq!(
+        (expired.version, expired.changed_by.as_str()),
+        (2, "vigie (expiry)")
+    );
+    assert!(expired.why.starts_with("expired"), "{}", expired.why);
+}
