@@ -235,6 +235,7 @@ fn reference(events: &[EventRecord<'static>], cfg: &EngineConfig, window_ms: i64
                 }
             }
             if c.queued.is_some()
+                && c.deflected.is_none()
                 && c.answered.is_none()
                 && c.abandoned.is_none()
                 && c.ended.is_none()
@@ -306,7 +307,7 @@ fn contact_plan(span_ms: i64) -> impl Strategy<Value = ContactPlan> {
         0..CHANNELS.len(),
         proptest::option::of(0..QUEUES.len()),
         proptest::option::weighted(0.2, 0..QUEUES.len()),
-        0u8..10,
+        0u8..11,
         0i64..15_000,
         prop_oneof![0i64..8_000, 0i64..120_000, 0i64..900_000],
         1_000i64..600_000,
@@ -365,7 +366,8 @@ fn events_of(n: usize, p: &ContactPlan, base: i64) -> Vec<EventRecord<'static>> 
             queued.queue = p.refine_queue.map(|q| Cow::Borrowed(QUEUES[q]));
             out.push(queued);
             match p.outcome {
-                2 => {} // still waiting
+                2 => {}                                               // still waiting
+                9 => out.push(ev(EventKind::Deflected, tq + p.wait)), // deflected out of the queue
                 3 | 4 => out.push(ev(EventKind::Abandoned, tq + p.wait)),
                 5 => out.push(ev(EventKind::Answered, tq + p.wait)),
                 _ => {

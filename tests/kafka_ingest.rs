@@ -230,10 +230,12 @@ async fn malformed_records_go_to_the_dead_letter_topic_with_a_reason() {
     let producer: FutureProducer = vigie::ingest::client_config(&settings)
         .create()
         .expect("producer");
-    let poison: [(&str, &[u8]); 3] = [
+    let poison: [(&str, &[u8]); 4] = [
         ("not-json", b"{\"event_id\": "),
         ("bad-ts", br#"{"event_id":"x","type":"queued","ts":"yesterday","interaction_id":"i"}"#),
         ("no-channel", br#"{"event_id":"y","type":"arrived","ts":"2026-11-25T08:00:00Z","interaction_id":"j"}"#),
+        // A producer with a clock years ahead would make every other event late.
+        ("future", br#"{"event_id":"z","type":"arrived","ts":"2099-01-01T00:00:00Z","interaction_id":"k","channel":"phone"}"#),
     ];
     for (key, payload) in poison {
         producer
@@ -248,12 +250,12 @@ async fn malformed_records_go_to_the_dead_letter_topic_with_a_reason() {
 
     let consumer = start_consumer(&settings);
     eventually("everything consumed", DEADLINE, || {
-        consumer.status.consumed.load(Relaxed) == sent + 3
+        consumer.status.consumed.load(Relaxed) == sent + 4
     })
     .await;
-    assert_eq!(consumer.status.dead_lettered.load(Relaxed), 3);
+    assert_eq!(consumer.status.dead_lettered.load(Relaxed), 4);
     let got = consumer.snapshot();
-    assert_eq!(got.rejected, 3);
+    assert_eq!(got.rejected, 4);
     assert_same_kpis(&got, &replayed(&events));
     consumer.stop().await;
 
@@ -266,7 +268,7 @@ async fn malformed_records_go_to_the_dead_letter_topic_with_a_reason() {
     reader.subscribe(&[&settings.dlq_topic]).expect("subscribe");
     let mut reasons: HashMap<String, String> = HashMap::new();
     let start = std::time::Instant::now();
-    while reasons.len() < 3 && start.elapsed() < DEADLINE {
+    while reasons.len() < 4 && start.elapsed() < DEADLINE {
         if let Some(Ok(m)) = reader.poll(Duration::from_millis(200)) {
             let key = String::from_utf8_lossy(m.key().unwrap_or_default()).to_string();
             let reason = m
@@ -284,6 +286,10 @@ async fn malformed_records_go_to_the_dead_letter_topic_with_a_reason() {
     assert!(reasons["not-json"].contains("invalid JSON"), "{reasons:?}");
     assert!(reasons["bad-ts"].contains("field `ts`"), "{reasons:?}");
     assert!(reasons["no-channel"].contains("channel"), "{reasons:?}");
+    assert!(
+        reasons["future"].contains("ahead of this server's clock"),
+        "{reasons:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

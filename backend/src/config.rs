@@ -112,6 +112,10 @@ pub struct KafkaSettings {
         skip_serializing_if = "Option::is_none"
     )]
     pub rebuild_span: Option<Duration>,
+    /// Events dated further ahead of this server's clock are dead-lettered: one
+    /// producer with a wrong clock would otherwise make every other event "late".
+    #[serde(with = "humantime_serde")]
+    pub max_clock_skew: Duration,
     /// librdkafka properties (security.protocol, sasl.*, ssl.*, ...), applied last.
     pub properties: BTreeMap<String, String>,
 }
@@ -127,6 +131,7 @@ impl Default for KafkaSettings {
             group_id: "vigie".into(),
             payload_format: PayloadFormat::Auto,
             rebuild_span: None,
+            max_clock_skew: Duration::from_secs(300),
             properties: BTreeMap::new(),
         }
     }

@@ -78,7 +78,9 @@ pub struct QueueStatus {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EstimatedWait {
     pub low_ms: u64,
-    pub high_ms: u64,
+    /// `null` when open-ended: contacts wait and none was answered in the window
+    /// ("more than `low_ms`").
+    pub high_ms: Option<u64>,
 }
 
 /// The values of the five dimensions; a missing value is `"unknown"`.

@@ -193,17 +193,21 @@ fn percentiles(waits: &WaitCounts) -> (Option<u64>, Option<u64>, Option<u64>) {
     )
 }
 
-/// Estimated wait range of a queue: between the median and the 90th percentile of
-/// recent answered waits, widened to include the time the current queue needs to
-/// drain at the recent answer pace (depth × window / answered).
-pub fn estimate_wait(
-    kpis: &Kpis,
-    answered_in_window: u64,
-    window_ms: i64,
-    in_queue: u64,
-) -> Option<EstimatedWait> {
-    let drain = (answered_in_window > 0 && in_queue > 0)
-        .then(|| (in_queue as f64 * window_ms as f64 / answered_in_window as f64).round() as u64);
+/// Estimated wait range of a queue (from `kpis`, the queue's KPIs over the window):
+/// between the median and the 90th percentile of recent answered waits, widened to
+/// include the time the current queue needs to drain at the recent answer pace
+/// (depth × window / answered). A queue with contacts waiting and no answer in the
+/// window is stuck: the estimate is then open-ended, "more than the oldest wait".
+pub fn estimate_wait(kpis: &Kpis, window_ms: i64) -> Option<EstimatedWait> {
+    let (answered, in_queue) = (kpis.answered, kpis.in_queue);
+    if answered == 0 && in_queue > 0 {
+        return Some(EstimatedWait {
+            low_ms: kpis.oldest_wait_ms.map_or(0, |w| w.max(0) as u64),
+            high_ms: None,
+        });
+    }
+    let drain = (answered > 0 && in_queue > 0)
+        .then(|| (in_queue as f64 * window_ms as f64 / answered as f64).round() as u64);
     let (low, high) = match (kpis.wait_p50_ms, kpis.wait_p90_ms, drain) {
         (Some(p50), Some(p90), Some(d)) => (p50.min(d), p90.max(d)),
         (Some(p50), Some(p90), None) => (p50, p90),
@@ -212,7 +216,7 @@ pub fn estimate_wait(
     };
     Some(EstimatedWait {
         low_ms: low,
-        high_ms: high,
+        high_ms: Some(high),
     })
 }
 
@@ -278,11 +282,30 @@ mod tests {
         let kpis = Kpis {
             wait_p50_ms: Some(300_000),
             wait_p90_ms: Some(600_000),
+            answered: 10,
+            in_queue: 20,
             ..Kpis::default()
         };
         // 10 answered in 15 min, 20 waiting → 30 min to drain.
-        let est = estimate_wait(&kpis, 10, 900_000, 20).expect("estimate");
-        assert_eq!((est.low_ms, est.high_ms), (300_000, 1_800_000));
-        assert_eq!(estimate_wait(&Kpis::default(), 0, 900_000, 3), None);
+        let est = estimate_wait(&kpis, 900_000).expect("estimate");
+        assert_eq!((est.low_ms, est.high_ms), (300_000, Some(1_800_000)));
+        assert_eq!(
+            estimate_wait(&Kpis::default(), 900_000),
+            None,
+            "nothing known"
+        );
+        let stuck = Kpis {
+            in_queue: 3,
+            oldest_wait_ms: Some(720_000),
+            ..Kpis::default()
+        };
+        assert_eq!(
+            estimate_wait(&stuck, 900_000),
+            Some(EstimatedWait {
+                low_ms: 720_000,
+                high_ms: None
+            }),
+            "stuck queue: more than the oldest wait"
+        );
     }
 }

@@ -188,10 +188,11 @@ impl Interaction {
         self.deflected.is_some() || self.abandoned.is_some() || self.ended.is_some()
     }
 
-    /// Waiting in queue now: queued, not answered, abandoned or ended.
+    /// Waiting in queue now: queued, and not deflected, answered, abandoned or ended.
     pub fn is_waiting(&self) -> bool {
         self.arrival.is_some()
             && self.queued.is_some()
+            && self.deflected.is_none()
             && self.answered.is_none()
             && self.abandoned.is_none()
             && self.ended.is_none()

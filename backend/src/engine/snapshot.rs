@@ -254,7 +254,7 @@ pub fn build_snapshot(engines: &[&Engine], query: &SnapshotQuery) -> Result<Snap
                 let status = QueueStatus {
                     in_queue: kpis.in_queue,
                     oldest_wait_ms: kpis.oldest_wait_ms,
-                    estimated_wait: estimate_wait(&kpis, kpis.answered, window_ms, kpis.in_queue),
+                    estimated_wait: estimate_wait(&kpis, window_ms),
                 };
                 (name(*q), status)
             })

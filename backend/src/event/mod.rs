@@ -91,6 +91,8 @@ pub enum DecodeError {
     Protobuf(String),
     #[error("record of {len} bytes is larger than the {max}-byte limit")]
     TooLarge { len: usize, max: usize },
+    #[error("field `ts` is {ahead_s} s ahead of this server's clock (more than kafka.max_clock_skew): check the producer's clock")]
+    FromTheFuture { ahead_s: i64 },
 }
 
 /// Largest epoch millisecond accepted (9999-12-31T23:59:59.999Z).

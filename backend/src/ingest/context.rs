@@ -49,7 +49,7 @@ impl IngestContext {
                 .unwrap_or((0, 0));
             let start = match &found {
                 Ok(found) => match found.find_partition(topic, partition).map(|p| p.offset()) {
-                    Some(Offset::Offset(o)) => o.clamp(low, high),
+                    Some(Offset::Offset(o)) => o.max(low).min(high.max(low)),
                     // No record that recent: nothing to replay.
                     Some(Offset::End) => high,
                     _ => low,
@@ -131,7 +131,11 @@ impl ConsumerContext for IngestContext {
                 }
             }
             other => {
-                tracing::error!(error = ?other, "rebalance error");
+                tracing::error!(error = ?other, "rebalance error: dropping every partition's state");
+                for partition in self.engines.partitions() {
+                    self.engines.revoke(partition);
+                    self.status.untrack(partition);
+                }
                 consumer.unassign()
             }
         };

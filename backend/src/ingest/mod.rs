@@ -7,8 +7,10 @@
 //! - Rebuild: on assignment each partition gets a fresh engine and is sought back to
 //!   the offset of `now − rebuild span` (offsets-for-times); it is "rebuilding" until
 //!   it reaches the high watermark it had when assigned. Revocation drops its state.
-//! - Poison pills: an undecodable record goes to the dead-letter topic with the reason
-//!   in the `vigie-error` header and never stops the consumer.
+//! - Poison pills: an undecodable record, or one dated beyond the allowed clock skew,
+//!   goes to the dead-letter topic with the reason in the `vigie-error` header and never
+//!   stops the consumer (if even the dead-letter topic refuses it, it is logged with its
+//!   position and skipped).
 //! - Broker outage: librdkafka reconnects by itself; meanwhile the status says stale
 //!   and the engines keep their last state.
 
@@ -42,12 +44,6 @@ pub enum IngestError {
         #[source]
         source: rdkafka::error::KafkaError,
     },
-    #[error("sending a poison pill to the dead-letter topic {topic:?}: {source}")]
-    DeadLetter {
-        topic: String,
-        #[source]
-        source: rdkafka::error::KafkaError,
-    },
 }
 
 /// Header naming why a record was dead-lettered.
@@ -63,13 +59,14 @@ pub fn client_config(settings: &KafkaSettings) -> ClientConfig {
     config
 }
 
-/// How far back partitions are replayed: the configured span, or the longer of the
-/// repeat horizon and the longest window.
+/// How far back partitions are replayed: the configured span, or the longest window
+/// plus the repeat horizon (an arrival at the start of the longest window looks back a
+/// whole horizon to classify itself as a repeat).
 pub fn rebuild_span_ms(settings: &KafkaSettings, engines: &EngineSet) -> i64 {
     settings.rebuild_span.map_or_else(
         || {
             let cfg = engines.config();
-            cfg.repeat_horizon_ms.max(cfg.retention_ms())
+            cfg.repeat_horizon_ms.saturating_add(cfg.retention_ms())
         },
         |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
     )
@@ -122,7 +119,7 @@ pub async fn run_consumer(
         match message {
             Ok(message) => {
                 status.set_broker_down(false);
-                handle(&message, settings, &engines, &status, &dlq).await?;
+                handle(&message, settings, &engines, &status, &dlq).await;
                 if let Err(e) = consumer.store_offset_from_message(&message) {
                     // The partition may have been revoked meanwhile: it will be replayed.
                     tracing::debug!(error = %e, "offset not stored");
@@ -141,37 +138,56 @@ pub async fn run_consumer(
     Ok(())
 }
 
-/// Decodes and applies one record, or dead-letters it.
+/// Decodes and applies one record, or dead-letters it. Never fails: a record that can
+/// be neither applied nor dead-lettered is logged with its position and skipped (it
+/// stays in the source topic).
 async fn handle(
     message: &BorrowedMessage<'_>,
     settings: &KafkaSettings,
     engines: &EngineSet,
     status: &IngestStatus,
     dlq: &FutureProducer,
-) -> Result<(), IngestError> {
+) {
     use std::sync::atomic::Ordering::Relaxed;
     status.consumed.fetch_add(1, Relaxed);
     status.advance(message.partition(), message.offset());
     let Some(engine) = engines.get(message.partition()) else {
-        return Ok(()); // revoked meanwhile
+        return; // revoked meanwhile
     };
+    let max_ts = jiff::Timestamp::now().as_millisecond() + millis(settings.max_clock_skew);
     let decoded = match message.payload() {
         None => Err(DecodeError::MissingField("payload")),
-        Some(payload) => decode(payload, format_of(message, settings.payload_format)),
+        Some(payload) => {
+            decode(payload, format_of(message, settings.payload_format)).and_then(|event| {
+                if event.ts_ms > max_ts {
+                    let ahead_s = (event.ts_ms - max_ts + millis(settings.max_clock_skew)) / 1000;
+                    Err(DecodeError::FromTheFuture { ahead_s })
+                } else {
+                    Ok(event)
+                }
+            })
+        }
     };
     match decoded {
         Ok(event) => {
-            engine.apply(&event);
-            status.applied.fetch_add(1, Relaxed);
+            if engine.apply(&event) == crate::engine::Applied::Applied {
+                status.applied.fetch_add(1, Relaxed);
+            }
         }
         Err(error) => {
             engine.record_rejected();
             status.decode_errors.fetch_add(1, Relaxed);
-            dead_letter(message, &error, &settings.dlq_topic, dlq).await?;
-            status.dead_lettered.fetch_add(1, Relaxed);
+            if dead_letter(message, &error, &settings.dlq_topic, dlq).await {
+                status.dead_lettered.fetch_add(1, Relaxed);
+            } else {
+                status.dead_letter_failures.fetch_add(1, Relaxed);
+            }
         }
     }
-    Ok(())
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
 }
 
 fn format_of(message: &BorrowedMessage<'_>, configured: PayloadFormat) -> PayloadFormat {
@@ -205,12 +221,14 @@ pub fn decode(payload: &[u8], format: PayloadFormat) -> Result<EventRecord<'_>, 
     }
 }
 
+/// Sends a refused record to the dead-letter topic, retrying with backoff; `false` if
+/// it could not be sent (then it is logged with its position, and stays in the source).
 async fn dead_letter(
     message: &BorrowedMessage<'_>,
     error: &DecodeError,
     topic: &str,
     dlq: &FutureProducer,
-) -> Result<(), IngestError> {
+) -> bool {
     let reason = error.to_string();
     let origin = format!(
         "{}/{}/{}",
@@ -218,27 +236,33 @@ async fn dead_letter(
         message.partition(),
         message.offset()
     );
-    let headers = OwnedHeaders::new()
-        .insert(Header {
-            key: ERROR_HEADER,
-            value: Some(reason.as_bytes()),
-        })
-        .insert(Header {
-            key: "vigie-origin",
-            value: Some(origin.as_bytes()),
-        });
-    let mut record = FutureRecord::to(topic).headers(headers);
-    if let Some(key) = message.key() {
-        record = record.key(key);
+    let mut backoff = Duration::from_millis(200);
+    for attempt in 1..=5 {
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: ERROR_HEADER,
+                value: Some(reason.as_bytes()),
+            })
+            .insert(Header {
+                key: "vigie-origin",
+                value: Some(origin.as_bytes()),
+            });
+        let mut record = FutureRecord::to(topic).headers(headers);
+        if let Some(key) = message.key() {
+            record = record.key(key);
+        }
+        if let Some(payload) = message.payload() {
+            record = record.payload(payload);
+        }
+        match dlq.send(record, Duration::from_secs(10)).await {
+            Ok(_) => return true,
+            Err((e, _)) => {
+                tracing::warn!(%origin, attempt, error = %e, "dead-lettering failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+            }
+        }
     }
-    if let Some(payload) = message.payload() {
-        record = record.payload(payload);
-    }
-    dlq.send(record, Duration::from_secs(30))
-        .await
-        .map_err(|(source, _)| IngestError::DeadLetter {
-            topic: topic.to_string(),
-            source,
-        })?;
-    Ok(())
+    tracing::error!(%origin, %reason, %topic, "could not dead-letter a refused record: skipped, it stays in the source topic");
+    false
 }

@@ -34,6 +34,8 @@ pub struct IngestStatus {
     pub applied: AtomicU64,
     pub decode_errors: AtomicU64,
     pub dead_lettered: AtomicU64,
+    /// Refused records that could not be written to the dead-letter topic either.
+    pub dead_letter_failures: AtomicU64,
 }
 
 impl IngestStatus {
