@@ -31,6 +31,7 @@ use crate::engine::{ChannelRules, EngineConfig};
 pub struct Settings {
     pub engine: EngineSettings,
     pub kafka: KafkaSettings,
+    pub auth: AuthSettings,
     pub log: LogSettings,
 }
 
@@ -135,6 +136,55 @@ impl Default for KafkaSettings {
             properties: BTreeMap::new(),
         }
     }
+}
+
+/// Who may call the API. With no token configured, the API is open but binds loopback only.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// Bearer tokens, stored as SHA-256 hashes (`printf %s "$TOKEN" | sha256sum`).
+    pub tokens: Vec<TokenSettings>,
+    /// Origins allowed to open websockets besides the API's own (e.g. a cockpit served elsewhere).
+    pub allowed_origins: Vec<String>,
+    /// Mutations (switch flips) allowed per caller and minute; 0 disables the limit.
+    pub mutations_per_minute: u32,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            tokens: Vec::new(),
+            allowed_origins: Vec::new(),
+            mutations_per_minute: 30,
+        }
+    }
+}
+
+impl AuthSettings {
+    pub fn enabled(&self) -> bool {
+        !self.tokens.is_empty()
+    }
+}
+
+/// One bearer token.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSettings {
+    /// Who holds it: shown as the author of the changes made with it.
+    pub name: String,
+    /// `viewer` (wall screens: read only), `supervisor` (flip switches, ack alerts) or `admin`.
+    pub role: Role,
+    /// Lowercase hex SHA-256 of the token.
+    pub sha256: String,
+}
+
+/// What a caller may do; each role includes the ones before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Viewer,
+    Supervisor,
+    Admin,
 }
 
 /// Encoding of Kafka payloads.
@@ -299,6 +349,21 @@ impl Settings {
                     .into(),
             );
         }
+        for (i, token) in self.auth.tokens.iter().enumerate() {
+            if token.name.trim().is_empty() {
+                errors.push(format!("auth.tokens[{i}].name: must not be empty"));
+            }
+            if token.sha256.len() != 64
+                || !token
+                    .sha256
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            {
+                errors.push(format!(
+                    "auth.tokens[{i}].sha256: must be 64 lowercase hex digits (printf %s \"$TOKEN\" | sha256sum)"
+                ));
+            }
+        }
         if errors.is_empty() {
             Ok(())
         } else {
@@ -437,6 +502,27 @@ mod tests {
             .expect("example is valid");
         assert_eq!(s.kafka.properties["security.protocol"], "SASL_SSL");
         assert_eq!(s.kafka.group_id, "vigie-hypervision");
+    }
+
+    #[test]
+    fn tokens_are_checked_and_roles_parsed() {
+        let s = load_toml(&format!(
+            "[[auth.tokens]]\nname = \"wall\"\nrole = \"viewer\"\nsha256 = \"{}\"\n",
+            "a".repeat(64)
+        ))
+        .expect("valid");
+        assert_eq!(s.auth.tokens[0].role, Role::Viewer);
+        assert!(s.auth.enabled());
+        let err =
+            load_toml("[[auth.tokens]]\nname = \"\"\nrole = \"admin\"\nsha256 = \"secret\"\n")
+                .expect_err("invalid");
+        assert_eq!(err.0.len(), 2, "{err}");
+        let err = load_toml(&format!(
+            "[[auth.tokens]]\nname = \"x\"\nrole = \"god\"\nsha256 = \"{}\"\n",
+            "a".repeat(64)
+        ))
+        .expect_err("unknown role");
+        assert!(err.to_string().contains("role"), "{err}");
     }
 
     #[test]

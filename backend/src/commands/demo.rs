@@ -107,7 +107,15 @@ pub fn run(settings: Settings, args: DemoArgs) -> Result<()> {
             "Vigie demo: in-process Kafka at {}, {} contacts/s, window {}; Ctrl-C to stop.",
             kafka.brokers, args.rate, args.window
         );
-        let result = run_pipeline(&kafka, args.listen, engines, status, shutdown.clone()).await;
+        let result = run_pipeline(
+            &kafka,
+            &settings.auth,
+            args.listen,
+            engines,
+            status,
+            shutdown.clone(),
+        )
+        .await;
         shutdown.cancel();
         let _ = printer.await;
         let produced = producer

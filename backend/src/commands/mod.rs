@@ -59,17 +59,23 @@ pub fn cancel_after(duration: Option<std::time::Duration>, token: &CancellationT
 /// `shutdown` (or the consumer fails); then everything stops and offsets are committed.
 pub async fn run_pipeline(
     kafka: &KafkaSettings,
+    auth: &vigie::config::AuthSettings,
     listen: SocketAddr,
     engines: Arc<EngineSet>,
     status: Arc<IngestStatus>,
     shutdown: CancellationToken,
 ) -> Result<()> {
+    // Whatever way this returns, everything else stops too.
+    let _stop_all = shutdown.clone().drop_guard();
+    // Refuse an unauthenticated API beyond loopback before connecting to anything.
+    vigie::server::check_listen_address(listen, auth.enabled()).map_err(anyhow::Error::msg)?;
     let switches = vigie::deflection::SwitchStore::start(kafka, shutdown.clone())
         .await
         .context("loading the deflection switches")?;
     tokio::spawn(switches.clone().run_expiry(shutdown.clone()));
     let state = vigie::server::AppState::new(engines.clone(), status.clone(), shutdown.clone())
-        .with_switches(switches);
+        .with_switches(switches)
+        .with_auth(vigie::server::Auth::from_settings(auth));
     let http = start_http(listen, state).await?;
     let consumed = vigie::ingest::run_consumer(kafka, engines, status, shutdown.clone()).await;
     shutdown.cancel();
@@ -80,17 +86,22 @@ pub async fn run_pipeline(
     Ok(())
 }
 
-/// Binds the API (loopback only: no authentication exists yet) and serves it until shutdown.
+/// Binds the API (loopback only unless tokens are configured) and serves it until shutdown.
 async fn start_http(
     listen: SocketAddr,
     state: vigie::server::AppState,
 ) -> Result<tokio::task::JoinHandle<std::io::Result<()>>> {
-    vigie::server::check_listen_address(listen, false).map_err(anyhow::Error::msg)?;
+    vigie::server::check_listen_address(listen, state.auth.enabled())
+        .map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding the HTTP API to {listen}"))?;
     let addr = listener.local_addr().context("reading the bound address")?;
-    tracing::info!(%addr, "HTTP API listening (no authentication: loopback only)");
+    if state.auth.enabled() {
+        tracing::info!(%addr, "HTTP API listening (bearer tokens required)");
+    } else {
+        tracing::warn!(%addr, "HTTP API listening without authentication: loopback only");
+    }
     eprintln!("listening on http://{addr}");
     Ok(tokio::spawn(vigie::server::serve(listener, state)))
 }

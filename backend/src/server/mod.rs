@@ -12,6 +12,7 @@
 //!
 //! Every error is JSON: `{"status", "code", "message"}`.
 
+mod auth;
 mod error;
 mod metrics;
 mod switches;
@@ -32,6 +33,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use vigie_proto::DimensionKey;
 
+pub use auth::{sha256_hex, Auth, Principal};
 pub use error::ApiError;
 
 use crate::deflection::SwitchStore;
@@ -47,6 +49,8 @@ pub struct AppState {
     pub publisher: Arc<Publisher>,
     /// Deflection switches; `None` on an instance without them (then their routes answer 503).
     pub switches: Option<Arc<SwitchStore>>,
+    /// Who may do what (open to local callers when no token is configured).
+    pub auth: Arc<Auth>,
     /// Cancelled at shutdown: stops the publisher and closes websockets.
     pub shutdown: CancellationToken,
 }
@@ -69,8 +73,15 @@ impl AppState {
             status,
             publisher,
             switches: None,
+            auth: Arc::new(Auth::default()),
             shutdown,
         }
+    }
+
+    /// Checks bearer tokens and roles (see [`Auth`]).
+    pub fn with_auth(mut self, auth: Auth) -> AppState {
+        self.auth = Arc::new(auth);
+        self
     }
 
     /// Serves deflection switches from `store` (REST and websocket).
@@ -160,6 +171,7 @@ impl SnapshotParams {
 }
 
 async fn snapshot(
+    _caller: Principal,
     State(state): State<AppState>,
     params: Result<Query<SnapshotParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {

@@ -7,12 +7,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use vigie_proto::DeflectionSwitch;
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Principal};
+use crate::config::Role;
 use crate::deflection::{FlipRequest, SwitchStore};
-
-/// Who made a change. Until authentication exists the API is loopback-only, so the
-/// caller is someone on this machine.
-const LOCAL_USER: &str = "local";
 
 fn store(state: &AppState) -> Result<&SwitchStore, ApiError> {
     state.switches.as_deref().ok_or_else(|| {
@@ -20,11 +17,15 @@ fn store(state: &AppState) -> Result<&SwitchStore, ApiError> {
     })
 }
 
-pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn list(
+    _caller: Principal,
+    State(state): State<AppState>,
+) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({ "switches": store(&state)?.list() })))
 }
 
 pub async fn get(
+    _caller: Principal,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<DeflectionSwitch>, ApiError> {
@@ -35,15 +36,20 @@ pub async fn get(
 }
 
 pub async fn flip(
+    caller: Principal,
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: Result<Json<FlipRequest>, JsonRejection>,
 ) -> Result<Json<DeflectionSwitch>, ApiError> {
+    caller.require(Role::Supervisor)?;
+    state.auth.check_rate(&caller.name)?;
     let Json(request) = body.map_err(|e| match e.status() {
         axum::http::StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(super::MAX_BODY_BYTES),
         _ => ApiError::BadBody(e.body_text()),
     })?;
-    Ok(Json(store(&state)?.flip(&id, &request, LOCAL_USER).await?))
+    Ok(Json(
+        store(&state)?.flip(&id, &request, &caller.name).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -54,9 +60,11 @@ pub struct AuditParams {
 }
 
 pub async fn audit(
+    caller: Principal,
     State(state): State<AppState>,
     params: Result<Query<AuditParams>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Supervisor)?;
     let Query(params) = params.map_err(|e| ApiError::BadQuery(e.body_text()))?;
     let limit = params.limit.unwrap_or(100).min(1_000);
     Ok(Json(

@@ -13,8 +13,9 @@ use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 use vigie_proto::{ClientMessage, DeflectionSwitch, ServerMessage, Subscription};
 
-use super::AppState;
+use super::{ApiError, AppState, Principal};
 use crate::publisher::Frame;
+use axum::http::HeaderMap;
 
 /// How long a frame may take to leave before the client is considered stalled.
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -23,9 +24,30 @@ const HEARTBEAT: Duration = Duration::from_secs(10);
 /// Client messages are small; anything bigger is refused by the protocol layer.
 const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
 
-pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
-    ws.max_message_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| client(socket, state))
+/// Checks the caller (token in `Authorization` or `?access_token=`) and, for browsers,
+/// the Origin, before upgrading.
+pub async fn upgrade(
+    _caller: Principal,
+    headers: HeaderMap,
+    State(state): State<AppState>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &axum::http::HeaderValue| v.to_str().ok())
+    };
+    if !state.auth.origin_allowed(
+        header(axum::http::header::ORIGIN),
+        header(axum::http::header::HOST),
+    ) {
+        return Err(ApiError::Forbidden(
+            "websocket Origin not allowed: add it to auth.allowed_origins".into(),
+        ));
+    }
+    Ok(ws
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| client(socket, state)))
 }
 
 /// Why the server closed a connection (close code and reason sent to the client).

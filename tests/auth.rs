@@ -1,0 +1,187 @@
+//! Roles through the public API: the whole role × endpoint matrix, websocket token and
+//! Origin checks, the mutation rate limit, and the refusal to expose an open API.
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use vigie::config::{AuthSettings, Role, TokenSettings};
+use vigie::engine::{EngineConfig, EngineSet};
+use vigie::ingest::IngestStatus;
+use vigie::server::{serve, sha256_hex, AppState, Auth};
+
+struct TestApp {
+    addr: String,
+    stop: CancellationToken,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+async fn spawn(mutations_per_minute: u32) -> TestApp {
+    let token = |name: &str, role| TokenSettings {
+        name: name.into(),
+        role,
+        sha256: sha256_hex(&format!("{name}-token")),
+    };
+    let auth = Auth::from_settings(&AuthSettings {
+        tokens: vec![
+            token("wall", Role::Viewer),
+            token("sup", Role::Supervisor),
+            token("adm", Role::Admin),
+        ],
+        allowed_origins: vec!["https://cockpit.example".into()],
+        mutations_per_minute,
+    });
+    let stop = CancellationToken::new();
+    let state = AppState::new(
+        Arc::new(EngineSet::new(EngineConfig::default())),
+        Arc::new(IngestStatus::default()),
+        stop.clone(),
+    )
+    .with_auth(auth);
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    tokio::spawn(serve(listener, state));
+    TestApp { addr, stop }
+}
+
+const FLIP: &str =
+    r#"{"channel":"phone","target":"callback","on":true,"why":"test","expected_version":0}"#;
+
+async fn call(app: &TestApp, method: &str, path: &str, token: Option<&str>) -> u16 {
+    let client = reqwest::Client::new();
+    let url = format!("http://{}{path}", app.addr);
+    let mut request = match method {
+        "PUT" => client
+            .put(url)
+            .header("content-type", "application/json")
+            .body(FLIP),
+        _ => client.get(url),
+    };
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    if status >= 400 {
+        let body: serde_json::Value = response.json().await.expect("every error is JSON");
+        assert_eq!(body["status"], status, "{method} {path}: {body}");
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    status
+}
+
+#[tokio::test]
+async fn every_role_gets_exactly_its_rights_on_every_endpoint() {
+    let app = spawn(0).await;
+    // 503 = authorized, then refused because this instance has no switch store.
+    let matrix: [(&str, &str, [u16; 5]); 7] = [
+        //                                        none  bad  viewer supervisor admin
+        ("GET", "/api/v1/snapshot", [401, 401, 200, 200, 200]),
+        ("GET", "/api/v1/switches", [401, 401, 503, 503, 503]),
+        ("GET", "/api/v1/switches/x", [401, 401, 503, 503, 503]),
+        ("PUT", "/api/v1/switches/x", [401, 401, 403, 503, 503]),
+        ("GET", "/api/v1/audit", [401, 401, 403, 503, 503]),
+        ("GET", "/healthz", [200, 200, 200, 200, 200]),
+        ("GET", "/metrics", [200, 200, 200, 200, 200]),
+    ];
+    let callers = [
+        None,
+        Some("guessed"),
+        Some("wall-token"),
+        Some("sup-token"),
+        Some("adm-token"),
+    ];
+    for (method, path, expected) in matrix {
+        for (caller, want) in callers.iter().zip(expected) {
+            assert_eq!(
+                call(&app, method, path, *caller).await,
+                want,
+                "{method} {path} as {caller:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn websockets_check_the_token_and_the_origin() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let app = spawn(0).await;
+    let url = |token: &str| format!("ws://{}/api/v1/ws?access_token={token}", app.addr);
+    let status_of = |e: tokio_tungstenite::tungstenite::Error| match e {
+        tokio_tungstenite::tungstenite::Error::Http(response) => response.status().as_u16(),
+        other => panic!("expected an HTTP refusal, got {other}"),
+    };
+    assert!(
+        tokio_tungstenite::connect_async(url("wall-token"))
+            .await
+            .is_ok(),
+        "a viewer may watch"
+    );
+    let refused = tokio_tungstenite::connect_async(url("guessed"))
+        .await
+        .expect_err("unknown token");
+    assert_eq!(status_of(refused), 401);
+    let refused = tokio_tungstenite::connect_async(format!("ws://{}/api/v1/ws", app.addr))
+        .await
+        .expect_err("no token");
+    assert_eq!(status_of(refused), 401);
+
+    let mut request = url("wall-token").into_client_request().expect("request");
+    request
+        .headers_mut()
+        .insert("origin", "https://evil.example".parse().expect("header"));
+    let refused = tokio_tungstenite::connect_async(request)
+        .await
+        .expect_err("foreign origin");
+    assert_eq!(status_of(refused), 403);
+    let mut request = url("wall-token").into_client_request().expect("request");
+    request
+        .headers_mut()
+        .insert("origin", "https://cockpit.example".parse().expect("header"));
+    assert!(
+        tokio_tungstenite::connect_async(request).await.is_ok(),
+        "configured origin"
+    );
+}
+
+#[tokio::test]
+async fn mutations_are_rate_limited_per_caller() {
+    let app = spawn(2).await;
+    assert_eq!(
+        call(&app, "PUT", "/api/v1/switches/x", Some("sup-token")).await,
+        503
+    );
+    assert_eq!(
+        call(&app, "PUT", "/api/v1/switches/x", Some("sup-token")).await,
+        503
+    );
+    assert_eq!(
+        call(&app, "PUT", "/api/v1/switches/x", Some("sup-token")).await,
+        429
+    );
+    assert_eq!(
+        call(&app, "PUT", "/api/v1/switches/x", Some("adm-token")).await,
+        503,
+        "another caller"
+    );
+}
+
+#[test]
+fn an_open_api_is_refused_beyond_loopback() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigie"))
+        .args(["serve", "--brokers", "127.0.0.1:9", "--listen", "0.0.0.0:0"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("vigie runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("refusing to listen on 0.0.0.0:0 without authentication"),
+        "{stderr}"
+    );
+}
