@@ -18,8 +18,9 @@ use vigie_proto::{DimensionKey, ServerMessage, StatusReport, Subscription};
 use crate::engine::{DimensionFilter, EngineSet, SnapshotQuery, WindowError, WindowSpec};
 use crate::ingest::IngestStatus;
 
-/// A serialized server message, shared by every client that receives it.
-pub type Frame = Arc<str>;
+/// A serialized server message, encoded once and shared by every client that receives
+/// it (cloning is a reference count, not a copy).
+pub type Frame = axum::extract::ws::Utf8Bytes;
 
 struct Topic {
     query: SnapshotQuery,
@@ -61,7 +62,7 @@ pub fn query_of(sub: &Subscription) -> Result<SnapshotQuery, WindowError> {
 }
 
 fn encode(message: &ServerMessage) -> Frame {
-    Arc::from(serde_json::to_string(message).unwrap_or_default())
+    Frame::from(serde_json::to_string(message).unwrap_or_default())
 }
 
 impl Publisher {
@@ -150,7 +151,7 @@ impl Publisher {
 }
 
 fn replace_if_different(current: &mut Frame, new: Frame) -> bool {
-    if **current == *new {
+    if current.as_str() == new.as_str() {
         false
     } else {
         *current = new;

@@ -59,7 +59,7 @@ enum Closing {
 
 async fn client(socket: WebSocket, state: AppState) {
     let (mut sink, mut stream) = socket.split();
-    let send = |frame: Frame| Message::Text(Utf8Bytes::from(frame.to_string()));
+    let send = Message::Text;
     let mut status = state.publisher.status();
     let Ok(mut snapshots) = state.publisher.subscribe(Subscription::default()) else {
         return;

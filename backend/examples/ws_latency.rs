@@ -1,0 +1,142 @@
+//! Measures event-applied → websocket-frame latency with many connected clients.
+//!
+//! Run: `cargo run --release -p vigie --example ws_latency -- [CLIENTS] [EVENTS_PER_S] [SECONDS]`
+//! (defaults 500, 10000, 20; `scripts/bench-ws.sh` runs it). One thread applies simulated
+//! events at the given rate in 10 ms batches and records when each watermark was reached;
+//! CLIENTS websocket clients in the same process (so they compete for the same 2 cores)
+//! read every frame; a frame delivers every batch applied since the client's previous
+//! frame, and each such batch counts once with latency = frame received − batch applied
+//! (so an event applied just after a publish waits for the next one, as in reality).
+//! Reports p50/p90/p99/max over (client, batch) deliveries, and frames/s.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
+use vigie::engine::{EngineConfig, EngineSet};
+use vigie::ingest::IngestStatus;
+use vigie::server::{serve, AppState};
+use vigie::simulate::{SimulationConfig, Simulator};
+
+fn watermark_of(frame: &str) -> Option<i64> {
+    let at = frame.find("\"watermark\":")? + "\"watermark\":".len();
+    let digits: String = frame[at..].chars().take_while(|c| c.is_ascii_digit()).collect();
+    digits.parse().ok()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let arg = |i: usize, default: u64| std::env::args().nth(i).and_then(|a| a.parse().ok()).unwrap_or(default);
+    let (clients, rate, seconds) = (arg(1, 500), arg(2, 10_000), arg(3, 20));
+
+    let engines = Arc::new(EngineSet::new(EngineConfig::default()));
+    let engine = engines.assign(0);
+    let status = Arc::new(IngestStatus::default());
+    status.track(0, 0, 0);
+    let stop = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("ws://{}/api/v1/ws", listener.local_addr()?);
+    tokio::spawn(serve(listener, AppState::new(engines.clone(), status, stop.clone())));
+
+    // When each watermark was reached, in order.
+    let applied_at: Arc<Mutex<Vec<(i64, Instant)>>> = Arc::default();
+    let latencies = Arc::new(Mutex::new(vigie::engine::new_histogram()));
+    let frames = Arc::new(AtomicU64::new(0));
+    let bytes = Arc::new(AtomicU64::new(0));
+    let measuring = Arc::new(std::sync::atomic::AtomicBool::new(false));
+
+    let mut readers = Vec::new();
+    for _ in 0..clients {
+        let (mut ws, _) = tokio_tungstenite::connect_async(&url).await?;
+        let (applied_at, latencies, frames, bytes, measuring) =
+            (applied_at.clone(), latencies.clone(), frames.clone(), bytes.clone(), measuring.clone());
+        readers.push(tokio::spawn(async move {
+            // Newest watermark this client has seen: each frame delivers every batch
+            // applied since, and each of those batches waited from its own apply time.
+            let mut seen = i64::MIN;
+            while let Some(Ok(message)) = ws.next().await {
+                let tokio_tungstenite::tungstenite::Message::Text(text) = message else { continue };
+                let received = Instant::now();
+                if !text.starts_with("{\"type\":\"snapshot\"") {
+                    continue;
+                }
+                let Some(w) = watermark_of(&text) else { continue };
+                if measuring.load(Relaxed) {
+                    frames.fetch_add(1, Relaxed);
+                    bytes.fetch_add(text.len() as u64, Relaxed);
+                    let delivered: Vec<Instant> = {
+                        let applied = applied_at.lock();
+                        let from = applied.partition_point(|(wm, _)| *wm <= seen);
+                        let to = applied.partition_point(|(wm, _)| *wm <= w);
+                        applied[from..to].iter().map(|(_, at)| *at).collect()
+                    };
+                    let mut h = latencies.lock();
+                    for at in delivered {
+                        let _ = h.record(received.saturating_duration_since(at).as_micros() as u64);
+                    }
+                }
+                seen = seen.max(w);
+            }
+        }));
+    }
+    println!("{clients} clients connected to {url}");
+
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    let events: Vec<_> = Simulator::new(SimulationConfig {
+        seed: 3,
+        contacts: Some(rate * (seconds + 5) / 3),
+        start_ms: now_ms,
+        contacts_per_second: rate as f64 / 3.7,
+        ..SimulationConfig::default()
+    })
+    .collect();
+    let feeder = {
+        let (applied_at, measuring) = (applied_at.clone(), measuring.clone());
+        std::thread::spawn(move || {
+            let batch = (rate / 100).max(1) as usize;
+            let started = Instant::now();
+            let mut watermark = i64::MIN;
+            for (n, chunk) in events.chunks(batch).enumerate() {
+                let due = started + Duration::from_millis(10 * n as u64);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                for ev in chunk {
+                    engine.apply(ev);
+                }
+                if let Some(w) = engine.watermark().filter(|w| *w > watermark) {
+                    watermark = w;
+                    applied_at.lock().push((w, Instant::now()));
+                }
+                if n == 300 {
+                    measuring.store(true, Relaxed); // after a 3 s warm-up
+                }
+                if started.elapsed() > Duration::from_secs(seconds + 3) {
+                    break;
+                }
+            }
+        })
+    };
+    let _ = tokio::task::spawn_blocking(move || feeder.join()).await;
+    measuring.store(false, Relaxed);
+    stop.cancel();
+    for r in readers {
+        let _ = r.await;
+    }
+    let h = latencies.lock();
+    let frames = frames.load(Relaxed);
+    println!(
+        "{rate} events/s, {clients} clients, {seconds} s measured: {} frames/s delivered ({:.1} KB each); \
+         latency event applied → frame received: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        frames / seconds,
+        bytes.load(Relaxed) as f64 / frames.max(1) as f64 / 1024.0,
+        h.value_at_quantile(0.5) as f64 / 1000.0,
+        h.value_at_quantile(0.9) as f64 / 1000.0,
+        h.value_at_quantile(0.99) as f64 / 1000.0,
+        h.max() as f64 / 1000.0
+    );
+    Ok(())
+}
