@@ -210,9 +210,15 @@ async fn bad_and_concurrent_changes_are_refused_clearly() {
     assert_eq!(a.get("/api/v1/switches/nope").await.0, 404);
 
     // Two supervisors on two instances turn the same switch off from version 1: one wins.
+    // (Two identical requests in the same millisecond would both succeed: they ask for
+    // exactly the same state, so nothing is overwritten.)
+    let mut from_a = flip(false, 1);
+    from_a["why"] = json!("recovered, says ann");
+    let mut from_b = flip(false, 1);
+    from_b["why"] = json!("recovered, says bob");
     let (ra, rb) = tokio::join!(
-        a.put("phone-billing-low", flip(false, 1)),
-        b.put("phone-billing-low", flip(false, 1))
+        a.put("phone-billing-low", from_a),
+        b.put("phone-billing-low", from_b)
     );
     let mut statuses = [ra.0, rb.0];
     statuses.sort_unstable();

@@ -243,3 +243,95 @@ async fn shutdown_closes_websockets_with_a_reason() {
     assert_eq!(u16::from(frame.code), 1001);
     assert_eq!(frame.reason.as_str(), "server shutting down");
 }
+
+/// A client that stops reading is disconnected with a reason, and does not slow others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_disconnected_with_a_reason() {
+    let app = spawn().await;
+    // Many queues make each snapshot large (hundreds of KB), so buffers fill fast.
+    let big_stream = |seed: u64, from: usize| {
+        (from..from + 3_000).map(move |n| {
+            let mut ev = vigie::event::EventRecord::new(
+                format!("{seed}-{n}"),
+                vigie::event::EventKind::Arrived,
+                1_795_593_600_000 + n as i64,
+                format!("i{seed}-{n}"),
+            );
+            ev.channel = Some("phone".into());
+            ev.queue = Some(format!("queue-{n}").into());
+            ev.into_owned()
+        })
+    };
+    for ev in big_stream(0, 0) {
+        app.engine.apply(&ev);
+    }
+
+    // The stalled client: a tiny receive buffer, and it never reads.
+    let addr = app
+        .url
+        .trim_start_matches("ws://")
+        .trim_end_matches("/api/v1/ws")
+        .to_string();
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("buffer size");
+    let stream = socket
+        .connect(addr.parse().expect("addr"))
+        .await
+        .expect("connect");
+    let (mut stalled, _) = tokio_tungstenite::client_async(app.url.clone(), stream)
+        .await
+        .expect("handshake");
+    let mut healthy = connect(&app).await;
+    next_of(&mut healthy, "snapshot").await;
+
+    // Keep changing the numbers: every tick publishes a new large snapshot.
+    let engine = app.engine.clone();
+    let feeding = tokio::spawn(async move {
+        for round in 1..400u64 {
+            for ev in big_stream(round, (round as usize % 3) * 1_000).take(50) {
+                engine.apply(&ev);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    // The server notices the stalled client and closes it (counted in the metrics)...
+    let metrics_url = format!("http://{addr}/metrics");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = reqwest::get(&metrics_url)
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        if text.contains("vigie_websocket_slow_clients_closed_total 1\n") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stalled client was never closed:\n{text}"
+        );
+        // ...while the healthy client keeps getting fresh snapshots.
+        next_of(&mut healthy, "snapshot").await;
+    }
+    next_of(&mut healthy, "snapshot").await;
+    feeding.abort();
+    // The stalled client, reading at last, finds the connection closed (with the reason,
+    // if the close frame got through before the server gave up on it).
+    let end = tokio::time::timeout(DEADLINE, async {
+        loop {
+            match stalled.next().await {
+                Some(Ok(Message::Close(frame))) => return frame,
+                Some(Ok(_)) => continue,
+                None | Some(Err(_)) => return None,
+            }
+        }
+    })
+    .await
+    .expect("the stalled connection ends");
+    if let Some(frame) = end {
+        assert_eq!(u16::from(frame.code), 1008);
+        assert_eq!(frame.reason.as_str(), "client too slow: not reading");
+    }
+    app.stop.cancel();
+}

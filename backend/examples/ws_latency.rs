@@ -23,13 +23,21 @@ use vigie::simulate::{SimulationConfig, Simulator};
 
 fn watermark_of(frame: &str) -> Option<i64> {
     let at = frame.find("\"watermark\":")? + "\"watermark\":".len();
-    let digits: String = frame[at..].chars().take_while(|c| c.is_ascii_digit()).collect();
+    let digits: String = frame[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
     digits.parse().ok()
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let arg = |i: usize, default: u64| std::env::args().nth(i).and_then(|a| a.parse().ok()).unwrap_or(default);
+    let arg = |i: usize, default: u64| {
+        std::env::args()
+            .nth(i)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(default)
+    };
     let (clients, rate, seconds) = (arg(1, 500), arg(2, 10_000), arg(3, 20));
 
     let engines = Arc::new(EngineSet::new(EngineConfig::default()));
@@ -39,7 +47,10 @@ async fn main() -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("ws://{}/api/v1/ws", listener.local_addr()?);
-    tokio::spawn(serve(listener, AppState::new(engines.clone(), status, stop.clone())));
+    tokio::spawn(serve(
+        listener,
+        AppState::new(engines.clone(), status, stop.clone()),
+    ));
 
     // When each watermark was reached, in order.
     let applied_at: Arc<Mutex<Vec<(i64, Instant)>>> = Arc::default();
@@ -51,19 +62,28 @@ async fn main() -> anyhow::Result<()> {
     let mut readers = Vec::new();
     for _ in 0..clients {
         let (mut ws, _) = tokio_tungstenite::connect_async(&url).await?;
-        let (applied_at, latencies, frames, bytes, measuring) =
-            (applied_at.clone(), latencies.clone(), frames.clone(), bytes.clone(), measuring.clone());
+        let (applied_at, latencies, frames, bytes, measuring) = (
+            applied_at.clone(),
+            latencies.clone(),
+            frames.clone(),
+            bytes.clone(),
+            measuring.clone(),
+        );
         readers.push(tokio::spawn(async move {
             // Newest watermark this client has seen: each frame delivers every batch
             // applied since, and each of those batches waited from its own apply time.
             let mut seen = i64::MIN;
             while let Some(Ok(message)) = ws.next().await {
-                let tokio_tungstenite::tungstenite::Message::Text(text) = message else { continue };
+                let tokio_tungstenite::tungstenite::Message::Text(text) = message else {
+                    continue;
+                };
                 let received = Instant::now();
                 if !text.starts_with("{\"type\":\"snapshot\"") {
                     continue;
                 }
-                let Some(w) = watermark_of(&text) else { continue };
+                let Some(w) = watermark_of(&text) else {
+                    continue;
+                };
                 if measuring.load(Relaxed) {
                     frames.fetch_add(1, Relaxed);
                     bytes.fetch_add(text.len() as u64, Relaxed);

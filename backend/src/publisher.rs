@@ -27,8 +27,16 @@ struct Topic {
     tx: watch::Sender<Frame>,
 }
 
+/// Websocket connection counters (read by `/metrics`).
+#[derive(Debug, Default)]
+pub struct ClientStats {
+    pub connected: std::sync::atomic::AtomicU64,
+    pub closed_too_slow: std::sync::atomic::AtomicU64,
+}
+
 /// Fan-out of snapshots and status.
 pub struct Publisher {
+    pub clients: ClientStats,
     engines: Arc<EngineSet>,
     status: Arc<IngestStatus>,
     topics: Mutex<HashMap<Subscription, Topic>>,
@@ -73,6 +81,7 @@ impl Publisher {
     ) -> Arc<Publisher> {
         let initial = encode(&ServerMessage::Status(status_report(&engines, &status)));
         Arc::new(Publisher {
+            clients: ClientStats::default(),
             engines,
             status,
             topics: Mutex::new(HashMap::new()),

@@ -100,6 +100,19 @@ pub fn render(state: &AppState) -> String {
         "Share of the rebuild replay done (1 when live).",
         status.rebuild_progress().unwrap_or(1.0),
     );
+    let clients = &state.publisher.clients;
+    out.single(
+        "vigie_websocket_clients",
+        "gauge",
+        "Websocket clients connected.",
+        counter(&clients.connected),
+    );
+    out.single(
+        "vigie_websocket_slow_clients_closed_total",
+        "counter",
+        "Websocket clients closed because they stopped reading.",
+        counter(&clients.closed_too_slow),
+    );
     out.single(
         "vigie_ready",
         "gauge",

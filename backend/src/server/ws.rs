@@ -58,11 +58,24 @@ enum Closing {
 }
 
 async fn client(socket: WebSocket, state: AppState) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let stats = &state.publisher.clients;
+    stats.connected.fetch_add(1, Relaxed);
+    let closing = serve_client(socket, &state).await;
+    stats.connected.fetch_sub(1, Relaxed);
+    if matches!(closing, Closing::TooSlow) {
+        stats.closed_too_slow.fetch_add(1, Relaxed);
+        tracing::info!("websocket client closed: too slow, not reading");
+    }
+}
+
+/// Runs one connection; says why it ended.
+async fn serve_client(socket: WebSocket, state: &AppState) -> Closing {
     let (mut sink, mut stream) = socket.split();
     let send = Message::Text;
     let mut status = state.publisher.status();
     let Ok(mut snapshots) = state.publisher.subscribe(Subscription::default()) else {
-        return;
+        return Closing::ClientLeft;
     };
     let mut heartbeat =
         tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
@@ -75,14 +88,18 @@ async fn client(socket: WebSocket, state: AppState) {
         outbox.push(switches_frame(&rx.borrow_and_update()));
     }
     let closing = loop {
+        let mut stalled = false;
         for frame in outbox.drain(..) {
             match tokio::time::timeout(SEND_TIMEOUT, sink.send(send(frame))).await {
                 Ok(Ok(())) => heartbeat.reset(),
-                Ok(Err(_)) => return, // connection gone
-                Err(_) => break,
+                Ok(Err(_)) => return Closing::ClientLeft, // connection gone
+                Err(_) => {
+                    stalled = true;
+                    break;
+                }
             }
         }
-        if !outbox.is_empty() {
+        if stalled {
             break Closing::TooSlow;
         }
         tokio::select! {
@@ -107,7 +124,7 @@ async fn client(socket: WebSocket, state: AppState) {
             }
             incoming = stream.next() => match incoming {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break Closing::ClientLeft,
-                Some(Ok(Message::Text(text))) => match handle_client_message(&state, &text) {
+                Some(Ok(Message::Text(text))) => match handle_client_message(state, &text) {
                     Ok(receiver) => {
                         snapshots = receiver;
                         outbox.push(snapshots.borrow_and_update().clone());
@@ -122,13 +139,15 @@ async fn client(socket: WebSocket, state: AppState) {
     let (code, reason) = match closing {
         Closing::ShuttingDown => (1001, "server shutting down"),
         Closing::TooSlow => (1008, "client too slow: not reading"),
-        Closing::ClientLeft => return,
+        Closing::ClientLeft => return closing,
     };
     let close = Message::Close(Some(CloseFrame {
         code,
         reason: Utf8Bytes::from_static(reason),
     }));
-    let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close)).await;
+    // A stalled client gets as long to take its close frame as any other frame.
+    let _ = tokio::time::timeout(SEND_TIMEOUT, sink.send(close)).await;
+    closing
 }
 
 type SwitchesReceiver = tokio::sync::watch::Receiver<std::sync::Arc<Vec<DeflectionSwitch>>>;
