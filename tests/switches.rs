@@ -36,6 +36,7 @@ fn settings(broker: &Broker) -> KafkaSettings {
 struct Instance {
     base: String,
     store: Arc<SwitchStore>,
+    engines: Arc<EngineSet>,
     stop: CancellationToken,
     http: reqwest::Client,
 }
@@ -47,8 +48,9 @@ impl Instance {
             .await
             .expect("switch store");
         tokio::spawn(store.clone().run_expiry(stop.clone()));
+        let engines = Arc::new(EngineSet::new(EngineConfig::default()));
         let state = AppState::new(
-            Arc::new(EngineSet::new(EngineConfig::default())),
+            engines.clone(),
             Arc::new(IngestStatus::default()),
             stop.clone(),
         )
@@ -59,6 +61,7 @@ impl Instance {
         Instance {
             base,
             store,
+            engines,
             stop,
             http: reqwest::Client::new(),
         }
@@ -276,4 +279,61 @@ async fn switches_survive_a_restart_and_expire_by_themselves() {
         (2, "vigie (expiry)")
     );
     assert!(expired.why.starts_with("expired"), "{}", expired.why);
+}
+
+/// Next to each switch that is on: contacts deflected since the flip in its scope, and
+/// how many of those customers came back on any channel (containment).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_switch_shows_its_measured_effect() {
+    use vigie::event::{EventKind, EventRecord};
+    let broker = Broker::start();
+    let settings = settings(&broker);
+    let app = Instance::start(&settings).await;
+    let flip_billing = json!({"channel": "phone", "reason": "billing", "target": "visual_ivr", "on": true,
+                              "why": "billing queue degraded", "expected_version": 0});
+    let (status, switch) = app.put("phone-billing", flip_billing).await;
+    assert_eq!(status, 200, "{switch}");
+    let flipped_at = switch["changed_at"].as_i64().expect("changed_at");
+
+    let engine = app.engines.assign(0);
+    let contact = |n: u32, customer: &str, channel: &str, reason: &str, at: i64, deflect: bool| {
+        let iid = format!("i{n}");
+        let mut arrived = EventRecord::new(
+            format!("{iid}-a"),
+            EventKind::Arrived,
+            flipped_at + at,
+            iid.clone(),
+        );
+        arrived.customer_id = Some(customer.to_string().into());
+        arrived.channel = Some(channel.to_string().into());
+        arrived.reason = Some(reason.to_string().into());
+        let mut events = vec![arrived];
+        if deflect {
+            events.push(EventRecord::new(
+                format!("{iid}-d"),
+                EventKind::Deflected,
+                flipped_at + at + 2_000,
+                iid,
+            ));
+        }
+        events
+    };
+    let stream = [
+        contact(1, "ann", "phone", "billing", 1_000, true),
+        contact(2, "bob", "phone", "billing", 1_500, true),
+        contact(3, "cat", "phone", "sales", 1_700, true), // another scope
+        contact(4, "ann", "chat", "billing", 60_000, false), // ann came back, on chat
+    ];
+    for ev in stream.iter().flatten() {
+        engine.apply(ev);
+    }
+    let (_, list) = app.get("/api/v1/switches").await;
+    let effect = &list["effects"]["phone-billing"];
+    assert_eq!(effect["since"], flipped_at);
+    assert_eq!(
+        (effect["deflected"].as_u64(), effect["came_back"].as_u64()),
+        (Some(2), Some(1)),
+        "{list}"
+    );
+    assert_eq!(effect["containment"].as_f64(), Some(0.5));
 }

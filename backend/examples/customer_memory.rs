@@ -1,7 +1,7 @@
 //! Measures the engine's memory per tracked customer (target: ≤ 100 bytes at 10 M customers).
 //!
 //! Run: `cargo run --release -p vigie --example customer_memory [-- CUSTOMERS [anonymous]]`
-//! Feeds CUSTOMERS contacts (default 10 M), one deflected contact per distinct customer,
+//! Feeds CUSTOMERS contacts (default 10 M), one contact per distinct customer (abandoned at once, so it is finished),
 //! spread over 5 days of event time so finished interactions are evicted while every
 //! customer stays within the 7-day repeat horizon; reports the resident memory growth.
 //! With `anonymous`, the same contacts carry no customer id: the difference between the
@@ -51,9 +51,9 @@ fn main() {
             ..EventRecord::new(ids.2.as_str(), EventKind::Arrived, ts, ids.0.as_str())
         };
         engine.apply(&ev);
-        let deflected_id = format!("e{n}d");
-        ev.event_id = Cow::Borrowed(&deflected_id);
-        ev.kind = EventKind::Deflected;
+        let finished_id = format!("e{n}b");
+        ev.event_id = Cow::Borrowed(&finished_id);
+        ev.kind = EventKind::Abandoned;
         ev.ts_ms = ts + 500;
         engine.apply(&ev);
     }

@@ -64,6 +64,8 @@ pub struct Interaction {
     pub key: KeyId,
     /// Hash of the first `event_id` reported for each step (0: none), to spot redeliveries.
     pub event_ids: [u64; 6],
+    /// The deflection is in the containment follow-up.
+    pub deflection_followed: bool,
 }
 
 /// One contribution to the aggregates.

@@ -17,6 +17,7 @@
 //! by customer gives that) for the repeat classification to stay exact.
 
 mod aggregate;
+mod containment;
 mod customer;
 mod interaction;
 mod set;
@@ -33,6 +34,7 @@ use dashmap::DashMap;
 use parking_lot::{Mutex, RwLock};
 
 pub use aggregate::{derive_kpis, estimate_wait, new_histogram, Aggregate, Counters};
+pub use containment::DeflectionEffect;
 pub use interaction::ChannelRules;
 pub use set::EngineSet;
 pub use snapshot::{build_snapshot, Dimension, DimensionFilter, SnapshotQuery};
@@ -139,6 +141,8 @@ pub struct Engine {
     /// Interactions waiting in queue: arrival time and key.
     waiting: DashMap<u64, (i64, KeyId), FastHash>,
     stores: Box<[Mutex<BucketStore>]>,
+    /// Deflected contacts of identified customers, followed for the repeat horizon.
+    deflections: containment::DeflectionLog,
     watermark: AtomicI64,
     next_sweep: AtomicI64,
     next_customer_sweep: AtomicI64,
@@ -163,6 +167,7 @@ impl Engine {
             stores: (0..shards)
                 .map(|_| Mutex::new(BucketStore::default()))
                 .collect(),
+            deflections: containment::DeflectionLog::default(),
             watermark: AtomicI64::new(NO_WATERMARK),
             next_sweep: AtomicI64::new(i64::MIN),
             next_customer_sweep: AtomicI64::new(i64::MIN),
@@ -278,6 +283,8 @@ impl Engine {
                     );
                     it.repeat = Some(class);
                     reclassify = successor;
+                    self.deflections
+                        .arrival(customer, ev.ts_ms, self.cfg.repeat_horizon_ms);
                 }
             }
             EventKind::Queued => it.record_queued(Queued { ts: ev.ts_ms, dims }),
@@ -286,6 +293,20 @@ impl Engine {
             EventKind::Abandoned => it.record_abandoned(ev.ts_ms),
             EventKind::Ended => it.record_ended(ev.ts_ms, ev.resolved.unwrap_or(false)),
         });
+        if let (Some(arrival), Some(ts), false) = (it.arrival, it.deflected, it.deflection_followed)
+        {
+            if let Some(customer) = arrival.customer {
+                self.deflections.record(
+                    customer,
+                    containment::Deflection {
+                        ts,
+                        key: it.key,
+                        came_back: false,
+                    },
+                );
+            }
+            it.deflection_followed = true;
+        }
         Some(reclassify)
     }
 
@@ -401,6 +422,7 @@ impl Engine {
             // An arrival still within the lateness may look back a full horizon.
             let horizon_start =
                 watermark - self.cfg.allowed_lateness_ms - self.cfg.repeat_horizon_ms;
+            self.deflections.evict_before(horizon_start);
             self.customers.retain(|_, h| {
                 h.settle(settled);
                 h.newest_ts() >= horizon_start

@@ -77,6 +77,21 @@ impl EngineSet {
         self.partitions.read().keys().copied().collect()
     }
 
+    /// Deflection follow-up over every partition held (see [`Engine::deflection_effect`]).
+    pub fn deflection_effect(
+        &self,
+        filter: &super::DimensionFilter,
+        since_ms: i64,
+    ) -> super::DeflectionEffect {
+        let mut total = super::DeflectionEffect::default();
+        for engine in self.partitions.read().values() {
+            let e = engine.deflection_effect(filter, since_ms);
+            total.deflected += e.deflected;
+            total.came_back += e.came_back;
+        }
+        total
+    }
+
     /// One snapshot over every partition held.
     pub fn snapshot(&self, query: &SnapshotQuery) -> Result<Snapshot, WindowError> {
         let engines: Vec<Arc<Engine>> = self.partitions.read().values().cloned().collect();

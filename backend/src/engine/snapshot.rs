@@ -83,6 +83,16 @@ impl FromStr for Dimension {
 pub struct DimensionFilter(pub Vec<(Dimension, String)>);
 
 impl DimensionFilter {
+    /// A test of dimension keys against this filter (a value never seen matches nothing).
+    fn matcher(&self, symbols: &super::Symbols) -> impl Fn(&DimKey) -> bool {
+        let wanted: Vec<(Dimension, Option<Sym>)> = self
+            .0
+            .iter()
+            .map(|(d, v)| (*d, symbols.lookup(v)))
+            .collect();
+        move |key: &DimKey| wanted.iter().all(|(d, v)| Some(d.of(key)) == *v)
+    }
+
     /// The values set in `key` (a wire filter: query string, subscription, CLI flags).
     pub fn from_key(mut key: DimensionKey) -> DimensionFilter {
         DimensionFilter(
@@ -139,6 +149,19 @@ impl Scope {
 }
 
 impl Engine {
+    /// Deflected contacts in `filter`'s scope since `since_ms`, and how many of those
+    /// customers came back on any channel within the repeat horizon.
+    pub fn deflection_effect(
+        &self,
+        filter: &DimensionFilter,
+        since_ms: i64,
+    ) -> super::DeflectionEffect {
+        let keys = self.symbols.keys();
+        let matches = filter.matcher(&self.symbols);
+        self.deflections
+            .effect(since_ms, |k| keys.get(k as usize).is_some_and(&matches))
+    }
+
     /// Builds the snapshot of `query` over this engine's state.
     pub fn snapshot(&self, query: &SnapshotQuery) -> Result<Snapshot, WindowError> {
         build_snapshot(&[self], query)
@@ -181,13 +204,7 @@ pub fn build_snapshot(engines: &[&Engine], query: &SnapshotQuery) -> Result<Snap
         engine.collect(bounds.from, bounds.to, &mut per_key);
     }
     let keys = symbols.keys();
-    let filter: Vec<(Dimension, Option<Sym>)> = query
-        .filter
-        .0
-        .iter()
-        .map(|(d, v)| (*d, symbols.lookup(v)))
-        .collect();
-    let matches = |key: &DimKey| filter.iter().all(|(d, v)| Some(d.of(key)) == *v);
+    let matches = query.filter.matcher(symbols);
 
     let mut total = Scope::default();
     let mut by_channel: BTreeMap<Sym, Scope> = BTreeMap::new();
