@@ -336,4 +336,23 @@ async fn each_switch_shows_its_measured_effect() {
         "{list}"
     );
     assert_eq!(effect["containment"].as_f64(), Some(0.5));
+
+    // Websocket clients get the same effects pushed, without asking.
+    let url = format!("{}/api/v1/ws", app.base.replace("http://", "ws://"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("websocket");
+    let pushed = tokio::time::timeout(DEADLINE, async {
+        loop {
+            if let Some(Ok(WsMessage::Text(text))) = ws.next().await {
+                let v: Value = serde_json::from_str(&text).expect("JSON");
+                if v["type"] == "switches" && v["effects"]["phone-billing"]["deflected"] == 2 {
+                    return v;
+                }
+            }
+        }
+    })
+    .await
+    .expect("the effects reach the websocket");
+    assert_eq!(&pushed["effects"]["phone-billing"], effect);
 }

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use vigie_proto::{DimensionKey, ServerMessage, StatusReport, Subscription};
 
+use crate::deflection::{switch_effects, SwitchStore};
 use crate::engine::{DimensionFilter, EngineSet, SnapshotQuery, WindowError, WindowSpec};
 use crate::ingest::IngestStatus;
 
@@ -41,8 +42,14 @@ pub struct Publisher {
     status: Arc<IngestStatus>,
     topics: Mutex<HashMap<Subscription, Topic>>,
     status_tx: watch::Sender<Frame>,
+    /// Deflection switches with their effects, when this instance serves them.
+    switches: std::sync::OnceLock<Arc<SwitchStore>>,
+    switches_tx: watch::Sender<Frame>,
     tick: Duration,
 }
+
+/// Switch effects move with traffic; recomputing them once a second is plenty.
+const EFFECTS_EVERY: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for Publisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -86,6 +93,8 @@ impl Publisher {
             status,
             topics: Mutex::new(HashMap::new()),
             status_tx: watch::channel(initial).0,
+            switches: std::sync::OnceLock::new(),
+            switches_tx: watch::channel(Frame::from_static("")).0,
             tick,
         })
     }
@@ -101,6 +110,28 @@ impl Publisher {
         let (tx, rx) = watch::channel(frame);
         topics.insert(sub, Topic { query, tx });
         Ok(rx)
+    }
+
+    /// Serves `store`'s switches (with their effects) to websocket clients.
+    pub fn attach_switches(&self, store: Arc<SwitchStore>) {
+        if self.switches.set(store).is_ok() {
+            self.publish_switches();
+        }
+    }
+
+    /// Latest switches message, now and on every change; `None` without switches.
+    pub fn switches(&self) -> Option<watch::Receiver<Frame>> {
+        self.switches.get().map(|_| self.switches_tx.subscribe())
+    }
+
+    fn publish_switches(&self) {
+        if let Some(store) = self.switches.get() {
+            let switches = store.list();
+            let effects = switch_effects(&self.engines, &switches);
+            let frame = encode(&ServerMessage::Switches { switches, effects });
+            self.switches_tx
+                .send_if_modified(|current| replace_if_different(current, frame));
+        }
     }
 
     /// Latest status report, now and on every change.
@@ -121,10 +152,26 @@ impl Publisher {
         let mut tick = tokio::time::interval(self.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_change = u64::MAX;
+        let mut flips: Option<watch::Receiver<Arc<Vec<vigie_proto::DeflectionSwitch>>>> = None;
+        let mut effects_at = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tick.tick() => {}
+            }
+            if flips.is_none() {
+                flips = self.switches.get().map(|store| store.subscribe());
+            }
+            let flipped = flips
+                .as_mut()
+                .is_some_and(|rx| rx.has_changed().unwrap_or(false));
+            let traffic = self.engines.change_counter() != last_change;
+            if flipped || (traffic && effects_at.elapsed() >= EFFECTS_EVERY) {
+                if let Some(rx) = flips.as_mut() {
+                    rx.borrow_and_update();
+                }
+                effects_at = tokio::time::Instant::now();
+                self.publish_switches();
             }
             let report = encode(&ServerMessage::Status(status_report(
                 &self.engines,

@@ -22,7 +22,7 @@ pub use alert::{Alert, AlertState, Severity};
 pub use snapshot::{
     Breakdown, DimensionKey, EstimatedWait, Kpis, QueueStatus, Snapshot, WindowBounds,
 };
-pub use switch::{AuditRecord, DeflectionSwitch, DeflectionTarget};
+pub use switch::{AuditRecord, DeflectionSwitch, DeflectionTarget, SwitchEffect};
 pub use ws::{ClientMessage, ServerMessage, StatusReport, Subscription};
 
 /// Generated protobuf types of `proto/interaction.proto` (package `vigie.v1`).

@@ -54,6 +54,19 @@ impl DeflectionSwitch {
     }
 }
 
+/// The measured effect of a switch that is on, since it was turned on.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SwitchEffect {
+    /// When the switch was turned on (epoch ms): the start of the measurement.
+    pub since: i64,
+    /// Contacts of identified customers deflected in the switch's scope since then.
+    pub deflected: u64,
+    /// Of those, customers who arrived again on any channel within the repeat horizon.
+    pub came_back: u64,
+    /// 1 − came_back / deflected, "so far" until the horizon has passed; `null` before any deflection.
+    pub containment: Option<f64>,
+}
+
 /// One change of one switch, on the `vigie.audit` topic.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AuditRecord {

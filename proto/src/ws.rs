@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{DeflectionSwitch, Snapshot};
+use crate::{DeflectionSwitch, Snapshot, SwitchEffect};
 
 /// Server → client.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -16,8 +16,13 @@ pub enum ServerMessage {
     },
     /// Data freshness: sent on connect and whenever it changes.
     Status(StatusReport),
-    /// Every deflection switch: sent on connect and on every change.
-    Switches { switches: Vec<DeflectionSwitch> },
+    /// Every deflection switch, with the measured effect of those that are on: sent on
+    /// connect, on every flip, and when the effects change (at most once a second).
+    Switches {
+        switches: Vec<DeflectionSwitch>,
+        #[serde(default)]
+        effects: std::collections::BTreeMap<String, SwitchEffect>,
+    },
     /// Sent when nothing else was for a while, so clients can tell a dead link from a quiet one.
     Heartbeat {
         /// Server time, epoch ms.

@@ -18,6 +18,41 @@ use vigie_proto::{DeflectionSwitch, DeflectionTarget};
 
 pub use store::SwitchStore;
 
+use std::collections::BTreeMap;
+
+use vigie_proto::{DimensionKey, SwitchEffect};
+
+use crate::engine::{DimensionFilter, EngineSet};
+
+/// The measured effect of every switch that is on, since it was turned on.
+pub fn switch_effects(
+    engines: &EngineSet,
+    switches: &[DeflectionSwitch],
+) -> BTreeMap<String, SwitchEffect> {
+    switches
+        .iter()
+        .filter(|s| s.on)
+        .map(|s| {
+            let scope = DimensionFilter::from_key(DimensionKey {
+                channel: Some(s.channel.clone()),
+                queue: s.queue.clone(),
+                reason: s.reason.clone(),
+                segment: s.segment.clone(),
+                site: None,
+            });
+            let effect = engines.deflection_effect(&scope, s.changed_at);
+            let effect = SwitchEffect {
+                since: s.changed_at,
+                deflected: effect.deflected,
+                came_back: effect.came_back,
+                containment: (effect.deflected > 0)
+                    .then(|| 1.0 - effect.came_back as f64 / effect.deflected as f64),
+            };
+            (s.id.clone(), effect)
+        })
+        .collect()
+}
+
 /// A change asked for by a supervisor: the whole desired state, the reason, and the
 /// version the supervisor saw (0 to create).
 #[derive(Clone, Debug, Deserialize)]

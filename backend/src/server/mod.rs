@@ -86,6 +86,7 @@ impl AppState {
 
     /// Serves deflection switches from `store` (REST and websocket).
     pub fn with_switches(mut self, store: Arc<SwitchStore>) -> AppState {
+        self.publisher.attach_switches(store.clone());
         self.switches = Some(store);
         self
     }

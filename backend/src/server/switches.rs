@@ -5,12 +5,11 @@ use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use vigie_proto::{DeflectionSwitch, DimensionKey};
+use vigie_proto::DeflectionSwitch;
 
 use super::{ApiError, AppState, Principal};
 use crate::config::Role;
 use crate::deflection::{FlipRequest, SwitchStore};
-use crate::engine::DimensionFilter;
 
 fn store(state: &AppState) -> Result<&SwitchStore, ApiError> {
     state.switches.as_deref().ok_or_else(|| {
@@ -23,30 +22,7 @@ pub async fn list(
     State(state): State<AppState>,
 ) -> Result<Json<Value>, ApiError> {
     let switches = store(&state)?.list();
-    // The measured effect of each switch that is on, since it was turned on.
-    let effects: serde_json::Map<String, Value> = switches
-        .iter()
-        .filter(|s| s.on)
-        .map(|s| {
-            let scope = DimensionFilter::from_key(DimensionKey {
-                channel: Some(s.channel.clone()),
-                queue: s.queue.clone(),
-                reason: s.reason.clone(),
-                segment: s.segment.clone(),
-                site: None,
-            });
-            let effect = state.engines.deflection_effect(&scope, s.changed_at);
-            let containment = (effect.deflected > 0)
-                .then(|| 1.0 - effect.came_back as f64 / effect.deflected as f64);
-            let body = json!({
-                "since": s.changed_at,
-                "deflected": effect.deflected,
-                "came_back": effect.came_back,
-                "containment": containment,
-            });
-            (s.id.clone(), body)
-        })
-        .collect();
+    let effects = crate::deflection::switch_effects(&state.engines, &switches);
     Ok(Json(json!({ "switches": switches, "effects": effects })))
 }
 

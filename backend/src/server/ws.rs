@@ -11,7 +11,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::State;
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
-use vigie_proto::{ClientMessage, DeflectionSwitch, ServerMessage, Subscription};
+use vigie_proto::{ClientMessage, ServerMessage, Subscription};
 
 use super::{ApiError, AppState, Principal};
 use crate::publisher::Frame;
@@ -83,9 +83,9 @@ async fn serve_client(socket: WebSocket, state: &AppState) -> Closing {
         status.borrow_and_update().clone(),
         snapshots.borrow_and_update().clone(),
     ];
-    let mut switches = state.switches.as_ref().map(|store| store.subscribe());
+    let mut switches = state.publisher.switches();
     if let Some(rx) = switches.as_mut() {
-        outbox.push(switches_frame(&rx.borrow_and_update()));
+        outbox.push(rx.borrow_and_update().clone());
     }
     let closing = loop {
         let mut stalled = false;
@@ -115,7 +115,7 @@ async fn serve_client(socket: WebSocket, state: &AppState) -> Closing {
             changed = switches_changed(&mut switches) => {
                 if changed.is_err() { break Closing::ShuttingDown; }
                 if let Some(rx) = switches.as_mut() {
-                    outbox.push(switches_frame(&rx.borrow_and_update()));
+                    outbox.push(rx.borrow_and_update().clone());
                 }
             }
             _ = heartbeat.tick() => {
@@ -150,23 +150,14 @@ async fn serve_client(socket: WebSocket, state: &AppState) -> Closing {
     closing
 }
 
-type SwitchesReceiver = tokio::sync::watch::Receiver<std::sync::Arc<Vec<DeflectionSwitch>>>;
-
-/// Waits for a switch change, or forever on an instance without switches.
+/// Waits for a switches message, or forever on an instance without switches.
 async fn switches_changed(
-    rx: &mut Option<SwitchesReceiver>,
+    rx: &mut Option<tokio::sync::watch::Receiver<Frame>>,
 ) -> Result<(), tokio::sync::watch::error::RecvError> {
     match rx {
         Some(rx) => rx.changed().await,
         None => std::future::pending().await,
     }
-}
-
-fn switches_frame(switches: &[DeflectionSwitch]) -> Frame {
-    let message = ServerMessage::Switches {
-        switches: switches.to_vec(),
-    };
-    Frame::from(serde_json::to_string(&message).unwrap_or_default())
 }
 
 fn error_frame(code: &str, message: &str) -> Frame {
