@@ -35,7 +35,7 @@ pub fn render(state: &AppState) -> String {
     out.single(
         "vigie_events_applied_total",
         "counter",
-        "Decoded records handed to the engine.",
+        "Records applied by the engine (not late, not redelivered).",
         counter(&status.applied),
     );
     out.single(

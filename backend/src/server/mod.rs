@@ -31,13 +31,13 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use vigie_proto::DimensionKey;
+use vigie_proto::Subscription;
 
 pub use auth::{sha256_hex, Auth, Principal};
 pub use error::ApiError;
 
 use crate::deflection::SwitchStore;
-use crate::engine::{Dimension, DimensionFilter, EngineSet, SnapshotQuery, WindowSpec};
+use crate::engine::{Dimension, EngineSet, SnapshotQuery};
 use crate::ingest::IngestStatus;
 use crate::publisher::Publisher;
 
@@ -147,15 +147,17 @@ struct SnapshotParams {
 
 impl SnapshotParams {
     fn query(self) -> Result<SnapshotQuery, ApiError> {
-        let window: WindowSpec = self.window.as_deref().unwrap_or("15m").parse()?;
-        let filter = DimensionFilter::from_key(DimensionKey {
+        // Same window and filters as a websocket subscription, one definition for both.
+        let defaults = Subscription::default();
+        let mut query = crate::publisher::query_of(&Subscription {
+            window: self.window.unwrap_or(defaults.window),
             channel: self.channel,
             queue: self.queue,
             reason: self.reason,
             segment: self.segment,
             site: self.site,
-        });
-        let breakdown = match self.by.as_deref() {
+        })?;
+        query.breakdown = match self.by.as_deref() {
             None | Some("") | Some("channel") => Vec::new(),
             Some(list) => list
                 .split(',')
@@ -163,11 +165,7 @@ impl SnapshotParams {
                 .collect::<Result<_, _>>()
                 .map_err(ApiError::BadQuery)?,
         };
-        Ok(SnapshotQuery {
-            window,
-            filter,
-            breakdown,
-        })
+        Ok(query)
     }
 }
 
