@@ -33,6 +33,7 @@ pub struct Settings {
     pub kafka: KafkaSettings,
     pub auth: AuthSettings,
     pub log: LogSettings,
+    pub cockpit: crate::server::cockpit::CockpitSettings,
 }
 
 /// KPI engine rules.
@@ -178,14 +179,8 @@ pub struct TokenSettings {
     pub sha256: String,
 }
 
-/// What a caller may do; each role includes the ones before it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Viewer,
-    Supervisor,
-    Admin,
-}
+/// What a caller may do (shared with the cockpit, which hides what the role cannot do).
+pub use vigie_proto::Role;
 
 /// Encoding of Kafka payloads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -364,6 +359,7 @@ impl Settings {
                 ));
             }
         }
+        errors.extend(self.cockpit.problems());
         if errors.is_empty() {
             Ok(())
         } else {

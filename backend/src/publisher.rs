@@ -16,7 +16,9 @@ use tokio_util::sync::CancellationToken;
 use vigie_proto::{DimensionKey, ServerMessage, StatusReport, Subscription};
 
 use crate::deflection::{switch_effects, SwitchStore};
-use crate::engine::{DimensionFilter, EngineSet, SnapshotQuery, WindowError, WindowSpec};
+use crate::engine::{
+    DimensionFilter, EngineSet, SnapshotQuery, TrendShape, WindowError, WindowSpec,
+};
 use crate::ingest::IngestStatus;
 
 /// A serialized server message, encoded once and shared by every client that receives
@@ -26,6 +28,14 @@ pub type Frame = axum::extract::ws::Utf8Bytes;
 struct Topic {
     query: SnapshotQuery,
     tx: watch::Sender<Frame>,
+    trend_tx: watch::Sender<Frame>,
+}
+
+/// What a client subscribed to receives: the latest snapshot and the latest trend.
+#[derive(Debug)]
+pub struct Feed {
+    pub snapshots: watch::Receiver<Frame>,
+    pub trend: watch::Receiver<Frame>,
 }
 
 /// Websocket connection counters (read by `/metrics`).
@@ -50,6 +60,8 @@ pub struct Publisher {
 
 /// Switch effects move with traffic; recomputing them once a second is plenty.
 const EFFECTS_EVERY: Duration = Duration::from_secs(1);
+/// Trend points are a minute apart: refreshing the sparklines every 5 s is plenty.
+const TREND_EVERY: Duration = Duration::from_secs(5);
 
 impl std::fmt::Debug for Publisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -99,17 +111,29 @@ impl Publisher {
         })
     }
 
-    /// Latest snapshot of `sub`, now and on every change.
-    pub fn subscribe(&self, sub: Subscription) -> Result<watch::Receiver<Frame>, WindowError> {
+    /// Latest snapshot and trend of `sub`, now and on every change.
+    pub fn subscribe(&self, sub: Subscription) -> Result<Feed, WindowError> {
         let mut topics = self.topics.lock();
         if let Some(topic) = topics.get(&sub) {
-            return Ok(topic.tx.subscribe());
+            return Ok(Feed {
+                snapshots: topic.tx.subscribe(),
+                trend: topic.trend_tx.subscribe(),
+            });
         }
         let query = query_of(&sub)?;
         let frame = self.render(&sub, &query)?;
-        let (tx, rx) = watch::channel(frame);
-        topics.insert(sub, Topic { query, tx });
-        Ok(rx)
+        let trend = self.render_trend(&sub, &query)?;
+        let (tx, snapshots) = watch::channel(frame);
+        let (trend_tx, trend) = watch::channel(trend);
+        topics.insert(
+            sub,
+            Topic {
+                query,
+                tx,
+                trend_tx,
+            },
+        );
+        Ok(Feed { snapshots, trend })
     }
 
     /// Serves `store`'s switches (with their effects) to websocket clients.
@@ -147,6 +171,18 @@ impl Publisher {
         }))
     }
 
+    fn render_trend(
+        &self,
+        sub: &Subscription,
+        query: &SnapshotQuery,
+    ) -> Result<Frame, WindowError> {
+        let trend = self.engines.trend(query, TrendShape::default())?;
+        Ok(encode(&ServerMessage::Trend {
+            subscription: sub.clone(),
+            trend: Box::new(trend),
+        }))
+    }
+
     /// Publishes changes every tick until `shutdown`.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(self.tick);
@@ -154,6 +190,7 @@ impl Publisher {
         let mut last_change = u64::MAX;
         let mut flips: Option<watch::Receiver<Arc<Vec<vigie_proto::DeflectionSwitch>>>> = None;
         let mut effects_at = tokio::time::Instant::now();
+        let mut trend_at = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -184,23 +221,39 @@ impl Publisher {
                 continue;
             }
             last_change = change;
-            self.publish_snapshots();
+            let trends = trend_at.elapsed() >= TREND_EVERY;
+            if trends {
+                trend_at = tokio::time::Instant::now();
+            }
+            self.publish_snapshots(trends);
         }
     }
 
-    fn publish_snapshots(&self) {
+    /// Snapshots of every subscription, and their trends too when `trends`.
+    fn publish_snapshots(&self, trends: bool) {
         // Compute outside the lock: subscribing clients must not wait for a whole round.
-        let work: Vec<(Subscription, SnapshotQuery, watch::Sender<Frame>)> = {
+        type Work = (
+            Subscription,
+            SnapshotQuery,
+            watch::Sender<Frame>,
+            watch::Sender<Frame>,
+        );
+        let work: Vec<Work> = {
             let mut topics = self.topics.lock();
             topics.retain(|_, t| t.tx.receiver_count() > 0);
             topics
                 .iter()
-                .map(|(s, t)| (s.clone(), t.query.clone(), t.tx.clone()))
+                .map(|(s, t)| (s.clone(), t.query.clone(), t.tx.clone(), t.trend_tx.clone()))
                 .collect()
         };
-        for (sub, query, tx) in work {
+        for (sub, query, tx, trend_tx) in work {
             if let Ok(frame) = self.render(&sub, &query) {
                 tx.send_if_modified(|current| replace_if_different(current, frame));
+            }
+            if trends {
+                if let Ok(frame) = self.render_trend(&sub, &query) {
+                    trend_tx.send_if_modified(|current| replace_if_different(current, frame));
+                }
             }
         }
     }

@@ -10,15 +10,19 @@
 //!   `vigie replay` and pushed live, one type everywhere.
 //! - [`switch`]: deflection switches ([`DeflectionSwitch`]).
 //! - [`alert`]: alert notifications ([`Alert`]).
+//! - [`cockpit`]: what the cockpit loads at start ([`CockpitInfo`]: caller, targets,
+//!   filter values) and the last hour's [`Trend`].
 //! - [`ws`]: websocket messages ([`ServerMessage`], [`ClientMessage`]).
 //! - [`v1`]: generated protobuf types ([`v1::InteractionEvent`]).
 
 pub mod alert;
+pub mod cockpit;
 pub mod snapshot;
 pub mod switch;
 pub mod ws;
 
 pub use alert::{Alert, AlertState, Severity};
+pub use cockpit::{ChannelTarget, CockpitInfo, Me, Role, Targets, Trend, TrendPoint};
 pub use snapshot::{
     Breakdown, DimensionKey, EstimatedWait, Kpis, QueueStatus, Snapshot, WindowBounds,
 };

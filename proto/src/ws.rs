@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{DeflectionSwitch, Snapshot, SwitchEffect};
+use crate::{DeflectionSwitch, Snapshot, SwitchEffect, Trend};
 
 /// Server → client.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -13,6 +13,12 @@ pub enum ServerMessage {
         /// The subscription this answers (window and filters), as the client asked.
         subscription: Subscription,
         snapshot: Box<Snapshot>,
+    },
+    /// The last hour of the subscription's KPIs, one point a minute, for sparklines:
+    /// sent on connect and refreshed every few seconds while traffic flows.
+    Trend {
+        subscription: Subscription,
+        trend: Box<Trend>,
     },
     /// Data freshness: sent on connect and whenever it changes.
     Status(StatusReport),

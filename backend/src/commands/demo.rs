@@ -109,7 +109,7 @@ pub fn run(settings: Settings, args: DemoArgs) -> Result<()> {
         );
         let result = run_pipeline(
             &kafka,
-            &settings.auth,
+            &settings,
             args.listen,
             engines,
             status,

@@ -59,12 +59,13 @@ pub fn cancel_after(duration: Option<std::time::Duration>, token: &CancellationT
 /// `shutdown` (or the consumer fails); then everything stops and offsets are committed.
 pub async fn run_pipeline(
     kafka: &KafkaSettings,
-    auth: &vigie::config::AuthSettings,
+    settings: &vigie::config::Settings,
     listen: SocketAddr,
     engines: Arc<EngineSet>,
     status: Arc<IngestStatus>,
     shutdown: CancellationToken,
 ) -> Result<()> {
+    let auth = &settings.auth;
     // Whatever way this returns, everything else stops too.
     let _stop_all = shutdown.clone().drop_guard();
     // Refuse an unauthenticated API beyond loopback before connecting to anything.
@@ -75,7 +76,8 @@ pub async fn run_pipeline(
     tokio::spawn(switches.clone().run_expiry(shutdown.clone()));
     let state = vigie::server::AppState::new(engines.clone(), status.clone(), shutdown.clone())
         .with_switches(switches)
-        .with_auth(vigie::server::Auth::from_settings(auth));
+        .with_auth(vigie::server::Auth::from_settings(auth))
+        .with_cockpit(vigie::server::cockpit::Cockpit::from_settings(settings));
     let http = start_http(listen, state).await?;
     let consumed = vigie::ingest::run_consumer(kafka, engines, status, shutdown.clone()).await;
     shutdown.cancel();

@@ -34,15 +34,7 @@ pub fn run(settings: Settings, args: ServeArgs) -> Result<()> {
     runtime.block_on(async move {
         let shutdown = shutdown_on_signal();
         let reporter = tokio::spawn(report_progress(status.clone(), shutdown.clone()));
-        let result = run_pipeline(
-            &kafka,
-            &settings.auth,
-            args.listen,
-            engines,
-            status,
-            shutdown,
-        )
-        .await;
+        let result = run_pipeline(&kafka, &settings, args.listen, engines, status, shutdown).await;
         let _ = reporter.await;
         result
     })

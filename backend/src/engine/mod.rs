@@ -24,6 +24,7 @@ mod set;
 mod snapshot;
 mod store;
 mod symbols;
+mod trend;
 mod window;
 
 use std::collections::HashMap;
@@ -40,6 +41,7 @@ pub use set::EngineSet;
 pub use snapshot::{build_snapshot, Dimension, DimensionFilter, SnapshotQuery};
 pub use symbols::id_hash;
 pub use symbols::Symbols;
+pub use trend::{build_trend, TrendShape};
 pub use window::{window_end, WindowError, WindowSpec};
 
 use crate::event::{EventKind, EventRecord};

@@ -12,7 +12,13 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use vigie_proto::Snapshot;
 
-use super::{build_snapshot, Engine, EngineConfig, SnapshotQuery, Symbols, WindowError};
+use vigie_proto::Trend;
+
+use super::symbols::Sym;
+use super::{
+    build_snapshot, build_trend, Dimension, Engine, EngineConfig, SnapshotQuery, Symbols,
+    TrendShape, WindowError,
+};
 
 #[derive(Debug)]
 pub struct EngineSet {
@@ -90,6 +96,47 @@ impl EngineSet {
             total.came_back += e.came_back;
         }
         total
+    }
+
+    /// The last hour of `query`'s flow KPIs over every partition held.
+    pub fn trend(&self, query: &SnapshotQuery, shape: TrendShape) -> Result<Trend, WindowError> {
+        let engines: Vec<Arc<Engine>> = self.partitions.read().values().cloned().collect();
+        if engines.is_empty() {
+            self.check_window(query)?;
+        }
+        build_trend(
+            &engines.iter().map(|e| &**e).collect::<Vec<_>>(),
+            query,
+            shape,
+        )
+    }
+
+    /// Values seen so far per dimension, sorted, at most `limit` per dimension.
+    pub fn dimension_values(&self, limit: usize) -> BTreeMap<String, Vec<String>> {
+        let mut seen: BTreeMap<Dimension, std::collections::BTreeSet<Sym>> = BTreeMap::new();
+        for key in self.symbols.keys() {
+            for d in Dimension::ALL {
+                seen.entry(d).or_default().insert(d.of(&key));
+            }
+        }
+        seen.into_iter()
+            .map(|(d, syms)| {
+                let mut names: Vec<String> = syms
+                    .into_iter()
+                    .map(|s| self.symbols.name(s).to_string())
+                    .filter(|n| !n.is_empty())
+                    .collect();
+                names.sort();
+                names.truncate(limit);
+                (d.as_str().to_string(), names)
+            })
+            .collect()
+    }
+
+    fn check_window(&self, query: &SnapshotQuery) -> Result<(), WindowError> {
+        Engine::with_symbols(self.cfg.clone(), self.symbols.clone())
+            .snapshot(query)
+            .map(|_| ())
     }
 
     /// One snapshot over every partition held.

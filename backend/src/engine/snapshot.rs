@@ -32,7 +32,7 @@ impl Dimension {
         Dimension::Site,
     ];
 
-    fn of(self, key: &DimKey) -> Sym {
+    pub(super) fn of(self, key: &DimKey) -> Sym {
         match self {
             Dimension::Channel => key.channel,
             Dimension::Queue => key.queue,
@@ -84,7 +84,7 @@ pub struct DimensionFilter(pub Vec<(Dimension, String)>);
 
 impl DimensionFilter {
     /// A test of dimension keys against this filter (a value never seen matches nothing).
-    fn matcher(&self, symbols: &super::Symbols) -> impl Fn(&DimKey) -> bool {
+    pub(super) fn matcher(&self, symbols: &super::Symbols) -> impl Fn(&DimKey) -> bool {
         let wanted: Vec<(Dimension, Option<Sym>)> = self
             .0
             .iter()
@@ -168,7 +168,12 @@ impl Engine {
     }
 
     /// Adds this engine's contributions to `[from, to)` into `out`, per key.
-    fn collect(&self, from: i64, to: i64, out: &mut HashMap<KeyId, Aggregate, FastHash>) {
+    pub(super) fn collect(
+        &self,
+        from: i64,
+        to: i64,
+        out: &mut HashMap<KeyId, Aggregate, FastHash>,
+    ) {
         for store in self.stores.iter() {
             store.lock().collect(from, to, out);
         }

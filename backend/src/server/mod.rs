@@ -7,12 +7,15 @@
 //! - `GET /api/v1/ws`: websocket push of snapshots and status (see [`ws`]).
 //! - `GET /api/v1/switches`, `GET|PUT /api/v1/switches/{id}`, `GET /api/v1/audit`:
 //!   deflection switches and their audit trail.
+//! - `GET /api/v1/cockpit`: the caller's role, KPI targets and filter values.
+//! - Any other path: the WASM cockpit (see [`cockpit`]); unknown `/api/` paths are JSON 404s.
 //! - `GET /healthz` (process up), `GET /readyz` (503 while rebuilding, with progress),
 //!   `GET /metrics` (Prometheus).
 //!
 //! Every error is JSON: `{"status", "code", "message"}`.
 
 mod auth;
+pub mod cockpit;
 mod error;
 mod metrics;
 mod switches;
@@ -23,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
-use axum::http::{header, StatusCode, Uri};
+use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -53,6 +56,8 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// Cancelled at shutdown: stops the publisher and closes websockets.
     pub shutdown: CancellationToken,
+    /// The WASM cockpit's bundle and targets.
+    pub cockpit: Arc<cockpit::Cockpit>,
 }
 
 /// Request bodies are small JSON objects; anything larger is refused (413).
@@ -75,7 +80,14 @@ impl AppState {
             switches: None,
             auth: Arc::new(Auth::default()),
             shutdown,
+            cockpit: Arc::default(),
         }
+    }
+
+    /// Serves the cockpit bundle and its targets (see [`cockpit`]).
+    pub fn with_cockpit(mut self, cockpit: cockpit::Cockpit) -> AppState {
+        self.cockpit = Arc::new(cockpit);
+        self
     }
 
     /// Checks bearer tokens and roles (see [`Auth`]).
@@ -102,11 +114,12 @@ pub fn router(state: AppState) -> Router {
             get(switches::get).put(switches::flip),
         )
         .route("/api/v1/audit", get(switches::audit))
+        .route("/api/v1/cockpit", get(cockpit::info))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .fallback(|uri: Uri| async move { ApiError::NotFound(uri.path().to_string()) })
+        .fallback(cockpit::assets)
         .with_state(state)
 }
 

@@ -1,8 +1,8 @@
 //! The websocket endpoint `/api/v1/ws`: owns one client connection.
 //!
 //! On connect the client gets the status, the snapshot of its subscription (15
-//! minutes, no filter, until it sends `{"type":"subscribe",...}`) and the deflection
-//! switches, then every change of any of them.
+//! minutes, no filter, until it sends `{"type":"subscribe",...}`), its last-hour trend and
+//! the deflection switches, then every change of any of them.
 //! A client that stops reading is disconnected with a reason instead of being queued for.
 
 use std::time::Duration;
@@ -14,7 +14,7 @@ use futures::{SinkExt, StreamExt};
 use vigie_proto::{ClientMessage, ServerMessage, Subscription};
 
 use super::{ApiError, AppState, Principal};
-use crate::publisher::Frame;
+use crate::publisher::{Feed, Frame};
 use axum::http::HeaderMap;
 
 /// How long a frame may take to leave before the client is considered stalled.
@@ -74,7 +74,11 @@ async fn serve_client(socket: WebSocket, state: &AppState) -> Closing {
     let (mut sink, mut stream) = socket.split();
     let send = Message::Text;
     let mut status = state.publisher.status();
-    let Ok(mut snapshots) = state.publisher.subscribe(Subscription::default()) else {
+    let Ok(Feed {
+        mut snapshots,
+        mut trend,
+    }) = state.publisher.subscribe(Subscription::default())
+    else {
         return Closing::ClientLeft;
     };
     let mut heartbeat =
@@ -82,6 +86,7 @@ async fn serve_client(socket: WebSocket, state: &AppState) -> Closing {
     let mut outbox: Vec<Frame> = vec![
         status.borrow_and_update().clone(),
         snapshots.borrow_and_update().clone(),
+        trend.borrow_and_update().clone(),
     ];
     let mut switches = state.publisher.switches();
     if let Some(rx) = switches.as_mut() {
@@ -108,6 +113,10 @@ async fn serve_client(socket: WebSocket, state: &AppState) -> Closing {
                 if changed.is_err() { break Closing::ShuttingDown; }
                 outbox.push(snapshots.borrow_and_update().clone());
             }
+            changed = trend.changed() => {
+                if changed.is_err() { break Closing::ShuttingDown; }
+                outbox.push(trend.borrow_and_update().clone());
+            }
             changed = status.changed() => {
                 if changed.is_err() { break Closing::ShuttingDown; }
                 outbox.push(status.borrow_and_update().clone());
@@ -125,9 +134,10 @@ async fn serve_client(socket: WebSocket, state: &AppState) -> Closing {
             incoming = stream.next() => match incoming {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break Closing::ClientLeft,
                 Some(Ok(Message::Text(text))) => match handle_client_message(state, &text) {
-                    Ok(receiver) => {
-                        snapshots = receiver;
+                    Ok(feed) => {
+                        (snapshots, trend) = (feed.snapshots, feed.trend);
                         outbox.push(snapshots.borrow_and_update().clone());
+                        outbox.push(trend.borrow_and_update().clone());
                     }
                     Err(error) => outbox.push(error),
                 },
@@ -168,10 +178,7 @@ fn error_frame(code: &str, message: &str) -> Frame {
     Frame::from(serde_json::to_string(&error).unwrap_or_default())
 }
 
-fn handle_client_message(
-    state: &AppState,
-    text: &str,
-) -> Result<tokio::sync::watch::Receiver<Frame>, Frame> {
+fn handle_client_message(state: &AppState, text: &str) -> Result<Feed, Frame> {
     let message: ClientMessage = serde_json::from_str(text)
         .map_err(|e| error_frame("bad_message", &format!("not a client message: {e}")))?;
     match message {
