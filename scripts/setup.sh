@@ -4,6 +4,7 @@
 # Usage: scripts/setup.sh [build|test]   (build: what `vigie` needs; test: also the broker
 # and clients the integration tests use)
 set -euo pipefail
+cd "$(dirname "$0")/.."
 mode="${1:-test}"
 
 log() { printf '[setup] %s\n' "$*" >&2; }
@@ -34,7 +35,28 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
 fi
 
+# wasm-bindgen CLI at exactly the version in Cargo.lock, for the cockpit bundle; built
+# from crates.io once per version and cached (about 3 minutes on 2 cores).
+WASM_BINDGEN_VERSION="$(scripts/wasm-bindgen-version.sh)"
+WASM_BINDGEN_ROOT="${HOME}/.cargo/wasm-bindgen-${WASM_BINDGEN_VERSION}"
+if ! "${WASM_BINDGEN_ROOT}/bin/wasm-bindgen" --version 2>/dev/null | grep -q "${WASM_BINDGEN_VERSION}"; then
+  log "building wasm-bindgen-cli ${WASM_BINDGEN_VERSION} into ${WASM_BINDGEN_ROOT} (cached for next runs)"
+  cargo install wasm-bindgen-cli --version "${WASM_BINDGEN_VERSION}" --locked --root "${WASM_BINDGEN_ROOT}"
+fi
+
 [ "$mode" = "test" ] || exit 0
+
+# Headless Chromium and its WebDriver, for the cockpit's end-to-end tests.
+browser_missing=()
+for pkg in chromium chromium-driver; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || browser_missing+=("$pkg")
+done
+if [ ${#browser_missing[@]} -gt 0 ]; then
+  log "installing Debian packages: ${browser_missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${browser_missing[@]}"
+fi
 
 # Tansu, a Kafka-protocol broker, for the integration tests (built once, cached:
 # a cold build takes about 15 minutes on 2 cores).

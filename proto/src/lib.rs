@@ -26,7 +26,7 @@ pub use cockpit::{ChannelTarget, CockpitInfo, Me, Role, Targets, Trend, TrendPoi
 pub use snapshot::{
     Breakdown, DimensionKey, EstimatedWait, Kpis, QueueStatus, Snapshot, WindowBounds,
 };
-pub use switch::{AuditRecord, DeflectionSwitch, DeflectionTarget, SwitchEffect};
+pub use switch::{AuditRecord, DeflectionSwitch, DeflectionTarget, FlipRequest, SwitchEffect};
 pub use ws::{ClientMessage, ServerMessage, StatusReport, Subscription};
 
 /// Generated protobuf types of `proto/interaction.proto` (package `vigie.v1`).

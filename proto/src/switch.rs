@@ -55,6 +55,30 @@ impl DeflectionSwitch {
 }
 
 /// The measured effect of a switch that is on, since it was turned on.
+/// A change asked for by a supervisor: the whole desired state, the reason, and the
+/// version the supervisor saw (0 to create).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlipRequest {
+    pub channel: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub segment: Option<String>,
+    #[serde(default)]
+    pub queue: Option<String>,
+    pub target: DeflectionTarget,
+    pub on: bool,
+    /// Why: required, shown to everyone and kept in the audit trail.
+    #[serde(default)]
+    pub why: String,
+    /// The version this change is based on; 0 creates the switch.
+    pub expected_version: u64,
+    /// Turn off by itself after this long (`30m`, `2h`); only when switching on.
+    #[serde(default)]
+    pub expires_in: Option<String>,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SwitchEffect {
     /// When the switch was turned on (epoch ms): the start of the measurement.

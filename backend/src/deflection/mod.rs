@@ -12,9 +12,8 @@ mod store;
 
 use std::time::Duration;
 
-use serde::Deserialize;
 use thiserror::Error;
-use vigie_proto::{DeflectionSwitch, DeflectionTarget};
+use vigie_proto::DeflectionSwitch;
 
 pub use store::SwitchStore;
 
@@ -53,29 +52,7 @@ pub fn switch_effects(
         .collect()
 }
 
-/// A change asked for by a supervisor: the whole desired state, the reason, and the
-/// version the supervisor saw (0 to create).
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FlipRequest {
-    pub channel: String,
-    #[serde(default)]
-    pub reason: Option<String>,
-    #[serde(default)]
-    pub segment: Option<String>,
-    #[serde(default)]
-    pub queue: Option<String>,
-    pub target: DeflectionTarget,
-    pub on: bool,
-    /// Why: required, shown to everyone and kept in the audit trail.
-    #[serde(default)]
-    pub why: String,
-    /// The version this change is based on; 0 creates the switch.
-    pub expected_version: u64,
-    /// Turn off by itself after this long (`30m`, `2h`); only when switching on.
-    #[serde(default)]
-    pub expires_in: Option<String>,
-}
+pub use vigie_proto::FlipRequest;
 
 #[derive(Debug, Error)]
 pub enum SwitchError {

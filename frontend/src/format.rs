@@ -1,0 +1,208 @@
+//! Owns how numbers read on a wall screen: percentages, durations, wait ranges and the
+//! freshness badge. Pure functions, unit-tested natively.
+
+use vigie_proto::EstimatedWait;
+
+use crate::i18n::{Lang, Text};
+
+/// `87 %` (French spacing) or `87%`; one decimal under 10 % so small rates still move.
+pub fn percent(value: Option<f64>, lang: Lang) -> String {
+    let Some(v) = value.filter(|v| v.is_finite()) else {
+        return "–".into();
+    };
+    let pct = v * 100.0;
+    let number = if pct > 0.0 && pct < 10.0 {
+        let s = format!("{pct:.1}");
+        match lang {
+            Lang::Fr => s.replace('.', ","),
+            Lang::En => s,
+        }
+    } else {
+        format!("{pct:.0}")
+    };
+    match lang {
+        Lang::Fr => format!("{number}\u{202f}%"),
+        Lang::En => format!("{number}%"),
+    }
+}
+
+/// A wait or handling time: `45 s`, `3 min 05`, `1 h 12`.
+pub fn duration(ms: Option<f64>) -> String {
+    let Some(ms) = ms.filter(|v| v.is_finite() && *v >= 0.0) else {
+        return "–".into();
+    };
+    let s = (ms / 1000.0).round() as u64;
+    match s {
+        0..=59 => format!("{s} s"),
+        60..=3_599 => format!("{} min {:02}", s / 60, s % 60),
+        _ => format!("{} h {:02}", s / 3_600, s % 3_600 / 60),
+    }
+}
+
+/// An estimated wait as people say it: `< 1 min`, `5–10 min`, `> 30 min`, `1–2 h`.
+pub fn wait_range(wait: Option<EstimatedWait>) -> String {
+    let Some(w) = wait else {
+        return "–".into();
+    };
+    let low_min = w.low_ms / 60_000;
+    match w.high_ms {
+        None => format!("> {}", minutes_or_hours(low_min.max(1))),
+        Some(high) => {
+            let high_min = high.div_ceil(60_000);
+            if high_min <= 1 {
+                "< 1 min".into()
+            } else if high_min >= 120 && low_min >= 60 {
+                format!("{}–{} h", low_min / 60, high_min.div_ceil(60))
+            } else if low_min == high_min {
+                format!("{low_min} min")
+            } else {
+                format!("{low_min}–{high_min} min")
+            }
+        }
+    }
+}
+
+fn minutes_or_hours(min: u64) -> String {
+    if min >= 120 {
+        format!("{} h", min / 60)
+    } else {
+        format!("{min} min")
+    }
+}
+
+/// A plain count with thin thousands separators: `12 345`.
+pub fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push('\u{202f}');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Whether the numbers on screen can be trusted as live, and if not, why.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Freshness {
+    /// Not connected yet.
+    Connecting,
+    /// Connected, every partition consumed live.
+    Live,
+    /// The server rebuilds its state from Kafka (share done, 0..1).
+    Rebuilding(f64),
+    /// The numbers are old: the broker is unreachable or the stream stopped (age, ms).
+    Stale(i64),
+    /// No link to the server; retrying in this many ms. The numbers are the last seen.
+    Offline { age_ms: i64, retry_in_ms: i64 },
+}
+
+impl Freshness {
+    /// Badge text: `live`, `stale 42 s`, `rebuilding 43 %`, `offline 12 s`.
+    pub fn label(self, lang: Lang) -> String {
+        let age = |ms: i64| duration(Some(ms.max(0) as f64));
+        match self {
+            Freshness::Connecting => lang.text(Text::Connecting).into(),
+            Freshness::Live => lang.text(Text::Live).into(),
+            Freshness::Rebuilding(done) => format!(
+                "{} {}",
+                lang.text(Text::Rebuilding),
+                percent(Some(done.clamp(0.0, 1.0)), lang)
+            ),
+            Freshness::Stale(ms) => format!("{} {}", lang.text(Text::Stale), age(ms)),
+            Freshness::Offline { age_ms, .. } => {
+                format!("{} {}", lang.text(Text::Offline), age(age_ms))
+            }
+        }
+    }
+
+    /// Numbers are shown as live only when this is true; otherwise they are greyed.
+    pub fn is_live(self) -> bool {
+        matches!(self, Freshness::Live)
+    }
+
+    pub fn class(self) -> &'static str {
+        match self {
+            Freshness::Live => "badge live",
+            Freshness::Rebuilding(_) | Freshness::Connecting => "badge rebuilding",
+            Freshness::Stale(_) | Freshness::Offline { .. } => "badge stale",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentages_read_in_each_language() {
+        assert_eq!(percent(Some(0.8734)), "87%");
+        assert_eq!(percent(Some(0.8734), Lang::Fr), "87\u{202f}%");
+        assert_eq!(percent(Some(0.042), Lang::Fr), "4,2\u{202f}%");
+        assert_eq!(percent(Some(0.042)), "4.2%");
+        assert_eq!(percent(Some(0.0)), "0%");
+        assert_eq!(percent(None), "–");
+        assert_eq!(percent(Some(f64::NAN)), "–");
+    }
+
+    #[test]
+    fn durations_pick_their_unit() {
+        assert_eq!(duration(Some(45_400.0)), "45 s");
+        assert_eq!(duration(Some(185_000.0)), "3 min 05");
+        assert_eq!(duration(Some(4_320_000.0)), "1 h 12");
+        assert_eq!(duration(None), "–");
+        assert_eq!(duration(Some(-5.0)), "–");
+    }
+
+    #[test]
+    fn wait_ranges_read_like_people_say_them() {
+        let w = |low_ms, high_ms| Some(EstimatedWait { low_ms, high_ms });
+        assert_eq!(wait_range(w(300_000, Some(600_000))), "5–10 min");
+        assert_eq!(wait_range(w(0, Some(40_000))), "< 1 min");
+        assert_eq!(wait_range(w(1_800_000, None)), "> 30 min");
+        assert_eq!(wait_range(w(3_600_000, Some(7_300_000))), "1–3 h");
+        assert_eq!(wait_range(w(300_000, Some(290_000))), "5 min");
+        assert_eq!(wait_range(None), "–");
+    }
+
+    #[test]
+    fn counts_group_thousands() {
+        assert_eq!(count(7), "7");
+        assert_eq!(count(12_345), "12\u{202f}345");
+        assert_eq!(count(1_234_567), "1\u{202f}234\u{202f}567");
+    }
+
+    #[test]
+    fn the_badge_never_calls_old_numbers_live() {
+        assert_eq!(Freshness::Live.label(Lang::En), "live");
+        assert_eq!(Freshness::Stale(42_000).label(Lang::En), "stale 42 s");
+        assert_eq!(
+            Freshness::Rebuilding(0.43).label(Lang::En),
+            "rebuilding 43%"
+        );
+        assert_eq!(
+            Freshness::Rebuilding(0.43).label(Lang::Fr),
+            "reconstruction 43\u{202f}%"
+        );
+        assert_eq!(
+            Freshness::Offline {
+                age_ms: 12_000,
+                retry_in_ms: 2_000
+            }
+            .label(Lang::Fr),
+            "hors ligne 12 s"
+        );
+        for f in [
+            Freshness::Connecting,
+            Freshness::Rebuilding(0.99),
+            Freshness::Stale(1_000),
+            Freshness::Offline {
+                age_ms: 0,
+                retry_in_ms: 0,
+            },
+        ] {
+            assert!(!f.is_live(), "{f:?}");
+        }
+    }
+}

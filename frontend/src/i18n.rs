@@ -1,0 +1,175 @@
+//! Owns the cockpit's words in French and English: every label is a [`Text`], so a
+//! missing translation is a compile error, not a blank on a wall screen.
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Lang {
+    #[default]
+    En,
+    Fr,
+}
+
+impl Lang {
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Fr => "fr",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Lang> {
+        match code.get(..2)?.to_ascii_lowercase().as_str() {
+            "en" => Some(Lang::En),
+            "fr" => Some(Lang::Fr),
+            _ => None,
+        }
+    }
+}
+
+macro_rules! texts {
+    ($($name:ident => $en:expr, $fr:expr;)*) => {
+        /// A label of the cockpit.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Text { $($name,)* }
+
+        impl Text {
+            pub const ALL: &'static [Text] = &[$(Text::$name,)*];
+        }
+
+        impl Lang {
+            pub fn text(self, text: Text) -> &'static str {
+                match (self, text) {
+                    $((Lang::En, Text::$name) => $en, (Lang::Fr, Text::$name) => $fr,)*
+                }
+            }
+        }
+    };
+}
+
+texts! {
+    Live => "live", "en direct";
+    Stale => "stale", "figé depuis";
+    Rebuilding => "rebuilding", "reconstruction";
+    Offline => "offline", "hors ligne";
+    Connecting => "connecting", "connexion";
+    WallView => "Wall", "Mur";
+    SwitchboardView => "Switchboard", "Aiguillage";
+    Total => "All channels", "Tous canaux";
+    ServiceLevel => "Service level", "Niveau de service";
+    AnswerRate => "Answer rate", "Taux de décroché";
+    Asa => "Avg. speed of answer", "Délai moyen de réponse";
+    AbandonRate => "Abandon rate", "Taux d'abandon";
+    InQueue => "In queue", "En attente";
+    OldestWait => "Oldest wait", "Plus longue attente";
+    OnceAndDone => "Once and done", "Résolu au 1er contact";
+    CrossChannel => "Cross-channel reiteration", "Réitération multicanal";
+    Arrivals => "Contacts", "Contacts";
+    LastHour => "last hour", "dernière heure";
+    Minutes15 => "15 min", "15 min";
+    Hour1 => "1 h", "1 h";
+    Today => "Today", "Aujourd'hui";
+    Site => "Site", "Site";
+    Segment => "Segment", "Segment";
+    Reason => "Contact reason", "Motif";
+    AllValues => "all", "tous";
+    Queue => "Queue", "File";
+    Queues => "Queues", "Files d'attente";
+    EstimatedWait => "Estimated wait", "Attente estimée";
+    Alerts => "Alerts", "Alertes";
+    NoAlerts => "No alert", "Aucune alerte";
+    Acknowledge => "Acknowledge", "Prendre en charge";
+    AcknowledgedBy => "acknowledged by", "pris en charge par";
+    Formula => "Formula", "Formule";
+    WindowLabel => "Window", "Fenêtre";
+    TargetLabel => "target", "objectif";
+    Switches => "Deflection switches", "Aiguillages de débordement";
+    Channel => "Channel", "Canal";
+    DeflectTo => "Deflect to", "Vers";
+    State => "State", "État";
+    On => "ON", "ACTIF";
+    Off => "off", "inactif";
+    ChangedBy => "Changed by", "Modifié par";
+    Why => "Why", "Motif du changement";
+    Expires => "Expires", "Expire";
+    Never => "never", "jamais";
+    Effect => "Effect", "Effet";
+    Deflected => "deflected", "déviés";
+    CameBack => "came back", "revenus";
+    Containment => "containment", "rétention";
+    TurnOn => "Turn on", "Activer";
+    TurnOff => "Turn off", "Désactiver";
+    Confirm => "Confirm", "Confirmer";
+    Cancel => "Cancel", "Annuler";
+    WhyRequired => "Say why (required, shown to everyone)", "Motif (obligatoire, visible de tous)";
+    ExpiresIn => "Turn off by itself after", "Désactivation automatique après";
+    NewSwitch => "New switch", "Nouvel aiguillage";
+    Create => "Create", "Créer";
+    Any => "any", "tous";
+    Audit => "Audit trail", "Journal des changements";
+    When => "When", "Quand";
+    Who => "Who", "Qui";
+    Action => "Action", "Action";
+    ReadOnly => "Read-only: your role cannot flip switches", "Lecture seule : votre rôle ne permet pas d'aiguiller";
+    Token => "Access token", "Jeton d'accès";
+    SignIn => "Sign in", "Se connecter";
+    NeedToken => "This server requires an access token.", "Ce serveur demande un jeton d'accès.";
+    Conflict => "Someone changed this switch meanwhile: the list is refreshed, decide again.", "Quelqu'un a modifié cet aiguillage entre-temps : la liste est à jour, décidez à nouveau.";
+    NoData => "no data", "pas de données";
+    ShowFormulas => "Formulas", "Formules";
+    FormulaServiceLevel => "Answered within the channel's threshold ÷ (answered + abandoned), abandons shorter than the short-abandon threshold excluded; channels without a target left out.", "Répondus dans le seuil du canal ÷ (répondus + abandonnés), abandons courts exclus ; canaux sans objectif exclus.";
+    FormulaAnswerRate => "Answered ÷ (answered + abandoned), short abandons excluded.", "Répondus ÷ (répondus + abandonnés), abandons courts exclus.";
+    FormulaAsa => "Mean wait (answer time − arrival time) of the contacts answered in the window.", "Attente moyenne (réponse − arrivée) des contacts répondus dans la fenêtre.";
+    FormulaAbandonRate => "Abandoned (after the short-abandon threshold) ÷ (answered + abandoned).", "Abandonnés (après le seuil d'abandon court) ÷ (répondus + abandonnés).";
+    FormulaInQueue => "Contacts queued now and not yet answered or abandoned; oldest wait = age of the oldest. Live, not windowed.", "Contacts en file maintenant, ni répondus ni abandonnés ; plus longue attente = âge du plus ancien. En temps réel.";
+    FormulaOnceAndDone => "Among contacts ended in the window with a known customer: resolved, and no earlier contact of that customer within the repeat horizon.", "Parmi les contacts terminés dans la fenêtre d'un client connu : résolus, sans contact antérieur de ce client dans l'horizon de réitération.";
+    FormulaCrossChannel => "Among arrivals with a known customer: whose previous contact within the repeat horizon was on another channel.", "Parmi les arrivées d'un client connu : dont le contact précédent dans l'horizon de réitération était sur un autre canal.";
+    FormulaEstimatedWait => "A range from the queue depth, the recent answer pace and the recent waits.", "Une fourchette, d'après la profondeur de file, le rythme de réponse récent et les attentes récentes.";
+}
+
+/// A channel's name as the users say it.
+pub fn channel_name(lang: Lang, channel: &str) -> String {
+    let known = match (lang, channel) {
+        (Lang::En, "phone") => "Phone",
+        (Lang::Fr, "phone") => "Téléphone",
+        (Lang::En, "chat") | (Lang::Fr, "chat") => "Chat",
+        (Lang::En, "email") | (Lang::Fr, "email") => "E-mail",
+        (Lang::En, "messaging") => "Messaging",
+        (Lang::Fr, "messaging") => "Messagerie",
+        (Lang::En, "social") => "Social",
+        (Lang::Fr, "social") => "Réseaux sociaux",
+        (Lang::En, "callback") => "Callback",
+        (Lang::Fr, "callback") => "Rappel",
+        (Lang::En, "visual_ivr") => "Visual IVR",
+        (Lang::Fr, "visual_ivr") => "SVI visuel",
+        (Lang::En, "dissuasion") => "Dissuasion message",
+        (Lang::Fr, "dissuasion") => "Message de dissuasion",
+        _ => return channel.replace('_', " "),
+    };
+    known.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_text_exists_in_both_languages_and_differs_where_it_should() {
+        for text in Text::ALL {
+            assert!(!Lang::En.text(*text).is_empty(), "{text:?}");
+            assert!(!Lang::Fr.text(*text).is_empty(), "{text:?}");
+        }
+        assert_ne!(
+            Lang::En.text(Text::AnswerRate),
+            Lang::Fr.text(Text::AnswerRate)
+        );
+    }
+
+    #[test]
+    fn languages_parse_from_codes_and_browser_locales() {
+        assert_eq!(Lang::from_code("fr-FR"), Some(Lang::Fr));
+        assert_eq!(Lang::from_code("EN"), Some(Lang::En));
+        assert_eq!(Lang::from_code("de"), None);
+        assert_eq!(Lang::from_code(""), None);
+        assert_eq!(channel_name(Lang::Fr, "visual_ivr"), "SVI visuel");
+        assert_eq!(channel_name(Lang::En, "web_form"), "web form");
+    }
+}

@@ -1,0 +1,206 @@
+//! Owns the colouring of KPIs against targets: `ok`, `warning`, `breach`, or no data.
+//! Rates with a target (service level, answer rate, once-and-done) are `warning` when
+//! they miss it by less than the margin; rates and waits that should stay low have a
+//! warning and a breach level.
+
+use vigie_proto::{Kpis, Targets};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    NoData,
+    Ok,
+    Warning,
+    Breach,
+}
+
+impl Level {
+    pub fn class(self) -> &'static str {
+        match self {
+            Level::NoData => "nodata",
+            Level::Ok => "ok",
+            Level::Warning => "warning",
+            Level::Breach => "breach",
+        }
+    }
+}
+
+/// A rate that should reach `target`.
+pub fn at_least(value: Option<f64>, target: f64, margin: f64) -> Level {
+    match value {
+        None => Level::NoData,
+        Some(v) if v >= target => Level::Ok,
+        Some(v) if v >= target - margin => Level::Warning,
+        Some(_) => Level::Breach,
+    }
+}
+
+/// A rate or wait that should stay below `warning` (and never reach `breach`).
+pub fn at_most(value: Option<f64>, warning: f64, breach: f64) -> Level {
+    match value {
+        None => Level::NoData,
+        Some(v) if v >= breach => Level::Breach,
+        Some(v) if v >= warning => Level::Warning,
+        Some(_) => Level::Ok,
+    }
+}
+
+/// The service-level target of a scope: the channel's own, or for the total the targets
+/// of the channels with one, weighted by their arrivals (as the total's service level
+/// counts each contact against its own channel's threshold).
+pub fn service_level_target<'a>(
+    targets: &Targets,
+    channel: Option<&str>,
+    by_channel: impl Iterator<Item = (&'a String, &'a Kpis)>,
+) -> Option<f64> {
+    if let Some(channel) = channel {
+        return targets.channels.get(channel).map(|t| t.target);
+    }
+    let (weighted, weight) = by_channel
+        .filter_map(|(c, k)| Some((targets.channels.get(c)?.target, k.arrivals as f64)))
+        .fold((0.0, 0.0), |(s, w), (t, a)| (s + t * a, w + a));
+    (weight > 0.0).then(|| weighted / weight)
+}
+
+/// The levels of one tile's KPIs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TileLevels {
+    pub service_level: Level,
+    pub answer_rate: Level,
+    pub abandon_rate: Level,
+    pub oldest_wait: Level,
+    pub once_and_done: Level,
+    pub cross_channel: Level,
+}
+
+impl TileLevels {
+    pub fn of(kpis: &Kpis, sl_target: Option<f64>, t: &Targets) -> TileLevels {
+        TileLevels {
+            service_level: match sl_target {
+                Some(target) => at_least(kpis.service_level, target, t.margin),
+                None => Level::NoData,
+            },
+            answer_rate: at_least(kpis.answer_rate, t.answer_rate, t.margin),
+            abandon_rate: at_most(
+                kpis.abandon_rate,
+                t.abandon_rate_warning,
+                t.abandon_rate_breach,
+            ),
+            oldest_wait: at_most(
+                kpis.oldest_wait_ms.map(|ms| ms as f64),
+                t.oldest_wait_warning_ms as f64,
+                t.oldest_wait_breach_ms as f64,
+            ),
+            once_and_done: at_least(kpis.once_and_done_rate, t.once_and_done, t.margin),
+            cross_channel: at_most(
+                kpis.cross_channel_repeat_rate,
+                t.cross_channel_warning,
+                t.cross_channel_breach,
+            ),
+        }
+    }
+
+    /// The tile's own colour: its worst KPI.
+    pub fn worst(&self) -> Level {
+        [
+            self.service_level,
+            self.answer_rate,
+            self.abandon_rate,
+            self.oldest_wait,
+            self.once_and_done,
+            self.cross_channel,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(Level::NoData)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use vigie_proto::ChannelTarget;
+
+    #[test]
+    fn rates_with_a_target_turn_warning_within_the_margin_then_breach() {
+        assert_eq!(
+            at_least(Some(0.80), 0.80, 0.05),
+            Level::Ok,
+            "meeting the target is ok"
+        );
+        assert_eq!(at_least(Some(0.77), 0.80, 0.05), Level::Warning);
+        assert_eq!(
+            at_least(Some(0.75), 0.80, 0.05),
+            Level::Warning,
+            "edge of the margin"
+        );
+        assert_eq!(at_least(Some(0.74), 0.80, 0.05), Level::Breach);
+        assert_eq!(at_least(None, 0.80, 0.05), Level::NoData);
+    }
+
+    #[test]
+    fn rates_that_should_stay_low_have_two_levels() {
+        assert_eq!(at_most(Some(0.04), 0.05, 0.10), Level::Ok);
+        assert_eq!(at_most(Some(0.05), 0.05, 0.10), Level::Warning);
+        assert_eq!(at_most(Some(0.10), 0.05, 0.10), Level::Breach);
+    }
+
+    #[test]
+    fn the_total_target_weighs_channel_targets_by_arrivals() {
+        let targets = Targets {
+            channels: BTreeMap::from([
+                (
+                    "phone".to_string(),
+                    ChannelTarget {
+                        threshold_ms: 20_000,
+                        target: 0.8,
+                    },
+                ),
+                (
+                    "email".to_string(),
+                    ChannelTarget {
+                        threshold_ms: 14_400_000,
+                        target: 1.0,
+                    },
+                ),
+            ]),
+            ..Targets::default()
+        };
+        let kpis = |arrivals| Kpis {
+            arrivals,
+            ..Kpis::default()
+        };
+        let by_channel = BTreeMap::from([
+            ("phone".to_string(), kpis(300)),
+            ("email".to_string(), kpis(100)),
+            ("visual_ivr".to_string(), kpis(600)),
+        ]);
+        let total = service_level_target(&targets, None, by_channel.iter()).expect("target");
+        assert!((total - 0.85).abs() < 1e-9, "{total}");
+        assert_eq!(
+            service_level_target(&targets, Some("phone"), by_channel.iter()),
+            Some(0.8)
+        );
+        assert_eq!(
+            service_level_target(&targets, Some("visual_ivr"), by_channel.iter()),
+            None
+        );
+    }
+
+    #[test]
+    fn a_tile_takes_the_colour_of_its_worst_kpi() {
+        let t = Targets::default();
+        let kpis = Kpis {
+            service_level: Some(0.9),
+            answer_rate: Some(0.95),
+            abandon_rate: Some(0.12),
+            ..Kpis::default()
+        };
+        let levels = TileLevels::of(&kpis, Some(0.8), &t);
+        assert_eq!(levels.service_level, Level::Ok);
+        assert_eq!(levels.abandon_rate, Level::Breach);
+        assert_eq!(levels.once_and_done, Level::NoData);
+        assert_eq!(levels.worst(), Level::Breach);
+    }
+}
