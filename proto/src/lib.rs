@@ -9,7 +9,7 @@
 //! - [`snapshot`]: [`Snapshot`], [`Kpis`], [`QueueStatus`]: the KPI snapshot printed by
 //!   `vigie replay` and pushed live, one type everywhere.
 //! - [`switch`]: deflection switches ([`DeflectionSwitch`]).
-//! - [`alert`]: alert notifications ([`Alert`]).
+//! - [`alert`]: alerts and their rules ([`Alert`], [`AlertRule`]).
 //! - [`ws`]: websocket messages ([`ServerMessage`], [`ClientMessage`]).
 //! - [`v1`]: generated protobuf types ([`v1::InteractionEvent`]).
 
@@ -18,7 +18,7 @@ pub mod snapshot;
 pub mod switch;
 pub mod ws;
 
-pub use alert::{Alert, AlertState, Severity};
+pub use alert::{Alert, AlertRule, AlertState, Comparison, Severity};
 pub use snapshot::{
     Breakdown, DimensionKey, EstimatedWait, Kpis, QueueStatus, Snapshot, WindowBounds,
 };

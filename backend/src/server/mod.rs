@@ -7,11 +7,14 @@
 //! - `GET /api/v1/ws`: websocket push of snapshots and status (see [`ws`]).
 //! - `GET /api/v1/switches`, `GET|PUT /api/v1/switches/{id}`, `GET /api/v1/audit`:
 //!   deflection switches and their audit trail.
+//! - `GET /api/v1/alerts`, `POST /api/v1/alerts/{id}/ack`, `GET /api/v1/alerts/rules`:
+//!   alerts, acknowledgement, and the rules in force (see [`alerts`]).
 //! - `GET /healthz` (process up), `GET /readyz` (503 while rebuilding, with progress),
 //!   `GET /metrics` (Prometheus).
 //!
 //! Every error is JSON: `{"status", "code", "message"}`.
 
+mod alerts;
 mod auth;
 mod error;
 mod metrics;
@@ -25,7 +28,7 @@ use std::time::Duration;
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode, Uri};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
@@ -36,6 +39,7 @@ use vigie_proto::Subscription;
 pub use auth::{sha256_hex, Auth, Principal};
 pub use error::ApiError;
 
+use crate::alert::AlertService;
 use crate::deflection::SwitchStore;
 use crate::engine::{Dimension, EngineSet, SnapshotQuery};
 use crate::ingest::IngestStatus;
@@ -49,6 +53,8 @@ pub struct AppState {
     pub publisher: Arc<Publisher>,
     /// Deflection switches; `None` on an instance without them (then their routes answer 503).
     pub switches: Option<Arc<SwitchStore>>,
+    /// Alerting; `None` on an instance without it (then its routes answer 503).
+    pub alerts: Option<Arc<AlertService>>,
     /// Who may do what (open to local callers when no token is configured).
     pub auth: Arc<Auth>,
     /// Cancelled at shutdown: stops the publisher and closes websockets.
@@ -73,6 +79,7 @@ impl AppState {
             status,
             publisher,
             switches: None,
+            alerts: None,
             auth: Arc::new(Auth::default()),
             shutdown,
         }
@@ -90,6 +97,13 @@ impl AppState {
         self.switches = Some(store);
         self
     }
+
+    /// Serves `service`'s alerts (REST and websocket).
+    pub fn with_alerts(mut self, service: Arc<AlertService>) -> AppState {
+        self.publisher.attach_alerts(service.clone());
+        self.alerts = Some(service);
+        self
+    }
 }
 
 pub fn router(state: AppState) -> Router {
@@ -102,6 +116,9 @@ pub fn router(state: AppState) -> Router {
             get(switches::get).put(switches::flip),
         )
         .route("/api/v1/audit", get(switches::audit))
+        .route("/api/v1/alerts", get(alerts::list))
+        .route("/api/v1/alerts/rules", get(alerts::rules))
+        .route("/api/v1/alerts/{id}/ack", post(alerts::acknowledge))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
