@@ -60,6 +60,7 @@ async fn call(app: &TestApp, method: &str, path: &str, token: Option<&str>) -> u
             .put(url)
             .header("content-type", "application/json")
             .body(FLIP),
+        "POST" => client.post(url),
         _ => client.get(url),
     };
     if let Some(token) = token {
@@ -78,14 +79,17 @@ async fn call(app: &TestApp, method: &str, path: &str, token: Option<&str>) -> u
 #[tokio::test]
 async fn every_role_gets_exactly_its_rights_on_every_endpoint() {
     let app = spawn(0).await;
-    // 503 = authorized, then refused because this instance has no switch store.
-    let matrix: [(&str, &str, [u16; 5]); 7] = [
+    // 503 = authorized, then refused because this instance has no switch store or alerting.
+    let matrix: [(&str, &str, [u16; 5]); 10] = [
         //                                        none  bad  viewer supervisor admin
         ("GET", "/api/v1/snapshot", [401, 401, 200, 200, 200]),
         ("GET", "/api/v1/switches", [401, 401, 503, 503, 503]),
         ("GET", "/api/v1/switches/x", [401, 401, 503, 503, 503]),
         ("PUT", "/api/v1/switches/x", [401, 401, 403, 503, 503]),
         ("GET", "/api/v1/audit", [401, 401, 403, 503, 503]),
+        ("GET", "/api/v1/alerts", [401, 401, 503, 503, 503]),
+        ("GET", "/api/v1/alerts/rules", [401, 401, 503, 503, 503]),
+        ("POST", "/api/v1/alerts/x/ack", [401, 401, 403, 503, 503]),
         ("GET", "/healthz", [200, 200, 200, 200, 200]),
         ("GET", "/metrics", [200, 200, 200, 200, 200]),
     ];

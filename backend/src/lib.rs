@@ -1,6 +1,7 @@
 //! Vigie: real-time hypervision of omnichannel customer-service centres.
 //!
 //! # Layout
+//! - [`alert`]: alert rules on the live KPIs, their lifecycle, and webhook delivery to chat ops.
 //! - [`config`]: the typed settings tree, layered default → file → `VIGIE__*` env.
 //! - [`deflection`]: deflection switches, shared through a compacted Kafka topic, and their audit.
 //! - [`event`]: the interaction event contract and its JSONL / protobuf decoders.
@@ -12,8 +13,10 @@
 //! - [`simulate`]: the realistic traffic generator (`vigie simulate`).
 //! - [`telemetry`]: the tracing subscriber.
 //!
-//! Data flows one way: Kafka or file → decode → engine → publisher → HTTP / websocket.
+//! Data flows one way: Kafka or file → decode → engine → publisher → HTTP / websocket;
+//! the engine → alert rules → webhooks.
 
+pub mod alert;
 pub mod config;
 pub mod deflection;
 pub mod engine;

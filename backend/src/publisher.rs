@@ -55,6 +55,9 @@ pub struct Publisher {
     /// Deflection switches with their effects, when this instance serves them.
     switches: std::sync::OnceLock<Arc<SwitchStore>>,
     switches_tx: watch::Sender<Frame>,
+    /// Alerts, when this instance evaluates them.
+    alerts: std::sync::OnceLock<Arc<crate::alert::AlertService>>,
+    alerts_tx: watch::Sender<Frame>,
     tick: Duration,
 }
 
@@ -107,6 +110,8 @@ impl Publisher {
             status_tx: watch::channel(initial).0,
             switches: std::sync::OnceLock::new(),
             switches_tx: watch::channel(Frame::from_static("")).0,
+            alerts: std::sync::OnceLock::new(),
+            alerts_tx: watch::channel(Frame::from_static("")).0,
             tick,
         })
     }
@@ -158,6 +163,27 @@ impl Publisher {
         }
     }
 
+    /// Serves `service`'s alerts to websocket clients.
+    pub fn attach_alerts(&self, service: Arc<crate::alert::AlertService>) {
+        if self.alerts.set(service).is_ok() {
+            self.publish_alerts();
+        }
+    }
+
+    /// Latest alerts message, now and on every change; `None` without alerting.
+    pub fn alerts(&self) -> Option<watch::Receiver<Frame>> {
+        self.alerts.get().map(|_| self.alerts_tx.subscribe())
+    }
+
+    fn publish_alerts(&self) {
+        if let Some(service) = self.alerts.get() {
+            let alerts = service.alerts().as_ref().clone();
+            let frame = encode(&ServerMessage::Alerts { alerts });
+            self.alerts_tx
+                .send_if_modified(|current| replace_if_different(current, frame));
+        }
+    }
+
     /// Latest status report, now and on every change.
     pub fn status(&self) -> watch::Receiver<Frame> {
         self.status_tx.subscribe()
@@ -191,6 +217,7 @@ impl Publisher {
         let mut flips: Option<watch::Receiver<Arc<Vec<vigie_proto::DeflectionSwitch>>>> = None;
         let mut effects_at = tokio::time::Instant::now();
         let mut trend_at = tokio::time::Instant::now();
+        let mut alert_changes = self.alerts.get().map(|service| service.subscribe());
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -198,6 +225,15 @@ impl Publisher {
             }
             if flips.is_none() {
                 flips = self.switches.get().map(|store| store.subscribe());
+            }
+            if alert_changes.is_none() {
+                alert_changes = self.alerts.get().map(|service| service.subscribe());
+            }
+            if let Some(rx) = alert_changes.as_mut() {
+                if rx.has_changed().unwrap_or(false) {
+                    rx.borrow_and_update();
+                    self.publish_alerts();
+                }
             }
             let flipped = flips
                 .as_mut()

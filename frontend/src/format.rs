@@ -137,13 +137,13 @@ mod tests {
 
     #[test]
     fn percentages_read_in_each_language() {
-        assert_eq!(percent(Some(0.8734)), "87%");
+        assert_eq!(percent(Some(0.8734), Lang::En), "87%");
         assert_eq!(percent(Some(0.8734), Lang::Fr), "87\u{202f}%");
         assert_eq!(percent(Some(0.042), Lang::Fr), "4,2\u{202f}%");
-        assert_eq!(percent(Some(0.042)), "4.2%");
-        assert_eq!(percent(Some(0.0)), "0%");
-        assert_eq!(percent(None), "–");
-        assert_eq!(percent(Some(f64::NAN)), "–");
+        assert_eq!(percent(Some(0.042), Lang::En), "4.2%");
+        assert_eq!(percent(Some(0.0), Lang::En), "0%");
+        assert_eq!(percent(None, Lang::En), "–");
+        assert_eq!(percent(Some(f64::NAN), Lang::En), "–");
     }
 
     #[test]

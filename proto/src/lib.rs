@@ -9,9 +9,9 @@
 //! - [`snapshot`]: [`Snapshot`], [`Kpis`], [`QueueStatus`]: the KPI snapshot printed by
 //!   `vigie replay` and pushed live, one type everywhere.
 //! - [`switch`]: deflection switches ([`DeflectionSwitch`]).
-//! - [`alert`]: alert notifications ([`Alert`]).
 //! - [`cockpit`]: what the cockpit loads at start ([`CockpitInfo`]: caller, targets,
 //!   filter values) and the last hour's [`Trend`].
+//! - [`alert`]: alerts and their rules ([`Alert`], [`AlertRule`]).
 //! - [`ws`]: websocket messages ([`ServerMessage`], [`ClientMessage`]).
 //! - [`v1`]: generated protobuf types ([`v1::InteractionEvent`]).
 
@@ -21,7 +21,7 @@ pub mod snapshot;
 pub mod switch;
 pub mod ws;
 
-pub use alert::{Alert, AlertState, Severity};
+pub use alert::{Alert, AlertRule, AlertState, Comparison, Severity};
 pub use cockpit::{ChannelTarget, CockpitInfo, Me, Role, Targets, Trend, TrendPoint};
 pub use snapshot::{
     Breakdown, DimensionKey, EstimatedWait, Kpis, QueueStatus, Snapshot, WindowBounds,

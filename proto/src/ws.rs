@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{DeflectionSwitch, Snapshot, SwitchEffect, Trend};
+use crate::{Alert, DeflectionSwitch, Snapshot, SwitchEffect, Trend};
 
 /// Server → client.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -29,6 +29,9 @@ pub enum ServerMessage {
         #[serde(default)]
         effects: std::collections::BTreeMap<String, SwitchEffect>,
     },
+    /// Every alert firing or acknowledged, plus those resolved in the last few minutes:
+    /// sent on connect and whenever the set or any state changes.
+    Alerts { alerts: Vec<Alert> },
     /// Sent when nothing else was for a while, so clients can tell a dead link from a quiet one.
     Heartbeat {
         /// Server time, epoch ms.
@@ -106,6 +109,9 @@ mod tests {
             json,
             serde_json::json!({"type": "heartbeat", "server_time": 5})
         );
+        let json =
+            serde_json::to_value(ServerMessage::Alerts { alerts: Vec::new() }).expect("json");
+        assert_eq!(json, serde_json::json!({"type": "alerts", "alerts": []}));
         let sub: ClientMessage =
             serde_json::from_str(r#"{"type":"subscribe","window":"1h","channel":"phone"}"#)
                 .expect("valid");

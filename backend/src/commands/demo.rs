@@ -56,6 +56,7 @@ pub fn run(settings: Settings, args: DemoArgs) -> Result<()> {
     kafka.brokers = cluster.bootstrap_servers();
     let engines = Arc::new(vigie::engine::EngineSet::new(settings.engine_config()?));
     let status = Arc::new(vigie::ingest::IngestStatus::default());
+    let alerts = vigie::alert::AlertService::new(&settings, engines.clone(), status.clone())?;
     let query = SnapshotQuery {
         window: args.window,
         ..SnapshotQuery::default()
@@ -113,6 +114,7 @@ pub fn run(settings: Settings, args: DemoArgs) -> Result<()> {
             args.listen,
             engines,
             status,
+            alerts,
             shutdown.clone(),
         )
         .await;

@@ -55,14 +55,16 @@ pub fn cancel_after(duration: Option<std::time::Duration>, token: &CancellationT
     }
 }
 
-/// The live path: the HTTP API on `listen` and the Kafka consumer into `engines`, until
-/// `shutdown` (or the consumer fails); then everything stops and offsets are committed.
+/// The live path: the HTTP API on `listen`, the Kafka consumer into `engines` and the
+/// alert rules on them, until `shutdown` (or the consumer fails); then everything stops
+/// and offsets are committed.
 pub async fn run_pipeline(
     kafka: &KafkaSettings,
     settings: &vigie::config::Settings,
     listen: SocketAddr,
     engines: Arc<EngineSet>,
     status: Arc<IngestStatus>,
+    alerts: Arc<vigie::alert::AlertService>,
     shutdown: CancellationToken,
 ) -> Result<()> {
     let auth = &settings.auth;
@@ -74,13 +76,16 @@ pub async fn run_pipeline(
         .await
         .context("loading the deflection switches")?;
     tokio::spawn(switches.clone().run_expiry(shutdown.clone()));
+    let alerting = tokio::spawn(alerts.clone().run(shutdown.clone()));
     let state = vigie::server::AppState::new(engines.clone(), status.clone(), shutdown.clone())
         .with_switches(switches)
+        .with_alerts(alerts)
         .with_auth(vigie::server::Auth::from_settings(auth))
         .with_cockpit(vigie::server::cockpit::Cockpit::from_settings(settings));
     let http = start_http(listen, state).await?;
     let consumed = vigie::ingest::run_consumer(kafka, engines, status, shutdown.clone()).await;
     shutdown.cancel();
+    alerting.await.context("alerting task")?;
     http.await
         .context("HTTP server task")?
         .context("HTTP server")?;

@@ -30,11 +30,21 @@ pub fn run(settings: Settings, args: ServeArgs) -> Result<()> {
     }
     let engines = Arc::new(vigie::engine::EngineSet::new(settings.engine_config()?));
     let status = Arc::new(vigie::ingest::IngestStatus::default());
+    let alerts = vigie::alert::AlertService::new(&settings, engines.clone(), status.clone())?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let shutdown = shutdown_on_signal();
         let reporter = tokio::spawn(report_progress(status.clone(), shutdown.clone()));
-        let result = run_pipeline(&kafka, &settings, args.listen, engines, status, shutdown).await;
+        let result = run_pipeline(
+            &kafka,
+            &settings,
+            args.listen,
+            engines,
+            status,
+            alerts,
+            shutdown,
+        )
+        .await;
         let _ = reporter.await;
         result
     })

@@ -153,6 +153,7 @@ pub fn next_state<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vigie_proto::DeflectionTarget;
 
     fn request(on: bool, expected_version: u64) -> FlipRequest {
         FlipRequest {

@@ -19,6 +19,8 @@ pub enum ApiError {
     TooLarge(usize),
     #[error(transparent)]
     Switch(#[from] crate::deflection::SwitchError),
+    #[error(transparent)]
+    Alert(#[from] crate::alert::AlertError),
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
@@ -61,6 +63,17 @@ impl ApiError {
                     E::VersionConflict { .. } => (StatusCode::CONFLICT, "version_conflict"),
                     E::Conflicting { .. } => (StatusCode::CONFLICT, "conflicting_switch"),
                     E::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+                }
+            }
+            ApiError::Alert(e) => {
+                use crate::alert::AlertError as E;
+                match e {
+                    E::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+                    E::AlreadyResolved(_) => (StatusCode::CONFLICT, "already_resolved"),
+                    E::BadNote(_) => (StatusCode::BAD_REQUEST, "bad_body"),
+                    E::Config(_) | E::State { .. } => {
+                        (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+                    }
                 }
             }
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),

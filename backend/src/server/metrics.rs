@@ -1,6 +1,6 @@
 //! Owns the Prometheus text exposition of `vigie_*` metrics, read from the ingest
-//! status and the engines at scrape time (no per-event cost). Labels are bounded
-//! (partition numbers only).
+//! status, the engines and the alerting service at scrape time (no per-event cost).
+//! Labels are bounded (partition numbers, severities, configured sink names).
 
 use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
@@ -125,5 +125,67 @@ pub fn render(state: &AppState) -> String {
         "0 while the broker is unreachable.",
         f64::from(u8::from(!status.is_stale())),
     );
+    if let Some(alerts) = &state.alerts {
+        let by_severity = alerts.active_by_severity();
+        let active: Vec<(String, f64)> = [
+            vigie_proto::Severity::Info,
+            vigie_proto::Severity::Warning,
+            vigie_proto::Severity::Critical,
+        ]
+        .into_iter()
+        .map(|s| {
+            let name = serde_json::to_value(s)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            (
+                format!("{{severity=\"{name}\"}}"),
+                by_severity.get(&s).copied().unwrap_or(0) as f64,
+            )
+        })
+        .collect();
+        out.metric(
+            "vigie_alerts_active",
+            "gauge",
+            "Alerts firing or acknowledged, per severity.",
+            &active,
+        );
+        out.single(
+            "vigie_alert_evaluations_total",
+            "counter",
+            "Rounds of alert rule evaluation.",
+            counter(&alerts.evaluations),
+        );
+        let per_sink = |f: &dyn Fn(&crate::alert::Sink) -> f64| -> Vec<(String, f64)> {
+            alerts
+                .sink_stats()
+                .map(|s| (format!("{{sink=\"{}\"}}", s.name), f(s)))
+                .collect()
+        };
+        out.metric(
+            "vigie_alert_notifications_delivered_total",
+            "counter",
+            "Notifications accepted by their sink.",
+            &per_sink(&|s| counter(&s.stats.delivered)),
+        );
+        out.metric(
+            "vigie_alert_delivery_failures_total",
+            "counter",
+            "Delivery attempts that failed and will be retried.",
+            &per_sink(&|s| counter(&s.stats.failed_attempts)),
+        );
+        out.metric(
+            "vigie_alert_notifications_dropped_total",
+            "counter",
+            "Notifications dropped: queue full, refused by the sink, or past give_up_after.",
+            &per_sink(&|s| counter(&s.stats.dropped)),
+        );
+        out.metric(
+            "vigie_alert_queue_depth",
+            "gauge",
+            "Notifications waiting for their sink.",
+            &per_sink(&|s| s.queued() as f64),
+        );
+    }
     out.0
 }

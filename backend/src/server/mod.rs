@@ -9,11 +9,14 @@
 //!   deflection switches and their audit trail.
 //! - `GET /api/v1/cockpit`: the caller's role, KPI targets and filter values.
 //! - Any other path: the WASM cockpit (see [`cockpit`]); unknown `/api/` paths are JSON 404s.
+//! - `GET /api/v1/alerts`, `POST /api/v1/alerts/{id}/ack`, `GET /api/v1/alerts/rules`:
+//!   alerts, acknowledgement, and the rules in force (see [`alerts`]).
 //! - `GET /healthz` (process up), `GET /readyz` (503 while rebuilding, with progress),
 //!   `GET /metrics` (Prometheus).
 //!
 //! Every error is JSON: `{"status", "code", "message"}`.
 
+mod alerts;
 mod auth;
 pub mod cockpit;
 mod error;
@@ -28,7 +31,7 @@ use std::time::Duration;
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
@@ -39,6 +42,7 @@ use vigie_proto::Subscription;
 pub use auth::{sha256_hex, Auth, Principal};
 pub use error::ApiError;
 
+use crate::alert::AlertService;
 use crate::deflection::SwitchStore;
 use crate::engine::{Dimension, EngineSet, SnapshotQuery};
 use crate::ingest::IngestStatus;
@@ -52,6 +56,8 @@ pub struct AppState {
     pub publisher: Arc<Publisher>,
     /// Deflection switches; `None` on an instance without them (then their routes answer 503).
     pub switches: Option<Arc<SwitchStore>>,
+    /// Alerting; `None` on an instance without it (then its routes answer 503).
+    pub alerts: Option<Arc<AlertService>>,
     /// Who may do what (open to local callers when no token is configured).
     pub auth: Arc<Auth>,
     /// Cancelled at shutdown: stops the publisher and closes websockets.
@@ -78,6 +84,7 @@ impl AppState {
             status,
             publisher,
             switches: None,
+            alerts: None,
             auth: Arc::new(Auth::default()),
             shutdown,
             cockpit: Arc::default(),
@@ -102,6 +109,13 @@ impl AppState {
         self.switches = Some(store);
         self
     }
+
+    /// Serves `service`'s alerts (REST and websocket).
+    pub fn with_alerts(mut self, service: Arc<AlertService>) -> AppState {
+        self.publisher.attach_alerts(service.clone());
+        self.alerts = Some(service);
+        self
+    }
 }
 
 pub fn router(state: AppState) -> Router {
@@ -115,6 +129,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/audit", get(switches::audit))
         .route("/api/v1/cockpit", get(cockpit::info))
+        .route("/api/v1/alerts", get(alerts::list))
+        .route("/api/v1/alerts/rules", get(alerts::rules))
+        .route("/api/v1/alerts/{id}/ack", post(alerts::acknowledge))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))

@@ -1,8 +1,8 @@
 //! The websocket endpoint `/api/v1/ws`: owns one client connection.
 //!
 //! On connect the client gets the status, the snapshot of its subscription (15
-//! minutes, no filter, until it sends `{"type":"subscribe",...}`), its last-hour trend and
-//! the deflection switches, then every change of any of them.
+//! minutes, no filter, until it sends `{"type":"subscribe",...}`), its last-hour trend,
+//! the deflection switches and the alerts, then every change of any of them.
 //! A client that stops reading is disconnected with a reason instead of being queued for.
 
 use std::time::Duration;
@@ -92,6 +92,10 @@ async fn serve_client(socket: WebSocket, state: &AppState) -> Closing {
     if let Some(rx) = switches.as_mut() {
         outbox.push(rx.borrow_and_update().clone());
     }
+    let mut alerts = state.publisher.alerts();
+    if let Some(rx) = alerts.as_mut() {
+        outbox.push(rx.borrow_and_update().clone());
+    }
     let closing = loop {
         let mut stalled = false;
         for frame in outbox.drain(..) {
@@ -121,9 +125,15 @@ async fn serve_client(socket: WebSocket, state: &AppState) -> Closing {
                 if changed.is_err() { break Closing::ShuttingDown; }
                 outbox.push(status.borrow_and_update().clone());
             }
-            changed = switches_changed(&mut switches) => {
+            changed = optional_changed(&mut switches) => {
                 if changed.is_err() { break Closing::ShuttingDown; }
                 if let Some(rx) = switches.as_mut() {
+                    outbox.push(rx.borrow_and_update().clone());
+                }
+            }
+            changed = optional_changed(&mut alerts) => {
+                if changed.is_err() { break Closing::ShuttingDown; }
+                if let Some(rx) = alerts.as_mut() {
                     outbox.push(rx.borrow_and_update().clone());
                 }
             }
@@ -160,8 +170,9 @@ async fn serve_client(socket: WebSocket, state: &AppState) -> Closing {
     closing
 }
 
-/// Waits for a switches message, or forever on an instance without switches.
-async fn switches_changed(
+/// Waits for a message of an optional feed (switches, alerts), or forever on an
+/// instance without it.
+async fn optional_changed(
     rx: &mut Option<tokio::sync::watch::Receiver<Frame>>,
 ) -> Result<(), tokio::sync::watch::error::RecvError> {
     match rx {

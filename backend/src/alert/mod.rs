@@ -1,0 +1,390 @@
+//! Alerting to chat ops: owns the rules evaluated on the live state, the alert
+//! lifecycle (firing → acknowledged → resolved) and its persistence, and the delivery of
+//! one notification per transition to webhooks (Slack, Mattermost, Teams, signed JSON).
+//!
+//! - [`rules`]: the KPIs a rule may watch, built-in rules, compiling and checking them.
+//! - [`lifecycle`]: the pure state machine (fake-clock tested).
+//! - [`payload`]: the body of each kind of sink and the HMAC signature.
+//! - [`delivery`]: per-sink persistent queue and retrying worker.
+//!
+//! [`AlertService`] ties them: every `alerts.evaluate_every` it reads the live KPIs the
+//! way the websocket snapshot does (one snapshot per distinct window and scope, on a
+//! blocking thread, never in the ingest path), advances the lifecycle, writes the
+//! notices to the sinks' outboxes, then saves `<state_dir>/alerts.json`.
+
+pub mod delivery;
+pub mod lifecycle;
+pub mod payload;
+pub mod rules;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde::Serialize;
+use thiserror::Error;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use vigie_proto::{Alert, AlertRule, DimensionKey, Severity};
+
+use crate::config::Settings;
+use crate::engine::{DimensionFilter, EngineSet, SnapshotQuery, WindowSpec};
+use crate::ingest::IngestStatus;
+pub use delivery::{Pending, Sink};
+pub use lifecycle::{Lifecycle, Measure, Notice, NoticeKind};
+pub use rules::{compile, Kpi, Rule};
+
+#[derive(Debug, Error)]
+pub enum AlertError {
+    #[error("no alert {0:?}")]
+    NotFound(String),
+    #[error("alert {0:?} is already resolved")]
+    AlreadyResolved(String),
+    #[error("{0}")]
+    BadNote(String),
+    #[error("invalid alert configuration:\n  - {}", .0.join("\n  - "))]
+    Config(Vec<String>),
+    #[error("alert state directory {path}: {source}")]
+    State {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A sink as the API shows it: no URL, no key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SinkView {
+    pub name: String,
+    pub kind: &'static str,
+}
+
+/// Longest acknowledgement note kept.
+pub const MAX_NOTE_CHARS: usize = 500;
+
+/// The alerting service of one instance.
+pub struct AlertService {
+    rules: Vec<Rule>,
+    sinks: BTreeMap<String, Arc<Sink>>,
+    lifecycle: Mutex<Lifecycle>,
+    state_file: Option<PathBuf>,
+    show_resolved_ms: i64,
+    evaluate_every: Duration,
+    engines: Arc<EngineSet>,
+    status: Arc<IngestStatus>,
+    /// (epoch ms, dead-lettered counter) samples, for `dead_lettered` growth.
+    dlq_samples: Mutex<VecDeque<(i64, u64)>>,
+    visible: watch::Sender<Arc<Vec<Alert>>>,
+    /// Evaluation rounds done (a test can wait for rounds to pass).
+    pub evaluations: AtomicU64,
+}
+
+impl std::fmt::Debug for AlertService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertService")
+            .field("rules", &self.rules.len())
+            .field("sinks", &self.sinks.values().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+impl AlertService {
+    /// Compiles the rules of `settings`, reloads the saved alert states and the pending
+    /// notifications of `alerts.state_dir`.
+    pub fn new(
+        settings: &Settings,
+        engines: Arc<EngineSet>,
+        status: Arc<IngestStatus>,
+    ) -> Result<Arc<AlertService>, AlertError> {
+        let a = &settings.alerts;
+        let rules = compile(settings).map_err(AlertError::Config)?;
+        let state_err = |path: &std::path::Path| {
+            let path = path.to_path_buf();
+            move |source| AlertError::State { path, source }
+        };
+        let mut lifecycle = Lifecycle::default();
+        let state_file = a.state_dir.as_ref().map(|d| d.join("alerts.json"));
+        if let Some(dir) = &a.state_dir {
+            std::fs::create_dir_all(dir).map_err(state_err(dir))?;
+        }
+        if let Some(file) = &state_file {
+            match std::fs::read(file) {
+                Ok(bytes) => match serde_json::from_slice(&bytes) {
+                    Ok(saved) => lifecycle = saved,
+                    Err(error) => {
+                        tracing::error!(file = %file.display(), %error, "alert states unreadable: starting afresh");
+                    }
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(state_err(file)(e)),
+            }
+        }
+        let mut sinks = BTreeMap::new();
+        for (name, sink) in &a.sinks {
+            let dir = a.state_dir.as_ref().map(|d| d.join("outbox").join(name));
+            let opened = Sink::open(name, sink.clone(), dir.clone())
+                .map_err(state_err(&dir.unwrap_or_default()))?;
+            sinks.insert(name.clone(), Arc::new(opened));
+        }
+        let show_resolved_ms = i64::try_from(a.show_resolved_for.as_millis()).unwrap_or(i64::MAX);
+        let visible = lifecycle.visible(now_ms().saturating_sub(show_resolved_ms));
+        tracing::info!(
+            rules = rules.len(),
+            sinks = sinks.len(),
+            active = lifecycle.active_count(),
+            persisted = state_file.is_some(),
+            "alerting ready"
+        );
+        Ok(Arc::new(AlertService {
+            rules,
+            sinks,
+            lifecycle: Mutex::new(lifecycle),
+            state_file,
+            show_resolved_ms,
+            evaluate_every: a.evaluate_every,
+            engines,
+            status,
+            dlq_samples: Mutex::new(VecDeque::new()),
+            visible: watch::channel(Arc::new(visible)).0,
+            evaluations: AtomicU64::new(0),
+        }))
+    }
+
+    /// Evaluates the rules every `alerts.evaluate_every` and delivers notifications,
+    /// until `shutdown`.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let client = match reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("vigie/", env!("CARGO_PKG_VERSION")))
+            .build()
+        {
+            Ok(client) => client,
+            Err(error) => {
+                tracing::error!(error = %error.without_url(), "cannot build the HTTP client: alerts are not delivered");
+                reqwest::Client::new()
+            }
+        };
+        let workers: Vec<_> = self
+            .sinks
+            .values()
+            .map(|sink| tokio::spawn(sink.clone().run(client.clone(), shutdown.clone())))
+            .collect();
+        let mut tick = tokio::time::interval(self.evaluate_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            let me = self.clone();
+            if let Err(error) = tokio::task::spawn_blocking(move || me.evaluate_at(now_ms())).await
+            {
+                tracing::error!(%error, "alert evaluation failed");
+            }
+        }
+        for w in workers {
+            let _ = w.await;
+        }
+    }
+
+    /// One evaluation round at `now` (epoch ms): measure, advance, notify, save.
+    pub fn evaluate_at(&self, now: i64) {
+        let measures = self.measure(now);
+        let mut lifecycle = self.lifecycle.lock();
+        let notices = lifecycle.evaluate(&self.rules, now, |rule| {
+            measures.get(&rule.name).copied().unwrap_or(Measure::Skip)
+        });
+        if !notices.is_empty() {
+            for notice in &notices {
+                tracing::info!(alert = %notice.alert.id, event = notice.kind.as_str(), summary = %notice.alert.summary, "alert");
+                self.enqueue(notice);
+            }
+            self.save(&lifecycle);
+        }
+        let visible = lifecycle.visible(now.saturating_sub(self.show_resolved_ms));
+        drop(lifecycle);
+        self.publish(visible);
+        self.evaluations.fetch_add(1, Relaxed);
+    }
+
+    fn publish(&self, visible: Vec<Alert>) {
+        self.visible.send_if_modified(|current| {
+            if **current == visible {
+                false
+            } else {
+                *current = Arc::new(visible);
+                true
+            }
+        });
+    }
+
+    /// Every rule's value now; snapshots are shared by rules of one window and scope.
+    fn measure(&self, now: i64) -> HashMap<String, Measure> {
+        let ready = self.status.is_ready();
+        let dead_lettered = self.status.dead_lettered.load(Relaxed);
+        let growth = |window_ms: i64| {
+            let mut samples = self.dlq_samples.lock();
+            samples.push_back((now, dead_lettered));
+            let longest = self
+                .rules
+                .iter()
+                .filter(|r| r.kpi == Kpi::DeadLettered)
+                .filter_map(|r| match r.window {
+                    WindowSpec::Last(ms) => Some(ms),
+                    WindowSpec::Today => None,
+                })
+                .max()
+                .unwrap_or(0);
+            while samples.len() > 1 && samples.get(1).is_some_and(|(t, _)| *t <= now - longest) {
+                samples.pop_front();
+            }
+            let base = samples
+                .iter()
+                .rev()
+                .find(|(t, _)| *t <= now - window_ms)
+                .or(samples.front())
+                .map_or(dead_lettered, |(_, c)| *c);
+            dead_lettered.saturating_sub(base) as f64
+        };
+        let mut snapshots: HashMap<(String, DimensionKey), Option<vigie_proto::Kpis>> =
+            HashMap::new();
+        let mut out = HashMap::new();
+        for rule in &self.rules {
+            let measure = if rule.kpi.needs_ready() && !ready {
+                Measure::Skip
+            } else {
+                match rule.kpi {
+                    Kpi::ConsumerLag => {
+                        Measure::Value(Some(self.status.lag().values().sum::<i64>() as f64))
+                    }
+                    Kpi::Stale => Measure::Value(Some(f64::from(u8::from(self.status.is_stale())))),
+                    Kpi::DeadLettered => Measure::Value(Some(growth(match rule.window {
+                        WindowSpec::Last(ms) => ms,
+                        WindowSpec::Today => 0,
+                    }))),
+                    _ => {
+                        let key = (rule.window.to_string(), rule.scope.clone());
+                        let kpis = snapshots.entry(key).or_insert_with(|| {
+                            let query = SnapshotQuery {
+                                window: rule.window,
+                                filter: DimensionFilter::from_key(rule.scope.clone()),
+                                breakdown: Vec::new(),
+                            };
+                            self.engines.snapshot(&query).ok().map(|s| s.total)
+                        });
+                        match kpis {
+                            Some(kpis) => Measure::Value(rule.kpi.read(kpis, rule.min_volume)),
+                            None => Measure::Skip,
+                        }
+                    }
+                }
+            };
+            out.insert(rule.name.clone(), measure);
+        }
+        out
+    }
+
+    /// Queues `notice` on the sinks that get it.
+    fn enqueue(&self, notice: &Notice) {
+        for name in &notice.alert.sinks {
+            let Some(sink) = self.sinks.get(name) else {
+                continue;
+            };
+            if notice.kind == NoticeKind::Acknowledged && !sink.notify_acknowledged() {
+                continue;
+            }
+            sink.push(Pending {
+                id: notice.delivery_id(),
+                event: notice.kind.as_str().into(),
+                created_at: notice.at,
+                body: payload::render(sink.kind(), notice),
+                file: None,
+            });
+        }
+    }
+
+    fn save(&self, lifecycle: &Lifecycle) {
+        let Some(file) = &self.state_file else { return };
+        let bytes = serde_json::to_vec(lifecycle).unwrap_or_default();
+        if let Err(error) = delivery::write_atomically(file, &bytes) {
+            tracing::error!(file = %file.display(), %error, "saving the alert states failed");
+        }
+    }
+
+    /// `who` acknowledges alert `id`, with an optional note; recorded on the alert, kept
+    /// across restarts, shown to everyone, and logged as an audit record.
+    pub fn acknowledge(
+        &self,
+        id: &str,
+        who: &str,
+        note: Option<String>,
+    ) -> Result<Alert, AlertError> {
+        let note = note.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
+        if note
+            .as_ref()
+            .is_some_and(|n| n.chars().count() > MAX_NOTE_CHARS)
+        {
+            return Err(AlertError::BadNote(format!(
+                "`note` is limited to {MAX_NOTE_CHARS} characters"
+            )));
+        }
+        let now = now_ms();
+        let mut lifecycle = self.lifecycle.lock();
+        let (alert, notice) = lifecycle.acknowledge(id, who, note, now)?;
+        if let Some(notice) = &notice {
+            tracing::info!(target: "vigie::audit", alert = %id, who, note = ?alert.ack_note, "alert acknowledged");
+            self.enqueue(notice);
+            self.save(&lifecycle);
+        }
+        let visible = lifecycle.visible(now.saturating_sub(self.show_resolved_ms));
+        drop(lifecycle);
+        self.publish(visible);
+        Ok(alert)
+    }
+
+    /// Firing and acknowledged alerts, and those resolved in the last `show_resolved_for`.
+    pub fn alerts(&self) -> Arc<Vec<Alert>> {
+        self.visible.borrow().clone()
+    }
+
+    /// The same, now and on every change.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Vec<Alert>>> {
+        self.visible.subscribe()
+    }
+
+    /// Resolved alerts, newest first.
+    pub fn history(&self, limit: usize) -> Vec<Alert> {
+        self.lifecycle.lock().history(limit)
+    }
+
+    pub fn rules(&self) -> Vec<AlertRule> {
+        self.rules.iter().map(Rule::view).collect()
+    }
+
+    pub fn sinks(&self) -> Vec<SinkView> {
+        self.sinks
+            .values()
+            .map(|s| SinkView {
+                name: s.name.clone(),
+                kind: s.kind().as_str(),
+            })
+            .collect()
+    }
+
+    /// Each sink, for metrics.
+    pub fn sink_stats(&self) -> impl Iterator<Item = &Arc<Sink>> {
+        self.sinks.values()
+    }
+
+    /// Firing or acknowledged alerts per severity, for metrics.
+    pub fn active_by_severity(&self) -> BTreeMap<Severity, usize> {
+        self.lifecycle.lock().active_by_severity()
+    }
+}

@@ -1,0 +1,922 @@
+//! Alerting to chat ops against real HTTP receivers on loopback: the payload of each
+//! kind of sink and its signature, fire → resolve as exactly two messages, silence while
+//! the value flaps within the hysteresis, a failing receiver served once it recovers,
+//! and a receiver down across a restart served after it. The last test drives the
+//! `vigie serve` binary against a real broker (Tansu) through its public surface.
+
+mod support;
+
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use hmac::{Hmac, Mac};
+use parking_lot::Mutex;
+use serde_json::{json, Value};
+use sha2::Sha256;
+use support::{eventually, unique, Broker};
+use tokio_util::sync::CancellationToken;
+use vigie::alert::AlertService;
+use vigie::config::{AlertRuleSettings, Secret, Settings, SinkKind, SinkSettings, Threshold};
+use vigie::engine::{Engine, EngineConfig, EngineSet};
+use vigie::event::{EventKind, EventRecord};
+use vigie::ingest::IngestStatus;
+use vigie_proto::{Comparison, Severity};
+
+const DEADLINE: Duration = Duration::from_secs(20);
+const KEY: &str = "test-hmac-key-0123456789";
+
+/// One request as a receiver saw it.
+#[derive(Clone, Debug)]
+struct Received {
+    path: String,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Received {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("JSON body")
+    }
+}
+
+/// An HTTP receiver on loopback: records every request; answers 500 to the first
+/// `failures` ones, then 200.
+struct Receiver {
+    addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Received>>>,
+    stop: CancellationToken,
+}
+
+#[derive(Clone)]
+struct ReceiverState {
+    seen: Arc<Mutex<Vec<Received>>>,
+    failures: Arc<AtomicUsize>,
+}
+
+impl Receiver {
+    async fn start(failures: usize) -> Receiver {
+        Self::start_on(([127, 0, 0, 1], 0).into(), failures).await
+    }
+
+    async fn start_on(addr: SocketAddr, failures: usize) -> Receiver {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let state = ReceiverState {
+            seen: seen.clone(),
+            failures: Arc::new(AtomicUsize::new(failures)),
+        };
+        let app = axum::Router::new()
+            .fallback(
+                |State(s): State<ReceiverState>, uri: Uri, headers: HeaderMap, body: Bytes| async move {
+                    s.seen.lock().push(Received {
+                        path: uri.path().to_string(),
+                        headers,
+                        body,
+                    });
+                    let failing = s
+                        .failures
+                        .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
+                        .is_ok();
+                    if failing {
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    } else {
+                        StatusCode::OK
+                    }
+                },
+            )
+            .with_state(state);
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .expect("bind receiver");
+        let addr = listener.local_addr().expect("addr");
+        let stop = CancellationToken::new();
+        let until = stop.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { until.cancelled().await })
+                .await
+        });
+        Receiver { addr, seen, stop }
+    }
+
+    fn url(&self, path: &str) -> Secret {
+        Secret::new(format!("http://{}{path}", self.addr))
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.seen.lock().clone()
+    }
+
+    /// Requests received (failed ones included).
+    fn count(&self) -> usize {
+        self.seen.lock().len()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+fn free_addr() -> SocketAddr {
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+}
+
+fn sink(kind: SinkKind, url: Secret) -> SinkSettings {
+    SinkSettings {
+        kind,
+        url,
+        secret: (kind == SinkKind::Json).then(|| Secret::new(KEY)),
+        timeout: Duration::from_secs(2),
+        queue_capacity: 100,
+        retry_initial: Duration::from_millis(50),
+        retry_max: Duration::from_millis(400),
+        give_up_after: Duration::from_secs(3600),
+        notify_acknowledged: false,
+    }
+}
+
+/// Phone abandon rate above 50 % fires, below 30 % resolves, in between nothing changes.
+fn abandon_rule() -> AlertRuleSettings {
+    AlertRuleSettings {
+        name: "phone-abandon".into(),
+        kpi: vigie::alert::Kpi::AbandonRate,
+        channel: Some("phone".into()),
+        queue: None,
+        reason: None,
+        segment: None,
+        site: None,
+        comparison: Comparison::Above,
+        threshold: Threshold::Number(0.5),
+        clear: Some(Threshold::Number(0.3)),
+        window: "15m".into(),
+        for_: Duration::ZERO,
+        severity: Severity::Critical,
+        sinks: None,
+        repeat_every: None,
+        min_volume: 0,
+    }
+}
+
+fn settings(sinks: Vec<(&str, SinkSettings)>, state_dir: &Path) -> Settings {
+    let mut s = Settings::default();
+    s.alerts.default_rules = false;
+    s.alerts.evaluate_every = Duration::from_millis(50);
+    s.alerts.state_dir = Some(state_dir.to_path_buf());
+    s.alerts.rules = vec![abandon_rule()];
+    s.alerts.sinks = sinks.into_iter().map(|(n, k)| (n.to_string(), k)).collect();
+    s.validate().expect("valid settings");
+    s
+}
+
+/// Engines fed directly (one partition, rebuilt), like a consumer would.
+struct Live {
+    engines: Arc<EngineSet>,
+    engine: Arc<Engine>,
+    status: Arc<IngestStatus>,
+    next: usize,
+    base: i64,
+}
+
+impl Live {
+    fn new() -> Live {
+        let engines = Arc::new(EngineSet::new(EngineConfig::default()));
+        let engine = engines.assign(0);
+        let status = Arc::new(IngestStatus::default());
+        status.track(0, 0, 0);
+        Live {
+            engines,
+            engine,
+            status,
+            next: 0,
+            base: jiff::Timestamp::now().as_millisecond() - 600_000,
+        }
+    }
+
+    /// One phone contact, answered or abandoned after 30 s in queue.
+    fn contact(&mut self, abandoned: bool) {
+        for ev in phone_contact(self.next, self.base + self.next as i64 * 1_000, abandoned) {
+            self.engine.apply(&ev);
+        }
+        self.next += 1;
+    }
+
+    fn contacts(&mut self, answered: usize, abandoned: usize) {
+        (0..answered).for_each(|_| self.contact(false));
+        (0..abandoned).for_each(|_| self.contact(true));
+    }
+}
+
+fn phone_contact(n: usize, ts: i64, abandoned: bool) -> Vec<EventRecord<'static>> {
+    let iid = format!("c{n}");
+    let mut arrived = EventRecord::new(format!("{iid}-a"), EventKind::Arrived, ts, iid.clone());
+    arrived.channel = Some("phone".into());
+    let queued = EventRecord::new(
+        format!("{iid}-q"),
+        EventKind::Queued,
+        ts + 1_000,
+        iid.clone(),
+    );
+    let end = if abandoned {
+        EventKind::Abandoned
+    } else {
+        EventKind::Answered
+    };
+    let last = EventRecord::new(format!("{iid}-e"), end, ts + 30_000, iid);
+    vec![arrived, queued, last]
+}
+
+/// An alert service running on `live`, stopped on drop.
+struct Running {
+    service: Arc<AlertService>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    fn start(settings: &Settings, live: &Live) -> Running {
+        let service = AlertService::new(settings, live.engines.clone(), live.status.clone())
+            .expect("alert service");
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(service.clone().run(stop.clone()));
+        Running {
+            service,
+            stop,
+            task,
+        }
+    }
+
+    /// Waits until `rounds` more evaluation rounds have passed.
+    async fn rounds(&self, rounds: u64) {
+        let target = self.service.evaluations.load(Relaxed) + rounds;
+        eventually("evaluation rounds", DEADLINE, || {
+            self.service.evaluations.load(Relaxed) >= target
+        })
+        .await;
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        self.task.await.expect("alert task");
+    }
+}
+
+fn verify_signature(r: &Received) {
+    let header = r
+        .headers
+        .get("x-vigie-signature")
+        .and_then(|v| v.to_str().ok())
+        .expect("X-Vigie-Signature");
+    let mut mac = Hmac::<Sha256>::new_from_slice(KEY.as_bytes()).expect("key");
+    mac.update(&r.body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(header, format!("sha256={hex}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_sink_gets_its_payload_shape_and_json_is_signed() {
+    let receiver = Receiver::start(0).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = settings(
+        vec![
+            ("slack", sink(SinkKind::Slack, receiver.url("/slack"))),
+            ("mm", sink(SinkKind::Mattermost, receiver.url("/mm"))),
+            ("teams", sink(SinkKind::Teams, receiver.url("/teams"))),
+            ("hook", sink(SinkKind::Json, receiver.url("/hook"))),
+        ],
+        dir.path(),
+    );
+    let mut live = Live::new();
+    live.contacts(1, 3); // before the first round: the value is exactly 75 %
+    let running = Running::start(&settings, &live);
+    eventually("one message per sink", DEADLINE, || receiver.count() == 4).await;
+
+    let by_path = |path: &str| {
+        receiver
+            .received()
+            .into_iter()
+            .find(|r| r.path == path)
+            .unwrap_or_else(|| panic!("nothing on {path}"))
+    };
+    let slack = by_path("/slack").json();
+    let text = slack["text"].as_str().expect("slack text");
+    assert!(
+        text.contains("FIRING") && text.contains("phone-abandon"),
+        "{slack}"
+    );
+    assert!(text.contains("75.0 %"), "the value, formatted: {slack}");
+    assert_eq!(slack["attachments"][0]["color"], "#d00000", "critical");
+    assert!(slack.get("username").is_none());
+    let mm = by_path("/mm").json();
+    assert_eq!(mm["username"], "Vigie");
+    assert_eq!(
+        mm["attachments"][0]["text"],
+        slack["attachments"][0]["text"]
+    );
+    let teams = by_path("/teams").json();
+    assert_eq!(teams["type"], "message");
+    let card = &teams["attachments"][0];
+    assert_eq!(
+        card["contentType"],
+        "application/vnd.microsoft.card.adaptive"
+    );
+    assert_eq!(card["content"]["type"], "AdaptiveCard");
+    assert!(card["content"]["body"][0]["text"]
+        .as_str()
+        .is_some_and(|t| t.contains("FIRING")));
+
+    let hook = by_path("/hook");
+    verify_signature(&hook);
+    assert_eq!(
+        hook.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/json")
+    );
+    assert_eq!(
+        hook.headers
+            .get("x-vigie-event")
+            .and_then(|v| v.to_str().ok()),
+        Some("fired")
+    );
+    let body = hook.json();
+    assert_eq!(body["schema"], "vigie.alert.v1");
+    assert_eq!(body["event"], "fired");
+    let alert = &body["alert"];
+    assert_eq!(
+        hook.headers
+            .get("x-vigie-delivery")
+            .and_then(|v| v.to_str().ok()),
+        body["delivery_id"].as_str()
+    );
+    assert_eq!(
+        body["delivery_id"],
+        format!("{}.fired", alert["id"].as_str().expect("id"))
+    );
+    assert_eq!(alert["rule"], "phone-abandon");
+    assert_eq!(alert["state"], "firing");
+    assert_eq!(alert["kpi"], "abandon_rate");
+    assert_eq!(alert["scope"], "channel=phone");
+    assert_eq!(alert["value"], 0.75);
+    assert_eq!(
+        (alert["threshold"].as_f64(), alert["clear"].as_f64()),
+        (Some(0.5), Some(0.3))
+    );
+    assert_eq!(alert["severity"], "critical");
+    // No secret anywhere the API shows the configuration.
+    let rules = serde_json::to_string(
+        &json!({"rules": running.service.rules(), "sinks": running.service.sinks()}),
+    )
+    .expect("json");
+    assert!(
+        !rules.contains(&receiver.addr.to_string()) && !rules.contains(KEY),
+        "{rules}"
+    );
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fire_then_resolve_is_exactly_two_messages_and_flapping_within_hysteresis_none() {
+    let receiver = Receiver::start(0).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = settings(
+        vec![("hook", sink(SinkKind::Json, receiver.url("/hook")))],
+        dir.path(),
+    );
+    let mut live = Live::new();
+    let running = Running::start(&settings, &live);
+    running.rounds(2).await;
+    assert_eq!(receiver.count(), 0, "nothing wrong yet");
+
+    live.contacts(0, 1); // 1 abandoned of 1: 100 %
+    eventually("fired", DEADLINE, || receiver.count() == 1).await;
+
+    // Around the 50 % threshold, never down to the 30 % clear level.
+    for (answered, abandoned) in [
+        (1, 0),
+        (0, 1),
+        (1, 0),
+        (1, 0),
+        (0, 1),
+        (0, 1),
+        (1, 0),
+        (1, 0),
+    ] {
+        live.contacts(answered, abandoned);
+        running.rounds(2).await;
+    }
+    assert_eq!(
+        receiver.count(),
+        1,
+        "flapping within the hysteresis says nothing"
+    );
+    assert_eq!(running.service.alerts().len(), 1);
+
+    live.contacts(6, 0); // 4 abandoned of 15: 26.7 %
+    eventually("resolved", DEADLINE, || receiver.count() == 2).await;
+    running.rounds(5).await;
+    let received = receiver.received();
+    assert_eq!(received.len(), 2, "exactly two messages");
+    let (fired, resolved) = (received[0].json(), received[1].json());
+    assert_eq!(
+        (fired["event"].as_str(), resolved["event"].as_str()),
+        (Some("fired"), Some("resolved"))
+    );
+    assert_eq!(fired["alert"]["id"], resolved["alert"]["id"]);
+    assert_eq!(resolved["alert"]["state"], "resolved");
+    assert!(resolved["alert"]["resolved_at"].is_i64());
+    received.iter().for_each(verify_signature);
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_failing_then_recovering_gets_the_notification_once() {
+    let receiver = Receiver::start(3).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = settings(
+        vec![("hook", sink(SinkKind::Json, receiver.url("/hook")))],
+        dir.path(),
+    );
+    let mut live = Live::new();
+    let running = Running::start(&settings, &live);
+    live.contacts(0, 2);
+    eventually("three 500s, then a success", DEADLINE, || {
+        receiver.count() == 4
+    })
+    .await;
+    running.rounds(10).await;
+    let received = receiver.received();
+    assert_eq!(received.len(), 4, "nothing after the success");
+    let ids: Vec<&str> = received
+        .iter()
+        .map(|r| {
+            r.headers
+                .get("x-vigie-delivery")
+                .and_then(|v| v.to_str().ok())
+                .expect("delivery id")
+        })
+        .collect();
+    assert!(
+        ids.iter().all(|id| *id == ids[0]),
+        "the same notification retried: {ids:?}"
+    );
+    let sink = running.service.sink_stats().next().expect("sink");
+    assert_eq!(sink.stats.delivered.load(Relaxed), 1);
+    assert_eq!(sink.stats.failed_attempts.load(Relaxed), 3);
+    assert_eq!(sink.queued(), 0);
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_down_across_a_restart_gets_the_notification_after_it_once() {
+    let addr = free_addr(); // nothing listens there yet
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = settings(
+        vec![(
+            "hook",
+            sink(SinkKind::Json, Secret::new(format!("http://{addr}/hook"))),
+        )],
+        dir.path(),
+    );
+    let mut live = Live::new();
+    let first = Running::start(&settings, &live);
+    live.contacts(0, 2);
+    eventually("a delivery attempt failed", DEADLINE, || {
+        first
+            .service
+            .sink_stats()
+            .next()
+            .is_some_and(|s| s.stats.failed_attempts.load(Relaxed) >= 1)
+    })
+    .await;
+    let fired_id = first.service.alerts()[0].id.clone();
+    first.stop().await;
+    let outbox = dir.path().join("outbox/hook");
+    assert_eq!(
+        std::fs::read_dir(&outbox).expect("outbox").count(),
+        1,
+        "kept on disk"
+    );
+
+    // A new process: same state directory, same (still bad) numbers.
+    let second = Running::start(&settings, &live);
+    second.rounds(3).await;
+    assert_eq!(
+        second.service.alerts()[0].id,
+        fired_id,
+        "the alert survived"
+    );
+    let receiver = Receiver::start_on(addr, 0).await;
+    eventually("delivered after the restart", DEADLINE, || {
+        receiver.count() == 1
+    })
+    .await;
+    second.rounds(10).await;
+    let received = receiver.received();
+    assert_eq!(received.len(), 1, "no second \"fired\" after the restart");
+    assert_eq!(received[0].json()["alert"]["id"], fired_id.as_str());
+    assert_eq!(std::fs::read_dir(&outbox).expect("outbox").count(), 0);
+    second.stop().await;
+}
+
+type WsClient =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next `alerts` message (others skipped).
+async fn next_alerts(ws: &mut WsClient) -> Value {
+    use futures::StreamExt;
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(&t).expect("json");
+                    if v["type"] == "alerts" {
+                        return v;
+                    }
+                }
+                Some(Ok(_)) => {}
+                other => panic!("websocket ended: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("an alerts message")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_and_websocket_show_alerts_and_a_supervisor_acknowledges() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let receiver = Receiver::start(0).await;
+    let mut hook = sink(SinkKind::Json, receiver.url("/hook"));
+    hook.notify_acknowledged = true;
+    let settings = settings(vec![("hook", hook)], dir.path());
+    let mut live = Live::new();
+    let running = Running::start(&settings, &live);
+    let stop = CancellationToken::new();
+    let state =
+        vigie::server::AppState::new(live.engines.clone(), live.status.clone(), stop.clone())
+            .with_alerts(running.service.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(vigie::server::serve(listener, state));
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("{}/api/v1/ws", base.replace("http", "ws")))
+            .await
+            .expect("websocket");
+    assert_eq!(
+        next_alerts(&mut ws).await["alerts"],
+        json!([]),
+        "sent on connect"
+    );
+
+    live.contacts(0, 1);
+    let firing = next_alerts(&mut ws).await;
+    assert_eq!(firing["alerts"][0]["state"], "firing", "{firing}");
+    let id = firing["alerts"][0]["id"].as_str().expect("id").to_string();
+
+    let http = reqwest::Client::new();
+    let listed: Value = http
+        .get(format!("{base}/api/v1/alerts"))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["alerts"][0]["id"], id.as_str());
+    let ack = http
+        .post(format!("{base}/api/v1/alerts/{id}/ack"))
+        .json(&json!({"note": "calling the telco"}))
+        .send()
+        .await
+        .expect("ack");
+    assert_eq!(ack.status(), 200);
+    let acked: Value = ack.json().await.expect("json");
+    assert_eq!(acked["state"], "acknowledged");
+    assert_eq!(acked["acknowledged_by"], "local");
+    let pushed = next_alerts(&mut ws).await;
+    assert_eq!(pushed["alerts"][0]["state"], "acknowledged");
+    assert_eq!(pushed["alerts"][0]["ack_note"], "calling the telco");
+    let empty_body = http
+        .post(format!("{base}/api/v1/alerts/{id}/ack"))
+        .send()
+        .await
+        .expect("ack again");
+    assert_eq!(empty_body.status(), 200, "idempotent, body optional");
+    let unknown = http
+        .post(format!("{base}/api/v1/alerts/nope/ack"))
+        .send()
+        .await
+        .expect("unknown");
+    assert_eq!(unknown.status(), 404);
+    let bad = http
+        .post(format!("{base}/api/v1/alerts/{id}/ack"))
+        .body("{\"colour\":1}")
+        .send()
+        .await
+        .expect("bad");
+    assert_eq!(bad.status(), 400);
+    eventually("fired and acknowledged posted", DEADLINE, || {
+        receiver.count() == 2
+    })
+    .await;
+    assert_eq!(
+        receiver.received()[1].json()["alert"]["acknowledged_by"],
+        "local"
+    );
+
+    let rules: Value = http
+        .get(format!("{base}/api/v1/alerts/rules"))
+        .send()
+        .await
+        .expect("rules")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(rules["rules"][0]["name"], "phone-abandon");
+    assert_eq!(rules["sinks"], json!([{"name": "hook", "kind": "json"}]));
+    assert!(!rules.to_string().contains(&receiver.addr.to_string()));
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("vigie_alerts_active{severity=\"critical\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("vigie_alert_notifications_delivered_total{sink=\"hook\"}"));
+
+    live.contacts(5, 0);
+    let resolved = next_alerts(&mut ws).await;
+    assert_eq!(
+        resolved["alerts"][0]["state"], "resolved",
+        "shown a while after resolving"
+    );
+    let listed: Value = http
+        .get(format!("{base}/api/v1/alerts"))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["history"][0]["id"], id.as_str());
+    assert_eq!(
+        http.post(format!("{base}/api/v1/alerts/{id}/ack"))
+            .send()
+            .await
+            .expect("late ack")
+            .status(),
+        409
+    );
+    stop.cancel();
+    running.stop().await;
+}
+
+/// `vigie serve` with the config file: stopped with SIGTERM on drop.
+struct Vigie(Child);
+
+impl Vigie {
+    fn start(config: &Path, listen: SocketAddr) -> Vigie {
+        Vigie(
+            Command::new(env!("CARGO_BIN_EXE_vigie"))
+                .args(["serve", "--listen", &listen.to_string(), "--config"])
+                .arg(config)
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("vigie starts"),
+        )
+    }
+
+    fn stop(mut self) {
+        terminate(&mut self.0);
+    }
+}
+
+fn terminate(child: &mut Child) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let _ = child.wait();
+}
+
+impl Drop for Vigie {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+async fn get_json(url: &str) -> Option<Value> {
+    reqwest::get(url).await.ok()?.json().await.ok()
+}
+
+async fn create_topics(brokers: &str, topic: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("admin client");
+    let dlq = format!("{topic}.dlq");
+    for t in [topic, dlq.as_str()] {
+        for r in admin
+            .create_topics(
+                &[NewTopic::new(t, 1, TopicReplication::Fixed(1))],
+                &AdminOptions::new(),
+            )
+            .await
+            .expect("create topics")
+        {
+            r.expect("topic created");
+        }
+    }
+}
+
+async fn produce(brokers: &str, topic: &str, events: &[EventRecord<'static>]) {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("producer");
+    for ev in events {
+        let line = json!({
+            "event_id": ev.event_id, "type": ev.kind.as_str(),
+            "ts": vigie::event::format_rfc3339_ms(ev.ts_ms),
+            "interaction_id": ev.interaction_id, "channel": ev.channel,
+        });
+        let payload = line.to_string();
+        producer
+            .send(
+                FutureRecord::to(topic)
+                    .key(ev.interaction_id.as_ref())
+                    .payload(&payload),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .expect("produced");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_vigie_serve_a_receiver_down_across_a_restart_gets_fired_then_resolved() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hook_addr = free_addr();
+    let topic = unique("alerts-events");
+    let config = dir.path().join("vigie.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[kafka]
+brokers = "{brokers}"
+topic = "{topic}"
+dlq_topic = "{topic}.dlq"
+group_id = "{group}"
+switches_topic = "{switches}"
+audit_topic = "{audit}"
+
+[alerts]
+default_rules = false
+evaluate_every = "100ms"
+state_dir = "{state}"
+
+[[alerts.rules]]
+name = "phone-abandon"
+kpi = "abandon_rate"
+channel = "phone"
+comparison = "above"
+threshold = 0.5
+clear = 0.3
+severity = "critical"
+
+[alerts.sinks.hook]
+kind = "json"
+url = "http://{hook_addr}/hook"
+secret = "{KEY}"
+retry_initial = "100ms"
+retry_max = "500ms"
+"#,
+            brokers = broker.brokers(),
+            group = unique("alerts-group"),
+            switches = unique("alerts-switches"),
+            audit = unique("alerts-audit"),
+            state = dir.path().join("state").display(),
+        ),
+    )
+    .expect("config");
+    create_topics(&broker.brokers(), &topic).await;
+    let base = jiff::Timestamp::now().as_millisecond() - 600_000;
+    let events: Vec<EventRecord<'static>> = (0..3)
+        .flat_map(|n| phone_contact(n, base + n as i64 * 1_000, true))
+        .collect();
+    produce(&broker.brokers(), &topic, &events).await;
+
+    let listen = free_addr();
+    let api = format!("http://{listen}/api/v1/alerts");
+    let vigie = Vigie::start(&config, listen);
+    let mut firing_id = None;
+    let start = std::time::Instant::now();
+    while firing_id.is_none() {
+        assert!(start.elapsed() < Duration::from_secs(60), "no alert fired");
+        if let Some(list) = get_json(&api).await {
+            firing_id = list["alerts"][0]["id"].as_str().map(str::to_string);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let firing_id = firing_id.expect("fired");
+    eventually("the notification is on disk", DEADLINE, || {
+        std::fs::read_dir(dir.path().join("state/outbox/hook")).is_ok_and(|d| d.count() == 1)
+    })
+    .await;
+    vigie.stop();
+
+    let vigie = Vigie::start(&config, listen);
+    let receiver = Receiver::start_on(hook_addr, 0).await;
+    eventually(
+        "fired delivered after the restart",
+        Duration::from_secs(60),
+        || receiver.count() >= 1,
+    )
+    .await;
+    // Recovery: the abandon rate falls below the clear level.
+    let recovery: Vec<EventRecord<'static>> = (3..13)
+        .flat_map(|n| phone_contact(n, base + n as i64 * 1_000, false))
+        .collect();
+    produce(&broker.brokers(), &topic, &recovery).await;
+    eventually("resolved delivered", Duration::from_secs(60), || {
+        receiver.count() >= 2
+    })
+    .await;
+    // A few more rounds: nothing else comes.
+    let mut rounds = None;
+    let metrics = format!("http://{listen}/metrics");
+    let start = std::time::Instant::now();
+    loop {
+        let text = reqwest::get(&metrics)
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        let n: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("vigie_alert_evaluations_total "))
+            .and_then(|v| v.parse().ok())
+            .expect("evaluations metric");
+        match rounds {
+            None => rounds = Some(n),
+            Some(r) if n >= r + 10.0 => break,
+            Some(_) => {}
+        }
+        assert!(start.elapsed() < DEADLINE, "evaluations stalled");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let received = receiver.received();
+    let events: Vec<(String, String)> = received
+        .iter()
+        .map(|r| {
+            let v = r.json();
+            (
+                v["event"].as_str().unwrap_or_default().to_string(),
+                v["alert"]["id"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        events,
+        vec![
+            ("fired".to_string(), firing_id.clone()),
+            ("resolved".to_string(), firing_id)
+        ],
+        "exactly one fired and one resolved across the restart"
+    );
+    received.iter().for_each(verify_signature);
+    vigie.stop();
+}
