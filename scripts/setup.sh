@@ -41,7 +41,10 @@ WASM_BINDGEN_VERSION="$(scripts/wasm-bindgen-version.sh)"
 WASM_BINDGEN_ROOT="${HOME}/.cargo/wasm-bindgen-${WASM_BINDGEN_VERSION}"
 if ! "${WASM_BINDGEN_ROOT}/bin/wasm-bindgen" --version 2>/dev/null | grep -q "${WASM_BINDGEN_VERSION}"; then
   log "building wasm-bindgen-cli ${WASM_BINDGEN_VERSION} into ${WASM_BINDGEN_ROOT} (cached for next runs)"
-  cargo install wasm-bindgen-cli --version "${WASM_BINDGEN_VERSION}" --locked --root "${WASM_BINDGEN_ROOT}"
+  # Its own lock file first; if the registry lacks one of its locked versions, the
+  # newest compatible ones (the CLI itself stays at the pinned version).
+  cargo install wasm-bindgen-cli --version "${WASM_BINDGEN_VERSION}" --locked --root "${WASM_BINDGEN_ROOT}" \
+    || cargo install wasm-bindgen-cli --version "${WASM_BINDGEN_VERSION}" --root "${WASM_BINDGEN_ROOT}"
 fi
 
 [ "$mode" = "test" ] || exit 0

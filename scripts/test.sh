@@ -15,5 +15,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== wire types build for wasm32"
 cargo build -p vigie-proto --target wasm32-unknown-unknown --locked
 
+echo "== cockpit bundle (the browser tests load it)"
+scripts/build-cockpit.sh
+
 echo "== tests (unit, property, black-box; benches run once as a smoke test)"
 cargo test --workspace --all-targets --locked

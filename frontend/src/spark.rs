@@ -67,7 +67,7 @@ mod tests {
     #[test]
     fn ranges_zoom_on_the_data_and_keep_the_target_in_view() {
         let (lo, hi) = rate_range(&[Some(0.82), Some(0.86)], Some(0.8));
-        assert!(lo <= 0.8 && hi >= 0.86 && hi <= 1.0, "{lo} {hi}");
+        assert!(lo <= 0.8 && (0.86..=1.0).contains(&hi), "{lo} {hi}");
         assert_eq!(rate_range(&[None], None), (0.0, 1.0));
         let (lo, hi) = rate_range(&[Some(0.99), Some(1.0)], None);
         assert!(hi <= 1.0 && lo < 0.99);

@@ -1,0 +1,503 @@
+//! The cockpit in a real headless Chromium, driven through chromedriver (WebDriver),
+//! against the real `vigie serve` binary on a real broker (Tansu):
+//! - the wall view shows numbers, which change after more events are produced to Kafka,
+//!   and boots into the window and language given in its URL;
+//! - a supervisor flips a switch (reason required, confirmation); a second browser
+//!   session sees it, and the switch record is on the Kafka topic;
+//! - a viewer session has no flip control, and a request forged from it is refused.
+//!
+//! Needs the built bundle (`scripts/build-cockpit.sh`) and Debian's `chromium` and
+//! `chromium-driver`; `scripts/test.sh` provides both. Screenshots of both views are
+//! written to `docs/screenshots/` for the README.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use serde_json::{json, Value};
+use support::{unique, Broker};
+use vigie::config::KafkaSettings;
+use vigie::ingest::produce::{produce, Pace};
+use vigie::replay::InputFormat;
+use vigie::server::sha256_hex;
+use vigie::simulate::{SimulationConfig, Simulator};
+
+const DEADLINE: Duration = Duration::from_secs(40);
+const VIEWER_TOKEN: &str = "wall-screen-token";
+const SUPERVISOR_TOKEN: &str = "supervisor-token";
+
+fn bundle_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../frontend/dist");
+    assert!(
+        dir.join("index.html").is_file(),
+        "the cockpit bundle is not built: run scripts/build-cockpit.sh (scripts/test.sh does)"
+    );
+    dir
+}
+
+fn screenshot_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshot dir");
+    dir
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// A process killed when the test ends, whatever way it ends.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// chromedriver on a free port.
+fn start_chromedriver() -> (Killed, String) {
+    let port = free_port();
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver (Debian package chromium-driver; scripts/setup.sh installs it)");
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let start = Instant::now();
+    while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(start.elapsed() < DEADLINE, "chromedriver did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (Killed(child), format!("http://{addr}"))
+}
+
+/// A new headless Chromium session with its own empty profile.
+async fn browser(webdriver: &str, profile: &Path) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                "--window-size=1920,1080",
+                format!("--user-data-dir={}", profile.display()),
+            ]
+        }),
+    );
+    ClientBuilder::rustls()
+        .expect("TLS config")
+        .capabilities(caps)
+        .connect(webdriver)
+        .await
+        .expect("a Chromium session")
+}
+
+fn kafka(broker: &Broker) -> KafkaSettings {
+    KafkaSettings {
+        brokers: broker.brokers(),
+        topic: unique("interactions"),
+        dlq_topic: unique("dlq"),
+        switches_topic: unique("switches"),
+        audit_topic: unique("audit"),
+        group_id: unique("group"),
+        ..KafkaSettings::default()
+    }
+}
+
+async fn create_topics(kafka: &KafkaSettings) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        vigie::ingest::client_config(kafka)
+            .create()
+            .expect("admin client");
+    for topic in [&kafka.topic, &kafka.dlq_topic] {
+        for r in admin
+            .create_topics(
+                &[NewTopic::new(topic, 2, TopicReplication::Fixed(1))],
+                &AdminOptions::new(),
+            )
+            .await
+            .expect("create topics")
+        {
+            r.expect("topic created");
+        }
+    }
+}
+
+/// `vigie serve` with a viewer and a supervisor token, serving the built cockpit.
+fn start_vigie(kafka: &KafkaSettings, dir: &Path) -> (Killed, String) {
+    let config = dir.join("vigie.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[kafka]
+brokers = "{brokers}"
+topic = "{topic}"
+dlq_topic = "{dlq}"
+switches_topic = "{switches}"
+audit_topic = "{audit}"
+group_id = "{group}"
+
+[[auth.tokens]]
+name = "wall-lyon"
+role = "viewer"
+sha256 = "{viewer}"
+
+[[auth.tokens]]
+name = "ann-supervisor"
+role = "supervisor"
+sha256 = "{supervisor}"
+
+[cockpit]
+dir = "{bundle}"
+"#,
+            brokers = kafka.brokers,
+            topic = kafka.topic,
+            dlq = kafka.dlq_topic,
+            switches = kafka.switches_topic,
+            audit = kafka.audit_topic,
+            group = kafka.group_id,
+            viewer = sha256_hex(VIEWER_TOKEN),
+            supervisor = sha256_hex(SUPERVISOR_TOKEN),
+            bundle = bundle_dir().display(),
+        ),
+    )
+    .expect("config file");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigie"))
+        .args(["--config", &config.display().to_string()])
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("vigie serve starts");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    let base = loop {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).expect("read") > 0,
+            "vigie serve exited early"
+        );
+        if let Some(url) = line.trim().strip_prefix("listening on ") {
+            break url.to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in stderr.lines() {});
+    (Killed(child), base)
+}
+
+/// `contacts` simulated contacts arriving from `minutes_ago` on, produced to Kafka.
+async fn produce_contacts(kafka: &KafkaSettings, contacts: u64, seed: u64, minutes_ago: i64) {
+    let events = Simulator::new(SimulationConfig {
+        seed,
+        contacts: Some(contacts),
+        start_ms: jiff::Timestamp::now().as_millisecond() - minutes_ago * 60_000,
+        contacts_per_second: 2.0,
+        ..SimulationConfig::default()
+    });
+    produce(
+        kafka,
+        &kafka.topic,
+        events,
+        InputFormat::Jsonl,
+        Pace::Unbounded,
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .expect("produced");
+}
+
+/// Polls `read` until it gives a value accepted by `accept`, or panics naming `what`.
+async fn wait_for<T: std::fmt::Debug>(
+    what: &str,
+    mut read: impl AsyncFnMut() -> Option<T>,
+    accept: impl Fn(&T) -> bool,
+) -> T {
+    let start = Instant::now();
+    let mut last = None;
+    loop {
+        if let Some(value) = read().await {
+            if accept(&value) {
+                return value;
+            }
+            last = Some(value);
+        }
+        assert!(start.elapsed() < DEADLINE, "{what}: last seen {last:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn text_of(client: &Client, css: &str) -> Option<String> {
+    client.find(Locator::Css(css)).await.ok()?.text().await.ok()
+}
+
+fn number(text: &str) -> Option<u64> {
+    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+async fn save_screenshot(client: &Client, name: &str) {
+    let png = client.screenshot().await.expect("screenshot");
+    std::fs::write(screenshot_dir().join(name), png).expect("write screenshot");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wall_shows_live_numbers_that_follow_kafka_and_boots_into_its_url() {
+    let broker = Broker::start();
+    let kafka = kafka(&broker);
+    create_topics(&kafka).await;
+    produce_contacts(&kafka, 300, 101, 12).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_vigie, base) = start_vigie(&kafka, dir.path());
+    let (_driver, webdriver) = start_chromedriver();
+    let wall = browser(&webdriver, &dir.path().join("profile-wall")).await;
+
+    wall.goto(&format!("{base}/wall#token={VIEWER_TOKEN}"))
+        .await
+        .expect("open the wall");
+    wait_for(
+        "the freshness badge says live",
+        async || text_of(&wall, "#freshness").await,
+        |t| t == "live",
+    )
+    .await;
+    let arrivals = "article[data-channel=total] [data-kpi=arrivals]";
+    let before = wait_for(
+        "the total tile counts the first contacts",
+        async || number(&text_of(&wall, arrivals).await?),
+        |n| *n > 0,
+    )
+    .await;
+    assert!(
+        text_of(&wall, "article[data-channel=phone] [data-kpi=headline]")
+            .await
+            .is_some_and(|t| t.ends_with('%')),
+        "the phone tile shows its service level"
+    );
+    let url = wall.current_url().await.expect("url");
+    assert!(
+        url.fragment().is_none(),
+        "the token left the address bar: {url}"
+    );
+
+    produce_contacts(&kafka, 200, 102, 6).await;
+    let after = wait_for(
+        "the total tile follows the new events",
+        async || number(&text_of(&wall, arrivals).await?),
+        |n| *n > before,
+    )
+    .await;
+    assert!(after > before);
+
+    // The formulas are one click away, with the exact window.
+    wall.find(Locator::Css("article[data-channel=total] .formula-toggle"))
+        .await
+        .expect("formula button")
+        .click()
+        .await
+        .expect("click");
+    let formulas = wait_for(
+        "the total tile shows its formulas",
+        async || text_of(&wall, "article[data-channel=total] .formulas").await,
+        |t| t.contains("Answered ÷ (answered + abandoned)"),
+    )
+    .await;
+    assert!(formulas.contains("(15m)"), "{formulas}");
+    wall.find(Locator::Css("article[data-channel=total] .formula-toggle"))
+        .await
+        .expect("formula button")
+        .click()
+        .await
+        .expect("click");
+    save_screenshot(&wall, "wall.png").await;
+
+    // A wall screen boots straight into the view of its URL.
+    wall.goto(&format!("{base}/wall?window=1h&lang=fr"))
+        .await
+        .expect("open the French wall");
+    wait_for(
+        "the French wall names its total tile",
+        async || text_of(&wall, "article[data-channel=total] h2").await,
+        |t| t == "Tous canaux",
+    )
+    .await;
+    let active = text_of(&wall, "button.window.active").await;
+    assert_eq!(active.as_deref(), Some("1 h"));
+    wall.close().await.expect("close");
+}
+
+/// Every record of `topic` with its key, as JSON.
+fn read_topic(
+    kafka: &KafkaSettings,
+    topic: &str,
+    until: impl Fn(&[(String, Value)]) -> bool,
+) -> Vec<(String, Value)> {
+    let reader: BaseConsumer = vigie::ingest::client_config(kafka)
+        .set("group.id", unique("reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("reader");
+    reader.subscribe(&[topic]).expect("subscribe");
+    let mut records = Vec::new();
+    let start = Instant::now();
+    while !until(&records) && start.elapsed() < DEADLINE {
+        if let Some(Ok(m)) = reader.poll(Duration::from_millis(200)) {
+            let key = String::from_utf8_lossy(m.key().unwrap_or_default()).to_string();
+            let value =
+                serde_json::from_slice(m.payload().unwrap_or_default()).expect("JSON record");
+            records.push((key, value));
+        }
+    }
+    records
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_flips_a_switch_another_session_sees_it_and_a_viewer_cannot() {
+    let broker = Broker::start();
+    let kafka = kafka(&broker);
+    create_topics(&kafka).await;
+    produce_contacts(&kafka, 200, 201, 10).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_vigie, base) = start_vigie(&kafka, dir.path());
+    let (_driver, webdriver) = start_chromedriver();
+    let supervisor = browser(&webdriver, &dir.path().join("profile-supervisor")).await;
+    let viewer = browser(&webdriver, &dir.path().join("profile-viewer")).await;
+
+    viewer
+        .goto(&format!("{base}/switchboard#token={VIEWER_TOKEN}"))
+        .await
+        .expect("open as viewer");
+    wait_for(
+        "the viewer is told the board is read-only",
+        async || text_of(&viewer, "#read-only").await,
+        |t| t.contains("cannot flip"),
+    )
+    .await;
+    assert!(
+        viewer.find(Locator::Css("#new-switch")).await.is_err(),
+        "a viewer has no control to create a switch"
+    );
+
+    supervisor
+        .goto(&format!("{base}/switchboard#token={SUPERVISOR_TOKEN}"))
+        .await
+        .expect("open as supervisor");
+    let create = wait_for(
+        "the supervisor gets the new-switch control",
+        async || {
+            supervisor
+                .find(Locator::Css("#new-switch button.create"))
+                .await
+                .ok()
+        },
+        |_| true,
+    )
+    .await;
+    create.click().await.expect("create");
+    let confirm = wait_for(
+        "the confirmation dialog opens",
+        async || {
+            supervisor
+                .find(Locator::Css("#flip-dialog button.confirm"))
+                .await
+                .ok()
+        },
+        |_| true,
+    )
+    .await;
+    confirm.click().await.expect("confirm without a reason");
+    wait_for(
+        "a flip without a reason is refused in the dialog",
+        async || text_of(&supervisor, "#flip-dialog .problem").await,
+        |t| t.contains("required"),
+    )
+    .await;
+    supervisor
+        .find(Locator::Css("#flip-dialog textarea[name=why]"))
+        .await
+        .expect("reason field")
+        .send_keys("phone queue saturated, billing to visual IVR")
+        .await
+        .expect("type the reason");
+    let row = "tr[data-switch='phone.all.all.all'] td.state";
+    confirm.click().await.expect("confirm");
+    let clicked = Instant::now();
+    wait_for(
+        "the viewer's session shows the switch on",
+        async || text_of(&viewer, row).await,
+        |t| t == "ON",
+    )
+    .await;
+    println!(
+        "flip seen by the other browser session {} ms after the click (including its polling)",
+        clicked.elapsed().as_millis()
+    );
+    assert!(
+        viewer.find(Locator::Css("button.flip")).await.is_err(),
+        "a viewer has no flip control on an existing switch either"
+    );
+
+    // The record is on the compacted topic the routing systems read.
+    let records = read_topic(&kafka, &kafka.switches_topic, |r| {
+        r.iter().any(|(k, _)| k == "phone.all.all.all")
+    });
+    let (_, record) = records
+        .iter()
+        .find(|(k, _)| k == "phone.all.all.all")
+        .expect("the switch record is on the topic");
+    assert_eq!(record["on"], true);
+    assert_eq!(record["changed_by"], "ann-supervisor");
+    assert_eq!(
+        record["why"],
+        "phone queue saturated, billing to visual IVR"
+    );
+
+    // The supervisor's board shows it with its author and the audit trail.
+    wait_for(
+        "the audit trail lists the flip",
+        async || text_of(&supervisor, "#audit tbody").await,
+        |t| t.contains("ann-supervisor") && t.contains("phone.all.all.all"),
+    )
+    .await;
+    save_screenshot(&supervisor, "switchboard.png").await;
+
+    // A request forged from the viewer's page, with its token, is refused.
+    let forged = viewer
+        .execute_async(
+            r#"const [token, done] = arguments;
+               fetch("/api/v1/switches/phone.all.all.all", {
+                 method: "PUT",
+                 headers: {"Authorization": "Bearer " + token, "Content-Type": "application/json"},
+                 body: JSON.stringify({channel: "phone", target: "visual_ivr", on: false,
+                                       why: "forged", expected_version: 1})
+               }).then(async r => done([r.status, await r.json()]));"#,
+            vec![json!(VIEWER_TOKEN)],
+        )
+        .await
+        .expect("forged request");
+    assert_eq!(forged[0], 403, "{forged}");
+    assert_eq!(forged[1]["code"], "forbidden", "{forged}");
+    assert_eq!(
+        text_of(&viewer, row).await.as_deref(),
+        Some("ON"),
+        "the forged flip changed nothing"
+    );
+    supervisor.close().await.expect("close");
+    viewer.close().await.expect("close");
+}
