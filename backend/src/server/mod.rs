@@ -15,6 +15,7 @@
 mod auth;
 mod error;
 mod metrics;
+mod oidc;
 mod switches;
 mod ws;
 
@@ -35,6 +36,7 @@ use vigie_proto::Subscription;
 
 pub use auth::{sha256_hex, Auth, Principal};
 pub use error::ApiError;
+pub use oidc::{claim_values, JwtError, Oidc, OidcError};
 
 use crate::deflection::SwitchStore;
 use crate::engine::{Dimension, EngineSet, SnapshotQuery};
