@@ -384,6 +384,36 @@ async fn an_unreachable_issuer_answers_503_without_internals() {
 }
 
 #[tokio::test]
+async fn a_websocket_is_closed_when_its_jwt_expires() {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let issuer = Issuer::start(&["rsa-1"]).await;
+    let app = spawn(issuer.settings(), None).await;
+    let mut claims = issuer.claims("wall-paris", &["vigie-viewer"]);
+    claims["exp"] = json!(now() + 2);
+    let token = issuer.mint("rsa-1", &claims);
+    let ws = app.base.replace("http://", "ws://");
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(format!("{ws}/api/v1/ws?access_token={token}"))
+            .await
+            .expect("a valid JWT may watch");
+    let close = tokio::time::timeout(DEADLINE, async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(frame))) => break frame,
+                Some(Ok(_)) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("closed before the deadline")
+    .expect("with a reason");
+    assert_eq!(u16::from(close.code), 1008);
+    assert!(close.reason.contains("token expired"), "{}", close.reason);
+}
+
+#[tokio::test]
 async fn websockets_accept_a_jwt_as_access_token() {
     let issuer = Issuer::start(&["rsa-1"]).await;
     let app = spawn(issuer.settings(), None).await;

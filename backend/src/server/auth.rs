@@ -27,6 +27,8 @@ use crate::config::{AuthSettings, Role};
 pub struct Principal {
     pub name: String,
     pub role: Role,
+    /// When its credentials expire (a JWT's `exp`): open websockets are closed then.
+    pub expires_at: Option<std::time::SystemTime>,
 }
 
 impl Principal {
@@ -153,6 +155,7 @@ impl Auth {
             return Ok(Principal {
                 name: "local".into(),
                 role: Role::Admin,
+                expires_at: None,
             });
         }
         let Some(token) = token else {
@@ -165,6 +168,7 @@ impl Auth {
             return Ok(Principal {
                 name: name.clone(),
                 role: *role,
+                expires_at: None,
             });
         }
         if let Some(oidc) = &self.oidc {

@@ -412,7 +412,14 @@ impl Oidc {
         let values = claim_values(claims, &s.role_claim);
         let role: Option<Role> = values.iter().filter_map(|v| s.roles.get(*v)).max().copied();
         match role {
-            Some(role) => Ok(Principal { name, role }),
+            Some(role) => Ok(Principal {
+                name,
+                role,
+                expires_at: claims
+                    .get("exp")
+                    .and_then(Value::as_u64)
+                    .map(|exp| std::time::UNIX_EPOCH + std::time::Duration::from_secs(exp)),
+            }),
             None => Err(JwtError::NoRole {
                 name,
                 claim: s.role_claim.clone(),
