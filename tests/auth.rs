@@ -1,5 +1,8 @@
-//! Roles through the public API: the whole role × endpoint matrix, websocket token and
-//! Origin checks, the mutation rate limit, and the refusal to expose an open API.
+//! Roles through the public API: the whole role × endpoint matrix (hashed tokens and
+//! OIDC JWTs side by side), websocket token and Origin checks, the mutation rate limit,
+//! and the refusal to expose an open API.
+
+mod support;
 
 use std::sync::Arc;
 
@@ -13,6 +16,8 @@ use vigie::server::{serve, sha256_hex, AppState, Auth};
 struct TestApp {
     addr: String,
     stop: CancellationToken,
+    /// Issues the JWTs of the matrix.
+    issuer: support::issuer::Issuer,
 }
 
 impl Drop for TestApp {
@@ -27,16 +32,23 @@ async fn spawn(mutations_per_minute: u32) -> TestApp {
         role,
         sha256: sha256_hex(&format!("{name}-token")),
     };
-    let auth = Auth::from_settings(&AuthSettings {
-        tokens: vec![
-            token("wall", Role::Viewer),
-            token("sup", Role::Supervisor),
-            token("adm", Role::Admin),
-        ],
-        allowed_origins: vec!["https://cockpit.example".into()],
-        mutations_per_minute,
-    });
+    let issuer = support::issuer::Issuer::start(&["rsa-1"]).await;
     let stop = CancellationToken::new();
+    let auth = Auth::start(
+        &AuthSettings {
+            tokens: vec![
+                token("wall", Role::Viewer),
+                token("sup", Role::Supervisor),
+                token("adm", Role::Admin),
+            ],
+            allowed_origins: vec!["https://cockpit.example".into()],
+            mutations_per_minute,
+            oidc: Some(issuer.settings()),
+        },
+        stop.clone(),
+    )
+    .await
+    .expect("auth");
     let state = AppState::new(
         Arc::new(EngineSet::new(EngineConfig::default())),
         Arc::new(IngestStatus::default()),
@@ -46,7 +58,7 @@ async fn spawn(mutations_per_minute: u32) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
     tokio::spawn(serve(listener, state));
-    TestApp { addr, stop }
+    TestApp { addr, stop, issuer }
 }
 
 const FLIP: &str =
@@ -80,32 +92,38 @@ async fn call(app: &TestApp, method: &str, path: &str, token: Option<&str>) -> u
 async fn every_role_gets_exactly_its_rights_on_every_endpoint() {
     let app = spawn(0).await;
     // 503 = authorized, then refused because this instance has no switch store or alerting.
-    let matrix: [(&str, &str, [u16; 5]); 10] = [
-        //                                        none  bad  viewer supervisor admin
-        ("GET", "/api/v1/snapshot", [401, 401, 200, 200, 200]),
-        ("GET", "/api/v1/switches", [401, 401, 503, 503, 503]),
-        ("GET", "/api/v1/switches/x", [401, 401, 503, 503, 503]),
-        ("PUT", "/api/v1/switches/x", [401, 401, 403, 503, 503]),
-        ("GET", "/api/v1/audit", [401, 401, 403, 503, 503]),
-        ("GET", "/api/v1/alerts", [401, 401, 503, 503, 503]),
-        ("GET", "/api/v1/alerts/rules", [401, 401, 503, 503, 503]),
-        ("POST", "/api/v1/alerts/x/ack", [401, 401, 403, 503, 503]),
-        ("GET", "/healthz", [200, 200, 200, 200, 200]),
-        ("GET", "/metrics", [200, 200, 200, 200, 200]),
+    #[rustfmt::skip]
+    let matrix: [(&str, &str, [u16; 9]); 10] = [
+        //                              hashed tokens: none  bad viewer sup admin | JWTs: viewer sup admin no-role
+        ("GET", "/api/v1/snapshot",     [401, 401, 200, 200, 200, 200, 200, 200, 403]),
+        ("GET", "/api/v1/switches",     [401, 401, 503, 503, 503, 503, 503, 503, 403]),
+        ("GET", "/api/v1/switches/x",   [401, 401, 503, 503, 503, 503, 503, 503, 403]),
+        ("PUT", "/api/v1/switches/x",   [401, 401, 403, 503, 503, 403, 503, 503, 403]),
+        ("GET", "/api/v1/audit",        [401, 401, 403, 503, 503, 403, 503, 503, 403]),
+        ("GET", "/api/v1/alerts",       [401, 401, 503, 503, 503, 503, 503, 503, 403]),
+        ("GET", "/api/v1/alerts/rules", [401, 401, 503, 503, 503, 503, 503, 503, 403]),
+        ("POST", "/api/v1/alerts/x/ack", [401, 401, 403, 503, 503, 403, 503, 503, 403]),
+        ("GET", "/healthz",             [200, 200, 200, 200, 200, 200, 200, 200, 200]),
+        ("GET", "/metrics",             [200, 200, 200, 200, 200, 200, 200, 200, 200]),
     ];
+    let jwt = |role: &str| app.issuer.token(&format!("{role}-jwt"), &[role]);
     let callers = [
         None,
-        Some("guessed"),
-        Some("wall-token"),
-        Some("sup-token"),
-        Some("adm-token"),
+        Some("guessed".to_string()),
+        Some("wall-token".into()),
+        Some("sup-token".into()),
+        Some("adm-token".into()),
+        Some(jwt("vigie-viewer")),
+        Some(jwt("vigie-supervisor")),
+        Some(jwt("vigie-admin")),
+        Some(jwt("offline_access")),
     ];
     for (method, path, expected) in matrix {
-        for (caller, want) in callers.iter().zip(expected) {
+        for (i, (caller, want)) in callers.iter().zip(expected).enumerate() {
             assert_eq!(
-                call(&app, method, path, *caller).await,
+                call(&app, method, path, caller.as_deref()).await,
                 want,
-                "{method} {path} as {caller:?}"
+                "{method} {path} as caller #{i}"
             );
         }
     }

@@ -98,8 +98,7 @@ async fn browser(webdriver: &str, profile: &Path) -> Client {
             ]
         }),
     );
-    ClientBuilder::rustls()
-        .expect("TLS config")
+    ClientBuilder::native()
         .capabilities(caps)
         .connect(webdriver)
         .await

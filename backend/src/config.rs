@@ -152,6 +152,113 @@ pub struct AuthSettings {
     pub allowed_origins: Vec<String>,
     /// Mutations (switch flips) allowed per caller and minute; 0 disables the limit.
     pub mutations_per_minute: u32,
+    /// JWTs of an OpenID Connect issuer, accepted besides the tokens above; absent = none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<OidcSettings>,
+}
+
+/// OpenID Connect: a bearer JWT signed by `issuer` for `audience`, its role read from a claim.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcSettings {
+    /// The issuer exactly as in the tokens' `iss` (e.g. `https://sso.example.com/realms/cc`).
+    pub issuer: String,
+    /// This API's identifier, required in the tokens' `aud` (e.g. the client id `vigie`).
+    pub audience: String,
+    /// Where the issuer publishes its signing keys; default: `jwks_uri` of
+    /// `{issuer}/.well-known/openid-configuration`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_url: Option<String>,
+    /// Claim holding the caller's roles or groups: a string or an array of strings, at a
+    /// top-level name (`roles`, `groups`, `https://vigie.example.com/roles`) or a dotted
+    /// path (`realm_access.roles`).
+    #[serde(default = "default_role_claim")]
+    pub role_claim: String,
+    /// Claim value → Vigie role (`viewer`, `supervisor`, `admin`); the highest match wins,
+    /// a token with none is refused (403).
+    pub roles: BTreeMap<String, Role>,
+    /// Claim naming the caller in audits; falls back to `sub` when absent.
+    #[serde(default = "default_name_claim")]
+    pub name_claim: String,
+    /// Signature algorithms accepted (asymmetric only).
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<JwtAlgorithm>,
+    /// Clock difference tolerated on `exp` and `nbf`.
+    #[serde(default = "default_leeway", with = "humantime_serde")]
+    pub leeway: Duration,
+    /// The keys are fetched again this often (and on a token with an unknown `kid`).
+    #[serde(default = "default_jwks_refresh", with = "humantime_serde")]
+    pub jwks_refresh: Duration,
+    /// At most one fetch caused by unknown `kid`s per this interval.
+    #[serde(default = "default_jwks_min_interval", with = "humantime_serde")]
+    pub jwks_min_interval: Duration,
+    /// Time limit of one discovery or key fetch.
+    #[serde(default = "default_fetch_timeout", with = "humantime_serde")]
+    pub fetch_timeout: Duration,
+}
+
+fn default_role_claim() -> String {
+    "roles".into()
+}
+fn default_name_claim() -> String {
+    "preferred_username".into()
+}
+fn default_algorithms() -> Vec<JwtAlgorithm> {
+    vec![JwtAlgorithm::RS256, JwtAlgorithm::ES256]
+}
+fn default_leeway() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_jwks_refresh() -> Duration {
+    Duration::from_secs(3_600)
+}
+fn default_jwks_min_interval() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_fetch_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+impl OidcSettings {
+    /// Defaults for everything but the issuer, audience and role mapping.
+    pub fn new(issuer: &str, audience: &str, roles: BTreeMap<String, Role>) -> OidcSettings {
+        OidcSettings {
+            issuer: issuer.into(),
+            audience: audience.into(),
+            jwks_url: None,
+            role_claim: default_role_claim(),
+            roles,
+            name_claim: default_name_claim(),
+            algorithms: default_algorithms(),
+            leeway: default_leeway(),
+            jwks_refresh: default_jwks_refresh(),
+            jwks_min_interval: default_jwks_min_interval(),
+            fetch_timeout: default_fetch_timeout(),
+        }
+    }
+
+    /// The discovery document's address.
+    pub fn discovery_url(&self) -> String {
+        format!(
+            "{}/.well-known/openid-configuration",
+            self.issuer.trim_end_matches('/')
+        )
+    }
+}
+
+/// JWT signature algorithms with a public key (shared secrets have no place in a JWKS).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum JwtAlgorithm {
+    RS256,
+    RS384,
+    RS512,
+    PS256,
+    PS384,
+    PS512,
+    ES256,
+    ES384,
+    EdDSA,
 }
 
 impl Default for AuthSettings {
@@ -160,13 +267,15 @@ impl Default for AuthSettings {
             tokens: Vec::new(),
             allowed_origins: Vec::new(),
             mutations_per_minute: 30,
+            oidc: None,
         }
     }
 }
 
 impl AuthSettings {
+    /// Tokens or OIDC configured: callers must authenticate.
     pub fn enabled(&self) -> bool {
-        !self.tokens.is_empty()
+        !self.tokens.is_empty() || self.oidc.is_some()
     }
 }
 
@@ -403,6 +512,70 @@ impl Serialize for Secret {
     }
 }
 
+impl OidcSettings {
+    fn validate(&self, errors: &mut Vec<String>) {
+        let url_ok = |u: &str| {
+            let rest = u
+                .strip_prefix("https://")
+                .or_else(|| u.strip_prefix("http://"));
+            rest.is_some_and(|r| {
+                !r.is_empty() && !r.starts_with('/') && !r.contains(char::is_whitespace)
+            })
+        };
+        if !url_ok(&self.issuer) {
+            errors.push(format!(
+                "auth.oidc.issuer: {:?} is not an http(s) URL; use the issuer exactly as in the tokens' `iss` \
+                 (e.g. \"https://sso.example.com/realms/contact-center\")",
+                self.issuer
+            ));
+        }
+        if self.audience.trim().is_empty() {
+            errors.push("auth.oidc.audience: must not be empty; use the `aud` your issuer puts in Vigie's tokens (e.g. its client id \"vigie\")".into());
+        }
+        if let Some(url) = &self.jwks_url {
+            if !url_ok(url) {
+                errors.push(format!(
+                    "auth.oidc.jwks_url: {url:?} is not an http(s) URL; remove it to discover it from the issuer"
+                ));
+            }
+        }
+        if self.role_claim.is_empty() || self.role_claim.split('.').any(str::is_empty) {
+            errors.push(format!(
+                "auth.oidc.role_claim: {:?} is not a claim name or dotted path (e.g. \"roles\", \"realm_access.roles\")",
+                self.role_claim
+            ));
+        }
+        if self.roles.is_empty() {
+            errors.push("auth.oidc.roles: map at least one claim value to a role (e.g. \"vigie-supervisors\" = \"supervisor\")".into());
+        }
+        if self.roles.keys().any(|k| k.is_empty()) {
+            errors.push("auth.oidc.roles: a claim value is empty".into());
+        }
+        if self.name_claim.trim().is_empty() {
+            errors.push(
+                "auth.oidc.name_claim: must not be empty (e.g. \"preferred_username\")".into(),
+            );
+        }
+        if self.algorithms.is_empty() {
+            errors.push(
+                "auth.oidc.algorithms: list at least one algorithm (e.g. [\"RS256\"])".into(),
+            );
+        }
+        if self.leeway > Duration::from_secs(600) {
+            errors.push("auth.oidc.leeway: at most 10m (e.g. \"60s\")".into());
+        }
+        if self.jwks_refresh < Duration::from_secs(60) {
+            errors.push("auth.oidc.jwks_refresh: at least 1m (e.g. \"1h\")".into());
+        }
+        if self.jwks_min_interval.is_zero() || self.jwks_min_interval > self.jwks_refresh {
+            errors.push("auth.oidc.jwks_min_interval: longer than 0s and at most auth.oidc.jwks_refresh (e.g. \"30s\")".into());
+        }
+        if self.fetch_timeout.is_zero() {
+            errors.push("auth.oidc.fetch_timeout: must be longer than 0s (e.g. \"10s\")".into());
+        }
+    }
+}
+
 /// Encoding of Kafka payloads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -583,6 +756,9 @@ impl Settings {
         errors.extend(self.cockpit.problems());
         if let Err(alerts) = crate::alert::compile(self) {
             errors.extend(alerts);
+        }
+        if let Some(oidc) = &self.auth.oidc {
+            oidc.validate(&mut errors);
         }
         if errors.is_empty() {
             Ok(())
@@ -782,6 +958,65 @@ mod tests {
         ))
         .expect_err("unknown role");
         assert!(err.to_string().contains("role"), "{err}");
+    }
+
+    #[test]
+    fn the_commented_oidc_example_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/vigie.example.toml");
+        let text = std::fs::read_to_string(path).expect("example");
+        let block: String = text
+            .lines()
+            .skip_while(|l| *l != "# [auth.oidc]")
+            .take_while(|l| l.starts_with("# "))
+            .map(|l| format!("{}\n", &l[2..]))
+            .collect();
+        let s = load_toml(&block).expect("valid");
+        assert!(s.auth.enabled(), "OIDC alone counts as authentication");
+        let oidc = s.auth.oidc.expect("oidc");
+        assert_eq!(oidc.role_claim, "realm_access.roles");
+        assert_eq!(oidc.roles["vigie-supervisors"], Role::Supervisor);
+        assert_eq!(oidc.leeway, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn oidc_settings_take_defaults_and_every_problem_is_named() {
+        let s = load_toml(
+            "[auth.oidc]\nissuer = \"https://sso.example.com/\"\naudience = \"vigie\"\n[auth.oidc.roles]\nwall = \"viewer\"\n",
+        )
+        .expect("valid");
+        let oidc = s.auth.oidc.expect("oidc");
+        assert_eq!(oidc.name_claim, "preferred_username");
+        assert_eq!(oidc.algorithms, [JwtAlgorithm::RS256, JwtAlgorithm::ES256]);
+        assert_eq!(
+            oidc.discovery_url(),
+            "https://sso.example.com/.well-known/openid-configuration"
+        );
+        let err = load_toml(
+            "[auth.oidc]\nissuer = \"sso.example.com\"\naudience = \"\"\nrole_claim = \"a..b\"\nalgorithms = []\nleeway = \"1h\"\nroles = {}\n",
+        )
+        .expect_err("invalid");
+        for key in [
+            "auth.oidc.issuer",
+            "auth.oidc.audience",
+            "auth.oidc.role_claim",
+            "auth.oidc.algorithms",
+            "auth.oidc.leeway",
+            "auth.oidc.roles",
+        ] {
+            assert!(err.to_string().contains(key), "{key} in {err}");
+        }
+        assert_eq!(err.0.len(), 6, "{err}");
+        let err = load_toml("[auth.oidc]\naudience = \"vigie\"\nroles = {}\n")
+            .expect_err("missing issuer");
+        assert!(err.to_string().contains("issuer"), "{err}");
+        let err = load_toml(
+            "[auth.oidc]\nissuer = \"https://sso.example.com\"\naudience = \"vigie\"\nroles = {}\nalgorithms = [\"HS256\"]\n",
+        )
+        .expect_err("a shared-secret algorithm");
+        assert!(
+            err.to_string().contains("auth.oidc.algorithms") && err.to_string().contains("HS256"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each suite uses its own subset
 
+pub mod issuer;
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

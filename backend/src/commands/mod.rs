@@ -80,7 +80,7 @@ pub async fn run_pipeline(
     let state = vigie::server::AppState::new(engines.clone(), status.clone(), shutdown.clone())
         .with_switches(switches)
         .with_alerts(alerts)
-        .with_auth(vigie::server::Auth::from_settings(auth))
+        .with_auth(vigie::server::Auth::start(auth, shutdown.clone()).await?)
         .with_cockpit(vigie::server::cockpit::Cockpit::from_settings(settings));
     let http = start_http(listen, state).await?;
     let consumed = vigie::ingest::run_consumer(kafka, engines, status, shutdown.clone()).await;
@@ -105,7 +105,12 @@ async fn start_http(
         .with_context(|| format!("binding the HTTP API to {listen}"))?;
     let addr = listener.local_addr().context("reading the bound address")?;
     if state.auth.enabled() {
-        tracing::info!(%addr, "HTTP API listening (bearer tokens required)");
+        let how = if state.auth.oidc().is_some() {
+            "bearer tokens or OIDC JWTs required"
+        } else {
+            "bearer tokens required"
+        };
+        tracing::info!(%addr, "HTTP API listening ({how})");
     } else {
         tracing::warn!(%addr, "HTTP API listening without authentication: loopback only");
     }

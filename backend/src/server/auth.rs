@@ -1,10 +1,13 @@
 //! Owns authentication and authorization of API calls: bearer tokens (stored hashed)
-//! mapped to roles, the websocket Origin check, and the rate limit on mutations.
+//! mapped to roles, OIDC JWTs (see [`super::oidc`]), the websocket Origin check, the
+//! rate limit on mutations, and the count of refused callers by reason.
 //!
-//! With no token configured the API is open to its callers, who are on this machine:
-//! the server refuses to bind anything but loopback then (see `check_listen_address`).
+//! With neither tokens nor OIDC configured the API is open to its callers, who are on this
+//! machine: the server refuses to bind anything but loopback then (see `check_listen_address`).
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
@@ -13,6 +16,9 @@ use axum::http::request::Parts;
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 
+use tokio_util::sync::CancellationToken;
+
+use super::oidc::{looks_like_jwt, JwtError, Oidc, OidcError};
 use super::{ApiError, AppState};
 use crate::config::{AuthSettings, Role};
 
@@ -21,6 +27,8 @@ use crate::config::{AuthSettings, Role};
 pub struct Principal {
     pub name: String,
     pub role: Role,
+    /// When its credentials expire (a JWT's `exp`): open websockets are closed then.
+    pub expires_at: Option<std::time::SystemTime>,
 }
 
 impl Principal {
@@ -47,14 +55,35 @@ fn role_name(role: Role) -> &'static str {
     }
 }
 
+/// Labels of `vigie_auth_failures_total`: a bounded set.
+pub const FAILURE_REASONS: [&str; 13] = [
+    "missing_token",
+    "unknown_token",
+    "malformed",
+    "algorithm",
+    "unknown_kid",
+    "expired",
+    "not_yet_valid",
+    "issuer",
+    "audience",
+    "signature",
+    "missing_claim",
+    "no_role",
+    "keys_unavailable",
+];
+
 /// The configured tokens and limits.
 #[derive(Debug, Default)]
 pub struct Auth {
     /// SHA-256 hex of each token → (name, role).
     tokens: HashMap<String, (String, Role)>,
+    /// JWTs of an OIDC issuer, when configured.
+    oidc: Option<Arc<Oidc>>,
     allowed_origins: Vec<String>,
     mutations_per_minute: u32,
     recent_mutations: Mutex<HashMap<String, VecDeque<Instant>>>,
+    /// Refused callers, by `FAILURE_REASONS` index.
+    failures: [AtomicU64; FAILURE_REASONS.len()],
 }
 
 pub fn sha256_hex(token: &str) -> String {
@@ -65,6 +94,7 @@ pub fn sha256_hex(token: &str) -> String {
 }
 
 impl Auth {
+    /// The hashed tokens and limits of `settings` (not its OIDC part: see [`Auth::start`]).
     pub fn from_settings(settings: &AuthSettings) -> Auth {
         Auth {
             tokens: settings
@@ -72,33 +102,93 @@ impl Auth {
                 .iter()
                 .map(|t| (t.sha256.clone(), (t.name.clone(), t.role)))
                 .collect(),
+            oidc: None,
             allowed_origins: settings.allowed_origins.clone(),
             mutations_per_minute: settings.mutations_per_minute,
             recent_mutations: Mutex::new(HashMap::new()),
+            failures: Default::default(),
         }
     }
 
-    pub fn enabled(&self) -> bool {
-        !self.tokens.is_empty()
+    /// Everything in `settings`, OIDC included: fetches the issuer's keys once and keeps
+    /// them fresh until `shutdown`.
+    pub async fn start(
+        settings: &AuthSettings,
+        shutdown: CancellationToken,
+    ) -> Result<Auth, OidcError> {
+        let mut auth = Auth::from_settings(settings);
+        if let Some(oidc) = &settings.oidc {
+            auth.oidc = Some(Oidc::start(oidc, shutdown).await?);
+        }
+        Ok(auth)
     }
 
-    /// The caller presenting `token` (anyone on this machine when auth is off).
-    pub fn principal(&self, token: Option<&str>) -> Result<Principal, ApiError> {
+    /// Tokens or OIDC configured: every API call must authenticate.
+    pub fn enabled(&self) -> bool {
+        !self.tokens.is_empty() || self.oidc.is_some()
+    }
+
+    /// The OIDC part, if configured.
+    pub fn oidc(&self) -> Option<&Oidc> {
+        self.oidc.as_deref()
+    }
+
+    /// Refused callers so far, per reason of [`FAILURE_REASONS`].
+    pub fn failures(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        FAILURE_REASONS
+            .iter()
+            .zip(&self.failures)
+            .map(|(r, n)| (*r, n.load(Relaxed)))
+    }
+
+    fn refuse(&self, reason: &str, error: ApiError) -> ApiError {
+        if let Some(i) = FAILURE_REASONS.iter().position(|r| *r == reason) {
+            self.failures[i].fetch_add(1, Relaxed);
+        }
+        error
+    }
+
+    /// The caller presenting `token` (anyone on this machine when auth is off): a
+    /// configured token, else a JWT of the OIDC issuer.
+    pub async fn principal(&self, token: Option<&str>) -> Result<Principal, ApiError> {
         if !self.enabled() {
             return Ok(Principal {
                 name: "local".into(),
                 role: Role::Admin,
+                expires_at: None,
             });
         }
-        let token =
-            token.ok_or_else(|| ApiError::Unauthorized("a bearer token is required".into()))?;
-        self.tokens
-            .get(&sha256_hex(token))
-            .map(|(name, role)| Principal {
+        let Some(token) = token else {
+            return Err(self.refuse(
+                "missing_token",
+                ApiError::Unauthorized("a bearer token is required".into()),
+            ));
+        };
+        if let Some((name, role)) = self.tokens.get(&sha256_hex(token)) {
+            return Ok(Principal {
                 name: name.clone(),
                 role: *role,
-            })
-            .ok_or_else(|| ApiError::Unauthorized("unknown bearer token".into()))
+                expires_at: None,
+            });
+        }
+        if let Some(oidc) = &self.oidc {
+            if looks_like_jwt(token) {
+                return oidc.principal(token).await.map_err(|e| {
+                    let reason = e.reason();
+                    let error = match e {
+                        JwtError::NoRole { .. } => ApiError::Forbidden(e.to_string()),
+                        JwtError::KeysUnavailable => ApiError::Unavailable(e.to_string()),
+                        e => ApiError::Unauthorized(e.to_string()),
+                    };
+                    tracing::debug!(reason, "bearer JWT refused");
+                    self.refuse(reason, error)
+                });
+            }
+        }
+        Err(self.refuse(
+            "unknown_token",
+            ApiError::Unauthorized("unknown bearer token".into()),
+        ))
     }
 
     /// Counts one mutation by `who`; refuses it past the per-minute limit.
@@ -163,7 +253,10 @@ impl FromRequestParts<AppState> for Principal {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        state.auth.principal(presented_token(parts).as_deref())
+        state
+            .auth
+            .principal(presented_token(parts).as_deref())
+            .await
     }
 }
 
@@ -181,13 +274,14 @@ mod tests {
             }],
             allowed_origins: vec!["https://cockpit.example".into()],
             mutations_per_minute: 2,
+            oidc: None,
         })
     }
 
-    #[test]
-    fn tokens_map_to_roles_and_roles_include_lower_ones() {
+    #[tokio::test]
+    async fn tokens_map_to_roles_and_roles_include_lower_ones() {
         let a = auth();
-        let wall = a.principal(Some("s3cret")).expect("known");
+        let wall = a.principal(Some("s3cret")).await.expect("known");
         assert_eq!((wall.name.as_str(), wall.role), ("wall", Role::Viewer));
         assert!(wall.require(Role::Viewer).is_ok());
         assert!(matches!(
@@ -195,12 +289,20 @@ mod tests {
             Err(ApiError::Forbidden(_))
         ));
         assert!(matches!(
-            a.principal(Some("guess")),
+            a.principal(Some("guess")).await,
             Err(ApiError::Unauthorized(_))
         ));
-        assert!(matches!(a.principal(None), Err(ApiError::Unauthorized(_))));
-        let open = Auth::default().principal(None).expect("open");
+        assert!(matches!(
+            a.principal(None).await,
+            Err(ApiError::Unauthorized(_))
+        ));
+        let open = Auth::default().principal(None).await.expect("open");
         assert_eq!(open.role, Role::Admin);
+        let failures: HashMap<_, _> = a.failures().collect();
+        assert_eq!(
+            (failures["unknown_token"], failures["missing_token"]),
+            (1, 1)
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Owns the Prometheus text exposition of `vigie_*` metrics, read from the ingest
-//! status, the engines and the alerting service at scrape time (no per-event cost).
-//! Labels are bounded (partition numbers, severities, configured sink names).
+//! status, the engines, the alerting service and the auth counters at scrape time (no
+//! per-event cost). Labels are bounded (partition numbers, severities, configured sink
+//! names, a fixed set of reasons and results).
 
 use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
@@ -113,6 +114,34 @@ pub fn render(state: &AppState) -> String {
         "Websocket clients closed because they stopped reading.",
         counter(&clients.closed_too_slow),
     );
+    let failures: Vec<(String, f64)> = state
+        .auth
+        .failures()
+        .map(|(reason, n)| (format!("{{reason=\"{reason}\"}}"), n as f64))
+        .collect();
+    out.metric(
+        "vigie_auth_failures_total",
+        "counter",
+        "API calls refused by authentication (401, 403 for a JWT without a mapped role, 503 when the OIDC keys are unavailable), by reason.",
+        &failures,
+    );
+    if let Some(oidc) = state.auth.oidc() {
+        out.metric(
+            "vigie_oidc_jwks_fetches_total",
+            "counter",
+            "Fetches of the OIDC issuer's signing keys, by result.",
+            &[
+                ("{result=\"ok\"}".into(), counter(&oidc.fetches_ok)),
+                ("{result=\"error\"}".into(), counter(&oidc.fetches_failed)),
+            ],
+        );
+        out.single(
+            "vigie_oidc_signing_keys",
+            "gauge",
+            "Usable signing keys of the OIDC issuer held.",
+            oidc.key_count() as f64,
+        );
+    }
     out.single(
         "vigie_ready",
         "gauge",

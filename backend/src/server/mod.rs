@@ -21,6 +21,7 @@ mod auth;
 pub mod cockpit;
 mod error;
 mod metrics;
+mod oidc;
 mod switches;
 mod ws;
 
@@ -41,6 +42,7 @@ use vigie_proto::Subscription;
 
 pub use auth::{sha256_hex, Auth, Principal};
 pub use error::ApiError;
+pub use oidc::{claim_values, JwtError, Oidc, OidcError};
 
 use crate::alert::AlertService;
 use crate::deflection::SwitchStore;

@@ -24,10 +24,11 @@ const HEARTBEAT: Duration = Duration::from_secs(10);
 /// Client messages are small; anything bigger is refused by the protocol layer.
 const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
 
-/// Checks the caller (token in `Authorization` or `?access_token=`) and, for browsers,
-/// the Origin, before upgrading.
+/// Checks the caller (token in `Authorization` or `?access_token=`, a configured token
+/// or an OIDC JWT) and, for browsers, the Origin, before upgrading. A JWT's connection is
+/// closed when the JWT expires (1008), for the client to reconnect with a fresh one.
 pub async fn upgrade(
-    _caller: Principal,
+    caller: Principal,
     headers: HeaderMap,
     State(state): State<AppState>,
     ws: WebSocketUpgrade,
@@ -47,21 +48,22 @@ pub async fn upgrade(
     }
     Ok(ws
         .max_message_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| client(socket, state)))
+        .on_upgrade(move |socket| client(socket, state, caller.expires_at)))
 }
 
 /// Why the server closed a connection (close code and reason sent to the client).
 enum Closing {
     ShuttingDown,
     TooSlow,
+    TokenExpired,
     ClientLeft,
 }
 
-async fn client(socket: WebSocket, state: AppState) {
+async fn client(socket: WebSocket, state: AppState, expires_at: Option<std::time::SystemTime>) {
     use std::sync::atomic::Ordering::Relaxed;
     let stats = &state.publisher.clients;
     stats.connected.fetch_add(1, Relaxed);
-    let closing = serve_client(socket, &state).await;
+    let closing = serve_client(socket, &state, expires_at).await;
     stats.connected.fetch_sub(1, Relaxed);
     if matches!(closing, Closing::TooSlow) {
         stats.closed_too_slow.fetch_add(1, Relaxed);
@@ -70,7 +72,23 @@ async fn client(socket: WebSocket, state: AppState) {
 }
 
 /// Runs one connection; says why it ended.
-async fn serve_client(socket: WebSocket, state: &AppState) -> Closing {
+async fn serve_client(
+    socket: WebSocket,
+    state: &AppState,
+    expires_at: Option<std::time::SystemTime>,
+) -> Closing {
+    let expiry = async move {
+        match expires_at {
+            Some(at) => {
+                let left = at
+                    .duration_since(std::time::SystemTime::now())
+                    .unwrap_or_default();
+                tokio::time::sleep(left).await
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(expiry);
     let (mut sink, mut stream) = socket.split();
     let send = Message::Text;
     let mut status = state.publisher.status();
@@ -113,6 +131,7 @@ async fn serve_client(socket: WebSocket, state: &AppState) -> Closing {
         }
         tokio::select! {
             _ = state.shutdown.cancelled() => break Closing::ShuttingDown,
+            _ = &mut expiry => break Closing::TokenExpired,
             changed = snapshots.changed() => {
                 if changed.is_err() { break Closing::ShuttingDown; }
                 outbox.push(snapshots.borrow_and_update().clone());
@@ -159,6 +178,7 @@ async fn serve_client(socket: WebSocket, state: &AppState) -> Closing {
     let (code, reason) = match closing {
         Closing::ShuttingDown => (1001, "server shutting down"),
         Closing::TooSlow => (1008, "client too slow: not reading"),
+        Closing::TokenExpired => (1008, "token expired: reconnect with a fresh token"),
         Closing::ClientLeft => return closing,
     };
     let close = Message::Close(Some(CloseFrame {
