@@ -105,8 +105,12 @@ pub fn run(settings: Settings, args: DemoArgs) -> Result<()> {
             })
         };
         println!(
-            "Vigie demo: in-process Kafka at {}, {} contacts/s, window {}; Ctrl-C to stop.",
-            kafka.brokers, args.rate, args.window
+            "Vigie demo: in-process Kafka at {}, {} contacts/s, window {}; Ctrl-C to stop.\n\
+             Cockpit: wall http://{listen}/wall, switchboard http://{listen}/switchboard",
+            kafka.brokers,
+            args.rate,
+            args.window,
+            listen = args.listen
         );
         let result = run_pipeline(
             &kafka,
