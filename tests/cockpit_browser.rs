@@ -1,7 +1,8 @@
 //! The cockpit in a real headless Chromium, driven through chromedriver (WebDriver),
 //! against the real `vigie serve` binary on a real broker (Tansu):
 //! - the wall view shows numbers, which change after more events are produced to Kafka,
-//!   and boots into the window and language given in its URL;
+//!   boots into the window and language given in its URL, and greys its numbers and says
+//!   "offline" when the server goes away;
 //! - a supervisor flips a switch (reason required, confirmation); a second browser
 //!   session sees it, and the switch record is on the Kafka topic;
 //! - a viewer session has no flip control, and a request forged from it is refused.
@@ -12,16 +13,13 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
-use serde_json::{json, Value};
-use support::{unique, Broker};
+use serde_json::json;
+use support::{create_topics, read_topic, unique, Broker, VigieProcess};
 use vigie::config::KafkaSettings;
 use vigie::ingest::produce::{produce, Pace};
 use vigie::replay::InputFormat;
@@ -117,28 +115,8 @@ fn kafka(broker: &Broker) -> KafkaSettings {
     }
 }
 
-async fn create_topics(kafka: &KafkaSettings) {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
-        vigie::ingest::client_config(kafka)
-            .create()
-            .expect("admin client");
-    for topic in [&kafka.topic, &kafka.dlq_topic] {
-        for r in admin
-            .create_topics(
-                &[NewTopic::new(topic, 2, TopicReplication::Fixed(1))],
-                &AdminOptions::new(),
-            )
-            .await
-            .expect("create topics")
-        {
-            r.expect("topic created");
-        }
-    }
-}
-
 /// `vigie serve` with a viewer and a supervisor token, serving the built cockpit.
-fn start_vigie(kafka: &KafkaSettings, dir: &Path) -> (Killed, String) {
+fn start_vigie(kafka: &KafkaSettings, dir: &Path) -> VigieProcess {
     let config = dir.join("vigie.toml");
     std::fs::write(
         &config,
@@ -177,28 +155,12 @@ dir = "{bundle}"
         ),
     )
     .expect("config file");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vigie"))
-        .args(["--config", &config.display().to_string()])
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("vigie serve starts");
-    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    let base = loop {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).expect("read") > 0,
-            "vigie serve exited early"
-        );
-        if let Some(url) = line.trim().strip_prefix("listening on ") {
-            break url.to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in stderr.lines() {});
-    (Killed(child), base)
+    VigieProcess::start(
+        Command::new(env!("CARGO_BIN_EXE_vigie"))
+            .args(["--config", &config.display().to_string()])
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "warn"),
+    )
 }
 
 /// `contacts` simulated contacts arriving from `minutes_ago` on, produced to Kafka.
@@ -260,10 +222,11 @@ async fn save_screenshot(client: &Client, name: &str) {
 async fn the_wall_shows_live_numbers_that_follow_kafka_and_boots_into_its_url() {
     let broker = Broker::start();
     let kafka = kafka(&broker);
-    create_topics(&kafka).await;
+    create_topics(&kafka, 2).await;
     produce_contacts(&kafka, 300, 101, 12).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_vigie, base) = start_vigie(&kafka, dir.path());
+    let vigie = start_vigie(&kafka, dir.path());
+    let base = vigie.base.clone();
     let (_driver, webdriver) = start_chromedriver();
     let wall = browser(&webdriver, &dir.path().join("profile-wall")).await;
 
@@ -338,42 +301,45 @@ async fn the_wall_shows_live_numbers_that_follow_kafka_and_boots_into_its_url() 
     .await;
     let active = text_of(&wall, "button.window.active").await;
     assert_eq!(active.as_deref(), Some("1 h"));
-    wall.close().await.expect("close");
-}
+    wait_for(
+        "the 1-hour wall counts every contact",
+        async || number(&text_of(&wall, arrivals).await?),
+        |n| *n >= after,
+    )
+    .await;
+    assert!(
+        wall.find(Locator::Css("main.live")).await.is_ok(),
+        "live numbers are not greyed"
+    );
 
-/// Every record of `topic` with its key, as JSON.
-fn read_topic(
-    kafka: &KafkaSettings,
-    topic: &str,
-    until: impl Fn(&[(String, Value)]) -> bool,
-) -> Vec<(String, Value)> {
-    let reader: BaseConsumer = vigie::ingest::client_config(kafka)
-        .set("group.id", unique("reader"))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .expect("reader");
-    reader.subscribe(&[topic]).expect("subscribe");
-    let mut records = Vec::new();
-    let start = Instant::now();
-    while !until(&records) && start.elapsed() < DEADLINE {
-        if let Some(Ok(m)) = reader.poll(Duration::from_millis(200)) {
-            let key = String::from_utf8_lossy(m.key().unwrap_or_default()).to_string();
-            let value =
-                serde_json::from_slice(m.payload().unwrap_or_default()).expect("JSON record");
-            records.push((key, value));
-        }
-    }
-    records
+    // The server goes away: the badge says so and the numbers are greyed, never live.
+    drop(vigie);
+    wait_for(
+        "the badge says the wall is offline",
+        async || text_of(&wall, "#freshness").await,
+        |t| t.starts_with("hors ligne"),
+    )
+    .await;
+    assert!(
+        wall.find(Locator::Css("main.not-live")).await.is_ok(),
+        "numbers of a lost server are greyed"
+    );
+    assert!(
+        number(&text_of(&wall, arrivals).await.unwrap_or_default()).is_some(),
+        "the last numbers stay readable"
+    );
+    wall.close().await.expect("close");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_supervisor_flips_a_switch_another_session_sees_it_and_a_viewer_cannot() {
     let broker = Broker::start();
     let kafka = kafka(&broker);
-    create_topics(&kafka).await;
+    create_topics(&kafka, 2).await;
     produce_contacts(&kafka, 200, 201, 10).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_vigie, base) = start_vigie(&kafka, dir.path());
+    let vigie = start_vigie(&kafka, dir.path());
+    let base = vigie.base.clone();
     let (_driver, webdriver) = start_chromedriver();
     let supervisor = browser(&webdriver, &dir.path().join("profile-supervisor")).await;
     let viewer = browser(&webdriver, &dir.path().join("profile-viewer")).await;

@@ -9,12 +9,10 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use support::{eventually, unique, Broker};
+use support::{create_topics, eventually, unique, Broker, VigieProcess};
 use tokio_util::sync::CancellationToken;
 use vigie::config::KafkaSettings;
 use vigie::engine::{Engine, EngineConfig, EngineSet, SnapshotQuery, WindowSpec};
@@ -39,24 +37,6 @@ fn settings(broker: &Broker) -> KafkaSettings {
     s.properties
         .insert("socket.timeout.ms".into(), "3000".into());
     s
-}
-
-async fn create_topic(settings: &KafkaSettings, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = vigie::ingest::client_config(settings)
-        .create()
-        .expect("admin client");
-    for topic in [&settings.topic, &settings.dlq_topic] {
-        let results = admin
-            .create_topics(
-                &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
-                &AdminOptions::new(),
-            )
-            .await
-            .expect("create topics");
-        for r in results {
-            r.expect("topic created");
-        }
-    }
 }
 
 fn simulated(contacts: u64, seed: u64) -> Vec<EventRecord<'static>> {
@@ -162,7 +142,7 @@ fn assert_same_kpis(got: &Snapshot, want: &Snapshot) {
 async fn produced_events_give_exactly_the_replay_numbers() {
     let broker = Broker::start();
     let settings = settings(&broker);
-    create_topic(&settings, 3).await;
+    create_topics(&settings, 3).await;
     let events = simulated(600, 21);
     let sent = produce_all(&settings, events.clone().into_iter(), InputFormat::Proto).await;
     assert_eq!(sent, events.len() as u64);
@@ -197,7 +177,7 @@ async fn produced_events_give_exactly_the_replay_numbers() {
 async fn a_restarted_consumer_rebuilds_the_same_state() {
     let broker = Broker::start();
     let settings = settings(&broker);
-    create_topic(&settings, 2).await;
+    create_topics(&settings, 2).await;
     let events = simulated(800, 22);
     let (first, second) = events.split_at(events.len() / 2);
 
@@ -225,7 +205,7 @@ async fn a_restarted_consumer_rebuilds_the_same_state() {
 async fn malformed_records_go_to_the_dead_letter_topic_with_a_reason() {
     let broker = Broker::start();
     let settings = settings(&broker);
-    create_topic(&settings, 1).await;
+    create_topics(&settings, 1).await;
     let events = simulated(100, 23);
     let producer: FutureProducer = vigie::ingest::client_config(&settings)
         .create()
@@ -296,7 +276,7 @@ async fn malformed_records_go_to_the_dead_letter_topic_with_a_reason() {
 async fn events_from_an_independent_producer_are_counted_exactly() {
     let broker = Broker::start();
     let settings = settings(&broker);
-    create_topic(&settings, 2).await;
+    create_topics(&settings, 2).await;
     let events = simulated(300, 24);
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("events.jsonl");
@@ -340,7 +320,7 @@ async fn events_from_an_independent_producer_are_counted_exactly() {
 async fn a_frozen_broker_is_reported_stale_and_nothing_is_lost() {
     let broker = Broker::start();
     let settings = settings(&broker);
-    create_topic(&settings, 1).await;
+    create_topics(&settings, 1).await;
     let events = simulated(400, 25);
     let (first, second) = events.split_at(events.len() / 2);
     let sent = produce_all(&settings, first.iter().cloned(), InputFormat::Proto).await;
@@ -392,46 +372,30 @@ async fn a_frozen_broker_is_reported_stale_and_nothing_is_lost() {
 /// SIGTERM with every consumed offset committed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vigie_serve_rebuilds_serves_http_and_commits_offsets_on_sigterm() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
+    use std::process::Command;
 
     let broker = Broker::start();
     let settings = settings(&broker);
-    create_topic(&settings, 2).await;
+    create_topics(&settings, 2).await;
     let events = simulated(500, 26);
     let sent = produce_all(&settings, events.iter().cloned(), InputFormat::Jsonl).await;
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vigie"))
-        .args([
-            "serve",
-            "--brokers",
-            &settings.brokers,
-            "--topic",
-            &settings.topic,
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .env("VIGIE__KAFKA__GROUP_ID", &settings.group_id)
-        .env("VIGIE__KAFKA__DLQ_TOPIC", &settings.dlq_topic)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("vigie serve starts");
-    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    let base = loop {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).expect("read") > 0,
-            "vigie serve exited early"
-        );
-        if let Some(url) = line.trim().strip_prefix("listening on ") {
-            break url.to_string();
-        }
-    };
-    // Drain the rest of stderr so the process never blocks on a full pipe.
-    std::thread::spawn(move || for _ in stderr.lines() {});
+    let mut vigie = VigieProcess::start(
+        Command::new(env!("CARGO_BIN_EXE_vigie"))
+            .args([
+                "serve",
+                "--brokers",
+                &settings.brokers,
+                "--topic",
+                &settings.topic,
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .env("VIGIE__KAFKA__GROUP_ID", &settings.group_id)
+            .env("VIGIE__KAFKA__DLQ_TOPIC", &settings.dlq_topic)
+            .env("RUST_LOG", "warn"),
+    );
+    let base = vigie.base.clone();
 
     let client = reqwest::Client::new();
     let deadline = std::time::Instant::now() + DEADLINE;
@@ -476,8 +440,8 @@ async fn vigie_serve_rebuilds_serves_http_and_commits_offsets_on_sigterm() {
     );
     assert!(snapshot["by_channel"] == want["by_channel"]);
 
-    signal_term(child.id());
-    let status = tokio::task::spawn_blocking(move || child.wait())
+    signal_term(vigie.child.id());
+    let status = tokio::task::spawn_blocking(move || vigie.child.wait())
         .await
         .expect("join")
         .expect("wait");
@@ -525,7 +489,7 @@ fn signal_term(pid: u32) {
 async fn vigie_simulate_produces_keyed_events() {
     let broker = Broker::start();
     let settings = settings(&broker);
-    create_topic(&settings, 2).await;
+    create_topics(&settings, 2).await;
     let out = tokio::task::spawn_blocking({
         let (brokers, topic) = (settings.brokers.clone(), settings.topic.clone());
         move || {
@@ -592,7 +556,7 @@ async fn vigie_simulate_produces_keyed_events() {
 async fn a_rebalance_moves_partitions_without_double_counting() {
     let broker = Broker::start();
     let settings = settings(&broker);
-    create_topic(&settings, 2).await;
+    create_topics(&settings, 2).await;
     let events = simulated(600, 27);
     let sent = produce_all(&settings, events.iter().cloned(), InputFormat::Proto).await;
     let a = start_consumer(&settings);

@@ -434,9 +434,7 @@ fn AlertList() -> impl IntoView {
 fn AuditTrail() -> impl IntoView {
     let c = ctx();
     let records = RwSignal::new(Vec::<AuditRecord>::new());
-    // Reload whenever the switches change (a flip adds a record).
-    Effect::new(move |_| {
-        c.live.switches.track();
+    let reload = move || {
         leptos::task::spawn_local(async move {
             let token = c.token.get_untracked();
             #[derive(serde::Deserialize)]
@@ -447,6 +445,20 @@ fn AuditTrail() -> impl IntoView {
                 records.set(page.records);
             }
         });
+    };
+    // Reload whenever the switches change (a flip adds a record), and again a moment
+    // later: the audit topic is followed separately and may trail the switch by a fetch.
+    Effect::new(move |_| {
+        c.live.switches.track();
+        reload();
+        set_timeout(reload, std::time::Duration::from_millis(1_500));
+    });
+    // Expiries and changes made elsewhere also land in the trail.
+    let every = set_interval_with_handle(reload, std::time::Duration::from_secs(15)).ok();
+    on_cleanup(move || {
+        if let Some(handle) = every {
+            handle.clear();
+        }
     });
     view! {
         <section class="audit">

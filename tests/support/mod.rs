@@ -1,5 +1,6 @@
-//! Shared helpers of the black-box suites: a real Tansu broker on loopback, random
-//! names, and polling with deadlines (never bare sleeps).
+//! Shared helpers of the black-box suites: a real Tansu broker on loopback, its topics,
+//! the `vigie` binary as a process, random names, and polling with deadlines (never
+//! bare sleeps).
 
 #![allow(dead_code)] // each suite uses its own subset
 
@@ -128,5 +129,96 @@ impl Drop for Broker {
         signal(self.child.id(), "-CONT");
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Creates the event topic and the dead-letter topic of `settings`, `partitions` each.
+pub async fn create_topics(settings: &vigie::config::KafkaSettings, partitions: i32) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        vigie::ingest::client_config(settings)
+            .create()
+            .expect("admin client");
+    for topic in [&settings.topic, &settings.dlq_topic] {
+        let results = admin
+            .create_topics(
+                &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+                &AdminOptions::new(),
+            )
+            .await
+            .expect("create topics");
+        for r in results {
+            r.expect("topic created");
+        }
+    }
+}
+
+/// The records of `topic` from its start as (key, JSON value), read until `enough`
+/// holds or 30 s pass.
+pub fn read_topic(
+    settings: &vigie::config::KafkaSettings,
+    topic: &str,
+    enough: impl Fn(&[(String, serde_json::Value)]) -> bool,
+) -> Vec<(String, serde_json::Value)> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    let reader: BaseConsumer = vigie::ingest::client_config(settings)
+        .set("group.id", unique("reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("reader");
+    reader.subscribe(&[topic]).expect("subscribe");
+    let mut records = Vec::new();
+    let start = Instant::now();
+    while !enough(&records) && start.elapsed() < Duration::from_secs(30) {
+        if let Some(Ok(m)) = reader.poll(Duration::from_millis(200)) {
+            let key = String::from_utf8_lossy(m.key().unwrap_or_default()).to_string();
+            let value =
+                serde_json::from_slice(m.payload().unwrap_or_default()).expect("JSON record");
+            records.push((key, value));
+        }
+    }
+    records
+}
+
+/// The `vigie` binary started by `command` with `--listen 127.0.0.1:0`: waits for the
+/// address it prints, then drains its stderr so it never blocks on a full pipe.
+/// Killed on drop unless stopped before.
+pub struct VigieProcess {
+    pub child: Child,
+    pub base: String,
+}
+
+impl VigieProcess {
+    pub fn start(command: &mut Command) -> VigieProcess {
+        use std::io::{BufRead, BufReader};
+        let mut child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("vigie starts");
+        let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+        let mut line = String::new();
+        let base = loop {
+            line.clear();
+            assert!(
+                stderr.read_line(&mut line).expect("read") > 0,
+                "vigie exited before listening"
+            );
+            if let Some(url) = line.trim().strip_prefix("listening on ") {
+                break url.to_string();
+            }
+        };
+        std::thread::spawn(move || for _ in stderr.lines() {});
+        VigieProcess { child, base }
+    }
+}
+
+impl Drop for VigieProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
