@@ -5,7 +5,9 @@
 //!   "offline" when the server goes away;
 //! - a supervisor flips a switch (reason required, confirmation); a second browser
 //!   session sees it, and the switch record is on the Kafka topic;
-//! - a viewer session has no flip control, and a request forged from it is refused.
+//! - a viewer session has no flip control, and a request forged from it is refused;
+//! - a firing alert is a banner on the wall; a supervisor acknowledges it from the
+//!   switchboard and the wall says who did.
 //!
 //! Needs the built bundle (`scripts/build-cockpit.sh`) and Debian's `chromium` and
 //! `chromium-driver`; `scripts/test.sh` provides both. Screenshots of both views are
@@ -115,8 +117,9 @@ fn kafka(broker: &Broker) -> KafkaSettings {
     }
 }
 
-/// `vigie serve` with a viewer and a supervisor token, serving the built cockpit.
-fn start_vigie(kafka: &KafkaSettings, dir: &Path) -> VigieProcess {
+/// `vigie serve` with a viewer and a supervisor token, serving the built cockpit;
+/// `extra` is appended to its config file.
+fn start_vigie(kafka: &KafkaSettings, dir: &Path, extra: &str) -> VigieProcess {
     let config = dir.join("vigie.toml");
     std::fs::write(
         &config,
@@ -142,6 +145,8 @@ sha256 = "{supervisor}"
 
 [cockpit]
 dir = "{bundle}"
+
+{extra}
 "#,
             brokers = kafka.brokers,
             topic = kafka.topic,
@@ -225,7 +230,7 @@ async fn the_wall_shows_live_numbers_that_follow_kafka_and_boots_into_its_url() 
     create_topics(&kafka, 2).await;
     produce_contacts(&kafka, 300, 101, 12).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let vigie = start_vigie(&kafka, dir.path());
+    let vigie = start_vigie(&kafka, dir.path(), "");
     let base = vigie.base.clone();
     let (_driver, webdriver) = start_chromedriver();
     let wall = browser(&webdriver, &dir.path().join("profile-wall")).await;
@@ -338,7 +343,7 @@ async fn a_supervisor_flips_a_switch_another_session_sees_it_and_a_viewer_cannot
     create_topics(&kafka, 2).await;
     produce_contacts(&kafka, 200, 201, 10).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let vigie = start_vigie(&kafka, dir.path());
+    let vigie = start_vigie(&kafka, dir.path(), "");
     let base = vigie.base.clone();
     let (_driver, webdriver) = start_chromedriver();
     let supervisor = browser(&webdriver, &dir.path().join("profile-supervisor")).await;
@@ -465,4 +470,73 @@ async fn a_supervisor_flips_a_switch_another_session_sees_it_and_a_viewer_cannot
     );
     supervisor.close().await.expect("close");
     viewer.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_firing_alert_shows_on_the_wall_and_a_supervisor_acknowledges_it() {
+    let broker = Broker::start();
+    let kafka = kafka(&broker);
+    create_topics(&kafka, 2).await;
+    produce_contacts(&kafka, 300, 301, 10).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The simulated centre abandons far more than 1 %: this rule fires at once.
+    let rule = r#"
+[alerts]
+default_rules = false
+
+[[alerts.rules]]
+name = "abandon-test"
+kpi = "abandon_rate"
+comparison = "above"
+threshold = 0.01
+clear = 0.005
+window = "15m"
+for = "0s"
+severity = "critical"
+min_volume = 1
+sinks = []
+"#;
+    let vigie = start_vigie(&kafka, dir.path(), rule);
+    let (_driver, webdriver) = start_chromedriver();
+    let wall = browser(&webdriver, &dir.path().join("profile-wall")).await;
+    let supervisor = browser(&webdriver, &dir.path().join("profile-supervisor")).await;
+
+    wall.goto(&format!("{}/wall#token={VIEWER_TOKEN}", vigie.base))
+        .await
+        .expect("open the wall");
+    let banner = wait_for(
+        "the wall shows the firing alert as a banner",
+        async || text_of(&wall, "#alerts .alert.critical").await,
+        |t| t.contains("abandon_rate of total"),
+    )
+    .await;
+    assert!(banner.contains("above 1.0 %"), "{banner}");
+
+    supervisor
+        .goto(&format!(
+            "{}/switchboard#token={SUPERVISOR_TOKEN}",
+            vigie.base
+        ))
+        .await
+        .expect("open the switchboard");
+    let ack = wait_for(
+        "the switchboard lists the alert with an acknowledge button",
+        async || {
+            supervisor
+                .find(Locator::Css(".alert-list button.ack"))
+                .await
+                .ok()
+        },
+        |_| true,
+    )
+    .await;
+    ack.click().await.expect("acknowledge");
+    wait_for(
+        "the wall shows who acknowledged it",
+        async || text_of(&wall, "#alerts .alert.acked").await,
+        |t| t.contains("acknowledged by ann-supervisor"),
+    )
+    .await;
+    wall.close().await.expect("close");
+    supervisor.close().await.expect("close");
 }

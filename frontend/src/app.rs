@@ -320,25 +320,44 @@ fn SignIn() -> impl IntoView {
     }
 }
 
-/// Firing and acknowledged alerts, across the top of every view.
+/// Alerts shown in the banner; the rest are counted (`+2`): tiles stay on screen.
+const MAX_BANNER_ALERTS: usize = 3;
+
+/// Firing and acknowledged alerts, across the top of every view, critical first.
 #[component]
 fn AlertBanner() -> impl IntoView {
     let c = ctx();
     let active = move || {
         c.live.alerts.with(|alerts| {
-            alerts
+            let mut alerts = alerts
                 .iter()
                 .filter(|a| a.state != AlertState::Resolved)
                 .cloned()
-                .collect::<Vec<_>>()
+                .collect::<Vec<_>>();
+            // Unacknowledged first, then the most severe, then the oldest.
+            alerts.sort_by_key(|a| {
+                let severity = match a.severity {
+                    Severity::Critical => 0,
+                    Severity::Warning => 1,
+                    Severity::Info => 2,
+                };
+                (a.state != AlertState::Firing, severity, a.since)
+            });
+            alerts
         })
     };
     view! {
         <Show when=move || !active().is_empty()>
             <section class="alert-banner" id="alerts">
                 {move || {
-                    active()
+                    let alerts = active();
+                    let hidden = alerts.len().saturating_sub(MAX_BANNER_ALERTS);
+                    let more = (hidden > 0).then(|| {
+                        view! { <div class="alert more">{format!("+{hidden}")}</div> }
+                    });
+                    let shown = alerts
                         .into_iter()
+                        .take(MAX_BANNER_ALERTS)
                         .map(|alert| {
                             let class = match (alert.severity, alert.state) {
                                 (_, AlertState::Acknowledged) => "alert acked",
@@ -357,7 +376,8 @@ fn AlertBanner() -> impl IntoView {
                                 </div>
                             }
                         })
-                        .collect_view()
+                        .collect_view();
+                    (shown, more)
                 }}
             </section>
         </Show>
