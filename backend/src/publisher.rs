@@ -216,6 +216,11 @@ impl Publisher {
         let mut last_change = u64::MAX;
         let mut flips: Option<watch::Receiver<Arc<Vec<vigie_proto::DeflectionSwitch>>>> = None;
         let mut effects_at = tokio::time::Instant::now();
+        // Traffic arrived since the effects were last computed (they are recomputed at
+        // most once a second, so a change inside that second must not be forgotten).
+        let mut effects_stale = false;
+        // Likewise for the trends (every 5 s at most).
+        let mut trends_stale = false;
         let mut trend_at = tokio::time::Instant::now();
         let mut alert_changes = self.alerts.get().map(|service| service.subscribe());
         loop {
@@ -238,8 +243,9 @@ impl Publisher {
             let flipped = flips
                 .as_mut()
                 .is_some_and(|rx| rx.has_changed().unwrap_or(false));
-            let traffic = self.engines.change_counter() != last_change;
-            if flipped || (traffic && effects_at.elapsed() >= EFFECTS_EVERY) {
+            effects_stale |= self.engines.change_counter() != last_change;
+            if flipped || (effects_stale && effects_at.elapsed() >= EFFECTS_EVERY) {
+                effects_stale = false;
                 if let Some(rx) = flips.as_mut() {
                     rx.borrow_and_update();
                 }
@@ -253,20 +259,22 @@ impl Publisher {
             self.status_tx
                 .send_if_modified(|current| replace_if_different(current, report));
             let change = self.engines.change_counter();
-            if change == last_change {
-                continue;
-            }
+            let snapshots = change != last_change;
             last_change = change;
-            let trends = trend_at.elapsed() >= TREND_EVERY;
+            trends_stale |= snapshots;
+            let trends = trends_stale && trend_at.elapsed() >= TREND_EVERY;
             if trends {
                 trend_at = tokio::time::Instant::now();
+                trends_stale = false;
             }
-            self.publish_snapshots(trends);
+            if snapshots || trends {
+                self.publish_snapshots(snapshots, trends);
+            }
         }
     }
 
-    /// Snapshots of every subscription, and their trends too when `trends`.
-    fn publish_snapshots(&self, trends: bool) {
+    /// Snapshots of every subscription when `snapshots`, their trends when `trends`.
+    fn publish_snapshots(&self, snapshots: bool, trends: bool) {
         // Compute outside the lock: subscribing clients must not wait for a whole round.
         type Work = (
             Subscription,
@@ -283,8 +291,10 @@ impl Publisher {
                 .collect()
         };
         for (sub, query, tx, trend_tx) in work {
-            if let Ok(frame) = self.render(&sub, &query) {
-                tx.send_if_modified(|current| replace_if_different(current, frame));
+            if snapshots {
+                if let Ok(frame) = self.render(&sub, &query) {
+                    tx.send_if_modified(|current| replace_if_different(current, frame));
+                }
             }
             if trends {
                 if let Ok(frame) = self.render_trend(&sub, &query) {

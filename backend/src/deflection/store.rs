@@ -26,12 +26,19 @@ const AUDIT_IN_MEMORY: usize = 10_000;
 /// How long a write may take to be read back before the API gives up.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The two topics the store follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Feed {
+    Switches,
+    Audit,
+}
+
 pub struct SwitchStore {
     switches: RwLock<BTreeMap<String, DeflectionSwitch>>,
     audit: RwLock<VecDeque<AuditRecord>>,
     changes: watch::Sender<Arc<Vec<DeflectionSwitch>>>,
-    /// Last offset applied, per partition of the switches topic.
-    applied: watch::Sender<HashMap<i32, i64>>,
+    /// Last offset applied, per (topic, partition) of the switches and audit topics.
+    applied: watch::Sender<HashMap<(Feed, i32), i64>>,
     producer: FutureProducer,
     switches_topic: String,
     audit_topic: String,
@@ -89,15 +96,12 @@ impl SwitchStore {
             &[&settings.switches_topic, &settings.audit_topic],
         )?;
         tokio::spawn(store.clone().follow(consumer, shutdown));
-        // Serve only once the state as of start is loaded.
-        let switch_ends: HashMap<i32, i64> = ends
+        // Serve only once the state and audit trail as of start are loaded.
+        let ends: HashMap<(Feed, i32), i64> = ends
             .into_iter()
-            .filter(|((topic, _), _)| *topic == settings.switches_topic)
-            .map(|((_, p), high)| (p, high))
+            .map(|((topic, p), high)| ((store.feed_of(&topic), p), high))
             .collect();
-        store
-            .wait_applied(&switch_ends, Duration::from_secs(30))
-            .await?;
+        store.wait_applied(&ends, Duration::from_secs(30)).await?;
         tracing::info!(switches = store.switches.read().len(), topic = %settings.switches_topic, "deflection switches loaded");
         Ok(store)
     }
@@ -116,17 +120,18 @@ impl SwitchStore {
                 }
             };
             let payload = message.payload().unwrap_or_default();
-            if message.topic() == self.switches_topic {
+            let (feed, p, o) = (
+                self.feed_of(message.topic()),
+                message.partition(),
+                message.offset(),
+            );
+            if feed == Feed::Switches {
                 match serde_json::from_slice::<DeflectionSwitch>(payload) {
                     Ok(switch) => self.apply(switch),
                     Err(e) => {
                         tracing::warn!(error = %e, offset = message.offset(), "unreadable switch record skipped")
                     }
                 }
-                let (p, o) = (message.partition(), message.offset());
-                self.applied.send_modify(|applied| {
-                    applied.insert(p, o);
-                });
             } else if let Ok(record) = serde_json::from_slice::<AuditRecord>(payload) {
                 let mut audit = self.audit.write();
                 audit.push_back(record);
@@ -134,6 +139,17 @@ impl SwitchStore {
                     audit.pop_front();
                 }
             }
+            self.applied.send_modify(|applied| {
+                applied.insert((feed, p), o);
+            });
+        }
+    }
+
+    fn feed_of(&self, topic: &str) -> Feed {
+        if topic == self.switches_topic {
+            Feed::Switches
+        } else {
+            Feed::Audit
         }
     }
 
@@ -156,18 +172,20 @@ impl SwitchStore {
 
     async fn wait_applied(
         &self,
-        ends: &HashMap<i32, i64>,
+        ends: &HashMap<(Feed, i32), i64>,
         timeout: Duration,
     ) -> Result<(), SwitchError> {
         let mut applied = self.applied.subscribe();
-        let caught_up = |a: &HashMap<i32, i64>| {
+        let caught_up = |a: &HashMap<(Feed, i32), i64>| {
             ends.iter()
                 .all(|(p, end)| *end <= 0 || a.get(p).is_some_and(|o| *o >= end - 1))
         };
         tokio::time::timeout(timeout, applied.wait_for(caught_up))
             .await
             .map_err(|_| {
-                SwitchError::Unavailable("the switches topic could not be read back in time".into())
+                SwitchError::Unavailable(
+                    "the switches and audit topics could not be read back in time".into(),
+                )
             })?
             .map_err(|_| SwitchError::Unavailable("the switch follower stopped".into()))?;
         Ok(())
@@ -249,16 +267,25 @@ impl SwitchStore {
             after: next.clone(),
         };
         let audit = serde_json::to_vec(&audit).map_err(|e| unavailable("encoding", e))?;
-        self.producer
+        let (audit_partition, audit_offset) = self
+            .producer
             .send(
                 FutureRecord::to(&self.audit_topic).key(id).payload(&audit),
                 CONFIRM_TIMEOUT,
             )
             .await
+            .map(|delivery| (delivery.partition, delivery.offset))
             .map_err(|(e, _)| unavailable("writing the audit record", e))?;
-        // Confirmed only when read back as the winning version.
-        self.wait_applied(&HashMap::from([(partition, offset + 1)]), CONFIRM_TIMEOUT)
-            .await?;
+        // Confirmed only when read back as the winning version, with its audit record
+        // (so a caller reading the audit trail next finds it).
+        self.wait_applied(
+            &HashMap::from([
+                ((Feed::Switches, partition), offset + 1),
+                ((Feed::Audit, audit_partition), audit_offset + 1),
+            ]),
+            CONFIRM_TIMEOUT,
+        )
+        .await?;
         match self.get(id) {
             Some(stored) if stored == next => Ok(next),
             stored => Err(SwitchError::VersionConflict {
