@@ -501,16 +501,16 @@ sinks = []
     let wall = browser(&webdriver, &dir.path().join("profile-wall")).await;
     let supervisor = browser(&webdriver, &dir.path().join("profile-supervisor")).await;
 
-    wall.goto(&format!("{}/wall#token={VIEWER_TOKEN}", vigie.base))
+    wall.goto(&format!("{}/wall?lang=en#token={VIEWER_TOKEN}", vigie.base))
         .await
         .expect("open the wall");
     let banner = wait_for(
         "the wall shows the firing alert as a banner",
         async || text_of(&wall, "#alerts .alert.critical").await,
-        |t| t.contains("abandon_rate of total"),
+        |t| t.starts_with("All channels — Abandon rate"),
     )
     .await;
-    assert!(banner.contains("above 1.0 %"), "{banner}");
+    assert!(banner.ends_with("(threshold 1.0%)"), "{banner}");
 
     supervisor
         .goto(&format!(

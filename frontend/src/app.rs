@@ -371,7 +371,7 @@ fn AlertBanner() -> impl IntoView {
                                 .map(|who| format!(" — {} {who}", c.t(Text::AcknowledgedBy)));
                             view! {
                                 <div class=class>
-                                    <strong>{alert.summary.clone()}</strong>
+                                    <strong>{crate::format::alert_line(&alert, c.lang.get())}</strong>
                                     {acked}
                                 </div>
                             }

@@ -83,6 +83,54 @@ pub fn count(n: u64) -> String {
     out
 }
 
+/// An alert as one line in the page's language: where, what, the value and the
+/// threshold, e.g. `Téléphone — Niveau de service 62 % (seuil 80 %)`. KPIs without a
+/// label of their own keep the server's summary.
+pub fn alert_line(alert: &vigie_proto::Alert, lang: Lang) -> String {
+    enum Unit {
+        Rate,
+        Duration,
+        Count,
+    }
+    let (label, unit) = match alert.kpi.as_str() {
+        "service_level" => (Text::ServiceLevel, Unit::Rate),
+        "answer_rate" => (Text::AnswerRate, Unit::Rate),
+        "abandon_rate" => (Text::AbandonRate, Unit::Rate),
+        "once_and_done_rate" => (Text::OnceAndDone, Unit::Rate),
+        "cross_channel_repeat_rate" => (Text::CrossChannel, Unit::Rate),
+        "asa" => (Text::Asa, Unit::Duration),
+        "oldest_wait" => (Text::OldestWait, Unit::Duration),
+        "in_queue" => (Text::InQueue, Unit::Count),
+        _ => return alert.summary.clone(),
+    };
+    let show = |v: f64| match unit {
+        Unit::Rate => percent(Some(v), lang),
+        Unit::Duration => duration(Some(v)),
+        Unit::Count => count(v.max(0.0) as u64),
+    };
+    let scope = if alert.scope.is_empty() || alert.scope == "total" {
+        lang.text(Text::Total).to_string()
+    } else {
+        alert
+            .scope
+            .split_whitespace()
+            .map(|part| match part.split_once('=') {
+                Some(("channel", c)) => crate::i18n::channel_name(lang, c),
+                Some((_, value)) => value.to_string(),
+                None => part.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(" · ")
+    };
+    let value = alert.value.map_or_else(|| "–".to_string(), show);
+    format!(
+        "{scope} — {} {value} ({} {})",
+        lang.text(label),
+        lang.text(Text::Threshold),
+        show(alert.threshold)
+    )
+}
+
 /// Whether the numbers on screen can be trusted as live, and if not, why.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Freshness {
@@ -164,6 +212,52 @@ mod tests {
         assert_eq!(wait_range(w(3_600_000, Some(7_300_000))), "1–3 h");
         assert_eq!(wait_range(w(300_000, Some(290_000))), "5 min");
         assert_eq!(wait_range(None), "–");
+    }
+
+    #[test]
+    fn alerts_read_in_the_page_language() {
+        let alert = vigie_proto::Alert {
+            id: "sl.1".into(),
+            rule: "sl".into(),
+            severity: vigie_proto::Severity::Critical,
+            state: vigie_proto::AlertState::Firing,
+            summary: "service_level of channel=phone over 15m is 62.0 %, below 80.0 %".into(),
+            since: 0,
+            acknowledged_by: None,
+            kpi: "service_level".into(),
+            scope: "channel=phone queue=billing".into(),
+            value: Some(0.62),
+            threshold: 0.8,
+            clear: 0.85,
+            acknowledged_at: None,
+            ack_note: None,
+            resolved_at: None,
+            sinks: Vec::new(),
+        };
+        assert_eq!(
+            alert_line(&alert, Lang::Fr),
+            "Téléphone · billing — Niveau de service 62\u{202f}% (seuil 80\u{202f}%)"
+        );
+        let stuck = vigie_proto::Alert {
+            kpi: "oldest_wait".into(),
+            scope: "total".into(),
+            value: Some(725_000.0),
+            threshold: 600_000.0,
+            ..alert.clone()
+        };
+        assert_eq!(
+            alert_line(&stuck, Lang::En),
+            "All channels — Oldest wait 12 min 05 (threshold 10 min 00)"
+        );
+        let lag = vigie_proto::Alert {
+            kpi: "consumer_lag".into(),
+            ..alert.clone()
+        };
+        assert_eq!(
+            alert_line(&lag, Lang::En),
+            alert.summary,
+            "no label: the server's line"
+        );
     }
 
     #[test]

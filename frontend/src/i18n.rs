@@ -81,6 +81,7 @@ texts! {
     Formula => "Formula", "Formule";
     WindowLabel => "Window", "Fenêtre";
     TargetLabel => "target", "objectif";
+    Threshold => "threshold", "seuil";
     Switches => "Deflection switches", "Aiguillages de débordement";
     Channel => "Channel", "Canal";
     DeflectTo => "Deflect to", "Vers";

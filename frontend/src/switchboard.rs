@@ -414,7 +414,7 @@ fn AlertList() -> impl IntoView {
                         };
                         view! {
                             <div class=format!("alert-row {:?}", alert.state).to_lowercase()>
-                                <span>{alert.summary.clone()}</span>
+                                <span>{crate::format::alert_line(&alert, c.lang.get())}</span>
                                 <span class="since">{clock(alert.since, c.lang.get().code())}</span>
                                 {alert.acknowledged_by.clone().map(|who| format!("{} {who}", c.t(Text::AcknowledgedBy)))}
                                 <Show when=move || firing && can_ack()>
