@@ -54,20 +54,24 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A process killed when the test ends, whatever way it ends.
+/// chromedriver and the browsers it started (its process group), killed when the test
+/// ends whatever way it ends: a failed test leaves no Chromium behind.
 struct Killed(Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.0.wait();
     }
 }
 
-/// chromedriver on a free port.
+/// chromedriver on a free port, in a process group of its own.
 fn start_chromedriver() -> (Killed, String) {
+    use std::os::unix::process::CommandExt;
     let port = free_port();
     let child = Command::new("chromedriver")
+        .process_group(0)
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
