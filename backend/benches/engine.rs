@@ -5,7 +5,7 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use prost::Message;
-use vigie::engine::{Engine, EngineConfig, SnapshotQuery};
+use vigie::engine::{Engine, EngineConfig, SnapshotQuery, TrendShape};
 use vigie::event::{decode_json, decode_proto, EventRecord};
 use vigie::replay::{replay, InputFormat};
 use vigie::simulate::{to_json, write_events, SimulationConfig, Simulator};
@@ -86,6 +86,13 @@ fn benches(c: &mut Criterion) {
         };
         g.bench_function(format!("snapshot_{window}"), |b| {
             b.iter(|| engine.snapshot(&query).expect("snapshot"))
+        });
+        // The last hour, one point a minute, of the same window (the sparklines).
+        g.bench_function(format!("trend_{window}"), |b| {
+            b.iter(|| {
+                vigie::engine::build_trend(&[&engine], &query, TrendShape::default())
+                    .expect("trend")
+            })
         });
     }
     g.finish();

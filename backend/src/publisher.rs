@@ -65,6 +65,8 @@ pub struct Publisher {
 const EFFECTS_EVERY: Duration = Duration::from_secs(1);
 /// Trend points are a minute apart: refreshing the sparklines every 5 s is plenty.
 const TREND_EVERY: Duration = Duration::from_secs(5);
+/// How soon a new subscription gets its first trend.
+const TREND_CHECK: Duration = Duration::from_millis(200);
 
 impl std::fmt::Debug for Publisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -127,7 +129,8 @@ impl Publisher {
         }
         let query = query_of(&sub)?;
         let frame = self.render(&sub, &query)?;
-        let trend = self.render_trend(&sub, &query)?;
+        // Filled within a trend round (see `run_trends`): a trend costs tens of ms.
+        let trend = Frame::from_static("");
         let (tx, snapshots) = watch::channel(frame);
         let (trend_tx, trend) = watch::channel(trend);
         topics.insert(
@@ -219,9 +222,6 @@ impl Publisher {
         // Traffic arrived since the effects were last computed (they are recomputed at
         // most once a second, so a change inside that second must not be forgotten).
         let mut effects_stale = false;
-        // Likewise for the trends (every 5 s at most).
-        let mut trends_stale = false;
-        let mut trend_at = tokio::time::Instant::now();
         let mut alert_changes = self.alerts.get().map(|service| service.subscribe());
         loop {
             tokio::select! {
@@ -261,45 +261,67 @@ impl Publisher {
             let change = self.engines.change_counter();
             let snapshots = change != last_change;
             last_change = change;
-            trends_stale |= snapshots;
-            let trends = trends_stale && trend_at.elapsed() >= TREND_EVERY;
-            if trends {
-                trend_at = tokio::time::Instant::now();
-                trends_stale = false;
-            }
-            if snapshots || trends {
-                self.publish_snapshots(snapshots, trends);
+            if snapshots {
+                self.publish_snapshots();
             }
         }
     }
 
-    /// Snapshots of every subscription when `snapshots`, their trends when `trends`.
-    fn publish_snapshots(&self, snapshots: bool, trends: bool) {
+    /// Computes the trends, apart from the snapshot ticks (a trend takes tens of ms): a
+    /// new subscription's at once, every subscription's every 5 s while traffic flows.
+    pub async fn run_trends(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(TREND_CHECK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_change = u64::MAX;
+        let mut round_at = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            let change = self.engines.change_counter();
+            let all = change != last_change && round_at.elapsed() >= TREND_EVERY;
+            let work: Vec<(Subscription, SnapshotQuery, watch::Sender<Frame>)> = {
+                let topics = self.topics.lock();
+                topics
+                    .iter()
+                    .filter(|(_, t)| all || t.trend_tx.borrow().is_empty())
+                    .map(|(s, t)| (s.clone(), t.query.clone(), t.trend_tx.clone()))
+                    .collect()
+            };
+            if all {
+                last_change = change;
+                round_at = tokio::time::Instant::now();
+            }
+            if work.is_empty() {
+                continue;
+            }
+            let me = self.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                for (sub, query, tx) in work {
+                    if let Ok(frame) = me.render_trend(&sub, &query) {
+                        tx.send_if_modified(|current| replace_if_different(current, frame));
+                    }
+                }
+            })
+            .await;
+        }
+    }
+
+    /// The snapshot of every subscription.
+    fn publish_snapshots(&self) {
         // Compute outside the lock: subscribing clients must not wait for a whole round.
-        type Work = (
-            Subscription,
-            SnapshotQuery,
-            watch::Sender<Frame>,
-            watch::Sender<Frame>,
-        );
-        let work: Vec<Work> = {
+        let work: Vec<(Subscription, SnapshotQuery, watch::Sender<Frame>)> = {
             let mut topics = self.topics.lock();
             topics.retain(|_, t| t.tx.receiver_count() > 0);
             topics
                 .iter()
-                .map(|(s, t)| (s.clone(), t.query.clone(), t.tx.clone(), t.trend_tx.clone()))
+                .map(|(s, t)| (s.clone(), t.query.clone(), t.tx.clone()))
                 .collect()
         };
-        for (sub, query, tx, trend_tx) in work {
-            if snapshots {
-                if let Ok(frame) = self.render(&sub, &query) {
-                    tx.send_if_modified(|current| replace_if_different(current, frame));
-                }
-            }
-            if trends {
-                if let Ok(frame) = self.render_trend(&sub, &query) {
-                    trend_tx.send_if_modified(|current| replace_if_different(current, frame));
-                }
+        for (sub, query, tx) in work {
+            if let Ok(frame) = self.render(&sub, &query) {
+                tx.send_if_modified(|current| replace_if_different(current, frame));
             }
         }
     }

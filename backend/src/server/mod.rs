@@ -146,10 +146,12 @@ pub fn router(state: AppState) -> Router {
 pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
     let publisher = tokio::spawn(state.publisher.clone().run(shutdown.clone()));
+    let trends = tokio::spawn(state.publisher.clone().run_trends(shutdown.clone()));
     let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await;
     let _ = publisher.await;
+    let _ = trends.await;
     served
 }
 

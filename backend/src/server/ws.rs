@@ -116,7 +116,8 @@ async fn serve_client(
     }
     let closing = loop {
         let mut stalled = false;
-        for frame in outbox.drain(..) {
+        // An empty frame is a message not computed yet (a new subscription's trend).
+        for frame in outbox.drain(..).filter(|f| !f.as_str().is_empty()) {
             match tokio::time::timeout(SEND_TIMEOUT, sink.send(send(frame))).await {
                 Ok(Ok(())) => heartbeat.reset(),
                 Ok(Err(_)) => return Closing::ClientLeft, // connection gone
