@@ -37,6 +37,13 @@ impl Ctx {
             .unwrap_or(Role::Viewer)
     }
 
+    /// The targets tiles are coloured against (defaults until the server's are loaded).
+    pub fn targets(&self) -> vigie_proto::Targets {
+        self.info
+            .with(|i| i.as_ref().map(|i| i.targets.clone()))
+            .unwrap_or_default()
+    }
+
     pub fn freshness(&self) -> Freshness {
         self.live.freshness()
     }

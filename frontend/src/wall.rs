@@ -85,20 +85,16 @@ fn Tile(channel: Option<String>) -> impl IntoView {
     let sl_target = {
         let channel = channel.clone();
         Memo::new(move |_| {
-            c.info.with(|info| {
-                let targets = info.as_ref().map(|i| i.targets.clone()).unwrap_or_default();
-                c.live.snapshot.with(|s| {
-                    let empty = Default::default();
-                    let by_channel = s.as_ref().map_or(&empty, |s| &s.by_channel);
-                    service_level_target(&targets, channel.as_deref(), by_channel.iter())
-                })
+            let targets = c.targets();
+            c.live.snapshot.with(|s| {
+                let empty = Default::default();
+                let by_channel = s.as_ref().map_or(&empty, |s| &s.by_channel);
+                service_level_target(&targets, channel.as_deref(), by_channel.iter())
             })
         })
     };
     let levels = Memo::new(move |_| {
-        let targets = c
-            .info
-            .with(|i| i.as_ref().map(|i| i.targets.clone()).unwrap_or_default());
+        let targets = c.targets();
         kpis.with(|k| {
             k.as_ref()
                 .map(|k| TileLevels::of(k, sl_target.get(), &targets))
@@ -150,17 +146,6 @@ fn Tile(channel: Option<String>) -> impl IntoView {
             level_of(|l| l.answer_rate)
         }
     };
-    let oldest_level = move || {
-        let targets = c
-            .info
-            .with(|i| i.as_ref().map(|i| i.targets.clone()).unwrap_or_default());
-        let level = at_most(
-            value(|k| k.oldest_wait_ms.map(|ms| ms as f64)),
-            targets.oldest_wait_warning_ms as f64,
-            targets.oldest_wait_breach_ms as f64,
-        );
-        format!("value {}", level.class())
-    };
     let show_formulas = RwSignal::new(false);
     let formulas_shown = move || show_formulas.get() || c.view.with(|v| v.formulas);
     let data_channel = channel.clone().unwrap_or_else(|| "total".into());
@@ -202,7 +187,7 @@ fn Tile(channel: Option<String>) -> impl IntoView {
                     {move || kpis.with(|k| k.as_ref().map_or("–".into(), |k| count(k.in_queue)))}
                 </dd>
                 <dt>{move || c.t(Text::OldestWait)}</dt>
-                <dd class=oldest_level data-kpi="oldest_wait">
+                <dd class=move || level_of(|l| l.oldest_wait) data-kpi="oldest_wait">
                     {move || duration(value(|k| k.oldest_wait_ms.map(|ms| ms as f64)))}
                 </dd>
                 <dt>{move || c.t(Text::OnceAndDone)}</dt>
@@ -352,9 +337,7 @@ fn QueueTable() -> impl IntoView {
                 </thead>
                 <tbody>
                     {move || {
-                        let targets = c
-                            .info
-                            .with(|i| i.as_ref().map(|i| i.targets.clone()).unwrap_or_default());
+                        let targets = c.targets();
                         rows()
                             .into_iter()
                             .map(|(name, q)| {
