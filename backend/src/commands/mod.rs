@@ -82,6 +82,11 @@ pub async fn run_pipeline(
         .with_alerts(alerts)
         .with_auth(vigie::server::Auth::start(auth, shutdown.clone()).await?)
         .with_cockpit(vigie::server::cockpit::Cockpit::from_settings(settings));
+    if kafka.partials {
+        vigie::partials::start(kafka, engines.clone(), status.clone(), shutdown.clone())
+            .await
+            .context("starting scale-out (kafka.partials)")?;
+    }
     let http = start_http(listen, state).await?;
     let consumed = vigie::ingest::run_consumer(kafka, engines, status, shutdown.clone()).await;
     shutdown.cancel();

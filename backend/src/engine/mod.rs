@@ -20,6 +20,7 @@ mod aggregate;
 mod containment;
 mod customer;
 mod interaction;
+pub mod partial;
 mod set;
 mod snapshot;
 mod store;
