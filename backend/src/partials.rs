@@ -71,6 +71,96 @@ pub struct PartialsStats {
     pub unreadable: std::sync::atomic::AtomicU64,
 }
 
+/// Claims partitions in the partials topic from the consumer's rebalance callback.
+pub struct Claimer {
+    producer: FutureProducer,
+    topic: String,
+    source_topic: String,
+    id: String,
+}
+
+impl std::fmt::Debug for Claimer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Claimer")
+            .field("topic", &self.topic)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Claimer {
+    pub fn new(settings: &KafkaSettings) -> Result<Claimer, rdkafka::error::KafkaError> {
+        Ok(Claimer {
+            producer: client_config(settings)
+                .set("message.timeout.ms", "10000")
+                .set("enable.idempotence", "true")
+                .create()?,
+            topic: settings.partials_topic.clone(),
+            source_topic: settings.topic.clone(),
+            id: instance_id(settings),
+        })
+    }
+
+    /// Produces the claim of `partition` and waits for it: its offset is the new epoch.
+    /// Blocks (it runs in the rebalance callback, before the partition is consumed).
+    pub fn claim(&self, partition: i32) -> Option<i64> {
+        let header = PartialHeader {
+            v: crate::engine::partial::PARTIAL_VERSION,
+            owner: self.id.clone(),
+            rebuilding: Some(0.0),
+            published_at: jiff::Timestamp::now().as_millisecond(),
+            ..PartialHeader::default()
+        };
+        let payload = serde_json::to_vec(&header).ok()?;
+        let key = format!("{}/{partition}", self.source_topic);
+        let record = FutureRecord::to(&self.topic)
+            .partition(PARTITION)
+            .key(&key)
+            .payload(&payload);
+        let sent = block_on(self.producer.send(record, Duration::from_secs(10)));
+        match sent {
+            Ok(delivery) => {
+                tracing::info!(
+                    partition,
+                    epoch = delivery.offset,
+                    "partition claimed in the partials"
+                );
+                Some(delivery.offset)
+            }
+            Err((error, _)) => {
+                tracing::warn!(%error, partition, "claiming the partition in the partials failed; the publisher retries");
+                None
+            }
+        }
+    }
+}
+
+/// Runs `future` to completion on this thread (the producer's own thread completes it).
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
+    }
+}
+
+/// `settings` with `instance_id` set (generated once if absent): every scale-out part
+/// of this process must use the same id.
+pub fn with_instance_id(mut settings: KafkaSettings) -> KafkaSettings {
+    settings.instance_id = Some(instance_id(&settings));
+    settings
+}
+
 /// This instance's name in the partials: configured, or host, pid and a random suffix.
 pub fn instance_id(settings: &KafkaSettings) -> String {
     settings.instance_id.clone().unwrap_or_else(|| {
@@ -249,22 +339,33 @@ impl Publisher {
                 .get(&partition)
                 .is_none_or(|o| !Arc::ptr_eq(&o.engine, &engine));
             if fresh {
-                match self.claim(partition).await {
-                    Some(epoch) => {
-                        tracing::info!(partition, epoch, "partition claimed in the partials");
-                        self.owned.insert(
-                            partition,
-                            Owned {
-                                engine: engine.clone(),
-                                epoch,
-                                last_header: None,
-                                last_sent: Instant::now(),
-                                retry: BTreeSet::new(),
-                            },
-                        );
-                    }
-                    None => continue,
-                }
+                // Claimed by the rebalance callback; else (its claim failed) claim now,
+                // and keep it only if the partition is still ours once claimed.
+                let epoch = match engine.partial_epoch() {
+                    Some(epoch) => epoch,
+                    None => match self.claim(partition).await {
+                        Some(epoch)
+                            if self
+                                .engines
+                                .get(partition)
+                                .is_some_and(|e| Arc::ptr_eq(&e, &engine)) =>
+                        {
+                            engine.set_partial_epoch(epoch);
+                            epoch
+                        }
+                        _ => continue,
+                    },
+                };
+                self.owned.insert(
+                    partition,
+                    Owned {
+                        engine: engine.clone(),
+                        epoch,
+                        last_header: None,
+                        last_sent: Instant::now(),
+                        retry: BTreeSet::new(),
+                    },
+                );
             }
             self.publish(partition).await;
         }
@@ -501,6 +602,7 @@ impl Follower {
                         let remote = RemotePartition {
                             owner: header.owner.clone(),
                             rebuilding: header.rebuilding,
+                            seen: std::time::Instant::now(),
                         };
                         let watermark = header.watermark;
                         let applied = self

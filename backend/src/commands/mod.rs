@@ -68,6 +68,7 @@ pub async fn run_pipeline(
     shutdown: CancellationToken,
 ) -> Result<()> {
     let auth = &settings.auth;
+    let kafka = &vigie::partials::with_instance_id(kafka.clone());
     // Whatever way this returns, everything else stops too.
     let _stop_all = shutdown.clone().drop_guard();
     // Refuse an unauthenticated API beyond loopback before connecting to anything.

@@ -73,7 +73,13 @@ pub struct RemotePartition {
     pub owner: String,
     /// Rebuild progress (0..1) while rebuilding, `None` once live.
     pub rebuilding: Option<f64>,
+    /// When its header was last read here: an owner republishes it at least every
+    /// [`crate::partials::KEEPALIVE`]; silent for [`OWNER_SILENT`], it is taken as gone.
+    pub seen: std::time::Instant,
 }
+
+/// A partition whose owner published nothing for this long counts as missing.
+pub const OWNER_SILENT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Where one partition of the merged view stands.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -150,7 +156,12 @@ impl IngestStatus {
                     let state = match (local.get(&p), cluster.remote.get(&p)) {
                         (Some(l), _) if l.is_rebuilt() => Coverage::Live,
                         (Some(l), _) => Coverage::Rebuilding(l.fraction()),
-                        (None, Some(r)) if r.owner == cluster.instance_id => Coverage::Missing,
+                        (None, Some(r))
+                            if r.owner == cluster.instance_id
+                                || r.seen.elapsed() > OWNER_SILENT =>
+                        {
+                            Coverage::Missing
+                        }
                         (None, Some(r)) => {
                             r.rebuilding.map_or(Coverage::Live, Coverage::Rebuilding)
                         }
@@ -267,6 +278,7 @@ mod tests {
         let remote = |owner: &str, rebuilding| RemotePartition {
             owner: owner.into(),
             rebuilding,
+            seen: std::time::Instant::now(),
         };
         s.update_cluster(|c| {
             c.remote.insert(1, remote("b", Some(0.5)));
@@ -291,5 +303,12 @@ mod tests {
         });
         assert!(s.is_ready());
         assert_eq!(s.rebuild_progress(), None);
+        s.update_cluster(|c| {
+            if let Some(r) = c.remote.get_mut(&2) {
+                r.seen -= OWNER_SILENT * 2;
+            }
+        });
+        assert!(!s.is_ready(), "an owner silent for too long is gone");
+        assert_eq!(s.partitions_report().map(|r| r.missing), Some(vec![2]));
     }
 }
