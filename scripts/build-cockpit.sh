@@ -16,7 +16,7 @@ cargo build -p vigie-cockpit --target wasm32-unknown-unknown --profile wasm-rele
 staging="$(mktemp -d)"
 trap 'rm -rf "$staging"' EXIT
 "$bindgen" --target web --no-typescript --out-dir "$staging" \
-  target/wasm32-unknown-unknown/wasm-release/vigie_cockpit.wasm
+  "${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/wasm-release/vigie_cockpit.wasm"
 cp frontend/static/* "$staging"/
 for file in "$staging"/*; do
   gzip -9 -n -k -f "$file"   # -n: no name or time stamp, so the output is reproducible

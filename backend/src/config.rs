@@ -123,6 +123,21 @@ pub struct KafkaSettings {
     pub max_clock_skew: Duration,
     /// librdkafka properties (security.protocol, sasl.*, ssl.*, ...), applied last.
     pub properties: BTreeMap<String, String>,
+    /// Scale-out: publish this instance's partitions as mergeable partials to
+    /// `partials_topic` and merge every instance's partials, so that several instances
+    /// in one group each serve the whole cockpit. Off: this instance shows only the
+    /// partitions it consumes (right for a single instance).
+    pub partials: bool,
+    /// Compacted topic of partials (key `<topic>/<partition>[/<chunk start>]`), created
+    /// with one partition if missing: its offsets order every owner's claim.
+    pub partials_topic: String,
+    /// How often changed partials are published (freshness of the merged view).
+    #[serde(with = "humantime_serde")]
+    pub partials_every: Duration,
+    /// Name of this instance in the partials (owner of its partitions); default:
+    /// host name, process id and a random suffix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
 }
 
 impl Default for KafkaSettings {
@@ -138,6 +153,10 @@ impl Default for KafkaSettings {
             rebuild_span: None,
             max_clock_skew: Duration::from_secs(300),
             properties: BTreeMap::new(),
+            partials: false,
+            partials_topic: "vigie.partials".into(),
+            partials_every: Duration::from_millis(250),
+            instance_id: None,
         }
     }
 }
@@ -732,6 +751,35 @@ impl Settings {
                 errors.push(format!("kafka.{key}: must not be empty"));
             }
         }
+        if k.partials {
+            if k.partials_topic.trim().is_empty() {
+                errors.push(
+                    "kafka.partials_topic: must not be empty (e.g. \"vigie.partials\")".into(),
+                );
+            }
+            for (key, other) in [
+                ("topic", &k.topic),
+                ("dlq_topic", &k.dlq_topic),
+                ("switches_topic", &k.switches_topic),
+                ("audit_topic", &k.audit_topic),
+            ] {
+                if k.partials_topic == *other {
+                    errors.push(format!("kafka.partials_topic: must differ from kafka.{key} (e.g. \"vigie.partials\")"));
+                }
+            }
+        }
+        if k.partials_every < Duration::from_millis(10)
+            || k.partials_every > Duration::from_secs(10)
+        {
+            errors
+                .push("kafka.partials_every: must be between 10ms and 10s (e.g. \"250ms\")".into());
+        }
+        if k.instance_id
+            .as_deref()
+            .is_some_and(|id| id.trim().is_empty() || id.contains('/'))
+        {
+            errors.push("kafka.instance_id: must not be empty nor contain '/' (e.g. \"vigie-0\"); remove it for a generated one".into());
+        }
         if k.topic == k.dlq_topic {
             errors.push(
                 "kafka.dlq_topic: must differ from kafka.topic (e.g. \"vigie.interactions.dlq\")"
@@ -1025,6 +1073,15 @@ mod tests {
             .expect_err("invalid");
         assert!(err.to_string().contains("kafka.dlq_topic"), "{err}");
         assert!(err.to_string().contains("kafka.brokers"), "{err}");
+        let err = load_toml("[kafka]\npartials = true\npartials_topic = \"vigie.interactions\"\npartials_every = \"1ms\"\ninstance_id = \"a/b\"\n")
+            .expect_err("invalid");
+        for key in [
+            "kafka.partials_topic",
+            "kafka.partials_every",
+            "kafka.instance_id",
+        ] {
+            assert!(err.to_string().contains(key), "{key}: {err}");
+        }
         let err = load_toml("[kafka]\npayload_format = \"xml\"\n").expect_err("invalid");
         assert!(err.to_string().contains("payload_format"), "{err}");
     }

@@ -22,6 +22,7 @@ pub mod deflection;
 pub mod engine;
 pub mod event;
 pub mod ingest;
+pub mod partials;
 pub mod publisher;
 pub mod replay;
 pub mod server;

@@ -341,10 +341,7 @@ pub fn status_report(engines: &EngineSet, status: &IngestStatus) -> StatusReport
         live: status.is_ready() && !status.is_stale(),
         rebuilding: status.rebuild_progress(),
         stale: status.is_stale(),
-        watermark: engines
-            .partitions()
-            .iter()
-            .filter_map(|p| engines.get(*p)?.watermark())
-            .max(),
+        watermark: engines.watermark(),
+        partitions: status.partitions_report(),
     }
 }

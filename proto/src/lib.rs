@@ -27,7 +27,7 @@ pub use snapshot::{
     Breakdown, DimensionKey, EstimatedWait, Kpis, QueueStatus, Snapshot, WindowBounds,
 };
 pub use switch::{AuditRecord, DeflectionSwitch, DeflectionTarget, FlipRequest, SwitchEffect};
-pub use ws::{ClientMessage, ServerMessage, StatusReport, Subscription};
+pub use ws::{ClientMessage, PartitionsReport, ServerMessage, StatusReport, Subscription};
 
 /// Generated protobuf types of `proto/interaction.proto` (package `vigie.v1`).
 #[allow(missing_debug_implementations, clippy::all)]

@@ -52,6 +52,24 @@ pub struct StatusReport {
     pub stale: bool,
     /// Newest event time seen, epoch ms.
     pub watermark: Option<i64>,
+    /// Scale-out (several instances merging partials): which partitions of the topic
+    /// the merged view holds live, and which it does not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<PartitionsReport>,
+}
+
+/// Coverage of the merged view: every partition is live, rebuilding, or missing.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PartitionsReport {
+    /// Partitions of the topic.
+    pub total: usize,
+    /// Partitions held live (rebuilt, by this instance or another).
+    pub live: usize,
+    /// Partitions whose owner is rebuilding them.
+    pub rebuilding: Vec<i32>,
+    /// Partitions without a live owner: never published yet, or their owner left and no
+    /// other has claimed them (the last known numbers are shown meanwhile).
+    pub missing: Vec<i32>,
 }
 
 /// Client → server.

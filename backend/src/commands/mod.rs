@@ -68,6 +68,7 @@ pub async fn run_pipeline(
     shutdown: CancellationToken,
 ) -> Result<()> {
     let auth = &settings.auth;
+    let kafka = &vigie::partials::with_instance_id(kafka.clone());
     // Whatever way this returns, everything else stops too.
     let _stop_all = shutdown.clone().drop_guard();
     // Refuse an unauthenticated API beyond loopback before connecting to anything.
@@ -82,6 +83,11 @@ pub async fn run_pipeline(
         .with_alerts(alerts)
         .with_auth(vigie::server::Auth::start(auth, shutdown.clone()).await?)
         .with_cockpit(vigie::server::cockpit::Cockpit::from_settings(settings));
+    if kafka.partials {
+        vigie::partials::start(kafka, engines.clone(), status.clone(), shutdown.clone())
+            .await
+            .context("starting scale-out (kafka.partials)")?;
+    }
     let http = start_http(listen, state).await?;
     let consumed = vigie::ingest::run_consumer(kafka, engines, status, shutdown.clone()).await;
     shutdown.cancel();

@@ -20,6 +20,7 @@ mod aggregate;
 mod containment;
 mod customer;
 mod interaction;
+pub mod partial;
 mod set;
 mod snapshot;
 mod store;
@@ -149,6 +150,8 @@ pub struct Engine {
     next_sweep: AtomicI64,
     next_customer_sweep: AtomicI64,
     stats: EngineStats,
+    /// Scale-out: the epoch of this engine's claim in the partials topic (`NO_WATERMARK`: none).
+    partial_epoch: AtomicI64,
 }
 
 impl Engine {
@@ -174,12 +177,24 @@ impl Engine {
             next_sweep: AtomicI64::new(i64::MIN),
             next_customer_sweep: AtomicI64::new(i64::MIN),
             stats: EngineStats::default(),
+            partial_epoch: AtomicI64::new(NO_WATERMARK),
             cfg,
         }
     }
 
     pub fn config(&self) -> &EngineConfig {
         &self.cfg
+    }
+
+    /// Scale-out: records the epoch of this partition's claim in the partials topic.
+    pub fn set_partial_epoch(&self, epoch: i64) {
+        self.partial_epoch.store(epoch, Ordering::Release);
+    }
+
+    /// The epoch of this partition's claim, once claimed.
+    pub fn partial_epoch(&self) -> Option<i64> {
+        let e = self.partial_epoch.load(Ordering::Acquire);
+        (e != NO_WATERMARK).then_some(e)
     }
 
     pub fn stats(&self) -> &EngineStats {

@@ -4,9 +4,14 @@
 //! A partition's state is created empty when the partition is assigned (then rebuilt
 //! by replaying it) and dropped when it is revoked, so a rebalance never double
 //! counts or keeps a stale share.
+//!
+//! Scale-out: it also owns the [`Replica`]s of partitions other instances consume
+//! (fed from the partials topic). Snapshots and trends merge, per partition, exactly
+//! one source: the local engine when this instance consumes it, else the replica, so
+//! the merged view never counts a partition twice.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -14,19 +19,23 @@ use vigie_proto::Snapshot;
 
 use vigie_proto::Trend;
 
+use super::partial::Replica;
+use super::snapshot::{build_snapshot_of, Source};
 use super::symbols::Sym;
-use super::{
-    build_snapshot, build_trend, Dimension, Engine, EngineConfig, SnapshotQuery, Symbols,
-    TrendShape, WindowError,
-};
+use super::trend::build_trend_of;
+use super::{Dimension, Engine, EngineConfig, SnapshotQuery, Symbols, TrendShape, WindowError};
 
 #[derive(Debug)]
 pub struct EngineSet {
     cfg: EngineConfig,
     symbols: Arc<Symbols>,
     partitions: RwLock<BTreeMap<i32, Arc<Engine>>>,
-    /// Bumped on every assignment and revocation.
+    /// Bumped on every assignment and revocation, and every change of a replica.
     generation: AtomicU64,
+    /// Replicas of partitions, from the partials topic (scale-out only).
+    replicas: RwLock<BTreeMap<i32, Replica>>,
+    /// New engines track their changed chunks, for publishing partials.
+    partials: AtomicBool,
 }
 
 impl EngineSet {
@@ -36,7 +45,40 @@ impl EngineSet {
             symbols: Arc::default(),
             partitions: RwLock::new(BTreeMap::new()),
             generation: AtomicU64::new(0),
+            replicas: RwLock::new(BTreeMap::new()),
+            partials: AtomicBool::new(false),
         }
+    }
+
+    /// Scale-out: engines track what changed, so it can be published as partials.
+    pub fn enable_partials(&self) {
+        self.partials.store(true, Ordering::Relaxed);
+        for engine in self.partitions.read().values() {
+            engine.track_changes();
+        }
+    }
+
+    /// The symbol table shared by every engine and replica.
+    pub fn symbols(&self) -> &Symbols {
+        &self.symbols
+    }
+
+    /// Changes the replica of `partition` (from the partials topic); the merged view
+    /// uses it while this instance does not consume the partition.
+    pub fn update_replica<T>(
+        &self,
+        partition: i32,
+        change: impl FnOnce(&mut Replica, &Symbols) -> T,
+    ) -> T {
+        let mut replicas = self.replicas.write();
+        let out = change(replicas.entry(partition).or_default(), &self.symbols);
+        self.generation.fetch_add(1, Ordering::Relaxed);
+        out
+    }
+
+    /// Reads the replica of `partition`, if any.
+    pub fn with_replica<T>(&self, partition: i32, read: impl FnOnce(&Replica) -> T) -> Option<T> {
+        self.replicas.read().get(&partition).map(read)
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -46,6 +88,9 @@ impl EngineSet {
     /// A fresh, empty engine for `partition` (replacing any previous one).
     pub fn assign(&self, partition: i32) -> Arc<Engine> {
         let engine = Arc::new(Engine::with_symbols(self.cfg.clone(), self.symbols.clone()));
+        if self.partials.load(Ordering::Relaxed) {
+            engine.track_changes();
+        }
         self.partitions.write().insert(partition, engine.clone());
         self.generation.fetch_add(1, Ordering::Relaxed);
         engine
@@ -75,6 +120,10 @@ impl EngineSet {
         events + self.generation.load(Ordering::Relaxed)
     }
 
+    fn local(&self) -> BTreeMap<i32, Arc<Engine>> {
+        self.partitions.read().clone()
+    }
+
     pub fn get(&self, partition: i32) -> Option<Arc<Engine>> {
         self.partitions.read().get(&partition).cloned()
     }
@@ -100,15 +149,14 @@ impl EngineSet {
 
     /// The last hour of `query`'s flow KPIs over every partition held.
     pub fn trend(&self, query: &SnapshotQuery, shape: TrendShape) -> Result<Trend, WindowError> {
-        let engines: Vec<Arc<Engine>> = self.partitions.read().values().cloned().collect();
-        if engines.is_empty() {
+        let engines = self.local();
+        let replicas = self.replicas.read();
+        let sources = merged(&engines, &replicas);
+        if sources.is_empty() {
             self.check_window(query)?;
+            return Ok(Trend::default());
         }
-        build_trend(
-            &engines.iter().map(|e| &**e).collect::<Vec<_>>(),
-            query,
-            shape,
-        )
+        build_trend_of(&self.cfg, &self.symbols, &sources, query, shape)
     }
 
     /// Values seen so far per dimension, sorted, at most `limit` per dimension.
@@ -141,11 +189,39 @@ impl EngineSet {
 
     /// One snapshot over every partition held.
     pub fn snapshot(&self, query: &SnapshotQuery) -> Result<Snapshot, WindowError> {
-        let engines: Vec<Arc<Engine>> = self.partitions.read().values().cloned().collect();
-        if engines.is_empty() {
+        let engines = self.local();
+        let replicas = self.replicas.read();
+        let sources = merged(&engines, &replicas);
+        if sources.is_empty() {
             // Same shape as an engine that has seen nothing (and the same window checks).
             return Engine::with_symbols(self.cfg.clone(), self.symbols.clone()).snapshot(query);
         }
-        build_snapshot(&engines.iter().map(|e| &**e).collect::<Vec<_>>(), query)
+        build_snapshot_of(&self.cfg, &self.symbols, &sources, query)
     }
+
+    /// Newest event time of the merged view.
+    pub fn watermark(&self) -> Option<i64> {
+        let engines = self.local();
+        let replicas = self.replicas.read();
+        merged(&engines, &replicas)
+            .iter()
+            .filter_map(Source::watermark)
+            .max()
+    }
+}
+
+/// One source per partition: the local engine if consumed here, else its replica
+/// (once its owner's header was seen).
+fn merged<'a>(
+    engines: &'a BTreeMap<i32, Arc<Engine>>,
+    replicas: &'a BTreeMap<i32, Replica>,
+) -> Vec<Source<'a>> {
+    let mut sources: Vec<Source<'a>> = engines.values().map(|e| Source::Local(e)).collect();
+    sources.extend(
+        replicas
+            .iter()
+            .filter(|(p, r)| r.has_header && !engines.contains_key(p))
+            .map(|(_, r)| Source::Remote(r)),
+    );
+    sources
 }

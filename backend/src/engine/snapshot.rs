@@ -9,6 +9,7 @@ use std::sync::Arc;
 use vigie_proto::{Breakdown, DimensionKey, Kpis, QueueStatus, Snapshot};
 
 use super::aggregate::{derive_kpis, estimate_wait, Aggregate};
+use super::partial::Replica;
 use super::symbols::{DimKey, FastHash, KeyId, Sym};
 use super::window::{window_end, WindowError, WindowSpec};
 use super::Engine;
@@ -132,8 +133,8 @@ struct Scope {
 }
 
 impl Scope {
-    fn add_waiting(&mut self, arrival_ts: i64) {
-        self.in_queue += 1;
+    fn add_waiting(&mut self, n: u64, arrival_ts: i64) {
+        self.in_queue += n;
         self.oldest_arrival = Some(
             self.oldest_arrival
                 .map_or(arrival_ts, |o| o.min(arrival_ts)),
@@ -180,6 +181,63 @@ impl Engine {
     }
 }
 
+/// What a merged view is built from: a partition consumed here, or the replica of a
+/// partition another instance consumes (scale-out).
+#[derive(Clone, Copy)]
+pub(super) enum Source<'a> {
+    Local(&'a Engine),
+    Remote(&'a Replica),
+}
+
+impl Source<'_> {
+    pub(super) fn watermark(&self) -> Option<i64> {
+        match self {
+            Source::Local(e) => e.watermark(),
+            Source::Remote(r) => r.header.watermark,
+        }
+    }
+
+    pub(super) fn collect(
+        &self,
+        from: i64,
+        to: i64,
+        out: &mut HashMap<KeyId, Aggregate, FastHash>,
+    ) {
+        match self {
+            Source::Local(e) => e.collect(from, to, out),
+            Source::Remote(r) => r.collect(from, to, out),
+        }
+    }
+
+    /// Calls `f(key, count, oldest arrival)` for the contacts in queue.
+    fn for_each_waiting(&self, mut f: impl FnMut(KeyId, u64, i64)) {
+        match self {
+            Source::Local(e) => {
+                for entry in e.waiting.iter() {
+                    let (arrival_ts, key_id) = *entry.value();
+                    f(key_id, 1, arrival_ts);
+                }
+            }
+            Source::Remote(r) => {
+                for &(key, n, oldest) in r.waiting() {
+                    f(key, n, oldest);
+                }
+            }
+        }
+    }
+
+    /// Late events, rejected records, duplicates.
+    fn counters(&self) -> [u64; 3] {
+        match self {
+            Source::Local(e) => {
+                let s = &e.stats;
+                [&s.late_events, &s.rejected, &s.duplicates].map(|a| a.load(Ordering::Relaxed))
+            }
+            Source::Remote(r) => [r.header.late_events, r.header.rejected, r.header.duplicates],
+        }
+    }
+}
+
 /// Builds one snapshot over several engines sharing one symbol table (one engine per
 /// Kafka partition): their contributions are merged by addition, their counters summed,
 /// and the window ends at the newest event time any of them has seen.
@@ -187,11 +245,23 @@ pub fn build_snapshot(engines: &[&Engine], query: &SnapshotQuery) -> Result<Snap
     let Some(first) = engines.first() else {
         return Ok(Snapshot::default());
     };
-    let (cfg, symbols) = (&first.cfg, &first.symbols);
     debug_assert!(
-        engines.iter().all(|e| Arc::ptr_eq(&e.symbols, symbols)),
+        engines
+            .iter()
+            .all(|e| Arc::ptr_eq(&e.symbols, &first.symbols)),
         "engines share one symbol table"
     );
+    let sources: Vec<Source<'_>> = engines.iter().map(|e| Source::Local(e)).collect();
+    build_snapshot_of(&first.cfg, &first.symbols, &sources, query)
+}
+
+/// [`build_snapshot`] over local engines and replicas interned in `symbols`.
+pub(super) fn build_snapshot_of(
+    cfg: &super::EngineConfig,
+    symbols: &super::Symbols,
+    sources: &[Source<'_>],
+    query: &SnapshotQuery,
+) -> Result<Snapshot, WindowError> {
     if let WindowSpec::Last(ms) = query.window {
         if ms > cfg.max_window_ms {
             return Err(WindowError::TooLong {
@@ -200,13 +270,13 @@ pub fn build_snapshot(engines: &[&Engine], query: &SnapshotQuery) -> Result<Snap
             });
         }
     }
-    let watermark = engines.iter().filter_map(|e| e.watermark()).max();
+    let watermark = sources.iter().filter_map(Source::watermark).max();
     let to = window_end(watermark);
     let bounds = query.window.bounds(to, &cfg.time_zone);
 
     let mut per_key: HashMap<KeyId, Aggregate, FastHash> = HashMap::default();
-    for engine in engines {
-        engine.collect(bounds.from, bounds.to, &mut per_key);
+    for source in sources {
+        source.collect(bounds.from, bounds.to, &mut per_key);
     }
     let keys = symbols.keys();
     let matches = query.filter.matcher(symbols);
@@ -228,42 +298,38 @@ pub fn build_snapshot(engines: &[&Engine], query: &SnapshotQuery) -> Result<Snap
             breakdown.entry(group(key)).or_default().agg.merge(agg, 1);
         }
     }
-    for entry in engines.iter().flat_map(|e| e.waiting.iter()) {
-        let (arrival_ts, key_id) = *entry.value();
-        let Some(key) = keys.get(key_id as usize).filter(|k| matches(k)) else {
-            continue;
-        };
-        total.add_waiting(arrival_ts);
-        by_channel
-            .entry(key.channel)
-            .or_default()
-            .add_waiting(arrival_ts);
-        by_queue
-            .entry(key.queue)
-            .or_default()
-            .add_waiting(arrival_ts);
-        if !query.breakdown.is_empty() {
-            breakdown
-                .entry(group(key))
+    for source in sources {
+        source.for_each_waiting(|key_id, n, arrival_ts| {
+            let Some(key) = keys.get(key_id as usize).filter(|k| matches(k)) else {
+                return;
+            };
+            total.add_waiting(n, arrival_ts);
+            by_channel
+                .entry(key.channel)
                 .or_default()
-                .add_waiting(arrival_ts);
-        }
+                .add_waiting(n, arrival_ts);
+            by_queue
+                .entry(key.queue)
+                .or_default()
+                .add_waiting(n, arrival_ts);
+            if !query.breakdown.is_empty() {
+                breakdown
+                    .entry(group(key))
+                    .or_default()
+                    .add_waiting(n, arrival_ts);
+            }
+        });
     }
 
     let name = |s: Sym| symbols.name(s).to_string();
     let window_ms = bounds.to - bounds.from;
-    let sum = |counter: fn(&Engine) -> &std::sync::atomic::AtomicU64| -> u64 {
-        engines
-            .iter()
-            .map(|e| counter(e).load(Ordering::Relaxed))
-            .sum()
-    };
+    let sum = |i: usize| -> u64 { sources.iter().map(|s| s.counters()[i]).sum() };
     Ok(Snapshot {
         window: bounds,
         watermark,
-        late_events: sum(|e| &e.stats.late_events),
-        rejected: sum(|e| &e.stats.rejected),
-        duplicates: sum(|e| &e.stats.duplicates),
+        late_events: sum(0),
+        rejected: sum(1),
+        duplicates: sum(2),
         total: total.kpis(to),
         by_channel: by_channel
             .iter()

@@ -9,7 +9,7 @@
 //! key) and even (minute, key) pairs hold a single effect: a cell (about 100 bytes)
 //! only pays off once it aggregates several effects (32 bytes each in the log).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::aggregate::{Aggregate, WaitQuantizer};
 use super::interaction::{Effect, Placed};
@@ -17,6 +17,9 @@ use super::symbols::{FastHash, KeyId};
 
 /// Bucket widths, finest first: seconds (effect log), 10 minutes, hours (cells).
 pub const LEVELS_MS: [i64; 3] = [1_000, 600_000, 3_600_000];
+
+/// Width of the chunks of the effect log published as partials (scale-out).
+pub const CHUNK_MS: i64 = 10_000;
 
 type Cells = HashMap<KeyId, Aggregate, FastHash>;
 
@@ -37,12 +40,21 @@ pub struct BucketStore {
     /// 10-minute and hour cells.
     cells: [BTreeMap<i64, Cells>; 2],
     quantizer: WaitQuantizer,
+    /// Starts of the [`CHUNK_MS`] chunks changed since last taken; `None`: not tracked
+    /// (single instance, no partials published).
+    dirty: Option<BTreeSet<i64>>,
 }
+
+/// One entry of the effect log, as exported in partials: (second, key, retraction, effect).
+pub type Exported = (i64, KeyId, bool, Effect);
 
 impl BucketStore {
     /// Adds (sign 1) or retracts (sign -1) one placed effect at every resolution.
     pub fn apply(&mut self, placed: &Placed, sign: i32) {
         let second = placed.ts.div_euclid(1_000) * 1_000;
+        if let Some(dirty) = &mut self.dirty {
+            dirty.insert(placed.ts.div_euclid(CHUNK_MS) * CHUNK_MS);
+        }
         let log = self.seconds.entry(second).or_default();
         let logged = Logged {
             key: placed.key,
@@ -95,6 +107,23 @@ impl BucketStore {
                     }
                 }
             }
+        }
+    }
+
+    /// Starts tracking the chunks that change (for partials).
+    pub fn track_changes(&mut self) {
+        self.dirty.get_or_insert_with(BTreeSet::new);
+    }
+
+    /// The chunks changed since the last call (empty when not tracked).
+    pub fn take_changed(&mut self) -> BTreeSet<i64> {
+        self.dirty.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// The effect log of `[start, end)`, in time order.
+    pub fn export(&self, start: i64, end: i64, out: &mut Vec<Exported>) {
+        for (second, log) in self.seconds.range(start..end) {
+            out.extend(log.iter().map(|l| (*second, l.key, l.retract, l.effect)));
         }
     }
 

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use vigie_proto::{Trend, TrendPoint};
 
 use super::aggregate::{derive_kpis, Aggregate};
-use super::snapshot::SnapshotQuery;
+use super::snapshot::{SnapshotQuery, Source};
 use super::symbols::{FastHash, KeyId, Sym};
 use super::window::{window_end, WindowError, WindowSpec};
 use super::Engine;
@@ -48,7 +48,18 @@ pub fn build_trend(
     let Some(first) = engines.first() else {
         return Ok(Trend::default());
     };
-    let (cfg, symbols) = (&first.cfg, &first.symbols);
+    let sources: Vec<Source<'_>> = engines.iter().map(|e| Source::Local(e)).collect();
+    build_trend_of(&first.cfg, &first.symbols, &sources, query, shape)
+}
+
+/// [`build_trend`] over local engines and replicas interned in `symbols`.
+pub(super) fn build_trend_of(
+    cfg: &super::EngineConfig,
+    symbols: &super::Symbols,
+    sources: &[Source<'_>],
+    query: &SnapshotQuery,
+    shape: TrendShape,
+) -> Result<Trend, WindowError> {
     if let WindowSpec::Last(ms) = query.window {
         if ms > cfg.max_window_ms {
             return Err(WindowError::TooLong {
@@ -57,7 +68,7 @@ pub fn build_trend(
             });
         }
     }
-    let Some(watermark) = engines.iter().filter_map(|e| e.watermark()).max() else {
+    let Some(watermark) = sources.iter().filter_map(Source::watermark).max() else {
         return Ok(Trend::default());
     };
     let end = window_end(Some(watermark));
@@ -84,8 +95,8 @@ pub fn build_trend(
     let mut segment: HashMap<KeyId, Aggregate, FastHash> = HashMap::default();
     for k in 1..cuts.len() {
         segment.clear();
-        for engine in engines {
-            engine.collect(cuts[k - 1], cuts[k], &mut segment);
+        for source in sources {
+            source.collect(cuts[k - 1], cuts[k], &mut segment);
         }
         let before = prefix.total[k - 1].clone();
         prefix.total[k] = before;

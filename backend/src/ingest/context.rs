@@ -18,6 +18,8 @@ pub struct IngestContext {
     engines: Arc<EngineSet>,
     status: Arc<IngestStatus>,
     rebuild_span_ms: i64,
+    /// Scale-out: claims each assigned partition in the partials topic.
+    claimer: Option<crate::partials::Claimer>,
 }
 
 impl IngestContext {
@@ -26,7 +28,16 @@ impl IngestContext {
             engines,
             status,
             rebuild_span_ms,
+            claimer: None,
         }
+    }
+
+    /// Scale-out: claim every assigned partition in the partials topic, from the
+    /// rebalance callback itself, so that a new owner's claim always follows (in the
+    /// topic) every claim of the partition's former owners.
+    pub fn with_claimer(mut self, claimer: crate::partials::Claimer) -> Self {
+        self.claimer = Some(claimer);
+        self
     }
 
     /// Sets each partition's start offset to the first record at or after `now − span`,
@@ -60,8 +71,14 @@ impl IngestContext {
                 }
             };
             let _ = tpl.set_partition_offset(topic, partition, Offset::Offset(start));
-            self.engines.assign(partition);
+            let engine = self.engines.assign(partition);
             self.status.track(partition, start, high);
+            if let Some(claimer) = &self.claimer {
+                // The publisher claims it later if this fails.
+                if let Some(epoch) = claimer.claim(partition) {
+                    engine.set_partial_epoch(epoch);
+                }
+            }
             tracing::info!(
                 partition,
                 start,

@@ -79,11 +79,15 @@ pub async fn run_consumer(
     status: Arc<IngestStatus>,
     shutdown: CancellationToken,
 ) -> Result<(), IngestError> {
-    let context = IngestContext::new(
+    let mut context = IngestContext::new(
         engines.clone(),
         status.clone(),
         rebuild_span_ms(settings, &engines),
     );
+    if settings.partials {
+        context = context
+            .with_claimer(crate::partials::Claimer::new(settings).map_err(IngestError::Client)?);
+    }
     let mut config = client_config(settings);
     config
         .set("group.id", &settings.group_id)

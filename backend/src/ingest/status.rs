@@ -1,10 +1,15 @@
 //! Owns what the consumer reports about itself: rebuild progress per partition,
 //! readiness, staleness (broker unreachable) and counters. Read by the API and logs.
+//!
+//! Scale-out: with partials on, it also holds what the other instances' partials say
+//! of the partitions this one does not consume ([`ClusterView`]); readiness then means
+//! "every partition of the topic is live here or in a live owner's partial".
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
+use vigie_proto::PartitionsReport;
 
 /// Replay progress of one assigned partition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,6 +26,15 @@ impl PartitionProgress {
     pub fn is_rebuilt(&self) -> bool {
         self.position >= self.target
     }
+
+    /// Share of this partition's replay done, 0..=1.
+    pub fn fraction(&self) -> f64 {
+        let total = (self.target - self.start).max(0);
+        if total == 0 {
+            return 1.0;
+        }
+        (self.position - self.start).clamp(0, total) as f64 / total as f64
+    }
 }
 
 /// Shared, lock-light status of the ingest task.
@@ -36,6 +50,43 @@ pub struct IngestStatus {
     pub dead_lettered: AtomicU64,
     /// Refused records that could not be written to the dead-letter topic either.
     pub dead_letter_failures: AtomicU64,
+    /// Scale-out: partials published and applied.
+    pub partials: crate::partials::PartialsStats,
+    /// Scale-out only: the merged view's coverage.
+    cluster: Mutex<Option<ClusterView>>,
+}
+
+/// What the partials say of every partition (scale-out).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ClusterView {
+    /// This instance's id (its own former partials do not count once it lost a partition).
+    pub instance_id: String,
+    /// Partitions of the topic; 0 until known.
+    pub partitions: usize,
+    /// The latest owner's header per partition.
+    pub remote: BTreeMap<i32, RemotePartition>,
+}
+
+/// A partition as its owner last published it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RemotePartition {
+    pub owner: String,
+    /// Rebuild progress (0..1) while rebuilding, `None` once live.
+    pub rebuilding: Option<f64>,
+    /// When its header was last read here: an owner republishes it at least every
+    /// [`crate::partials::KEEPALIVE`]; silent for [`OWNER_SILENT`], it is taken as gone.
+    pub seen: std::time::Instant,
+}
+
+/// A partition whose owner published nothing for this long counts as missing.
+pub const OWNER_SILENT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Where one partition of the merged view stands.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Coverage {
+    Live,
+    Rebuilding(f64),
+    Missing,
 }
 
 impl IngestStatus {
@@ -77,8 +128,89 @@ impl IngestStatus {
         self.partitions.lock().clone()
     }
 
-    /// Share of the replay done, 0..=1, over all partitions; `None` once every partition is live.
+    /// Turns on the merged view's coverage (scale-out).
+    pub fn enable_cluster(&self, instance_id: &str) {
+        *self.cluster.lock() = Some(ClusterView {
+            instance_id: instance_id.to_string(),
+            ..ClusterView::default()
+        });
+    }
+
+    /// Changes the merged view's coverage (no-op when scale-out is off).
+    pub fn update_cluster(&self, change: impl FnOnce(&mut ClusterView)) {
+        if let Some(cluster) = self.cluster.lock().as_mut() {
+            change(cluster);
+        }
+    }
+
+    /// Coverage of every partition of the topic, `None` without scale-out.
+    fn coverage(&self) -> Option<Vec<(i32, Coverage)>> {
+        let cluster = self.cluster.lock().clone()?;
+        let local = self.partitions.lock().clone();
+        let n = i32::try_from(cluster.partitions).unwrap_or(i32::MAX);
+        let mut ids: std::collections::BTreeSet<i32> = (0..n).collect();
+        ids.extend(local.keys());
+        Some(
+            ids.into_iter()
+                .map(|p| {
+                    let state = match (local.get(&p), cluster.remote.get(&p)) {
+                        (Some(l), _) if l.is_rebuilt() => Coverage::Live,
+                        (Some(l), _) => Coverage::Rebuilding(l.fraction()),
+                        (None, Some(r))
+                            if r.owner == cluster.instance_id
+                                || r.seen.elapsed() > OWNER_SILENT =>
+                        {
+                            Coverage::Missing
+                        }
+                        (None, Some(r)) => {
+                            r.rebuilding.map_or(Coverage::Live, Coverage::Rebuilding)
+                        }
+                        (None, None) => Coverage::Missing,
+                    };
+                    (p, state)
+                })
+                .collect(),
+        )
+    }
+
+    /// Scale-out: which partitions the merged view holds live; `None` without scale-out.
+    pub fn partitions_report(&self) -> Option<PartitionsReport> {
+        let coverage = self.coverage()?;
+        let mut report = PartitionsReport {
+            total: coverage.len(),
+            ..PartitionsReport::default()
+        };
+        for (p, c) in coverage {
+            match c {
+                Coverage::Live => report.live += 1,
+                Coverage::Rebuilding(_) => report.rebuilding.push(p),
+                Coverage::Missing => report.missing.push(p),
+            }
+        }
+        Some(report)
+    }
+
+    /// Share of the replay done, 0..=1, over all partitions; `None` once every partition
+    /// is live. Scale-out: the mean over the topic's partitions (a missing one counts 0).
     pub fn rebuild_progress(&self) -> Option<f64> {
+        if let Some(coverage) = self.coverage() {
+            if coverage.iter().all(|(_, c)| *c == Coverage::Live) && !coverage.is_empty() {
+                return None;
+            }
+            let done: f64 = coverage
+                .iter()
+                .map(|(_, c)| match c {
+                    Coverage::Live => 1.0,
+                    Coverage::Rebuilding(f) => *f,
+                    Coverage::Missing => 0.0,
+                })
+                .sum();
+            return Some(if coverage.is_empty() {
+                0.0
+            } else {
+                done / coverage.len() as f64
+            });
+        }
         let partitions = self.partitions.lock();
         if partitions.values().all(PartitionProgress::is_rebuilt) {
             return None;
@@ -94,8 +226,12 @@ impl IngestStatus {
         })
     }
 
-    /// Serving live: partitions assigned and all rebuilt.
+    /// Serving live: partitions assigned and all rebuilt. Scale-out: every partition of
+    /// the topic is live, here or in its owner's partial.
     pub fn is_ready(&self) -> bool {
+        if let Some(coverage) = self.coverage() {
+            return !coverage.is_empty() && coverage.iter().all(|(_, c)| *c == Coverage::Live);
+        }
         let partitions = self.partitions.lock();
         !partitions.is_empty() && partitions.values().all(PartitionProgress::is_rebuilt)
     }
@@ -129,5 +265,50 @@ mod tests {
         assert!(s.is_ready());
         s.untrack(0);
         assert!(s.is_ready());
+    }
+
+    #[test]
+    fn scale_out_readiness_needs_every_partition_live_somewhere() {
+        let s = IngestStatus::default();
+        s.enable_cluster("me");
+        assert!(!s.is_ready(), "partition count unknown");
+        s.update_cluster(|c| c.partitions = 3);
+        s.track(0, 0, 10);
+        s.advance(0, 9);
+        let remote = |owner: &str, rebuilding| RemotePartition {
+            owner: owner.into(),
+            rebuilding,
+            seen: std::time::Instant::now(),
+        };
+        s.update_cluster(|c| {
+            c.remote.insert(1, remote("b", Some(0.5)));
+        });
+        let r = s.partitions_report().expect("scale-out");
+        assert_eq!(
+            (r.total, r.live, r.rebuilding, r.missing),
+            (3, 1, vec![1], vec![2])
+        );
+        assert_eq!(s.rebuild_progress(), Some(0.5));
+        assert!(!s.is_ready());
+        s.update_cluster(|c| {
+            c.remote.insert(1, remote("b", None));
+            c.remote.insert(2, remote("me", None));
+        });
+        assert!(
+            !s.is_ready(),
+            "our own former partial of a partition we lost is not an owner"
+        );
+        s.update_cluster(|c| {
+            c.remote.insert(2, remote("c", None));
+        });
+        assert!(s.is_ready());
+        assert_eq!(s.rebuild_progress(), None);
+        s.update_cluster(|c| {
+            if let Some(r) = c.remote.get_mut(&2) {
+                r.seen -= OWNER_SILENT * 2;
+            }
+        });
+        assert!(!s.is_ready(), "an owner silent for too long is gone");
+        assert_eq!(s.partitions_report().map(|r| r.missing), Some(vec![2]));
     }
 }

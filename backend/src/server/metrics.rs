@@ -51,6 +51,55 @@ pub fn render(state: &AppState) -> String {
         "Records sent to the dead-letter topic.",
         counter(&status.dead_lettered),
     );
+    let partials = &status.partials;
+    for (name, help, value) in [
+        (
+            "vigie_partials_published_total",
+            "Partial records (chunks and headers) published to the partials topic.",
+            &partials.published,
+        ),
+        (
+            "vigie_partials_published_bytes_total",
+            "Bytes of partial records published.",
+            &partials.published_bytes,
+        ),
+        (
+            "vigie_partials_publish_failures_total",
+            "Partial records that could not be published (retried).",
+            &partials.publish_failures,
+        ),
+        (
+            "vigie_partials_applied_total",
+            "Partial records of every instance merged into the view.",
+            &partials.applied,
+        ),
+        (
+            "vigie_partials_fenced_total",
+            "Partial records of a former owner (older epoch), ignored.",
+            &partials.fenced,
+        ),
+        (
+            "vigie_partials_unreadable_total",
+            "Partial records that could not be read, skipped.",
+            &partials.unreadable,
+        ),
+    ] {
+        out.single(name, "counter", help, counter(value));
+    }
+    if let Some(report) = status.partitions_report() {
+        out.single(
+            "vigie_merged_partitions_live",
+            "gauge",
+            "Partitions of the topic held live in the merged view (scale-out).",
+            report.live as f64,
+        );
+        out.single(
+            "vigie_merged_partitions_missing",
+            "gauge",
+            "Partitions of the topic without a live owner (scale-out).",
+            report.missing.len() as f64,
+        );
+    }
     let engines: Vec<_> = state
         .engines
         .partitions()

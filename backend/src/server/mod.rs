@@ -215,11 +215,14 @@ async fn snapshot(
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let ready = state.status.is_ready();
-    let body = json!({
+    let mut body = json!({
         "ready": ready,
         "rebuilding": state.status.rebuild_progress(),
         "stale": state.status.is_stale(),
     });
+    if let Some(partitions) = state.status.partitions_report() {
+        body["partitions"] = json!(partitions);
+    }
     let code = if ready {
         StatusCode::OK
     } else {

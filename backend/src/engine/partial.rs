@@ -1,0 +1,582 @@
+//! Owns partials (scale-out): what one partition's engine publishes so that other
+//! instances can merge it, and the [`Replica`] an instance keeps of a partition it
+//! does not consume.
+//!
+//! A partial is exactly the engine's own aggregate state, not a summary of it:
+//! - the per-second effect log, cut in [`CHUNK_MS`] chunks ([`PartialChunk`]), dimension
+//!   keys as strings (each instance interns them in its own symbol table);
+//! - a [`PartialHeader`]: owner, epoch, rebuild progress, watermark, counters, and the
+//!   live queue state per dimension key (count and oldest arrival, all a snapshot needs).
+//!
+//! A replica rebuilds the 10-minute and hour cells from the chunks, so a merged snapshot
+//! covers a window exactly like a local engine does: the merged view is exact, not an
+//! approximation.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use super::aggregate::{Aggregate, WaitQuantizer};
+use super::interaction::{Effect, RepeatClass};
+use super::store::{cover, Exported, CHUNK_MS, LEVELS_MS};
+use super::symbols::{DimKey, FastHash, KeyId, Symbols};
+use super::Engine;
+
+/// Format version of partial records.
+pub const PARTIAL_VERSION: u32 = 1;
+
+/// A dimension key as strings: channel, queue, reason, segment, site.
+pub type WireKey = [String; 5];
+
+/// The state of one partition, besides its effect log.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PartialHeader {
+    pub v: u32,
+    /// Instance that consumes the partition.
+    pub owner: String,
+    /// Fencing epoch: the offset, in the partials topic, of the owner's claim record.
+    /// `None` in the claim itself (its epoch is its own offset).
+    pub epoch: Option<i64>,
+    /// Share of the rebuild done (0..1) while rebuilding; `None` once live.
+    pub rebuilding: Option<f64>,
+    pub watermark: Option<i64>,
+    pub late_events: u64,
+    pub rejected: u64,
+    pub duplicates: u64,
+    /// Contacts in queue per dimension key: (key, count, oldest arrival ts).
+    pub waiting: Vec<(WireKey, u64, i64)>,
+    /// Wall-clock time of publication, epoch ms (a dead owner's partial ages).
+    pub published_at: i64,
+}
+
+/// The effect log of one partition over `[start, start + CHUNK_MS)`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PartialChunk {
+    pub v: u32,
+    pub epoch: i64,
+    pub start: i64,
+    /// Keys referred to by index in `effects`.
+    pub keys: Vec<WireKey>,
+    /// `[ms offset of the second in the chunk, key index, code, value]`, see [`encode_effect`].
+    pub effects: Vec<[i64; 4]>,
+}
+
+/// Effect code flag of a retraction whose addition was evicted.
+const RETRACT: i64 = 64;
+
+/// Encodes an effect as (code, value): compact in JSON, and the decoder refuses unknown codes.
+fn encode_effect(effect: Effect) -> (i64, i64) {
+    let b = i64::from;
+    match effect {
+        Effect::Arrival { repeat: None } => (0, 0),
+        Effect::Arrival { repeat: Some(r) } => (1 + b(r.repeat) + 2 * b(r.cross_channel), 0),
+        Effect::Deflection => (5, 0),
+        Effect::Answer { wait_ms, sl_met } => (6 + sl_met.map_or(0, |m| 1 + b(m)), wait_ms),
+        Effect::Abandon {
+            wait_ms,
+            short,
+            sl_eligible,
+        } => (9 + b(short) + 2 * b(sl_eligible), wait_ms),
+        Effect::End {
+            handle_ms,
+            once_and_done,
+        } => (
+            13 + 3 * b(handle_ms.is_some()) + once_and_done.map_or(0, |o| 1 + b(o)),
+            handle_ms.unwrap_or(0),
+        ),
+    }
+}
+
+fn decode_effect(code: i64, value: i64) -> Option<Effect> {
+    let opt = |n: i64| match n {
+        0 => None,
+        n => Some(n == 2),
+    };
+    Some(match code {
+        0 => Effect::Arrival { repeat: None },
+        1..=4 => Effect::Arrival {
+            repeat: Some(RepeatClass {
+                repeat: (code - 1) & 1 == 1,
+                cross_channel: (code - 1) & 2 == 2,
+            }),
+        },
+        5 => Effect::Deflection,
+        6..=8 => Effect::Answer {
+            wait_ms: value,
+            sl_met: opt(code - 6),
+        },
+        9..=12 => Effect::Abandon {
+            wait_ms: value,
+            short: (code - 9) & 1 == 1,
+            sl_eligible: (code - 9) & 2 == 2,
+        },
+        13..=18 => Effect::End {
+            handle_ms: (code >= 16).then_some(value),
+            once_and_done: opt((code - 13) % 3),
+        },
+        _ => return None,
+    })
+}
+
+fn wire_key(symbols: &Symbols, key: &DimKey) -> WireKey {
+    [key.channel, key.queue, key.reason, key.segment, key.site].map(|s| symbols.name(s).to_string())
+}
+
+fn intern_key(symbols: &Symbols, key: &WireKey) -> KeyId {
+    let s = |i: usize| symbols.intern(Some(&key[i]));
+    symbols.key_id(DimKey {
+        channel: s(0),
+        queue: s(1),
+        reason: s(2),
+        segment: s(3),
+        site: s(4),
+    })
+}
+
+impl Engine {
+    /// Starts remembering which chunks change, for [`Engine::take_changed_chunks`].
+    pub fn track_changes(&self) {
+        for store in self.stores.iter() {
+            store.lock().track_changes();
+        }
+    }
+
+    /// Starts of the chunks changed since the last call.
+    pub fn take_changed_chunks(&self) -> std::collections::BTreeSet<i64> {
+        let mut all = std::collections::BTreeSet::new();
+        for store in self.stores.iter() {
+            all.append(&mut store.lock().take_changed());
+        }
+        all
+    }
+
+    /// The chunk of the effect log starting at `start` (a multiple of [`CHUNK_MS`]).
+    pub fn export_chunk(&self, start: i64, epoch: i64) -> PartialChunk {
+        let mut exported = Vec::new();
+        for store in self.stores.iter() {
+            store.lock().export(start, start + CHUNK_MS, &mut exported);
+        }
+        exported.sort_by_key(|e| e.0);
+        let keys_table = self.symbols.keys();
+        let mut index: HashMap<KeyId, i64, FastHash> = HashMap::default();
+        let mut keys = Vec::new();
+        let effects = exported
+            .into_iter()
+            .map(|(second, key, retract, effect)| {
+                let i = *index.entry(key).or_insert_with(|| {
+                    let wire = keys_table
+                        .get(key as usize)
+                        .map_or_else(Default::default, |k| wire_key(&self.symbols, k));
+                    keys.push(wire);
+                    keys.len() as i64 - 1
+                });
+                let (code, value) = encode_effect(effect);
+                [
+                    second - start,
+                    i,
+                    code + if retract { RETRACT } else { 0 },
+                    value,
+                ]
+            })
+            .collect();
+        PartialChunk {
+            v: PARTIAL_VERSION,
+            epoch,
+            start,
+            keys,
+            effects,
+        }
+    }
+
+    /// The header of this engine's partial (owner, epoch, progress and time are the caller's).
+    pub fn partial_header(&self) -> PartialHeader {
+        let keys_table = self.symbols.keys();
+        let mut per_key: BTreeMap<KeyId, (u64, i64)> = BTreeMap::new();
+        for entry in self.waiting.iter() {
+            let (arrival, key) = *entry.value();
+            let slot = per_key.entry(key).or_insert((0, arrival));
+            slot.0 += 1;
+            slot.1 = slot.1.min(arrival);
+        }
+        let stat = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        PartialHeader {
+            v: PARTIAL_VERSION,
+            watermark: self.watermark(),
+            late_events: stat(&self.stats.late_events),
+            rejected: stat(&self.stats.rejected),
+            duplicates: stat(&self.stats.duplicates),
+            waiting: per_key
+                .into_iter()
+                .filter_map(|(key, (n, oldest))| {
+                    Some((
+                        wire_key(&self.symbols, keys_table.get(key as usize)?),
+                        n,
+                        oldest,
+                    ))
+                })
+                .collect(),
+            ..PartialHeader::default()
+        }
+    }
+}
+
+type Cells = HashMap<KeyId, Aggregate, FastHash>;
+
+/// What an instance knows of a partition another instance consumes: the owner's last
+/// header and effect log, with the 10-minute and hour cells rebuilt from it.
+#[derive(Debug, Default)]
+pub struct Replica {
+    /// Highest epoch seen; anything older is a former owner's and ignored.
+    pub epoch: i64,
+    pub header: PartialHeader,
+    /// The header of `epoch` was seen (a chunk may come first).
+    pub has_header: bool,
+    chunks: BTreeMap<i64, Vec<Exported>>,
+    cells: [BTreeMap<i64, Cells>; 2],
+    waiting: Vec<(KeyId, u64, i64)>,
+    quantizer: WaitQuantizer,
+}
+
+/// Why a partial record was not applied.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PartialError {
+    #[error("partial format version {0} is not supported (expected {PARTIAL_VERSION})")]
+    Version(u32),
+    #[error("chunk start {0} is not a multiple of {CHUNK_MS} ms")]
+    Misaligned(i64),
+    #[error("effect {0} of the chunk is malformed (unknown code, key index or second)")]
+    BadEffect(usize),
+}
+
+impl Replica {
+    /// Moves to `epoch` if it is newer, forgetting the former owner's state; `false` if
+    /// `epoch` is older than the current one (a stale owner: ignore its record).
+    fn enter(&mut self, epoch: i64) -> bool {
+        if epoch < self.epoch {
+            return false;
+        }
+        if epoch > self.epoch {
+            *self = Replica {
+                epoch,
+                ..Replica::default()
+            };
+        }
+        true
+    }
+
+    /// Applies a header; `epoch` is the record's (from the claim's offset when absent).
+    /// Returns `false` for a stale owner's header.
+    pub fn apply_header(
+        &mut self,
+        header: PartialHeader,
+        epoch: i64,
+        symbols: &Symbols,
+    ) -> Result<bool, PartialError> {
+        if header.v != PARTIAL_VERSION {
+            return Err(PartialError::Version(header.v));
+        }
+        if !self.enter(epoch) {
+            return Ok(false);
+        }
+        self.waiting = header
+            .waiting
+            .iter()
+            .map(|(key, n, oldest)| (intern_key(symbols, key), *n, *oldest))
+            .collect();
+        self.header = header;
+        self.has_header = true;
+        Ok(true)
+    }
+
+    /// Replaces one chunk of the effect log; `false` for a stale owner's chunk.
+    pub fn apply_chunk(
+        &mut self,
+        chunk: &PartialChunk,
+        symbols: &Symbols,
+    ) -> Result<bool, PartialError> {
+        if chunk.v != PARTIAL_VERSION {
+            return Err(PartialError::Version(chunk.v));
+        }
+        if chunk.start.rem_euclid(CHUNK_MS) != 0 {
+            return Err(PartialError::Misaligned(chunk.start));
+        }
+        let keys: Vec<KeyId> = chunk.keys.iter().map(|k| intern_key(symbols, k)).collect();
+        let mut decoded = Vec::with_capacity(chunk.effects.len());
+        for (i, &[offset, key, code, value]) in chunk.effects.iter().enumerate() {
+            let key = usize::try_from(key).ok().and_then(|k| keys.get(k));
+            let effect = decode_effect(code & !RETRACT, value);
+            match (key, effect) {
+                (Some(&key), Some(effect))
+                    if (0..CHUNK_MS).contains(&offset) && offset % 1_000 == 0 =>
+                {
+                    decoded.push((chunk.start + offset, key, code & RETRACT != 0, effect));
+                }
+                _ => return Err(PartialError::BadEffect(i)),
+            }
+        }
+        if !self.enter(chunk.epoch) {
+            return Ok(false);
+        }
+        self.remove_chunk(chunk.start);
+        self.place(&decoded, 1);
+        if !decoded.is_empty() {
+            self.chunks.insert(chunk.start, decoded);
+        }
+        Ok(true)
+    }
+
+    /// Forgets one chunk (a tombstone).
+    pub fn remove_chunk(&mut self, start: i64) {
+        if let Some(old) = self.chunks.remove(&start) {
+            self.place(&old, -1);
+        }
+    }
+
+    fn place(&mut self, effects: &[Exported], sign: i32) {
+        for &(ts, key, retract, effect) in effects {
+            let sign = if retract { -sign } else { sign };
+            for (level, width) in self.cells.iter_mut().zip(&LEVELS_MS[1..]) {
+                let start = ts.div_euclid(*width) * width;
+                let cells = level.entry(start).or_default();
+                let cell = cells.entry(key).or_default();
+                effect.apply(cell, sign, &self.quantizer);
+                if cell.is_zero() {
+                    cells.remove(&key);
+                    if cells.is_empty() {
+                        level.remove(&start);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drops what ends at or before `before` (the owner's retention).
+    pub fn evict_before(&mut self, before: i64) {
+        let first = before.div_euclid(CHUNK_MS) * CHUNK_MS;
+        self.chunks = self.chunks.split_off(&first);
+        for (level, width) in self.cells.iter_mut().zip(&LEVELS_MS[1..]) {
+            *level = level.split_off(&(before.div_euclid(*width) * width));
+        }
+    }
+
+    /// Adds every contribution of `[from, to)` (whole seconds) into `out`, per key.
+    pub(super) fn collect(&self, from: i64, to: i64, out: &mut Cells) {
+        for (level, start, end) in cover(from, to) {
+            if level == 0 {
+                let first = start.div_euclid(CHUNK_MS) * CHUNK_MS;
+                for chunk in self.chunks.range(first..end).map(|(_, c)| c) {
+                    for &(ts, key, retract, effect) in chunk {
+                        if ts >= start && ts < end {
+                            let sign = if retract { -1 } else { 1 };
+                            effect.apply(out.entry(key).or_default(), sign, &self.quantizer);
+                        }
+                    }
+                }
+            } else {
+                for cells in self.cells[level - 1].range(start..end).map(|(_, c)| c) {
+                    for (key, cell) in cells {
+                        out.entry(*key).or_default().merge(cell, 1);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Contacts in queue per key: (key, count, oldest arrival).
+    pub(super) fn waiting(&self) -> &[(KeyId, u64, i64)] {
+        &self.waiting
+    }
+
+    /// Chunks held (for tests and metrics).
+    pub fn chunk_count(&self) -> usize {
+        self.chunks.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{
+        Dimension, EngineConfig, EngineSet, SnapshotQuery, TrendShape, WindowSpec,
+    };
+    use crate::simulate::{SimulationConfig, Simulator};
+
+    /// Ships what changed in `from`'s engines to `to`'s replicas, through JSON.
+    fn ship(from: &EngineSet, to: &EngineSet, epoch: i64) {
+        for p in from.partitions() {
+            let engine = from.get(p).expect("engine");
+            for start in engine.take_changed_chunks() {
+                let chunk = engine.export_chunk(start, epoch);
+                let chunk: PartialChunk =
+                    serde_json::from_slice(&serde_json::to_vec(&chunk).expect("encode"))
+                        .expect("decode");
+                let applied = to.update_replica(p, |r, s| r.apply_chunk(&chunk, s));
+                assert_eq!(applied, Ok(true));
+            }
+            let header = PartialHeader {
+                v: PARTIAL_VERSION,
+                owner: "a".into(),
+                epoch: Some(epoch),
+                ..engine.partial_header()
+            };
+            let header: PartialHeader =
+                serde_json::from_slice(&serde_json::to_vec(&header).expect("encode"))
+                    .expect("decode");
+            assert_eq!(
+                to.update_replica(p, |r, s| r.apply_header(header, epoch, s)),
+                Ok(true)
+            );
+        }
+    }
+
+    fn queries() -> Vec<SnapshotQuery> {
+        ["5m", "15m", "1h", "24h", "today"]
+            .into_iter()
+            .map(|w| SnapshotQuery {
+                window: w.parse::<WindowSpec>().expect("window"),
+                breakdown: vec![Dimension::Channel, Dimension::Queue, Dimension::Segment],
+                ..SnapshotQuery::default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_replica_merges_to_exactly_the_local_view() {
+        let cfg = EngineConfig::default();
+        let local = EngineSet::new(cfg.clone());
+        local.enable_partials();
+        let remote = EngineSet::new(cfg);
+        for p in 0..3 {
+            local.assign(p);
+        }
+        let events: Vec<_> = Simulator::new(SimulationConfig {
+            contacts: Some(6_000),
+            contacts_per_second: 2.0,
+            seed: 5,
+            ..SimulationConfig::default()
+        })
+        .collect();
+        let (first, second) = events.split_at(events.len() / 2);
+        for (round, batch) in [first, second].into_iter().enumerate() {
+            for ev in batch {
+                let key = ev.customer_id.as_deref().unwrap_or(&ev.interaction_id);
+                let p = (crate::engine::id_hash(key) % 3) as i32;
+                local.get(p).expect("assigned").apply(ev);
+            }
+            ship(&local, &remote, 7);
+            for query in queries() {
+                let (mut a, mut b) = (
+                    local.snapshot(&query).expect("local"),
+                    remote.snapshot(&query).expect("merged"),
+                );
+                // Breakdown rows come in interning order, which differs between instances.
+                a.breakdown.sort_by_key(|r| format!("{:?}", r.key));
+                b.breakdown.sort_by_key(|r| format!("{:?}", r.key));
+                assert!(
+                    a.total.arrivals > 0,
+                    "round {round}: the window holds traffic"
+                );
+                assert!(
+                    a.total.in_queue > 0 || round == 1,
+                    "round {round}: contacts waiting"
+                );
+                assert_eq!(a, b, "round {round}, window {}", query.window);
+            }
+            let query = SnapshotQuery::default();
+            assert_eq!(
+                local.trend(&query, TrendShape::default()).expect("trend"),
+                remote.trend(&query, TrendShape::default()).expect("trend")
+            );
+        }
+    }
+
+    #[test]
+    fn a_former_owner_is_fenced_and_a_new_owner_replaces_its_state() {
+        let symbols = Symbols::default();
+        let engine = Engine::new(EngineConfig::default());
+        engine.track_changes();
+        for ev in Simulator::new(SimulationConfig {
+            contacts: Some(200),
+            ..SimulationConfig::default()
+        }) {
+            engine.apply(&ev);
+        }
+        let starts = engine.take_changed_chunks();
+        assert!(!starts.is_empty());
+        let mut replica = Replica::default();
+        for &start in &starts {
+            assert_eq!(
+                replica.apply_chunk(&engine.export_chunk(start, 10), &symbols),
+                Ok(true)
+            );
+        }
+        assert_eq!(replica.chunk_count(), starts.len());
+        let header = PartialHeader {
+            v: PARTIAL_VERSION,
+            ..PartialHeader::default()
+        };
+        assert_eq!(replica.apply_header(header.clone(), 10, &symbols), Ok(true));
+        // A zombie (epoch 9) publishing after the new claim is ignored.
+        let first = *starts.first().expect("chunk");
+        assert_eq!(
+            replica.apply_chunk(&engine.export_chunk(first, 9), &symbols),
+            Ok(false)
+        );
+        assert_eq!(replica.apply_header(header.clone(), 9, &symbols), Ok(false));
+        // A new owner's claim (epoch 12) drops everything of epoch 10.
+        assert_eq!(replica.apply_header(header, 12, &symbols), Ok(true));
+        assert_eq!(replica.chunk_count(), 0);
+        let mut bad = engine.export_chunk(first, 12);
+        bad.effects[0][2] = 40;
+        assert_eq!(
+            replica.apply_chunk(&bad, &symbols),
+            Err(PartialError::BadEffect(0))
+        );
+    }
+
+    #[test]
+    fn every_effect_survives_the_wire() {
+        let mut all = vec![Effect::Deflection, Effect::Arrival { repeat: None }];
+        for (repeat, cross_channel) in [(false, false), (true, false), (true, true), (false, true)]
+        {
+            all.push(Effect::Arrival {
+                repeat: Some(RepeatClass {
+                    repeat,
+                    cross_channel,
+                }),
+            });
+        }
+        for sl_met in [None, Some(false), Some(true)] {
+            all.push(Effect::Answer {
+                wait_ms: 1234,
+                sl_met,
+            });
+        }
+        for short in [false, true] {
+            for sl_eligible in [false, true] {
+                all.push(Effect::Abandon {
+                    wait_ms: 77,
+                    short,
+                    sl_eligible,
+                });
+            }
+        }
+        for handle_ms in [None, Some(9_000)] {
+            for once_and_done in [None, Some(false), Some(true)] {
+                all.push(Effect::End {
+                    handle_ms,
+                    once_and_done,
+                });
+            }
+        }
+        let mut codes = std::collections::BTreeSet::new();
+        for effect in all {
+            let (code, value) = encode_effect(effect);
+            assert!(codes.insert(code), "code {code} used twice");
+            assert!(code < RETRACT);
+            assert_eq!(decode_effect(code, value), Some(effect));
+        }
+        assert_eq!(codes.len(), 19);
+        assert_eq!(decode_effect(19, 0), None);
+    }
+}

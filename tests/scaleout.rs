@@ -1,0 +1,371 @@
+//! Scale-out against a real broker (Tansu) on loopback, black box: three `vigie serve`
+//! processes in one consumer group with partials on, compared with a fourth, single
+//! instance (its own group, partials off) consuming the same stream. Each instance's
+//! merged view must equal the single instance's; after one instance is killed
+//! mid-stream, the survivors take its partitions over, rebuild them, and still equal
+//! it (nothing lost, nothing counted twice). A flip on one instance reaches another's
+//! websocket. Random topics and groups; deadlines and polling, never bare sleeps.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use serde_json::{json, Value};
+use support::{unique, Broker};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use vigie::config::KafkaSettings;
+use vigie::event::EventRecord;
+use vigie::ingest::produce::{produce, Pace};
+use vigie::replay::InputFormat;
+use vigie::simulate::{SimulationConfig, Simulator};
+
+const DEADLINE: Duration = Duration::from_secs(90);
+const PARTITIONS: i32 = 6;
+
+/// `vigie serve` started from a config file; killed (SIGKILL) on drop.
+struct Vigie {
+    child: Child,
+    base: String,
+    name: String,
+}
+
+impl Vigie {
+    fn start(dir: &Path, name: &str, kafka: &KafkaSettings, partials: bool) -> Vigie {
+        let config = dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+[kafka]
+brokers = "{brokers}"
+topic = "{topic}"
+dlq_topic = "{dlq}"
+switches_topic = "{switches}"
+audit_topic = "{audit}"
+group_id = "{group}"
+partials = {partials}
+partials_topic = "{partials_topic}"
+instance_id = "{name}"
+[kafka.properties]
+"session.timeout.ms" = "6000"
+"heartbeat.interval.ms" = "500"
+[auth]
+mutations_per_minute = 0
+"#,
+                brokers = kafka.brokers,
+                topic = kafka.topic,
+                dlq = kafka.dlq_topic,
+                switches = kafka.switches_topic,
+                audit = kafka.audit_topic,
+                group = if partials {
+                    kafka.group_id.clone()
+                } else {
+                    unique("vigie-single")
+                },
+                partials_topic = kafka.partials_topic,
+            ),
+        )
+        .expect("config file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vigie"))
+            .args(["--config", &config.display().to_string()])
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("vigie serve starts");
+        let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+        let mut line = String::new();
+        let base = loop {
+            line.clear();
+            assert!(
+                stderr.read_line(&mut line).expect("read") > 0,
+                "vigie serve {name} exited early"
+            );
+            if let Some(url) = line.trim().strip_prefix("listening on ") {
+                break url.to_string();
+            }
+        };
+        // Keep the log (info) next to the config, for a failing run.
+        let log = dir.join(format!("{name}.log"));
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut file = std::fs::File::create(log).ok();
+            for line in stderr.lines().map_while(Result::ok) {
+                if let Some(f) = file.as_mut() {
+                    let _ = writeln!(f, "{line}");
+                }
+            }
+        });
+        Vigie {
+            child,
+            base,
+            name: name.to_string(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> Option<(u16, Value)> {
+        let r = reqwest::get(format!("{}{path}", self.base)).await.ok()?;
+        let status = r.status().as_u16();
+        Some((status, r.json().await.ok()?))
+    }
+
+    async fn metric(&self, name: &str) -> Option<f64> {
+        let text = reqwest::get(format!("{}/metrics", self.base))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    /// The KPIs compared: everything but `breakdown` (whose row order follows interning).
+    async fn kpis(&self, window: &str) -> Option<Value> {
+        let (status, mut s) = self
+            .get(&format!("/api/v1/snapshot?window={window}"))
+            .await?;
+        if status != 200 {
+            return None;
+        }
+        s.as_object_mut()?.remove("breakdown");
+        Some(s)
+    }
+}
+
+impl Vigie {
+    fn terminate(mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Vigie {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn create_topics(kafka: &KafkaSettings) {
+    let admin: AdminClient<DefaultClientContext> = vigie::ingest::client_config(kafka)
+        .create()
+        .expect("admin client");
+    let topics = [
+        NewTopic::new(&kafka.topic, PARTITIONS, TopicReplication::Fixed(1)),
+        NewTopic::new(&kafka.dlq_topic, 1, TopicReplication::Fixed(1)),
+    ];
+    for r in admin
+        .create_topics(&topics, &AdminOptions::new())
+        .await
+        .expect("create topics")
+    {
+        r.expect("topic created");
+    }
+}
+
+/// Simulated contacts dated from 20 h ago: every event is in the past, so the clock-skew
+/// check never depends on when an instance reads it.
+fn events(contacts: u64) -> Vec<EventRecord<'static>> {
+    Simulator::new(SimulationConfig {
+        seed: 77,
+        contacts: Some(contacts),
+        start_ms: jiff::Timestamp::now().as_millisecond() - 20 * 3_600_000,
+        contacts_per_second: 2.0,
+        ..SimulationConfig::default()
+    })
+    .collect()
+}
+
+async fn produce_events(kafka: &KafkaSettings, events: &[EventRecord<'static>]) -> u64 {
+    produce(
+        kafka,
+        &kafka.topic,
+        events.iter().cloned(),
+        InputFormat::Jsonl,
+        Pace::Unbounded,
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .expect("produced")
+}
+
+/// Waits until the single instance consumed `sent` records and is ready; its KPIs.
+async fn reference(single: &Vigie, sent: u64, window: &str) -> Value {
+    let start = Instant::now();
+    loop {
+        let consumed = single.metric("vigie_events_consumed_total").await;
+        let ready = single.get("/readyz").await.map(|r| r.0);
+        if consumed == Some(sent as f64) && ready == Some(200) {
+            if let Some(kpis) = single.kpis(window).await {
+                return kpis;
+            }
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "single instance: consumed {consumed:?} of {sent}, ready {ready:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until `instance` is ready with every partition live and shows `want`.
+async fn converges(instance: &Vigie, window: &str, want: &Value) -> Duration {
+    let start = Instant::now();
+    loop {
+        let ready = instance.get("/readyz").await;
+        let live = ready
+            .as_ref()
+            .and_then(|(_, r)| r["partitions"]["live"].as_i64());
+        if ready.as_ref().map(|r| r.0) == Some(200) && live == Some(i64::from(PARTITIONS)) {
+            let got = instance.kpis(window).await;
+            if got.as_ref() == Some(want) {
+                return start.elapsed();
+            }
+            if start.elapsed() >= DEADLINE {
+                let got = got.unwrap_or_default();
+                eprintln!("{}: readyz {ready:?}", instance.name);
+                assert_eq!(
+                    got["total"], want["total"],
+                    "{}: merged total ≠ single instance's",
+                    instance.name
+                );
+                assert_eq!(
+                    got, *want,
+                    "{}: merged view ≠ single instance's",
+                    instance.name
+                );
+            }
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "{}: not ready with {PARTITIONS} partitions live: {ready:?}",
+            instance.name
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn settings(broker: &Broker) -> KafkaSettings {
+    let topic = unique("scale");
+    KafkaSettings {
+        brokers: broker.brokers(),
+        dlq_topic: format!("{topic}.dlq"),
+        topic,
+        group_id: unique("scale-group"),
+        switches_topic: unique("switches"),
+        audit_topic: unique("audit"),
+        partials_topic: unique("partials"),
+        ..KafkaSettings::default()
+    }
+}
+
+fn temp_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(unique("vigie-scaleout"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_merge_to_the_single_instance_view_and_survive_a_kill() {
+    let broker = Broker::start();
+    let kafka = settings(&broker);
+    create_topics(&kafka).await;
+    let dir = temp_dir();
+    let all = events(3_000);
+    let (first, second) = all.split_at(all.len() / 2);
+    let mut sent = produce_events(&kafka, first).await;
+
+    let single = Vigie::start(&dir, "single", &kafka, false);
+    let a = Vigie::start(&dir, "a", &kafka, true);
+    let b = Vigie::start(&dir, "b", &kafka, true);
+    let c = Vigie::start(&dir, "c", &kafka, true);
+
+    for window in ["15m", "24h"] {
+        let want = reference(&single, sent, window).await;
+        assert!(
+            want["total"]["arrivals"].as_u64() > Some(0),
+            "{window}: the window holds traffic: {want}"
+        );
+        for instance in [&a, &b, &c] {
+            converges(instance, window, &want).await;
+        }
+    }
+    // Stop one instance mid-stream (SIGTERM: it leaves the group); the rest of the
+    // stream arrives meanwhile.
+    c.terminate();
+    sent += produce_events(&kafka, second).await;
+    let want = reference(&single, sent, "1h").await;
+    let mut rebalance = Duration::ZERO;
+    for instance in [&a, &b] {
+        rebalance = rebalance.max(converges(instance, "1h", &want).await);
+    }
+    eprintln!(
+        "after the kill, both survivors showed the single instance's view within {rebalance:?}"
+    );
+    let want = reference(&single, sent, "24h").await;
+    for instance in [&a, &b] {
+        converges(instance, "24h", &want).await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flip_on_one_instance_reaches_the_websocket_of_another() {
+    let broker = Broker::start();
+    let kafka = settings(&broker);
+    create_topics(&kafka).await;
+    let dir = temp_dir();
+    let a = Vigie::start(&dir, "a", &kafka, true);
+    let b = Vigie::start(&dir, "b", &kafka, true);
+    let url = format!("{}/api/v1/ws", b.base.replace("http://", "ws://"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("websocket");
+    let flipped = Instant::now();
+    let response = reqwest::Client::new()
+        .put(format!("{}/api/v1/switches/phone-billing", a.base))
+        .json(
+            &json!({"channel": "phone", "reason": "billing", "target": "visual_ivr",
+                      "on": true, "why": "queue degraded", "expected_version": 0}),
+        )
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(response.status().as_u16(), 200);
+    let seen = tokio::time::timeout(DEADLINE, async {
+        while let Some(Ok(frame)) = ws.next().await {
+            let WsMessage::Text(text) = frame else {
+                continue;
+            };
+            let msg: Value = serde_json::from_str(&text).expect("JSON frame");
+            let on = msg["switches"].as_array().is_some_and(|s| {
+                s.iter()
+                    .any(|s| s["id"] == "phone-billing" && s["on"] == true)
+            });
+            if msg["type"] == "switches" && on {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .expect("the flip reaches B's websocket");
+    assert!(seen, "B's websocket closed before the flip arrived");
+    eprintln!(
+        "flip on A seen on B's websocket after {:?}",
+        flipped.elapsed()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
