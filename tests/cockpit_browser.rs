@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
-use support::{create_topics, read_topic, unique, Broker, VigieProcess};
+use support::{create_topics, kafka_table, read_topic, unique, Broker, VigieProcess};
 use vigie::config::KafkaSettings;
 use vigie::ingest::produce::{produce, Pace};
 use vigie::replay::InputFormat;
@@ -129,14 +129,7 @@ fn start_vigie(kafka: &KafkaSettings, dir: &Path, extra: &str) -> VigieProcess {
         &config,
         format!(
             r#"
-[kafka]
-brokers = "{brokers}"
-topic = "{topic}"
-dlq_topic = "{dlq}"
-switches_topic = "{switches}"
-audit_topic = "{audit}"
-group_id = "{group}"
-
+{kafka}
 [[auth.tokens]]
 name = "wall-lyon"
 role = "viewer"
@@ -152,12 +145,7 @@ dir = "{bundle}"
 
 {extra}
 "#,
-            brokers = kafka.brokers,
-            topic = kafka.topic,
-            dlq = kafka.dlq_topic,
-            switches = kafka.switches_topic,
-            audit = kafka.audit_topic,
-            group = kafka.group_id,
+            kafka = kafka_table(kafka),
             viewer = sha256_hex(VIEWER_TOKEN),
             supervisor = sha256_hex(SUPERVISOR_TOKEN),
             bundle = bundle_dir().display(),

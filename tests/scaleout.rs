@@ -9,16 +9,13 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use serde_json::{json, Value};
-use support::{unique, Broker};
+use support::{create_topics, kafka_table, unique, Broker, VigieProcess};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use vigie::config::KafkaSettings;
 use vigie::event::EventRecord;
@@ -31,7 +28,7 @@ const PARTITIONS: i32 = 6;
 
 /// `vigie serve` started from a config file; killed (SIGKILL) on drop.
 struct Vigie {
-    child: Child,
+    process: VigieProcess,
     base: String,
     name: String,
 }
@@ -39,18 +36,21 @@ struct Vigie {
 impl Vigie {
     fn start(dir: &Path, name: &str, kafka: &KafkaSettings, partials: bool) -> Vigie {
         let config = dir.join(format!("{name}.toml"));
+        // The single reference instance consumes everything in a group of its own.
+        let group = if partials {
+            kafka.group_id.clone()
+        } else {
+            unique("vigie-single")
+        };
+        let kafka_keys = kafka_table(&KafkaSettings {
+            group_id: group,
+            ..kafka.clone()
+        });
         std::fs::write(
             &config,
             format!(
                 r#"
-[kafka]
-brokers = "{brokers}"
-topic = "{topic}"
-dlq_topic = "{dlq}"
-switches_topic = "{switches}"
-audit_topic = "{audit}"
-group_id = "{group}"
-partials = {partials}
+{kafka_keys}partials = {partials}
 partials_topic = "{partials_topic}"
 instance_id = "{name}"
 [kafka.properties]
@@ -59,55 +59,22 @@ instance_id = "{name}"
 [auth]
 mutations_per_minute = 0
 "#,
-                brokers = kafka.brokers,
-                topic = kafka.topic,
-                dlq = kafka.dlq_topic,
-                switches = kafka.switches_topic,
-                audit = kafka.audit_topic,
-                group = if partials {
-                    kafka.group_id.clone()
-                } else {
-                    unique("vigie-single")
-                },
                 partials_topic = kafka.partials_topic,
             ),
         )
         .expect("config file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vigie"))
-            .args(["--config", &config.display().to_string()])
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("vigie serve starts");
-        let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-        let mut line = String::new();
-        let base = loop {
-            line.clear();
-            assert!(
-                stderr.read_line(&mut line).expect("read") > 0,
-                "vigie serve {name} exited early"
-            );
-            if let Some(url) = line.trim().strip_prefix("listening on ") {
-                break url.to_string();
-            }
-        };
-        // Keep the log (info) next to the config, for a failing run.
-        let log = dir.join(format!("{name}.log"));
-        std::thread::spawn(move || {
-            use std::io::Write;
-            let mut file = std::fs::File::create(log).ok();
-            for line in stderr.lines().map_while(Result::ok) {
-                if let Some(f) = file.as_mut() {
-                    let _ = writeln!(f, "{line}");
-                }
-            }
-        });
+        // Its log (info) is kept next to the config, for a failing run.
+        let process = VigieProcess::start_logged(
+            Command::new(env!("CARGO_BIN_EXE_vigie"))
+                .args(["--config", &config.display().to_string()])
+                .args(["serve", "--listen", "127.0.0.1:0"])
+                .env("RUST_LOG", "info")
+                .env("NO_COLOR", "1"),
+            Some(dir.join(format!("{name}.log"))),
+        );
         Vigie {
-            child,
-            base,
+            base: process.base.clone(),
+            process,
             name: name.to_string(),
         }
     }
@@ -144,35 +111,7 @@ mutations_per_minute = 0
 
 impl Vigie {
     fn terminate(mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Vigie {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn create_topics(kafka: &KafkaSettings) {
-    let admin: AdminClient<DefaultClientContext> = vigie::ingest::client_config(kafka)
-        .create()
-        .expect("admin client");
-    let topics = [
-        NewTopic::new(&kafka.topic, PARTITIONS, TopicReplication::Fixed(1)),
-        NewTopic::new(&kafka.dlq_topic, 1, TopicReplication::Fixed(1)),
-    ];
-    for r in admin
-        .create_topics(&topics, &AdminOptions::new())
-        .await
-        .expect("create topics")
-    {
-        r.expect("topic created");
+        self.process.terminate();
     }
 }
 
@@ -282,7 +221,7 @@ fn temp_dir() -> PathBuf {
 async fn three_instances_merge_to_the_single_instance_view_and_survive_losing_one() {
     let broker = Broker::start();
     let kafka = settings(&broker);
-    create_topics(&kafka).await;
+    create_topics(&kafka, PARTITIONS).await;
     let dir = temp_dir();
     let all = events(3_000);
     let (first, second) = all.split_at(all.len() / 2);
@@ -326,7 +265,7 @@ async fn three_instances_merge_to_the_single_instance_view_and_survive_losing_on
 async fn a_flip_on_one_instance_reaches_the_websocket_of_another() {
     let broker = Broker::start();
     let kafka = settings(&broker);
-    create_topics(&kafka).await;
+    create_topics(&kafka, PARTITIONS).await;
     let dir = temp_dir();
     let a = Vigie::start(&dir, "a", &kafka, true);
     let b = Vigie::start(&dir, "b", &kafka, true);

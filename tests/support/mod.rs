@@ -191,7 +191,13 @@ pub struct VigieProcess {
 
 impl VigieProcess {
     pub fn start(command: &mut Command) -> VigieProcess {
-        use std::io::{BufRead, BufReader};
+        VigieProcess::start_logged(command, None)
+    }
+
+    /// Like [`VigieProcess::start`], keeping the rest of its stderr in `log` (for a
+    /// failing run).
+    pub fn start_logged(command: &mut Command, log: Option<PathBuf>) -> VigieProcess {
+        use std::io::{BufRead, BufReader, Write};
         let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -209,9 +215,39 @@ impl VigieProcess {
                 break url.to_string();
             }
         };
-        std::thread::spawn(move || for _ in stderr.lines() {});
+        std::thread::spawn(move || {
+            let mut file = log.and_then(|path| std::fs::File::create(path).ok());
+            for line in stderr.lines().map_while(Result::ok) {
+                if let Some(f) = file.as_mut() {
+                    let _ = writeln!(f, "{line}");
+                }
+            }
+        });
         VigieProcess { child, base }
     }
+
+    /// SIGTERM, then waits for the exit (a clean stop: offsets committed, group left).
+    pub fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `[kafka]` table of a config file for `settings`' brokers, topics and group (more
+/// `kafka` keys may follow it).
+pub fn kafka_table(settings: &vigie::config::KafkaSettings) -> String {
+    format!(
+        "[kafka]\nbrokers = \"{}\"\ntopic = \"{}\"\ndlq_topic = \"{}\"\nswitches_topic = \"{}\"\naudit_topic = \"{}\"\ngroup_id = \"{}\"\n",
+        settings.brokers,
+        settings.topic,
+        settings.dlq_topic,
+        settings.switches_topic,
+        settings.audit_topic,
+        settings.group_id
+    )
 }
 
 impl Drop for VigieProcess {
