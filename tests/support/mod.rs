@@ -225,15 +225,6 @@ impl VigieProcess {
         });
         VigieProcess { child, base }
     }
-
-    /// SIGTERM, then waits for the exit (a clean stop: offsets committed, group left).
-    pub fn terminate(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
 }
 
 /// The `[kafka]` table of a config file for `settings`' brokers, topics and group (more
