@@ -987,6 +987,30 @@ mod tests {
         assert_eq!(s.kafka.group_id, "vigie-hypervision");
     }
 
+    /// The configuration shipped in the Kubernetes ConfigMap is valid as it stands.
+    #[test]
+    fn the_kubernetes_configmap_holds_a_valid_scale_out_config() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/kubernetes/configmap.yaml");
+        let yaml = std::fs::read_to_string(&path).expect("configmap");
+        // The block scalar under `vigie.toml: |`, indented by four spaces.
+        let toml: String = yaml
+            .lines()
+            .skip_while(|l| !l.trim_start().starts_with("vigie.toml: |"))
+            .skip(1)
+            .take_while(|l| l.is_empty() || l.starts_with("    "))
+            .map(|l| format!("{}\n", l.get(4..).unwrap_or("")))
+            .collect();
+        assert!(
+            toml.contains("[kafka]"),
+            "no vigie.toml block found in {}",
+            path.display()
+        );
+        let s = load_toml(&toml).expect("the ConfigMap's vigie.toml is valid");
+        assert!(s.kafka.partials, "replicas merge their partials");
+        assert_eq!(s.kafka.properties["heartbeat.interval.ms"], "3000");
+    }
+
     #[test]
     fn tokens_are_checked_and_roles_parsed() {
         let s = load_toml(&format!(
