@@ -215,17 +215,60 @@ async fn save_screenshot(client: &Client, name: &str) {
     std::fs::write(screenshot_dir().join(name), png).expect("write screenshot");
 }
 
+/// What every browser test runs on: a broker whose event topic holds simulated contacts,
+/// `vigie serve` on it (with `extra` config), and chromedriver.
+struct Rig {
+    kafka: KafkaSettings,
+    base: String,
+    webdriver: String,
+    vigie: Option<VigieProcess>,
+    _driver: Killed,
+    dir: tempfile::TempDir,
+    _broker: Broker,
+}
+
+impl Rig {
+    /// `contacts` contacts (simulator `seed`) arriving from `minutes_ago` on, already on
+    /// the topic when Vigie starts.
+    async fn start(contacts: u64, seed: u64, minutes_ago: i64, extra: &str) -> Rig {
+        let broker = Broker::start();
+        let kafka = kafka(&broker);
+        create_topics(&kafka, 2).await;
+        produce_contacts(&kafka, contacts, seed, minutes_ago).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vigie = start_vigie(&kafka, dir.path(), extra);
+        let (driver, webdriver) = start_chromedriver();
+        Rig {
+            kafka,
+            base: vigie.base.clone(),
+            webdriver,
+            vigie: Some(vigie),
+            _driver: driver,
+            dir,
+            _broker: broker,
+        }
+    }
+
+    /// A new browser session with a profile of its own.
+    async fn browser(&self, name: &str) -> Client {
+        browser(
+            &self.webdriver,
+            &self.dir.path().join(format!("profile-{name}")),
+        )
+        .await
+    }
+
+    /// Kills `vigie serve` (the browsers stay).
+    fn kill_vigie(&mut self) {
+        self.vigie = None;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_wall_shows_live_numbers_that_follow_kafka_and_boots_into_its_url() {
-    let broker = Broker::start();
-    let kafka = kafka(&broker);
-    create_topics(&kafka, 2).await;
-    produce_contacts(&kafka, 300, 101, 12).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let vigie = start_vigie(&kafka, dir.path(), "");
-    let base = vigie.base.clone();
-    let (_driver, webdriver) = start_chromedriver();
-    let wall = browser(&webdriver, &dir.path().join("profile-wall")).await;
+    let mut rig = Rig::start(300, 101, 12, "").await;
+    let base = rig.base.clone();
+    let wall = rig.browser("wall").await;
 
     wall.goto(&format!("{base}/wall#token={VIEWER_TOKEN}"))
         .await
@@ -255,7 +298,7 @@ async fn the_wall_shows_live_numbers_that_follow_kafka_and_boots_into_its_url() 
         "the token left the address bar: {url}"
     );
 
-    produce_contacts(&kafka, 200, 102, 6).await;
+    produce_contacts(&rig.kafka, 200, 102, 6).await;
     let after = wait_for(
         "the total tile follows the new events",
         async || number(&text_of(&wall, arrivals).await?),
@@ -310,7 +353,7 @@ async fn the_wall_shows_live_numbers_that_follow_kafka_and_boots_into_its_url() 
     );
 
     // The server goes away: the badge says so and the numbers are greyed, never live.
-    drop(vigie);
+    rig.kill_vigie();
     wait_for(
         "the badge says the wall is offline",
         async || text_of(&wall, "#freshness").await,
@@ -330,16 +373,10 @@ async fn the_wall_shows_live_numbers_that_follow_kafka_and_boots_into_its_url() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_supervisor_flips_a_switch_another_session_sees_it_and_a_viewer_cannot() {
-    let broker = Broker::start();
-    let kafka = kafka(&broker);
-    create_topics(&kafka, 2).await;
-    produce_contacts(&kafka, 200, 201, 10).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let vigie = start_vigie(&kafka, dir.path(), "");
-    let base = vigie.base.clone();
-    let (_driver, webdriver) = start_chromedriver();
-    let supervisor = browser(&webdriver, &dir.path().join("profile-supervisor")).await;
-    let viewer = browser(&webdriver, &dir.path().join("profile-viewer")).await;
+    let rig = Rig::start(200, 201, 10, "").await;
+    let (base, kafka) = (rig.base.clone(), &rig.kafka);
+    let supervisor = rig.browser("supervisor").await;
+    let viewer = rig.browser("viewer").await;
 
     viewer
         .goto(&format!("{base}/switchboard#token={VIEWER_TOKEN}"))
@@ -416,7 +453,7 @@ async fn a_supervisor_flips_a_switch_another_session_sees_it_and_a_viewer_cannot
     );
 
     // The record is on the compacted topic the routing systems read.
-    let records = read_topic(&kafka, &kafka.switches_topic, |r| {
+    let records = read_topic(kafka, &kafka.switches_topic, |r| {
         r.iter().any(|(k, _)| k == "phone.all.all.all")
     });
     let (_, record) = records
@@ -466,11 +503,6 @@ async fn a_supervisor_flips_a_switch_another_session_sees_it_and_a_viewer_cannot
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_firing_alert_shows_on_the_wall_and_a_supervisor_acknowledges_it() {
-    let broker = Broker::start();
-    let kafka = kafka(&broker);
-    create_topics(&kafka, 2).await;
-    produce_contacts(&kafka, 300, 301, 10).await;
-    let dir = tempfile::tempdir().expect("tempdir");
     // The simulated centre abandons far more than 1 %: this rule fires at once.
     let rule = r#"
 [alerts]
@@ -488,12 +520,11 @@ severity = "critical"
 min_volume = 1
 sinks = []
 "#;
-    let vigie = start_vigie(&kafka, dir.path(), rule);
-    let (_driver, webdriver) = start_chromedriver();
-    let wall = browser(&webdriver, &dir.path().join("profile-wall")).await;
-    let supervisor = browser(&webdriver, &dir.path().join("profile-supervisor")).await;
+    let rig = Rig::start(300, 301, 10, rule).await;
+    let wall = rig.browser("wall").await;
+    let supervisor = rig.browser("supervisor").await;
 
-    wall.goto(&format!("{}/wall?lang=en#token={VIEWER_TOKEN}", vigie.base))
+    wall.goto(&format!("{}/wall?lang=en#token={VIEWER_TOKEN}", rig.base))
         .await
         .expect("open the wall");
     let banner = wait_for(
@@ -507,7 +538,7 @@ sinks = []
     supervisor
         .goto(&format!(
             "{}/switchboard#token={SUPERVISOR_TOKEN}",
-            vigie.base
+            rig.base
         ))
         .await
         .expect("open the switchboard");
