@@ -109,6 +109,8 @@ texts! {
     When => "When", "Quand";
     Who => "Who", "Qui";
     Action => "Action", "Action";
+    SwitchLabel => "Switch", "Aiguillage";
+    NoSwitch => "No switch yet.", "Aucun aiguillage pour l'instant.";
     ReadOnly => "Read-only: your role cannot flip switches", "Lecture seule : votre rôle ne permet pas d'aiguiller";
     Token => "Access token", "Jeton d'accès";
     SignIn => "Sign in", "Se connecter";

@@ -114,6 +114,9 @@ pub fn Switchboard() -> impl IntoView {
                     </For>
                 </tbody>
             </table>
+            <Show when=move || c.live.switches.with(Vec::is_empty)>
+                <p class="quiet">{move || c.t(Text::NoSwitch)}</p>
+            </Show>
             <Show when=can_flip>
                 <NewSwitch draft=draft/>
             </Show>
@@ -469,7 +472,7 @@ fn AuditTrail() -> impl IntoView {
                         <th>{move || c.t(Text::When)}</th>
                         <th>{move || c.t(Text::Who)}</th>
                         <th>{move || c.t(Text::Action)}</th>
-                        <th>"Switch"</th>
+                        <th>{move || c.t(Text::SwitchLabel)}</th>
                         <th>{move || c.t(Text::Why)}</th>
                     </tr>
                 </thead>
