@@ -201,6 +201,16 @@ async fn wait_for<T: std::fmt::Debug>(
     }
 }
 
+/// The element at `css` once the page shows it, or panics naming `what`.
+async fn element(client: &Client, css: &str, what: &str) -> fantoccini::elements::Element {
+    wait_for(
+        what,
+        async || client.find(Locator::Css(css)).await.ok(),
+        |_| true,
+    )
+    .await
+}
+
 async fn text_of(client: &Client, css: &str) -> Option<String> {
     client.find(Locator::Css(css)).await.ok()?.text().await.ok()
 }
@@ -397,27 +407,17 @@ async fn a_supervisor_flips_a_switch_another_session_sees_it_and_a_viewer_cannot
         .goto(&format!("{base}/switchboard#token={SUPERVISOR_TOKEN}"))
         .await
         .expect("open as supervisor");
-    let create = wait_for(
+    let create = element(
+        &supervisor,
+        "#new-switch button.create",
         "the supervisor gets the new-switch control",
-        async || {
-            supervisor
-                .find(Locator::Css("#new-switch button.create"))
-                .await
-                .ok()
-        },
-        |_| true,
     )
     .await;
     create.click().await.expect("create");
-    let confirm = wait_for(
+    let confirm = element(
+        &supervisor,
+        "#flip-dialog button.confirm",
         "the confirmation dialog opens",
-        async || {
-            supervisor
-                .find(Locator::Css("#flip-dialog button.confirm"))
-                .await
-                .ok()
-        },
-        |_| true,
     )
     .await;
     confirm.click().await.expect("confirm without a reason");
@@ -542,15 +542,10 @@ sinks = []
         ))
         .await
         .expect("open the switchboard");
-    let ack = wait_for(
+    let ack = element(
+        &supervisor,
+        ".alert-list button.ack",
         "the switchboard lists the alert with an acknowledge button",
-        async || {
-            supervisor
-                .find(Locator::Css(".alert-list button.ack"))
-                .await
-                .ok()
-        },
-        |_| true,
     )
     .await;
     ack.click().await.expect("acknowledge");
