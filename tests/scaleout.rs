@@ -4,7 +4,8 @@
 //! merged view must equal the single instance's; after one instance is killed (SIGKILL)
 //! mid-stream, the survivors take its partitions over once the group expires it, rebuild
 //! them, and still equal it (nothing lost, nothing counted twice). A flip on one instance reaches another's
-//! websocket. Random topics and groups; deadlines and polling, never bare sleeps.
+//! websocket, and the switch's measured effect, merged from every partition's owner,
+//! equals the single instance's. Random topics and groups; deadlines and polling, never bare sleeps.
 
 mod support;
 
@@ -255,7 +256,7 @@ async fn three_instances_merge_to_the_single_instance_view_and_survive_a_kill() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flip_on_one_instance_reaches_the_websocket_of_another() {
+async fn a_flip_on_one_instance_reaches_another_and_its_effect_is_merged() {
     let broker = Broker::start();
     let kafka = settings(&broker);
     create_topics(&kafka, PARTITIONS).await;
@@ -268,11 +269,9 @@ async fn a_flip_on_one_instance_reaches_the_websocket_of_another() {
         .expect("websocket");
     let flipped = Instant::now();
     let response = reqwest::Client::new()
-        .put(format!("{}/api/v1/switches/phone-billing", a.base))
-        .json(
-            &json!({"channel": "phone", "reason": "billing", "target": "visual_ivr",
-                      "on": true, "why": "queue degraded", "expected_version": 0}),
-        )
+        .put(format!("{}/api/v1/switches/phone-all", a.base))
+        .json(&json!({"channel": "phone", "target": "visual_ivr",
+                      "on": true, "why": "queue degraded", "expected_version": 0}))
         .send()
         .await
         .expect("PUT");
@@ -283,10 +282,9 @@ async fn a_flip_on_one_instance_reaches_the_websocket_of_another() {
                 continue;
             };
             let msg: Value = serde_json::from_str(&text).expect("JSON frame");
-            let on = msg["switches"].as_array().is_some_and(|s| {
-                s.iter()
-                    .any(|s| s["id"] == "phone-billing" && s["on"] == true)
-            });
+            let on = msg["switches"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|s| s["id"] == "phone-all" && s["on"] == true));
             if msg["type"] == "switches" && on {
                 return true;
             }
@@ -300,5 +298,40 @@ async fn a_flip_on_one_instance_reaches_the_websocket_of_another() {
         "flip on A seen on B's websocket after {:?}",
         flipped.elapsed()
     );
+
+    // Traffic after the flip: each instance measures the switch's effect on the
+    // partitions it consumes and publishes it; A and B show the single instance's total.
+    let single = Vigie::start(&dir, "single", &kafka, false);
+    let live: Vec<_> = Simulator::new(SimulationConfig {
+        seed: 78,
+        contacts: Some(1_500),
+        start_ms: jiff::Timestamp::now().as_millisecond() + 1_000,
+        contacts_per_second: 100.0,
+        ..SimulationConfig::default()
+    })
+    .collect();
+    let sent = produce_events(&kafka, &live).await;
+    let _ = reference(&single, sent, "15m").await;
+    let effect = |v: Option<(u16, Value)>| v.map(|(_, v)| v["effects"]["phone-all"].clone());
+    let want = effect(single.get("/api/v1/switches").await).expect("single's switches");
+    assert!(
+        want["deflected"].as_u64() > Some(0),
+        "phone contacts were deflected after the flip: {want}"
+    );
+    let start = Instant::now();
+    for instance in [&a, &b] {
+        loop {
+            let got = effect(instance.get("/api/v1/switches").await);
+            if got.as_ref() == Some(&want) {
+                break;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "{}: switch effect {got:?}, single instance's {want}",
+                instance.name
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -29,6 +29,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+use vigie_proto::DeflectionSwitch;
 
 use crate::config::KafkaSettings;
 use crate::engine::partial::{PartialChunk, PartialHeader};
@@ -182,6 +183,7 @@ pub async fn start(
     settings: &KafkaSettings,
     engines: Arc<EngineSet>,
     status: Arc<IngestStatus>,
+    switches: Switches,
     shutdown: CancellationToken,
 ) -> Result<(), PartialsError> {
     let id = instance_id(settings);
@@ -234,6 +236,7 @@ pub async fn start(
         status,
         every: settings.partials_every,
         owned: BTreeMap::new(),
+        switches,
     };
     tokio::spawn(
         publisher
@@ -312,7 +315,12 @@ struct Publisher {
     status: Arc<IngestStatus>,
     every: Duration,
     owned: BTreeMap<i32, Owned>,
+    /// The switches, whose effect on each owned partition goes in its header.
+    switches: Switches,
 }
+
+/// The deflection switches as the switch store follows them.
+pub type Switches = tokio::sync::watch::Receiver<Arc<Vec<DeflectionSwitch>>>;
 
 impl Publisher {
     async fn run(mut self, shutdown: CancellationToken) {
@@ -382,6 +390,7 @@ impl Publisher {
                 None => Some(0.0),
             },
             published_at: jiff::Timestamp::now().as_millisecond(),
+            switches: crate::deflection::partition_shares(engine, &self.switches.borrow()),
             ..engine.partial_header()
         }
     }

@@ -54,7 +54,6 @@ impl DeflectionSwitch {
     }
 }
 
-/// The measured effect of a switch that is on, since it was turned on.
 /// A change asked for by a supervisor: the whole desired state, the reason, and the
 /// version the supervisor saw (0 to create).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -79,6 +78,7 @@ pub struct FlipRequest {
     pub expires_in: Option<String>,
 }
 
+/// The measured effect of a switch that is on, since it was turned on.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SwitchEffect {
     /// When the switch was turned on (epoch ms): the start of the measurement.

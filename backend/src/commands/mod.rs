@@ -78,15 +78,22 @@ pub async fn run_pipeline(
         .context("loading the deflection switches")?;
     tokio::spawn(switches.clone().run_expiry(shutdown.clone()));
     let alerting = tokio::spawn(alerts.clone().run(shutdown.clone()));
+    let followed = switches.subscribe();
     let state = vigie::server::AppState::new(engines.clone(), status.clone(), shutdown.clone())
         .with_switches(switches)
         .with_alerts(alerts)
         .with_auth(vigie::server::Auth::start(auth, shutdown.clone()).await?)
         .with_cockpit(vigie::server::cockpit::Cockpit::from_settings(settings));
     if kafka.partials {
-        vigie::partials::start(kafka, engines.clone(), status.clone(), shutdown.clone())
-            .await
-            .context("starting scale-out (kafka.partials)")?;
+        vigie::partials::start(
+            kafka,
+            engines.clone(),
+            status.clone(),
+            followed,
+            shutdown.clone(),
+        )
+        .await
+        .context("starting scale-out (kafka.partials)")?;
     }
     let http = start_http(listen, state).await?;
     let consumed = vigie::ingest::run_consumer(kafka, engines, status, shutdown.clone()).await;

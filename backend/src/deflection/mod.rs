@@ -21,9 +21,22 @@ use std::collections::BTreeMap;
 
 use vigie_proto::{DimensionKey, SwitchEffect};
 
-use crate::engine::{DimensionFilter, EngineSet};
+use crate::engine::partial::SwitchShare;
+use crate::engine::{DimensionFilter, Engine, EngineSet};
 
-/// The measured effect of every switch that is on, since it was turned on.
+/// The contacts a switch acts on: its channel and scope, every site.
+fn switch_scope(s: &DeflectionSwitch) -> DimensionFilter {
+    DimensionFilter::from_key(DimensionKey {
+        channel: Some(s.channel.clone()),
+        queue: s.queue.clone(),
+        reason: s.reason.clone(),
+        segment: s.segment.clone(),
+        site: None,
+    })
+}
+
+/// The measured effect of every switch that is on, since it was turned on: over the
+/// partitions consumed here, plus (scale-out) the shares other instances publish for theirs.
 pub fn switch_effects(
     engines: &EngineSet,
     switches: &[DeflectionSwitch],
@@ -32,22 +45,37 @@ pub fn switch_effects(
         .iter()
         .filter(|s| s.on)
         .map(|s| {
-            let scope = DimensionFilter::from_key(DimensionKey {
-                channel: Some(s.channel.clone()),
-                queue: s.queue.clone(),
-                reason: s.reason.clone(),
-                segment: s.segment.clone(),
-                site: None,
-            });
-            let effect = engines.deflection_effect(&scope, s.changed_at);
+            let local = engines.deflection_effect(&switch_scope(s), s.changed_at);
+            let remote = engines.remote_switch_share(&s.id, s.changed_at);
+            let (deflected, came_back) = (
+                local.deflected + remote.deflected,
+                local.came_back + remote.came_back,
+            );
             let effect = SwitchEffect {
+                since: s.changed_at,
+                deflected,
+                came_back,
+                containment: (deflected > 0).then(|| 1.0 - came_back as f64 / deflected as f64),
+            };
+            (s.id.clone(), effect)
+        })
+        .collect()
+}
+
+/// The effect of every switch that is on, on one partition's engine: what its owner
+/// publishes in the partition's partial header (scale-out).
+pub fn partition_shares(engine: &Engine, switches: &[DeflectionSwitch]) -> Vec<SwitchShare> {
+    switches
+        .iter()
+        .filter(|s| s.on)
+        .map(|s| {
+            let effect = engine.deflection_effect(&switch_scope(s), s.changed_at);
+            SwitchShare {
+                switch: s.id.clone(),
                 since: s.changed_at,
                 deflected: effect.deflected,
                 came_back: effect.came_back,
-                containment: (effect.deflected > 0)
-                    .then(|| 1.0 - effect.came_back as f64 / effect.deflected as f64),
-            };
-            (s.id.clone(), effect)
+            }
         })
         .collect()
 }
@@ -167,6 +195,72 @@ mod tests {
             expected_version,
             expires_in: None,
         }
+    }
+
+    /// Scale-out: an instance that consumes none of the partitions shows, from the
+    /// owners' published shares, exactly the effect the owner measures.
+    #[test]
+    fn switch_effects_merge_exactly_from_partition_shares() {
+        use crate::engine::partial::{PartialHeader, PARTIAL_VERSION};
+        use crate::engine::{id_hash, EngineConfig};
+        use crate::simulate::{SimulationConfig, Simulator};
+
+        let events: Vec<_> = Simulator::new(SimulationConfig {
+            contacts: Some(4_000),
+            contacts_per_second: 1.0,
+            seed: 11,
+            ..SimulationConfig::default()
+        })
+        .collect();
+        let since = events[events.len() / 3].ts_ms;
+        let mut switch = next_state(
+            "phone-all",
+            &request(true, 0),
+            "ann",
+            since,
+            None,
+            [].iter(),
+        )
+        .expect("created");
+        (switch.reason, switch.segment) = (None, None);
+        let switches = vec![switch.clone()];
+
+        let local = EngineSet::new(EngineConfig::default());
+        for p in 0..3 {
+            local.assign(p);
+        }
+        for ev in &events {
+            let key = ev.customer_id.as_deref().unwrap_or(&ev.interaction_id);
+            local
+                .get((id_hash(key) % 3) as i32)
+                .expect("assigned")
+                .apply(ev);
+        }
+        let remote = EngineSet::new(EngineConfig::default());
+        for p in local.partitions() {
+            let engine = local.get(p).expect("engine");
+            let mut shares = partition_shares(&engine, &switches);
+            // A share of an earlier flip of the same switch is not counted.
+            shares.push(SwitchShare {
+                since: since - 1,
+                deflected: 1_000,
+                ..shares[0].clone()
+            });
+            let header = PartialHeader {
+                v: PARTIAL_VERSION,
+                switches: shares,
+                ..PartialHeader::default()
+            };
+            let applied = remote.update_replica(p, |r, s| r.apply_header(header, 1, s));
+            assert_eq!(applied, Ok(true));
+        }
+        let want = switch_effects(&local, &switches);
+        let effect = &want["phone-all"];
+        assert!(effect.deflected > 0 && effect.came_back > 0, "{effect:?}");
+        assert_eq!(switch_effects(&remote, &switches), want);
+        // Once the switch is off, no effect is shown.
+        switch.on = false;
+        assert!(switch_effects(&remote, &[switch]).is_empty());
     }
 
     #[test]

@@ -47,6 +47,22 @@ pub struct PartialHeader {
     pub waiting: Vec<(WireKey, u64, i64)>,
     /// Wall-clock time of publication, epoch ms (a dead owner's partial ages).
     pub published_at: i64,
+    /// The effect, on this partition, of every deflection switch that is on: the
+    /// deflection log is per customer and too large to ship, its counts per switch are not.
+    #[serde(default)]
+    pub switches: Vec<SwitchShare>,
+}
+
+/// One switch's effect on one partition: deflections since the switch was turned on,
+/// and how many of those customers came back.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwitchShare {
+    pub switch: String,
+    /// The switch's `changed_at` the counts start from: a share computed before a
+    /// later flip is not mixed with the new measurement.
+    pub since: i64,
+    pub deflected: u64,
+    pub came_back: u64,
 }
 
 /// The effect log of one partition over `[start, start + CHUNK_MS)`.

@@ -147,6 +147,30 @@ impl EngineSet {
         total
     }
 
+    /// The shares of switch `switch` (on since `since`) published by the owners of the
+    /// partitions this instance does not consume (scale-out; zero otherwise).
+    pub fn remote_switch_share(&self, switch: &str, since: i64) -> super::DeflectionEffect {
+        let engines = self.partitions.read();
+        let mut total = super::DeflectionEffect::default();
+        for (_, replica) in self
+            .replicas
+            .read()
+            .iter()
+            .filter(|(p, r)| r.has_header && !engines.contains_key(p))
+        {
+            for share in replica
+                .header
+                .switches
+                .iter()
+                .filter(|s| s.switch == switch && s.since == since)
+            {
+                total.deflected += share.deflected;
+                total.came_back += share.came_back;
+            }
+        }
+        total
+    }
+
     /// The last hour of `query`'s flow KPIs over every partition held.
     pub fn trend(&self, query: &SnapshotQuery, shape: TrendShape) -> Result<Trend, WindowError> {
         let engines = self.local();
