@@ -6,130 +6,28 @@
 
 mod support;
 
-use std::net::{SocketAddr, TcpListener as StdListener};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
 use hmac::{Hmac, Mac};
-use parking_lot::Mutex;
 use serde_json::{json, Value};
 use sha2::Sha256;
-use support::{eventually, unique, Broker};
+use support::receiver::{Received, Receiver};
+use support::{eventually, free_addr, phone_contact, unique, Broker};
 use tokio_util::sync::CancellationToken;
 use vigie::alert::AlertService;
 use vigie::config::{AlertRuleSettings, Secret, Settings, SinkKind, SinkSettings, Threshold};
 use vigie::engine::{Engine, EngineConfig, EngineSet};
-use vigie::event::{EventKind, EventRecord};
+use vigie::event::EventRecord;
 use vigie::ingest::IngestStatus;
 use vigie_proto::{Comparison, Severity};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 const KEY: &str = "test-hmac-key-0123456789";
-
-/// One request as a receiver saw it.
-#[derive(Clone, Debug)]
-struct Received {
-    path: String,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Received {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).expect("JSON body")
-    }
-}
-
-/// An HTTP receiver on loopback: records every request; answers 500 to the first
-/// `failures` ones, then 200.
-struct Receiver {
-    addr: SocketAddr,
-    seen: Arc<Mutex<Vec<Received>>>,
-    stop: CancellationToken,
-}
-
-#[derive(Clone)]
-struct ReceiverState {
-    seen: Arc<Mutex<Vec<Received>>>,
-    failures: Arc<AtomicUsize>,
-}
-
-impl Receiver {
-    async fn start(failures: usize) -> Receiver {
-        Self::start_on(([127, 0, 0, 1], 0).into(), failures).await
-    }
-
-    async fn start_on(addr: SocketAddr, failures: usize) -> Receiver {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let state = ReceiverState {
-            seen: seen.clone(),
-            failures: Arc::new(AtomicUsize::new(failures)),
-        };
-        let app = axum::Router::new()
-            .fallback(
-                |State(s): State<ReceiverState>, uri: Uri, headers: HeaderMap, body: Bytes| async move {
-                    s.seen.lock().push(Received {
-                        path: uri.path().to_string(),
-                        headers,
-                        body,
-                    });
-                    let failing = s
-                        .failures
-                        .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
-                        .is_ok();
-                    if failing {
-                        StatusCode::INTERNAL_SERVER_ERROR
-                    } else {
-                        StatusCode::OK
-                    }
-                },
-            )
-            .with_state(state);
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .expect("bind receiver");
-        let addr = listener.local_addr().expect("addr");
-        let stop = CancellationToken::new();
-        let until = stop.clone();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { until.cancelled().await })
-                .await
-        });
-        Receiver { addr, seen, stop }
-    }
-
-    fn url(&self, path: &str) -> Secret {
-        Secret::new(format!("http://{}{path}", self.addr))
-    }
-
-    fn received(&self) -> Vec<Received> {
-        self.seen.lock().clone()
-    }
-
-    /// Requests received (failed ones included).
-    fn count(&self) -> usize {
-        self.seen.lock().len()
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-fn free_addr() -> SocketAddr {
-    StdListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-}
 
 fn sink(kind: SinkKind, url: Secret) -> SinkSettings {
     SinkSettings {
@@ -214,25 +112,6 @@ impl Live {
         (0..answered).for_each(|_| self.contact(false));
         (0..abandoned).for_each(|_| self.contact(true));
     }
-}
-
-fn phone_contact(n: usize, ts: i64, abandoned: bool) -> Vec<EventRecord<'static>> {
-    let iid = format!("c{n}");
-    let mut arrived = EventRecord::new(format!("{iid}-a"), EventKind::Arrived, ts, iid.clone());
-    arrived.channel = Some("phone".into());
-    let queued = EventRecord::new(
-        format!("{iid}-q"),
-        EventKind::Queued,
-        ts + 1_000,
-        iid.clone(),
-    );
-    let end = if abandoned {
-        EventKind::Abandoned
-    } else {
-        EventKind::Answered
-    };
-    let last = EventRecord::new(format!("{iid}-e"), end, ts + 30_000, iid);
-    vec![arrived, queued, last]
 }
 
 /// An alert service running on `live`, stopped on drop.

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
-use support::{create_topics, kafka_table, read_topic, unique, Broker, VigieProcess};
+use support::{create_topics, free_port, kafka_table, read_topic, unique, Broker, VigieProcess};
 use vigie::config::KafkaSettings;
 use vigie::ingest::produce::{produce, Pace};
 use vigie::replay::InputFormat;
@@ -45,13 +45,6 @@ fn screenshot_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
     std::fs::create_dir_all(&dir).expect("screenshot dir");
     dir
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
 }
 
 /// chromedriver and the browsers it started (its process group), killed when the test

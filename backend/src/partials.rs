@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use vigie_proto::DeflectionSwitch;
 
+use crate::alert::shared::{parse_key as alert_key, AlertKey, SharedAlerts};
 use crate::config::KafkaSettings;
 use crate::engine::partial::{PartialChunk, PartialHeader};
 use crate::engine::{Engine, EngineSet};
@@ -184,6 +185,7 @@ pub async fn start(
     engines: Arc<EngineSet>,
     status: Arc<IngestStatus>,
     switches: Switches,
+    alerts: Arc<SharedAlerts>,
     shutdown: CancellationToken,
 ) -> Result<(), PartialsError> {
     let id = instance_id(settings);
@@ -221,6 +223,7 @@ pub async fn start(
         source_topic: settings.topic.clone(),
         engines: engines.clone(),
         status: status.clone(),
+        alerts,
     };
     tokio::spawn(
         follower
@@ -525,6 +528,8 @@ struct Follower {
     source_topic: String,
     engines: Arc<EngineSet>,
     status: Arc<IngestStatus>,
+    /// The shared alert records (same topic, keys `<topic>/alerts...`).
+    alerts: Arc<SharedAlerts>,
 }
 
 /// What a partials key names.
@@ -554,7 +559,11 @@ impl Follower {
                 _ = shutdown.cancelled() => break,
                 _ = metadata.tick() => self.refresh_partition_count(&consumer).await,
                 message = consumer.recv() => match message {
-                    Ok(message) => self.apply(&message),
+                    Ok(message) => {
+                        self.apply(&message);
+                        // After applying: "read up to a claim" implies its state is known.
+                        self.alerts.record_read(message.offset());
+                    }
                     Err(error) => tracing::warn!(%error, "partials follower error"),
                 },
             }
@@ -579,11 +588,20 @@ impl Follower {
     }
 
     fn apply(&self, message: &rdkafka::message::BorrowedMessage<'_>) {
-        let Some(key) = message
-            .key()
-            .and_then(|k| std::str::from_utf8(k).ok())
-            .and_then(|k| parse_key(k, &self.source_topic))
-        else {
+        let key = message.key().and_then(|k| std::str::from_utf8(k).ok());
+        if let Some(alert_key) = key.and_then(|k| alert_key(k, &self.source_topic)) {
+            let result = match (alert_key, message.payload()) {
+                (_, None) => Ok(()),
+                (AlertKey::State, Some(payload)) => self.alerts.apply_state(payload).map(drop),
+                (AlertKey::Ack, Some(payload)) => self.alerts.apply_ack(payload),
+            };
+            if let Err(error) = result {
+                self.alerts.stats.unreadable.fetch_add(1, Relaxed);
+                tracing::warn!(%error, offset = message.offset(), "unreadable shared alert record skipped");
+            }
+            return;
+        }
+        let Some(key) = key.and_then(|k| parse_key(k, &self.source_topic)) else {
             return;
         };
         let retention = self.engines.config().retention_ms();

@@ -5,11 +5,14 @@
 #![allow(dead_code)] // each suite uses its own subset
 
 pub mod issuer;
+pub mod receiver;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use vigie::event::{EventKind, EventRecord};
 
 /// Polls `condition` every 50 ms until it holds or `deadline` passes.
 pub async fn eventually(what: &str, deadline: Duration, mut condition: impl FnMut() -> bool) {
@@ -37,10 +40,15 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-fn free_port() -> u16 {
+/// A loopback port free now (for a server started later, or restarted on the same address).
+pub fn free_port() -> u16 {
+    free_addr().port()
+}
+
+/// A loopback address free now.
+pub fn free_addr() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
-        .map(|a| a.port())
         .expect("a free loopback port")
 }
 
@@ -248,4 +256,24 @@ impl Drop for VigieProcess {
             let _ = self.child.wait();
         }
     }
+}
+
+/// Contact `n` on the phone, arrived at `ts`: queued, then abandoned or answered 30 s later.
+pub fn phone_contact(n: usize, ts: i64, abandoned: bool) -> Vec<EventRecord<'static>> {
+    let iid = format!("c{n}");
+    let mut arrived = EventRecord::new(format!("{iid}-a"), EventKind::Arrived, ts, iid.clone());
+    arrived.channel = Some("phone".into());
+    let queued = EventRecord::new(
+        format!("{iid}-q"),
+        EventKind::Queued,
+        ts + 1_000,
+        iid.clone(),
+    );
+    let end = if abandoned {
+        EventKind::Abandoned
+    } else {
+        EventKind::Answered
+    };
+    let last = EventRecord::new(format!("{iid}-e"), end, ts + 30_000, iid);
+    vec![arrived, queued, last]
 }

@@ -155,6 +155,28 @@ impl Sink {
         self.wake.notify_one();
     }
 
+    /// The notifications waiting, oldest first.
+    pub fn pending(&self) -> Vec<Pending> {
+        self.queue.lock().iter().cloned().collect()
+    }
+
+    /// Queues `pending` unless a notification with its id is already waiting; `true` if queued.
+    pub fn push_unless_queued(&self, pending: Pending) -> bool {
+        if self.queue.lock().iter().any(|p| p.id == pending.id) {
+            return false;
+        }
+        self.push(pending);
+        true
+    }
+
+    /// Forgets every waiting notification, files included (scale-out: another instance
+    /// delivers them now); how many.
+    pub fn clear(&self) -> usize {
+        let dropped: Vec<Pending> = self.queue.lock().drain(..).collect();
+        dropped.iter().for_each(remove);
+        dropped.len()
+    }
+
     /// Removes `id` from the front of the queue (if it is still there) and its file.
     fn done(&self, id: &str) {
         let mut queue = self.queue.lock();

@@ -246,6 +246,16 @@ impl Lifecycle {
         alerts
     }
 
+    /// Alert `id`, active or resolved.
+    pub fn find(&self, id: &str) -> Option<Alert> {
+        self.active
+            .values()
+            .map(|a| &a.alert)
+            .chain(self.history.iter())
+            .find(|a| a.id == id)
+            .cloned()
+    }
+
     /// Resolved alerts, newest first.
     pub fn history(&self, limit: usize) -> Vec<Alert> {
         self.history.iter().rev().take(limit).cloned().collect()

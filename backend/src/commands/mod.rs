@@ -77,6 +77,16 @@ pub async fn run_pipeline(
         .await
         .context("loading the deflection switches")?;
     tokio::spawn(switches.clone().run_expiry(shutdown.clone()));
+    // Scale-out: one instance alerts for all, its state on the partials topic.
+    let shared_alerts = if kafka.partials {
+        let shared = Arc::new(
+            vigie::alert::SharedAlerts::new(kafka).context("creating the shared alert producer")?,
+        );
+        alerts.share(shared.clone());
+        Some(shared)
+    } else {
+        None
+    };
     let alerting = tokio::spawn(alerts.clone().run(shutdown.clone()));
     let followed = switches.subscribe();
     let state = vigie::server::AppState::new(engines.clone(), status.clone(), shutdown.clone())
@@ -84,12 +94,13 @@ pub async fn run_pipeline(
         .with_alerts(alerts)
         .with_auth(vigie::server::Auth::start(auth, shutdown.clone()).await?)
         .with_cockpit(vigie::server::cockpit::Cockpit::from_settings(settings));
-    if kafka.partials {
+    if let Some(shared_alerts) = shared_alerts {
         vigie::partials::start(
             kafka,
             engines.clone(),
             status.clone(),
             followed,
+            shared_alerts,
             shutdown.clone(),
         )
         .await

@@ -27,7 +27,8 @@ pub struct ListParams {
     limit: Option<usize>,
 }
 
-/// `{"alerts": [firing, acknowledged, recently resolved], "history": [resolved, newest first]}`.
+/// `{"alerts": [firing, acknowledged, recently resolved], "history": [resolved, newest
+/// first], "alerting_instance": id or null}`.
 pub async fn list(
     _caller: Principal,
     State(state): State<AppState>,
@@ -39,6 +40,8 @@ pub async fn list(
     Ok(Json(json!({
         "alerts": *alerts.alerts(),
         "history": alerts.history(limit),
+        // Scale-out: which instance evaluates and notifies (null: a single instance).
+        "alerting_instance": alerts.alerting_instance(),
     })))
 }
 
@@ -79,9 +82,9 @@ pub async fn acknowledge(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::BadBody(format!("expected {{\"note\": \"...\"}}: {e}")))?
     };
-    Ok(Json(service(&state)?.acknowledge(
-        &id,
-        &caller.name,
-        request.note,
-    )?))
+    Ok(Json(
+        service(&state)?
+            .acknowledge(&id, &caller.name, request.note)
+            .await?,
+    ))
 }

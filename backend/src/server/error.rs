@@ -71,6 +71,7 @@ impl ApiError {
                     E::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
                     E::AlreadyResolved(_) => (StatusCode::CONFLICT, "already_resolved"),
                     E::BadNote(_) => (StatusCode::BAD_REQUEST, "bad_body"),
+                    E::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
                     E::Config(_) | E::State { .. } => {
                         (StatusCode::INTERNAL_SERVER_ERROR, "internal")
                     }

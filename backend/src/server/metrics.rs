@@ -229,6 +229,38 @@ pub fn render(state: &AppState) -> String {
             &active,
         );
         out.single(
+            "vigie_alerting_instance",
+            "gauge",
+            "1 when this instance evaluates the rules and notifies (scale-out: one instance).",
+            f64::from(u8::from(alerts.is_alerting())),
+        );
+        if let Some(shared) = alerts.shared_stats() {
+            for (name, help, value) in [
+                (
+                    "vigie_shared_alert_records_published_total",
+                    "Alert states and acknowledgements written to the partials topic.",
+                    &shared.published,
+                ),
+                (
+                    "vigie_shared_alert_publish_failures_total",
+                    "Alert states and acknowledgements the partials topic did not take.",
+                    &shared.publish_failures,
+                ),
+                (
+                    "vigie_shared_alert_records_fenced_total",
+                    "Alert states of a former alerting instance, ignored.",
+                    &shared.fenced,
+                ),
+                (
+                    "vigie_shared_alert_records_unreadable_total",
+                    "Shared alert records that could not be read, skipped.",
+                    &shared.unreadable,
+                ),
+            ] {
+                out.single(name, "counter", help, counter(value));
+            }
+        }
+        out.single(
             "vigie_alert_evaluations_total",
             "counter",
             "Rounds of alert rule evaluation.",

@@ -1,0 +1,335 @@
+//! Owns the alert state shared by the instances of a scale-out (`kafka.partials = true`):
+//! what the **alerting instance** publishes to the partials topic, and the
+//! acknowledgements any instance forwards to it.
+//!
+//! One instance evaluates the rules and notifies the sinks: the one consuming partition 0
+//! of the events topic. Kafka's consumer group elects it, so there is no election of our
+//! own, and its epoch is partition 0's claim offset in the partials topic
+//! ([`crate::partials`]), which fences a former alerting instance's late records.
+//!
+//! - Key `<events topic>/alerts`: [`SharedState`], the alert lifecycle (active alerts and
+//!   history) and every sink's undelivered notifications, republished when it changes.
+//! - Key `<events topic>/alerts/ack/<alert id>`: an [`AckRequest`] from any instance;
+//!   the alerting instance applies it (acknowledging twice keeps the first).
+//!
+//! Takeover: a new alerting instance first reads the topic up to its own claim. The
+//! group revokes partition 0 from the former owner before assigning it, so by then it
+//! holds the last state its predecessor published. It takes over that lifecycle (an
+//! alert already fired is not fired again) and re-queues the notifications its
+//! predecessor had not delivered. Delivery is at least once: one delivered in the last
+//! moments before a takeover may be sent again, with the same delivery id.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use super::delivery::Pending;
+use super::lifecycle::Lifecycle;
+use crate::config::KafkaSettings;
+
+/// Format version of the shared alert records.
+pub const SHARED_VERSION: u32 = 1;
+
+/// The alerting instance's state, as published.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SharedState {
+    pub v: u32,
+    /// Instance id of the alerting instance.
+    pub owner: String,
+    /// Its epoch: the offset of its claim of partition 0 in the partials topic.
+    pub epoch: i64,
+    pub lifecycle: Lifecycle,
+    /// Per sink, the notifications not yet delivered, oldest first.
+    pub outbox: BTreeMap<String, Vec<Pending>>,
+    /// Wall-clock time of publication, epoch ms.
+    pub published_at: i64,
+}
+
+/// An acknowledgement made through any instance's API.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AckRequest {
+    pub id: String,
+    pub who: String,
+    #[serde(default)]
+    pub note: Option<String>,
+    /// Epoch ms.
+    pub at: i64,
+}
+
+/// What a key of the partials topic names, for alerts.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AlertKey {
+    State,
+    Ack,
+}
+
+/// Parses `<topic>/alerts` and `<topic>/alerts/ack/<id>`.
+pub fn parse_key(key: &str, topic: &str) -> Option<AlertKey> {
+    let rest = key.strip_prefix(topic)?.strip_prefix("/alerts")?;
+    match rest {
+        "" => Some(AlertKey::State),
+        _ => rest
+            .strip_prefix("/ack/")
+            .filter(|id| !id.is_empty())
+            .map(|_| AlertKey::Ack),
+    }
+}
+
+/// The shared alert records seen, and the producer to publish this instance's.
+pub struct SharedAlerts {
+    producer: FutureProducer,
+    partials_topic: String,
+    source_topic: String,
+    /// This instance's id.
+    pub instance: String,
+    /// The newest state of the highest epoch seen.
+    state: Mutex<Option<SharedState>>,
+    /// Bumped whenever `state` changes.
+    generation: AtomicU64,
+    /// Offset of the last partials record read (-1: none yet).
+    read_offset: AtomicI64,
+    /// Acknowledgements read, not yet applied by the alerting instance.
+    acks: Mutex<Vec<AckRequest>>,
+    /// Woken whenever a state is applied (acknowledgements wait on it).
+    changed: Notify,
+    /// A tokio runtime to await deliveries on (publishing runs on blocking threads).
+    runtime: tokio::runtime::Handle,
+    pub stats: Arc<SharedStats>,
+}
+
+/// Counters of the shared alert records (metrics).
+#[derive(Debug, Default)]
+pub struct SharedStats {
+    pub published: AtomicU64,
+    pub publish_failures: AtomicU64,
+    /// States of a former alerting instance (older epoch), ignored.
+    pub fenced: AtomicU64,
+    pub unreadable: AtomicU64,
+}
+
+impl std::fmt::Debug for SharedAlerts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedAlerts")
+            .field("partials_topic", &self.partials_topic)
+            .field("instance", &self.instance)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SharedAlerts {
+    /// For `settings` (whose `instance_id` is set): publishes to the partials topic.
+    /// Must be called inside a tokio runtime.
+    pub fn new(settings: &KafkaSettings) -> Result<SharedAlerts, rdkafka::error::KafkaError> {
+        Ok(SharedAlerts {
+            producer: crate::ingest::client_config(settings)
+                .set("message.timeout.ms", "10000")
+                .set("enable.idempotence", "true")
+                .create()?,
+            partials_topic: settings.partials_topic.clone(),
+            source_topic: settings.topic.clone(),
+            instance: crate::partials::instance_id(settings),
+            state: Mutex::new(None),
+            generation: AtomicU64::new(0),
+            read_offset: AtomicI64::new(-1),
+            acks: Mutex::new(Vec::new()),
+            changed: Notify::new(),
+            runtime: tokio::runtime::Handle::current(),
+            stats: Arc::default(),
+        })
+    }
+
+    /// The events topic whose partials these are (keys are prefixed with it).
+    pub fn source_topic(&self) -> &str {
+        &self.source_topic
+    }
+
+    /// Called by the partials follower for every record read, in order.
+    pub fn record_read(&self, offset: i64) {
+        self.read_offset.fetch_max(offset, Relaxed);
+    }
+
+    /// The partials topic has been read at least up to `offset`.
+    pub fn has_read(&self, offset: i64) -> bool {
+        self.read_offset.load(Relaxed) >= offset
+    }
+
+    /// Applies a state record; `false` if it is a former alerting instance's (fenced).
+    pub fn apply_state(&self, payload: &[u8]) -> Result<bool, String> {
+        let state: SharedState = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
+        if state.v != SHARED_VERSION {
+            return Err(format!(
+                "shared alert format version {} is not supported (expected {SHARED_VERSION})",
+                state.v
+            ));
+        }
+        let mut current = self.state.lock();
+        if current.as_ref().is_some_and(|c| c.epoch > state.epoch) {
+            self.stats.fenced.fetch_add(1, Relaxed);
+            return Ok(false);
+        }
+        *current = Some(state);
+        drop(current);
+        self.generation.fetch_add(1, Relaxed);
+        self.changed.notify_waiters();
+        Ok(true)
+    }
+
+    /// Queues an acknowledgement record for the alerting instance.
+    pub fn apply_ack(&self, payload: &[u8]) -> Result<(), String> {
+        let ack: AckRequest = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
+        self.acks.lock().push(ack);
+        Ok(())
+    }
+
+    /// Forgets the acknowledgements made before `since` (epoch ms).
+    pub fn keep_acks_since(&self, since: i64) {
+        self.acks.lock().retain(|a| a.at >= since);
+    }
+
+    /// Takes the acknowledgements read so far.
+    pub fn take_acks(&self) -> Vec<AckRequest> {
+        std::mem::take(&mut *self.acks.lock())
+    }
+
+    /// The newest state and its generation.
+    pub fn state(&self) -> (u64, Option<SharedState>) {
+        let state = self.state.lock().clone();
+        (self.generation.load(Relaxed), state)
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Relaxed)
+    }
+
+    /// Resolves at the next state applied.
+    pub async fn changed(&self) {
+        self.changed.notified().await;
+    }
+
+    /// Publishes this instance's state (never waits: the outcome is counted and logged).
+    pub fn publish_state(&self, state: &SharedState) {
+        let Ok(payload) = serde_json::to_vec(state) else {
+            return;
+        };
+        let key = format!("{}/alerts", self.source_topic);
+        self.send(key, payload, "alert state");
+    }
+
+    /// Forwards an acknowledgement to the alerting instance.
+    pub fn publish_ack(&self, ack: &AckRequest) {
+        let Ok(payload) = serde_json::to_vec(ack) else {
+            return;
+        };
+        let key = format!("{}/alerts/ack/{}", self.source_topic, ack.id);
+        self.send(key, payload, "alert acknowledgement");
+    }
+
+    fn send(&self, key: String, payload: Vec<u8>, what: &'static str) {
+        let record = FutureRecord::to(&self.partials_topic)
+            .partition(0)
+            .key(&key)
+            .payload(&payload);
+        match self.producer.send_result(record) {
+            Ok(delivery) => {
+                let stats = self.stats.clone();
+                self.runtime.spawn(async move {
+                    match delivery.await {
+                        Ok(Ok(_)) => stats.published.fetch_add(1, Relaxed),
+                        _ => {
+                            tracing::warn!(what, "publishing to the partials topic failed");
+                            stats.publish_failures.fetch_add(1, Relaxed)
+                        }
+                    };
+                });
+            }
+            Err((error, _)) => {
+                self.stats.publish_failures.fetch_add(1, Relaxed);
+                tracing::warn!(%error, what, "publishing to the partials topic failed");
+            }
+        }
+    }
+}
+
+/// How long an acknowledgement made through another instance waits for the alerting
+/// instance to apply it (a change of alerting instance takes a few seconds).
+pub const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Acknowledgements read by an instance that does not alert are kept this long (ms), in
+/// case it becomes the alerting instance: applying one twice changes nothing.
+pub const KEEP_ACKS_MS: i64 = 60_000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(epoch: i64, owner: &str) -> Vec<u8> {
+        serde_json::to_vec(&SharedState {
+            v: SHARED_VERSION,
+            owner: owner.into(),
+            epoch,
+            ..SharedState::default()
+        })
+        .expect("encode")
+    }
+
+    #[tokio::test]
+    async fn a_former_alerting_instance_is_fenced_and_recent_acks_are_kept() {
+        let shared = SharedAlerts::new(&KafkaSettings {
+            instance_id: Some("me".into()),
+            ..KafkaSettings::default()
+        })
+        .expect("producer");
+        assert_eq!(shared.apply_state(&state(10, "a")), Ok(true));
+        let generation = shared.generation();
+        // A late state of the former alerting instance (older epoch) is ignored.
+        assert_eq!(shared.apply_state(&state(7, "old")), Ok(false));
+        assert_eq!(shared.generation(), generation);
+        assert_eq!(shared.state().1.map(|s| s.owner), Some("a".into()));
+        assert_eq!(shared.apply_state(&state(12, "b")), Ok(true));
+        assert_eq!(shared.state().1.map(|s| s.owner), Some("b".into()));
+        let mut future = serde_json::from_slice::<SharedState>(&state(13, "c")).expect("decode");
+        future.v = SHARED_VERSION + 1;
+        let future = serde_json::to_vec(&future).expect("encode");
+        assert!(
+            shared.apply_state(&future).is_err(),
+            "unknown version refused"
+        );
+        assert!(shared.apply_state(b"{").is_err());
+
+        for (id, at) in [("old", 1_000), ("new", 90_000)] {
+            let ack = AckRequest {
+                id: id.into(),
+                who: "sup".into(),
+                note: None,
+                at,
+            };
+            shared
+                .apply_ack(&serde_json::to_vec(&ack).expect("encode"))
+                .expect("ack read");
+        }
+        shared.keep_acks_since(90_000 - KEEP_ACKS_MS);
+        let kept: Vec<String> = shared.take_acks().into_iter().map(|a| a.id).collect();
+        assert_eq!(kept, ["new"]);
+        assert!(shared.take_acks().is_empty(), "taken once");
+        assert!(!shared.has_read(0));
+        shared.record_read(5);
+        shared.record_read(3);
+        assert!(shared.has_read(5) && !shared.has_read(6));
+    }
+
+    #[test]
+    fn keys_name_the_state_and_acknowledgements() {
+        assert_eq!(parse_key("t.x/alerts", "t.x"), Some(AlertKey::State));
+        assert_eq!(parse_key("t.x/alerts/ack/r.1", "t.x"), Some(AlertKey::Ack));
+        assert_eq!(parse_key("t.x/alerts/ack/", "t.x"), None);
+        assert_eq!(parse_key("t.x/alertsx", "t.x"), None);
+        assert_eq!(parse_key("t.y/alerts", "t.x"), None);
+        assert_eq!(parse_key("t.x/3", "t.x"), None);
+    }
+}

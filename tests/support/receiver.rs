@@ -1,0 +1,107 @@
+//! An HTTP receiver on loopback standing for a chat-ops webhook: records every request,
+//! and can fail the first ones.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use parking_lot::Mutex;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use vigie::config::Secret;
+
+/// One request as a receiver saw it.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Received {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("JSON body")
+    }
+}
+
+/// An HTTP receiver on loopback: records every request; answers 500 to the first
+/// `failures` ones, then 200.
+pub struct Receiver {
+    pub addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Received>>>,
+    stop: CancellationToken,
+}
+
+#[derive(Clone)]
+struct ReceiverState {
+    seen: Arc<Mutex<Vec<Received>>>,
+    failures: Arc<AtomicUsize>,
+}
+
+impl Receiver {
+    pub async fn start(failures: usize) -> Receiver {
+        Self::start_on(([127, 0, 0, 1], 0).into(), failures).await
+    }
+
+    pub async fn start_on(addr: SocketAddr, failures: usize) -> Receiver {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let state = ReceiverState {
+            seen: seen.clone(),
+            failures: Arc::new(AtomicUsize::new(failures)),
+        };
+        let app = axum::Router::new()
+            .fallback(
+                |State(s): State<ReceiverState>, uri: Uri, headers: HeaderMap, body: Bytes| async move {
+                    s.seen.lock().push(Received {
+                        path: uri.path().to_string(),
+                        headers,
+                        body,
+                    });
+                    let failing = s
+                        .failures
+                        .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
+                        .is_ok();
+                    if failing {
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    } else {
+                        StatusCode::OK
+                    }
+                },
+            )
+            .with_state(state);
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .expect("bind receiver");
+        let addr = listener.local_addr().expect("addr");
+        let stop = CancellationToken::new();
+        let until = stop.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { until.cancelled().await })
+                .await
+        });
+        Receiver { addr, seen, stop }
+    }
+
+    pub fn url(&self, path: &str) -> Secret {
+        Secret::new(format!("http://{}{path}", self.addr))
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.seen.lock().clone()
+    }
+
+    /// Requests received (failed ones included).
+    pub fn count(&self) -> usize {
+        self.seen.lock().len()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
