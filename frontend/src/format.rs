@@ -1,7 +1,7 @@
 //! Owns how numbers read on a wall screen: percentages, durations, wait ranges and the
 //! freshness badge. Pure functions, unit-tested natively.
 
-use vigie_proto::EstimatedWait;
+use vigie_proto::{EstimatedWait, StatusReport};
 
 use crate::i18n::{Lang, Text};
 
@@ -142,11 +142,30 @@ pub enum Freshness {
     Rebuilding(f64),
     /// The numbers are old: the broker is unreachable or the stream stopped (age, ms).
     Stale(i64),
+    /// Scale-out: only `live` of the topic's `total` partitions are live in the merged
+    /// view (an instance died and its partitions are not taken over yet).
+    Partial { live: usize, total: usize },
     /// No link to the server; retrying in this many ms. The numbers are the last seen.
     Offline { age_ms: i64, retry_in_ms: i64 },
 }
 
 impl Freshness {
+    /// What the server's last `status` says, at `now` (epoch ms), the link being open.
+    pub fn of_status(s: &StatusReport, now: f64) -> Freshness {
+        let age = || s.watermark.map_or(0, |w| (now - w as f64).max(0.0) as i64);
+        let partial = s.partitions.as_ref().filter(|p| p.live < p.total);
+        match (s.rebuilding, partial) {
+            (Some(done), _) => Freshness::Rebuilding(done),
+            _ if s.stale => Freshness::Stale(age()),
+            (None, Some(p)) => Freshness::Partial {
+                live: p.live,
+                total: p.total,
+            },
+            _ if !s.live => Freshness::Stale(age()),
+            _ => Freshness::Live,
+        }
+    }
+
     /// Badge text: `live`, `stale 42 s`, `rebuilding 43 %`, `offline 12 s`.
     pub fn label(self, lang: Lang) -> String {
         let age = |ms: i64| duration(Some(ms.max(0) as f64));
@@ -159,6 +178,9 @@ impl Freshness {
                 percent(Some(done.clamp(0.0, 1.0)), lang)
             ),
             Freshness::Stale(ms) => format!("{} {}", lang.text(Text::Stale), age(ms)),
+            Freshness::Partial { live, total } => {
+                format!("{} {live}/{total}", lang.text(Text::Partial))
+            }
             Freshness::Offline { age_ms, .. } => {
                 format!("{} {}", lang.text(Text::Offline), age(age_ms))
             }
@@ -173,7 +195,9 @@ impl Freshness {
     pub fn class(self) -> &'static str {
         match self {
             Freshness::Live => "badge live",
-            Freshness::Rebuilding(_) | Freshness::Connecting => "badge rebuilding",
+            Freshness::Rebuilding(_) | Freshness::Connecting | Freshness::Partial { .. } => {
+                "badge rebuilding"
+            }
             Freshness::Stale(_) | Freshness::Offline { .. } => "badge stale",
         }
     }
@@ -268,6 +292,55 @@ mod tests {
     }
 
     #[test]
+    fn the_badge_follows_the_server_status() {
+        let now = 1_000_000.0;
+        let live = StatusReport {
+            live: true,
+            watermark: Some(990_000),
+            ..StatusReport::default()
+        };
+        assert_eq!(Freshness::of_status(&live, now), Freshness::Live);
+        let rebuilding = StatusReport {
+            live: false,
+            rebuilding: Some(0.4),
+            ..live.clone()
+        };
+        assert_eq!(
+            Freshness::of_status(&rebuilding, now),
+            Freshness::Rebuilding(0.4)
+        );
+        let stale = StatusReport {
+            stale: true,
+            ..live.clone()
+        };
+        assert_eq!(Freshness::of_status(&stale, now), Freshness::Stale(10_000));
+        let missing = StatusReport {
+            live: false,
+            partitions: Some(vigie_proto::PartitionsReport {
+                total: 6,
+                live: 4,
+                rebuilding: Vec::new(),
+                missing: vec![1, 4],
+            }),
+            ..live.clone()
+        };
+        assert_eq!(
+            Freshness::of_status(&missing, now),
+            Freshness::Partial { live: 4, total: 6 }
+        );
+        let whole = StatusReport {
+            live: true,
+            partitions: Some(vigie_proto::PartitionsReport {
+                total: 6,
+                live: 6,
+                ..Default::default()
+            }),
+            ..live
+        };
+        assert_eq!(Freshness::of_status(&whole, now), Freshness::Live);
+    }
+
+    #[test]
     fn the_badge_never_calls_old_numbers_live() {
         assert_eq!(Freshness::Live.label(Lang::En), "live");
         assert_eq!(Freshness::Stale(42_000).label(Lang::En), "stale 42 s");
@@ -287,7 +360,12 @@ mod tests {
             .label(Lang::Fr),
             "hors ligne 12 s"
         );
+        assert_eq!(
+            Freshness::Partial { live: 4, total: 6 }.label(Lang::Fr),
+            "partiel 4/6"
+        );
         for f in [
+            Freshness::Partial { live: 5, total: 6 },
             Freshness::Connecting,
             Freshness::Rebuilding(0.99),
             Freshness::Stale(1_000),

@@ -49,6 +49,7 @@ texts! {
     Live => "live", "en direct";
     Stale => "stale", "figé depuis";
     Rebuilding => "rebuilding", "reconstruction";
+    Partial => "partial", "partiel";
     Offline => "offline", "hors ligne";
     Connecting => "connecting", "connexion";
     WallView => "Wall", "Mur";

@@ -73,16 +73,10 @@ impl Live {
                 age_ms: (now - since) as i64,
                 retry_in_ms: (retry_at - now).max(0.0) as i64,
             },
-            Link::Open => match self.status.get() {
-                None => Freshness::Connecting,
-                Some(s) if s.rebuilding.is_some() => {
-                    Freshness::Rebuilding(s.rebuilding.unwrap_or(0.0))
-                }
-                Some(s) if s.stale || !s.live => {
-                    Freshness::Stale(s.watermark.map_or(0, |w| (now - w as f64).max(0.0) as i64))
-                }
-                Some(_) => Freshness::Live,
-            },
+            Link::Open => self
+                .status
+                .get()
+                .map_or(Freshness::Connecting, |s| Freshness::of_status(&s, now)),
         }
     }
 
