@@ -121,7 +121,11 @@ pub struct KafkaSettings {
     /// producer with a wrong clock would otherwise make every other event "late".
     #[serde(with = "humantime_serde")]
     pub max_clock_skew: Duration,
-    /// librdkafka properties (security.protocol, sasl.*, ssl.*, ...), applied last.
+    /// librdkafka properties (security.protocol, sasl.*, ssl.*, ...), applied last. In
+    /// the environment, where a name cannot hold dots, write them as underscores:
+    /// `VIGIE__KAFKA__PROPERTIES__SASL_PASSWORD` sets `sasl.password`. Numbers and
+    /// booleans are taken as written (`"fetch.wait.max.ms" = 100`).
+    #[serde(deserialize_with = "scalars_as_strings")]
     pub properties: BTreeMap<String, String>,
     /// Scale-out: publish this instance's partitions as mergeable partials to
     /// `partials_topic` and merge every instance's partials, so that several instances
@@ -656,6 +660,37 @@ impl Default for EngineSettings {
 #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
 pub struct ConfigError(pub Vec<String>);
 
+/// A map of strings, numbers or booleans, each kept as its text (librdkafka takes text).
+fn scalars_as_strings<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    use serde::de::Error as _;
+    BTreeMap::<String, serde_json::Value>::deserialize(deserializer)?
+        .into_iter()
+        .map(|(key, value)| match value {
+            serde_json::Value::String(s) => Ok((key, s)),
+            serde_json::Value::Number(n) => Ok((key, n.to_string())),
+            serde_json::Value::Bool(b) => Ok((key, b.to_string())),
+            other => Err(D::Error::custom(format!(
+                "property {key:?}: expected a string, number or boolean, found {other}"
+            ))),
+        })
+        .collect()
+}
+
+/// librdkafka property names from the environment: a name without a dot has its
+/// underscores read as dots (`sasl_password` → `sasl.password`). No string property of
+/// librdkafka has an underscore (only callbacks and pointers, set through its API).
+fn librdkafka_keys(properties: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    properties
+        .into_iter()
+        .map(|(key, value)| match key.contains('.') {
+            true => (key, value),
+            false => (key.replace('_', "."), value),
+        })
+        .collect()
+}
+
 impl Settings {
     /// Loads defaults, then `file` (if given), then `VIGIE__SECTION__KEY` variables, and validates.
     pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
@@ -673,7 +708,7 @@ impl Settings {
             }
             figment = figment.merge(Toml::file_exact(path));
         }
-        let settings: Settings = figment.merge(env).extract().map_err(|e| {
+        let mut settings: Settings = figment.merge(env).extract().map_err(|e| {
             ConfigError(
                 e.into_iter()
                     .map(|e| {
@@ -693,6 +728,7 @@ impl Settings {
                     .collect(),
             )
         })?;
+        settings.kafka.properties = librdkafka_keys(std::mem::take(&mut settings.kafka.properties));
         settings.validate()?;
         Ok(settings)
     }
@@ -923,6 +959,26 @@ mod tests {
             jail.create_file("vigie.toml", "[engine]\nallowed_lateness = \"10m\"\n")?;
             let s = Settings::load(Some(Path::new("vigie.toml"))).map_err(|e| e.to_string())?;
             assert_eq!(s.engine.allowed_lateness, Duration::from_secs(120));
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's test harness returns its own error type
+    fn librdkafka_properties_come_from_the_environment_with_underscores_for_dots() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("VIGIE__KAFKA__PROPERTIES__SASL_PASSWORD", "s3cr3t");
+            jail.set_env("VIGIE__KAFKA__PROPERTIES__FETCH_WAIT_MAX_MS", "100");
+            jail.create_file(
+                "vigie.toml",
+                "[kafka.properties]\n\"sasl.username\" = \"vigie\"\n\"sasl.password\" = \"change-me\"\n",
+            )?;
+            let s = Settings::load(Some(Path::new("vigie.toml"))).map_err(|e| e.to_string())?;
+            let p = &s.kafka.properties;
+            assert_eq!(p["sasl.username"], "vigie");
+            assert_eq!(p["sasl.password"], "s3cr3t", "the environment wins");
+            assert_eq!(p["fetch.wait.max.ms"], "100");
+            assert_eq!(p.len(), 3, "{p:?}");
             Ok(())
         });
     }
