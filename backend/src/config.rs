@@ -55,6 +55,12 @@ pub struct EngineSettings {
     /// An unfinished interaction is forgotten this long after its last event.
     #[serde(with = "humantime_serde")]
     pub interaction_ttl: Duration,
+    /// Most distinct dimension values (queues, reasons, segments and sites together)
+    /// kept; new values beyond are counted as `(other)` and in
+    /// `vigie_dimension_values_overflow_total`. Bounds memory and snapshot size when a
+    /// producer puts ids in a dimension field. Channels are always kept (they carry the
+    /// service-level rules and the cross-channel logic).
+    pub max_dimension_values: usize,
     /// IANA time zone of the `today` window (e.g. `Europe/Paris`).
     pub time_zone: String,
     /// Short-abandon threshold of channels that do not set their own (0s disables).
@@ -638,6 +644,7 @@ impl Default for EngineSettings {
             repeat_horizon: Duration::from_secs(7 * 86_400),
             max_window: Duration::from_secs(86_400),
             interaction_ttl: Duration::from_secs(86_400),
+            max_dimension_values: 10_000,
             time_zone: "UTC".into(),
             short_abandon: Duration::from_secs(5),
             channels: [
@@ -748,6 +755,9 @@ impl Settings {
         }
         if e.max_window > Duration::from_secs(31 * 86_400) {
             errors.push("engine.max_window: at most 31 days (e.g. \"24h\")".into());
+        }
+        if !(16..=10_000_000).contains(&e.max_dimension_values) {
+            errors.push("engine.max_dimension_values: between 16 and 10000000 (e.g. 10000)".into());
         }
         if e.interaction_ttl <= e.allowed_lateness {
             errors.push("engine.interaction_ttl: must be longer than engine.allowed_lateness (e.g. \"24h\")".into());
@@ -875,6 +885,7 @@ impl Settings {
                 .map(|(n, c)| (n.clone(), rules(Some(c))))
                 .collect(),
             default_rules: rules(None),
+            max_dimension_values: e.max_dimension_values,
             ..EngineConfig::default()
         })
     }

@@ -69,6 +69,8 @@ pub struct EngineConfig {
     pub default_rules: ChannelRules,
     /// Number of aggregate shards (lock striping for parallel ingest).
     pub shards: usize,
+    /// Most distinct dimension values kept; more are counted as `(other)`.
+    pub max_dimension_values: usize,
 }
 
 impl Default for EngineConfig {
@@ -98,6 +100,7 @@ impl Default for EngineConfig {
             channels,
             default_rules: rules(None),
             shards: 8,
+            max_dimension_values: 10_000,
         }
     }
 }
@@ -156,7 +159,8 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(cfg: EngineConfig) -> Engine {
-        Engine::with_symbols(cfg, Arc::default())
+        let symbols = Arc::new(Symbols::with_limit(cfg.max_dimension_values));
+        Engine::with_symbols(cfg, symbols)
     }
 
     /// An engine sharing `symbols` with others, so that their snapshots can be merged
@@ -278,7 +282,7 @@ impl Engine {
                 let customer = ev.customer_id.as_deref().map(id_hash);
                 let arrival = Arrival {
                     ts: ev.ts_ms,
-                    channel: sym(&ev.channel),
+                    channel: self.symbols.intern_channel(ev.channel.as_deref()),
                     dims,
                     customer,
                 };

@@ -141,7 +141,7 @@ fn wire_key(symbols: &Symbols, key: &DimKey) -> WireKey {
 fn intern_key(symbols: &Symbols, key: &WireKey) -> KeyId {
     let s = |i: usize| symbols.intern(Some(&key[i]));
     symbols.key_id(DimKey {
-        channel: s(0),
+        channel: symbols.intern_channel(Some(&key[0])),
         queue: s(1),
         reason: s(2),
         segment: s(3),

@@ -41,12 +41,12 @@ pub struct EngineSet {
 impl EngineSet {
     pub fn new(cfg: EngineConfig) -> EngineSet {
         EngineSet {
-            cfg,
-            symbols: Arc::default(),
+            symbols: Arc::new(Symbols::with_limit(cfg.max_dimension_values)),
             partitions: RwLock::new(BTreeMap::new()),
             generation: AtomicU64::new(0),
             replicas: RwLock::new(BTreeMap::new()),
             partials: AtomicBool::new(false),
+            cfg,
         }
     }
 
@@ -248,4 +248,55 @@ fn merged<'a>(
             .map(|(_, r)| Source::Remote(r)),
     );
     sources
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Dimension, WindowSpec};
+    use crate::simulate::{SimulationConfig, Simulator};
+
+    /// A stream whose dimension values overflow the table: nothing is lost, the values
+    /// beyond the limit are counted under `(other)`.
+    #[test]
+    fn values_beyond_the_dimension_limit_are_counted_as_other() {
+        let events: Vec<_> = Simulator::new(SimulationConfig {
+            contacts: Some(3_000),
+            seed: 3,
+            ..SimulationConfig::default()
+        })
+        .collect();
+        let snapshot = |limit: usize| {
+            let set = EngineSet::new(EngineConfig {
+                max_dimension_values: limit,
+                ..EngineConfig::default()
+            });
+            let engine = set.assign(0);
+            for ev in &events {
+                engine.apply(ev);
+            }
+            let query = SnapshotQuery {
+                window: WindowSpec::Last(set.config().max_window_ms),
+                breakdown: vec![Dimension::Queue],
+                ..SnapshotQuery::default()
+            };
+            let overflowed = set.symbols().overflowed.load(Ordering::Relaxed);
+            (set.snapshot(&query).expect("snapshot"), overflowed)
+        };
+        let (whole, none) = snapshot(usize::MAX);
+        let (bounded, overflowed) = snapshot(12);
+        assert_eq!(none, 0);
+        assert!(overflowed > 0, "the stream has more than 12 values");
+        assert_eq!(bounded.total, whole.total, "totals are unchanged");
+        assert_eq!(bounded.by_channel.len(), whole.by_channel.len());
+        let other = bounded
+            .breakdown
+            .iter()
+            .find(|b| b.key.queue.as_deref() == Some(super::super::symbols::OTHER_NAME))
+            .expect("an (other) queue row");
+        assert!(other.kpis.arrivals > 0);
+        let arrivals = |s: &Snapshot| s.breakdown.iter().map(|b| b.kpis.arrivals).sum::<u64>();
+        assert_eq!(arrivals(&bounded), arrivals(&whole));
+        assert!(bounded.breakdown.len() < whole.breakdown.len());
+    }
 }

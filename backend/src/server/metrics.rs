@@ -121,6 +121,19 @@ pub fn render(state: &AppState) -> String {
         "Redelivered events, counted once.",
         sum(&|e| e.stats().duplicates.load(Relaxed)),
     );
+    let symbols = state.engines.symbols();
+    out.single(
+        "vigie_dimension_values",
+        "gauge",
+        "Distinct dimension values held (bounded by engine.max_dimension_values).",
+        symbols.len() as f64,
+    );
+    out.single(
+        "vigie_dimension_values_overflow_total",
+        "counter",
+        "Dimension values seen beyond engine.max_dimension_values, counted as (other).",
+        counter(&symbols.overflowed),
+    );
     out.single(
         "vigie_tracked_customers",
         "gauge",
