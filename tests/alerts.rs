@@ -17,7 +17,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 use support::receiver::{Received, Receiver};
-use support::{eventually, free_addr, phone_contact, unique, Broker};
+use support::{eventually, free_addr, phone_contact, unique, Broker, PHONE_ABANDON_RULE};
 use tokio_util::sync::CancellationToken;
 use vigie::alert::AlertService;
 use vigie::config::{AlertRuleSettings, Secret, Settings, SinkKind, SinkSettings, Threshold};
@@ -686,15 +686,7 @@ default_rules = false
 evaluate_every = "100ms"
 state_dir = "{state}"
 
-[[alerts.rules]]
-name = "phone-abandon"
-kpi = "abandon_rate"
-channel = "phone"
-comparison = "above"
-threshold = 0.5
-clear = 0.3
-severity = "critical"
-
+{rule}
 [alerts.sinks.hook]
 kind = "json"
 url = "http://{hook_addr}/hook"
@@ -707,6 +699,7 @@ retry_max = "500ms"
             switches = unique("alerts-switches"),
             audit = unique("alerts-audit"),
             state = dir.path().join("state").display(),
+            rule = PHONE_ABANDON_RULE,
         ),
     )
     .expect("config");

@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use support::receiver::Receiver;
 use support::{
     create_topics, eventually, kafka_table, phone_contact, unique, Broker, VigieProcess,
+    PHONE_ABANDON_RULE,
 };
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use vigie::config::KafkaSettings;
@@ -361,15 +362,7 @@ default_rules = false
 evaluate_every = "100ms"
 state_dir = "{state_dir}"
 
-[[alerts.rules]]
-name = "phone-abandon"
-kpi = "abandon_rate"
-channel = "phone"
-comparison = "above"
-threshold = 0.5
-clear = 0.3
-severity = "critical"
-
+{rule}
 [alerts.sinks.hook]
 kind = "json"
 url = "{url}"
@@ -379,6 +372,7 @@ retry_max = "500ms"
 "#,
         url = receiver.url("/hook").expose(),
         state_dir = state_dir.display(),
+        rule = PHONE_ABANDON_RULE,
     )
 }
 
@@ -432,6 +426,25 @@ async fn settled(instances: &[&Vigie]) -> (String, String) {
             "instances do not agree on the alert and the alerting instance: {seen:?}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until each instance shows its first alert in `state`.
+async fn shows_alert_state(instances: &[&Vigie], state: &str) {
+    let start = Instant::now();
+    for i in instances {
+        loop {
+            let (_, list) = i.get("/api/v1/alerts").await.expect("alerts");
+            if list["alerts"][0]["state"] == state {
+                break;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "{}: not {state}: {list}",
+                i.name
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 
@@ -520,21 +533,7 @@ async fn one_instance_alerts_for_all_acks_go_through_any_and_a_kill_loses_nothin
         .expect("ack JSON");
     assert_eq!(acked["state"], "acknowledged", "{acked}");
     assert_eq!(acked["ack_note"], "callback opened");
-    for i in [&leader, other] {
-        let start = Instant::now();
-        loop {
-            let (_, list) = i.get("/api/v1/alerts").await.expect("alerts");
-            if list["alerts"][0]["state"] == "acknowledged" {
-                break;
-            }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "{}: ack not shown: {list}",
-                i.name
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
+    shows_alert_state(&[&leader, other], "acknowledged").await;
 
     // The receiver goes down and the queue recovers: the alerting instance resolves the
     // alert but cannot deliver `resolved`, then dies (SIGKILL) with it queued. The next
@@ -546,21 +545,7 @@ async fn one_instance_alerts_for_all_acks_go_through_any_and_a_kill_loses_nothin
         .flat_map(|n| phone_contact(n, base + n as i64 * 1_000, false))
         .collect();
     produce_events(&kafka, &recovery).await;
-    for i in [follower, other] {
-        let start = Instant::now();
-        loop {
-            let (_, list) = i.get("/api/v1/alerts").await.expect("alerts");
-            if list["alerts"][0]["state"] == "resolved" {
-                break;
-            }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "{}: not resolved: {list}",
-                i.name
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
+    shows_alert_state(&[follower, other], "resolved").await;
     assert_eq!(
         leader
             .metric("vigie_alert_queue_depth{sink=\"hook\"}")

@@ -277,3 +277,14 @@ pub fn phone_contact(n: usize, ts: i64, abandoned: bool) -> Vec<EventRecord<'sta
     let last = EventRecord::new(format!("{iid}-e"), end, ts + 30_000, iid);
     vec![arrived, queued, last]
 }
+
+/// An alert rule (TOML) firing above 50 % phone abandons, clearing under 30 %.
+pub const PHONE_ABANDON_RULE: &str = r#"[[alerts.rules]]
+name = "phone-abandon"
+kpi = "abandon_rate"
+channel = "phone"
+comparison = "above"
+threshold = 0.5
+clear = 0.3
+severity = "critical"
+"#;
