@@ -20,3 +20,6 @@ scripts/build-cockpit.sh
 
 echo "== tests (unit, property, black-box; benches run once as a smoke test)"
 cargo test --workspace --all-targets --locked
+
+echo "== deploy files (schemas, consistency, each container's config run on a local broker)"
+scripts/check-deploy.sh
