@@ -961,18 +961,40 @@ class Instance:
     def __init__(self, name, argv, env, listen_port, work: Path, logs: Path, vigie: str):
         self.name = name
         self.container_port = listen_port
-        self.port = free_port()
-        argv = with_option(argv, "--listen", f"127.0.0.1:{self.port}") if argv[:1] == ["serve"] else argv
-        self.argv = [vigie] + argv
+        self.args = argv
+        self.vigie = vigie
         self.env = env
         self.work = work
         self.log = logs / f"{name}.log"
         self.proc = None
+        self.listen_on(free_port())
+
+    def listen_on(self, port: int):
+        self.port = port
+        argv = self.args
+        argv = with_option(argv, "--listen", f"127.0.0.1:{port}") if argv[:1] == ["serve"] else argv
+        self.argv = [self.vigie] + argv
 
     def start(self):
+        """Starts it; `vigie serve` is retried on another port if its port was taken between
+        choosing it and binding it (by anything else on the machine)."""
         self.work.mkdir(parents=True, exist_ok=True)
-        self.proc = spawn(self.argv, self.env, self.work, self.log)
-        self.proc.name = self.name
+        for _ in range(3):
+            self.proc = spawn(self.argv, self.env, self.work, self.log)
+            self.proc.name = self.name
+            if self.args[:1] != ["serve"]:
+                return
+            end = time.monotonic() + 60
+            while time.monotonic() < end:
+                text = self.log.read_text(errors="replace") if self.log.exists() else ""
+                if "listening on http://" in text:
+                    return
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.05)
+            if self.proc.poll() is None or "Address already in use" not in self.log.read_text(errors="replace"):
+                return  # still starting, or exited for another reason: the caller's checks say
+            self.listen_on(free_port())
 
     def get(self, path, token=None):
         return http_get(self.port, path, token)
@@ -1343,8 +1365,10 @@ def once_more_if_not_converged(checks: Checks, run, *args):
         run(checks, *args)
     except NotConverged as first:
         checks.passed = passed
+        kept = ROOT / "target/deploy-check-not-converged" / time.strftime("%Y%m%dT%H%M%S")
+        shutil.copytree(LOGS, kept, dirs_exist_ok=True)
         checks.note(f"{first.problem.splitlines()[0]}; once more (an intermittent issue of vigie's "
-                    "partials, not of deploy/)")
+                    f"partials, not of deploy/; logs kept in {kept.relative_to(ROOT)})")
         try:
             run(checks, *args)
         except NotConverged as second:

@@ -17,8 +17,8 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use support::receiver::Receiver;
 use support::{
-    create_topics, eventually, kafka_table, phone_contact, unique, Broker, VigieProcess,
-    PHONE_ABANDON_RULE,
+    create_topics, eventually, kafka_table, phone_contact, read_topic, unique, Broker,
+    VigieProcess, PHONE_ABANDON_RULE,
 };
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use vigie::config::KafkaSettings;
@@ -596,5 +596,70 @@ async fn one_instance_alerts_for_all_acks_go_through_any_and_a_kill_loses_nothin
     }
     assert_eq!(names[0], names[1], "both name the new alerting instance");
     assert_ne!(names[0], json!(alerting_name));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A claim of partition 3 by an instance that does not consume it (what a former owner's
+/// late claim looks like) reaches the topic after the real owner's: the owner claims it
+/// again above it, so readers fence the zombie, not the owner. One instance in the group,
+/// so that no rebalance makes a new claim of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_foreign_claim_is_claimed_over_by_the_owner() {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let broker = Broker::start();
+    let kafka = settings(&broker);
+    create_topics(&kafka, PARTITIONS).await;
+    let dir = temp_dir();
+    let sent = produce_events(&kafka, &events(1_500)).await;
+    let single = Vigie::start(&dir, "single", &kafka, false);
+    let a = Vigie::start(&dir, "a", &kafka, true);
+    let want = reference(&single, sent, "24h").await;
+    converges(&a, "24h", &want).await;
+
+    let key = format!("{}/3", kafka.topic);
+    let zombie = json!({
+        "v": 1, "owner": "zombie", "epoch": null, "rebuilding": 0.0, "watermark": null,
+        "late_events": 0, "rejected": 0, "duplicates": 0, "waiting": [],
+        "published_at": jiff::Timestamp::now().as_millisecond(),
+    })
+    .to_string();
+    let producer: FutureProducer = vigie::ingest::client_config(&kafka)
+        .create()
+        .expect("producer");
+    producer
+        .send(
+            FutureRecord::to(&kafka.partials_topic)
+                .partition(0)
+                .key(&key)
+                .payload(&zombie),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .expect("zombie claim produced");
+
+    // The owner's new claim follows the zombie's in the topic.
+    let claimed = key.clone();
+    let claims_after_zombie = move |records: &[(String, Value)]| {
+        let key = &claimed;
+        records
+            .iter()
+            .skip_while(|(k, v)| !(k == key && v["owner"] == "zombie"))
+            .skip(1)
+            .filter(|(k, v)| k == key && v["epoch"].is_null() && v["owner"] == "a")
+            .count()
+    };
+    let partials = kafka.partials_topic.clone();
+    let kafka_read = kafka.clone();
+    let enough = claims_after_zombie.clone();
+    let records =
+        tokio::task::spawn_blocking(move || read_topic(&kafka_read, &partials, |r| enough(r) > 0))
+            .await
+            .expect("reader");
+    assert!(
+        claims_after_zombie(&records) > 0,
+        "a did not claim {key} again after the zombie's claim"
+    );
+    converges(&a, "24h", &want).await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -378,7 +378,38 @@ impl Publisher {
                     },
                 );
             }
+            self.reclaim_if_fenced(partition).await;
             self.publish(partition).await;
+        }
+    }
+
+    /// A later claim of a partition this instance still consumes fences its records
+    /// everywhere: a former owner's claim that reached the topic after ours (its claim
+    /// from the rebalance callback failed, and its publisher's retry was still in flight
+    /// when the partition moved). Claims it again, above that, and republishes every chunk.
+    async fn reclaim_if_fenced(&mut self, partition: i32) {
+        let Some(owned) = self.owned.get(&partition) else {
+            return;
+        };
+        let fenced_by = self
+            .engines
+            .with_replica(partition, |r| {
+                (r.epoch > owned.epoch).then(|| r.header.owner.clone())
+            })
+            .flatten();
+        let Some(other) = fenced_by else {
+            return;
+        };
+        let engine = owned.engine.clone();
+        let Some(epoch) = self.claim(partition).await else {
+            return;
+        };
+        tracing::warn!(partition, %other, epoch, "partition claimed by another instance while consumed here: claimed again");
+        engine.set_partial_epoch(epoch);
+        if let Some(owned) = self.owned.get_mut(&partition) {
+            owned.epoch = epoch;
+            owned.retry = engine.chunk_starts();
+            owned.last_header = None;
         }
     }
 
@@ -532,6 +563,18 @@ struct Follower {
     alerts: Arc<SharedAlerts>,
 }
 
+/// An epoch is the offset of an earlier claim: one beyond the record's own offset is
+/// forged or corrupt, and would fence every real owner for good.
+fn epoch_before(epoch: i64, offset: i64) -> Result<(), String> {
+    if epoch <= offset {
+        Ok(())
+    } else {
+        Err(format!(
+            "epoch {epoch} is after the record's own offset {offset}: not a claim's offset"
+        ))
+    }
+}
+
 /// What a partials key names.
 #[derive(Debug, PartialEq, Eq)]
 enum Key {
@@ -553,11 +596,18 @@ fn parse_key(key: &str, topic: &str) -> Option<Key> {
 
 impl Follower {
     async fn run(self, consumer: Arc<StreamConsumer>, shutdown: CancellationToken) {
-        let mut metadata = tokio::time::interval(Duration::from_secs(5));
+        // The partition count decides readiness: asked for often until known, then every 5 s.
+        let mut metadata = tokio::time::interval(Duration::from_millis(250));
+        let mut refreshed: Option<Instant> = None;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = metadata.tick() => self.refresh_partition_count(&consumer).await,
+                _ = metadata.tick() => {
+                    let due = refreshed.is_none_or(|at| at.elapsed() >= Duration::from_secs(5));
+                    if due && self.refresh_partition_count(&consumer).await {
+                        refreshed = Some(Instant::now());
+                    }
+                }
                 message = consumer.recv() => match message {
                     Ok(message) => {
                         self.apply(&message);
@@ -570,7 +620,8 @@ impl Follower {
         }
     }
 
-    async fn refresh_partition_count(&self, consumer: &Arc<StreamConsumer>) {
+    /// `true` once the count is known.
+    async fn refresh_partition_count(&self, consumer: &Arc<StreamConsumer>) -> bool {
         let consumer = consumer.clone();
         let topic = self.source_topic.clone();
         let count = tokio::task::spawn_blocking(move || {
@@ -582,9 +633,11 @@ impl Follower {
         .await
         .ok()
         .flatten();
-        if let Some(count) = count.filter(|c| *c > 0) {
+        let count = count.filter(|c| *c > 0);
+        if let Some(count) = count {
             self.status.update_cluster(|c| c.partitions = count);
         }
+        count.is_some()
     }
 
     fn apply(&self, message: &rdkafka::message::BorrowedMessage<'_>) {
@@ -614,6 +667,7 @@ impl Follower {
             (Key::Chunk(partition, _), Some(payload)) => {
                 serde_json::from_slice::<PartialChunk>(payload)
                     .map_err(|e| e.to_string())
+                    .and_then(|chunk| epoch_before(chunk.epoch, message.offset()).map(|()| chunk))
                     .and_then(|chunk| {
                         self.engines
                             .update_replica(partition, |r, symbols| r.apply_chunk(&chunk, symbols))
@@ -626,6 +680,7 @@ impl Follower {
                     .map_err(|e| e.to_string())
                     .and_then(|header| {
                         let epoch = header.epoch.unwrap_or(message.offset());
+                        epoch_before(epoch, message.offset())?;
                         let remote = RemotePartition {
                             owner: header.owner.clone(),
                             rebuilding: header.rebuilding,
@@ -669,6 +724,13 @@ impl Follower {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_epoch_beyond_its_records_offset_is_refused() {
+        assert_eq!(epoch_before(5, 5), Ok(()), "a claim: its own offset");
+        assert_eq!(epoch_before(5, 90), Ok(()));
+        assert!(epoch_before(999_999, 90).is_err());
+    }
 
     #[test]
     fn keys_name_the_source_topic_partition_and_chunk() {

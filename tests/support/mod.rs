@@ -181,8 +181,11 @@ pub fn read_topic(
     while !enough(&records) && start.elapsed() < Duration::from_secs(30) {
         if let Some(Ok(m)) = reader.poll(Duration::from_millis(200)) {
             let key = String::from_utf8_lossy(m.key().unwrap_or_default()).to_string();
-            let value =
-                serde_json::from_slice(m.payload().unwrap_or_default()).expect("JSON record");
+            // A tombstone (no payload) reads as null.
+            let value = match m.payload() {
+                None | Some([]) => serde_json::Value::Null,
+                Some(payload) => serde_json::from_slice(payload).expect("JSON record"),
+            };
             records.push((key, value));
         }
     }

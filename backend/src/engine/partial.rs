@@ -166,6 +166,15 @@ impl Engine {
         all
     }
 
+    /// Starts of every chunk of the effect log (to republish it whole under a new epoch).
+    pub fn chunk_starts(&self) -> std::collections::BTreeSet<i64> {
+        let mut all = std::collections::BTreeSet::new();
+        for store in self.stores.iter() {
+            all.append(&mut store.lock().chunk_starts());
+        }
+        all
+    }
+
     /// The chunk of the effect log starting at `start` (a multiple of [`CHUNK_MS`]).
     pub fn export_chunk(&self, start: i64, epoch: i64) -> PartialChunk {
         let mut exported = Vec::new();

@@ -120,6 +120,14 @@ impl BucketStore {
         self.dirty.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
+    /// Starts of every [`CHUNK_MS`] chunk holding effects.
+    pub fn chunk_starts(&self) -> BTreeSet<i64> {
+        self.seconds
+            .keys()
+            .map(|s| s.div_euclid(CHUNK_MS) * CHUNK_MS)
+            .collect()
+    }
+
     /// The effect log of `[start, end)`, in time order.
     pub fn export(&self, start: i64, end: i64, out: &mut Vec<Exported>) {
         for (second, log) in self.seconds.range(start..end) {

@@ -146,6 +146,11 @@ impl IngestStatus {
     /// Coverage of every partition of the topic, `None` without scale-out.
     fn coverage(&self) -> Option<Vec<(i32, Coverage)>> {
         let cluster = self.cluster.lock().clone()?;
+        if cluster.partitions == 0 {
+            // The topic's partition count is not known yet: the partitions held here may
+            // be all of it or a twelfth, so nothing can be called whole.
+            return Some(Vec::new());
+        }
         let local = self.partitions.lock().clone();
         let n = i32::try_from(cluster.partitions).unwrap_or(i32::MAX);
         let mut ids: std::collections::BTreeSet<i32> = (0..n).collect();
@@ -272,9 +277,13 @@ mod tests {
         let s = IngestStatus::default();
         s.enable_cluster("me");
         assert!(!s.is_ready(), "partition count unknown");
-        s.update_cluster(|c| c.partitions = 3);
         s.track(0, 0, 10);
         s.advance(0, 9);
+        assert!(
+            !s.is_ready(),
+            "one partition live here, but the topic's partition count is not known yet"
+        );
+        s.update_cluster(|c| c.partitions = 3);
         let remote = |owner: &str, rebuilding| RemotePartition {
             owner: owner.into(),
             rebuilding,
