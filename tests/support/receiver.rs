@@ -2,7 +2,7 @@
 //! and can fail the first ones.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -19,6 +19,8 @@ pub struct Received {
     pub path: String,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The status answered: 200 when accepted.
+    pub status: u16,
 }
 
 impl Received {
@@ -28,10 +30,11 @@ impl Received {
 }
 
 /// An HTTP receiver on loopback: records every request; answers 500 to the first
-/// `failures` ones, then 200.
+/// `failures` ones, then 200; 503 to every one while set down.
 pub struct Receiver {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Received>>>,
+    down: Arc<AtomicBool>,
     stop: CancellationToken,
 }
 
@@ -39,6 +42,7 @@ pub struct Receiver {
 struct ReceiverState {
     seen: Arc<Mutex<Vec<Received>>>,
     failures: Arc<AtomicUsize>,
+    down: Arc<AtomicBool>,
 }
 
 impl Receiver {
@@ -48,27 +52,33 @@ impl Receiver {
 
     pub async fn start_on(addr: SocketAddr, failures: usize) -> Receiver {
         let seen = Arc::new(Mutex::new(Vec::new()));
+        let down = Arc::new(AtomicBool::new(false));
         let state = ReceiverState {
             seen: seen.clone(),
             failures: Arc::new(AtomicUsize::new(failures)),
+            down: down.clone(),
         };
         let app = axum::Router::new()
             .fallback(
                 |State(s): State<ReceiverState>, uri: Uri, headers: HeaderMap, body: Bytes| async move {
+                    let status = if s.down.load(Relaxed) {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    } else if s
+                        .failures
+                        .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
+                        .is_ok()
+                    {
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    } else {
+                        StatusCode::OK
+                    };
                     s.seen.lock().push(Received {
                         path: uri.path().to_string(),
                         headers,
                         body,
+                        status: status.as_u16(),
                     });
-                    let failing = s
-                        .failures
-                        .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
-                        .is_ok();
-                    if failing {
-                        StatusCode::INTERNAL_SERVER_ERROR
-                    } else {
-                        StatusCode::OK
-                    }
+                    status
                 },
             )
             .with_state(state);
@@ -83,11 +93,21 @@ impl Receiver {
                 .with_graceful_shutdown(async move { until.cancelled().await })
                 .await
         });
-        Receiver { addr, seen, stop }
+        Receiver {
+            addr,
+            seen,
+            down,
+            stop,
+        }
     }
 
     pub fn url(&self, path: &str) -> Secret {
         Secret::new(format!("http://{}{path}", self.addr))
+    }
+
+    /// While down, every request is answered 503 (a sink outage), and recorded.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Relaxed);
     }
 
     pub fn received(&self) -> Vec<Received> {
