@@ -4,7 +4,7 @@
 # Dockerfile, consistency across files, and every Vigie container of the compose files and
 # the Kubernetes Deployment run for real with its args, env and mounted config against a
 # local Tansu broker, probed as the manifests declare. See scripts/check_deploy.py.
-# Builds nothing: needs target/debug/vigie (or $VIGIE_BIN), frontend/dist and Tansu
+# Builds nothing: needs target/debug/vigie (under $CARGO_TARGET_DIR if set, or $VIGIE_BIN), frontend/dist and Tansu
 # (scripts/test.sh builds them first). Python packages: a cached venv, pinned versions.
 # Usage: scripts/check-deploy.sh
 set -euo pipefail
@@ -24,7 +24,7 @@ if [ ! -f "${venv}/.complete" ]; then
   touch "${venv}/.complete"
 fi
 
-vigie="${VIGIE_BIN:-target/debug/vigie}"
+vigie="${VIGIE_BIN:-${CARGO_TARGET_DIR:-target}/debug/vigie}"
 if [ ! -x "$vigie" ]; then
   echo "check-deploy: ${vigie} is missing: build it first (cargo build -p vigie, or scripts/test.sh)" >&2
   exit 1
