@@ -1384,6 +1384,8 @@ def main() -> int:
     if not Path(args.tansu).is_file():
         print(f"check-deploy: Tansu is missing at {args.tansu}: run scripts/setup.sh test", file=sys.stderr)
         return 1
+    # Stopped from outside (CI timeout, Ctrl-C): still stop every broker and instance started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.monotonic()
     checks = Checks()
     venv_bin = Path(sys.executable).parent
