@@ -29,8 +29,11 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
+use vigie_proto::{Alert, AlertState};
+
 use super::delivery::Pending;
 use super::lifecycle::Lifecycle;
+use super::{now_ms, AlertError, AlertService};
 use crate::config::KafkaSettings;
 
 /// Format version of the shared alert records.
@@ -251,6 +254,215 @@ impl SharedAlerts {
             Err((error, _)) => {
                 self.stats.publish_failures.fetch_add(1, Relaxed);
                 tracing::warn!(%error, what, "publishing to the partials topic failed");
+            }
+        }
+    }
+}
+
+/// The shared alert state is republished at least this often, even unchanged (the
+/// partials topic's time retention never deletes it).
+const SHARED_KEEPALIVE_MS: i64 = 60_000;
+
+/// This instance's part in alerting.
+pub(super) enum Part {
+    /// No scale-out: evaluates and notifies on its own.
+    Single,
+    /// The alerting instance (it consumes partition 0), with its epoch.
+    Alerting(Arc<SharedAlerts>, i64),
+    /// Another instance alerts; this one shows its state and forwards acknowledgements.
+    Following(Arc<SharedAlerts>),
+}
+
+/// The scale-out part of the alerting service.
+impl AlertService {
+    /// Scale-out: from now on one instance alerts for all, its state on the partials
+    /// topic (see [`shared`]). This instance's local queues are dropped: the alerting
+    /// instance's published outbox is what gets delivered.
+    pub fn share(&self, shared: Arc<SharedAlerts>) {
+        let dropped: usize = self.sinks.values().map(|s| s.clear()).sum();
+        if dropped > 0 {
+            tracing::info!(
+                dropped,
+                "scale-out: local pending notifications left to the alerting instance"
+            );
+        }
+        let _ = self.shared.set(shared);
+    }
+
+    pub(super) fn part(&self) -> Part {
+        let Some(shared) = self.shared.get() else {
+            return Part::Single;
+        };
+        // Alerting once the partials topic has been read up to its own claim: by then
+        // the former alerting instance's last state is known.
+        match self.engines.get(0).and_then(|e| e.partial_epoch()) {
+            Some(epoch) if shared.has_read(epoch) => Part::Alerting(shared.clone(), epoch),
+            _ => Part::Following(shared.clone()),
+        }
+    }
+
+    /// Whether this instance is the one evaluating and notifying.
+    pub fn is_alerting(&self) -> bool {
+        !matches!(self.part(), Part::Following(_))
+    }
+
+    /// Scale-out: counters of the shared alert records.
+    pub fn shared_stats(&self) -> Option<Arc<SharedStats>> {
+        self.shared.get().map(|s| s.stats.clone())
+    }
+
+    /// Scale-out: the instance that alerts, as its last published state says.
+    pub fn alerting_instance(&self) -> Option<String> {
+        let shared = self.shared.get()?;
+        match self.part() {
+            Part::Alerting(..) => Some(shared.instance.clone()),
+            _ => shared.state().1.map(|s| s.owner),
+        }
+    }
+
+    /// Becoming the alerting instance of `epoch`: takes over the last published state
+    /// and re-queues the notifications not delivered yet.
+    pub(super) fn take_over(&self, shared: &SharedAlerts, epoch: i64) {
+        let mut leading = self.leading.lock();
+        if *leading == Some(epoch) {
+            return;
+        }
+        let mut requeued = 0;
+        let mut active = None;
+        if let (_, Some(state)) = shared.state() {
+            active = Some(state.lifecycle.active_count());
+            *self.lifecycle.lock() = state.lifecycle;
+            for (name, pending) in state.outbox {
+                match self.sinks.get(&name) {
+                    Some(sink) => {
+                        for p in pending {
+                            requeued += usize::from(sink.push_unless_queued(p));
+                        }
+                    }
+                    None => tracing::warn!(
+                        sink = %name,
+                        "the former alerting instance had a sink not configured here: its pending notifications are dropped"
+                    ),
+                }
+            }
+        }
+        *leading = Some(epoch);
+        tracing::info!(
+            epoch,
+            taken_over = ?active,
+            requeued,
+            "scale-out: this instance is now the alerting instance"
+        );
+    }
+
+    /// Not (or no longer) the alerting instance: shows the alerting instance's state.
+    pub(super) fn follow(&self, shared: &SharedAlerts, now: i64) {
+        if self.leading.lock().take().is_some() {
+            let dropped: usize = self.sinks.values().map(|s| s.clear()).sum();
+            tracing::info!(
+                dropped,
+                "scale-out: no longer the alerting instance; pending notifications left to the next one"
+            );
+        }
+        // Acknowledgements are the alerting instance's to apply; recent ones are kept, so
+        // that one read during a change of alerting instance is applied by the next.
+        shared.keep_acks_since(now - KEEP_ACKS_MS);
+        let generation = shared.generation();
+        if self.adopted.swap(generation, Relaxed) != generation {
+            if let (_, Some(state)) = shared.state() {
+                *self.lifecycle.lock() = state.lifecycle;
+            }
+        }
+        let visible = self
+            .lifecycle
+            .lock()
+            .visible(now.saturating_sub(self.show_resolved_ms));
+        self.publish(visible);
+    }
+
+    /// Publishes the alerting instance's state if it changed (or every keepalive).
+    pub(super) fn publish_shared(
+        &self,
+        shared: &SharedAlerts,
+        epoch: i64,
+        lifecycle: &Lifecycle,
+        now: i64,
+    ) {
+        let state = SharedState {
+            v: SHARED_VERSION,
+            owner: shared.instance.clone(),
+            epoch,
+            lifecycle: lifecycle.clone(),
+            outbox: self
+                .sinks
+                .iter()
+                .map(|(name, sink)| (name.clone(), sink.pending()))
+                .filter(|(_, pending)| !pending.is_empty())
+                .collect(),
+            published_at: 0,
+        };
+        let mut last = self.last_shared.lock();
+        let due = last
+            .as_ref()
+            .is_none_or(|(prev, at)| *prev != state || now - at >= SHARED_KEEPALIVE_MS);
+        if due {
+            shared.publish_state(&SharedState {
+                published_at: now,
+                ..state.clone()
+            });
+            *last = Some((state, now));
+        }
+    }
+
+    /// Scale-out, not the alerting instance: forwards the acknowledgement to it and waits
+    /// until its published state shows it.
+    pub(super) async fn acknowledge_through(
+        &self,
+        shared: &SharedAlerts,
+        id: &str,
+        who: &str,
+        note: Option<String>,
+    ) -> Result<Alert, AlertError> {
+        let state_of = |alert: Option<Alert>| match alert {
+            None => Err(AlertError::NotFound(id.into())),
+            Some(a) if a.state == AlertState::Resolved => {
+                Err(AlertError::AlreadyResolved(id.into()))
+            }
+            Some(a) => Ok(a),
+        };
+        let known = state_of(self.lifecycle.lock().find(id))?;
+        if known.state == AlertState::Acknowledged {
+            return Ok(known); // acknowledging twice keeps the first acknowledgement
+        }
+        shared.publish_ack(&AckRequest {
+            id: id.into(),
+            who: who.into(),
+            note,
+            at: now_ms(),
+        });
+        let deadline = tokio::time::Instant::now() + ACK_TIMEOUT;
+        loop {
+            let seen = shared
+                .state()
+                .1
+                .and_then(|s| s.lifecycle.find(id))
+                .filter(|a| a.state != AlertState::Firing);
+            if let Some(alert) = seen {
+                return state_of(Some(alert));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let owner = shared
+                    .state()
+                    .1
+                    .map_or_else(|| "none yet".into(), |s| s.owner);
+                return Err(AlertError::Unavailable(format!(
+                    "the alerting instance ({owner}) did not confirm the acknowledgement within {} s: retry",
+                    ACK_TIMEOUT.as_secs()
+                )));
+            }
+            tokio::select! {
+                _ = shared.changed() => {}
+                _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
             }
         }
     }
