@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each suite uses its own subset
 
+pub mod cluster;
 pub mod issuer;
 pub mod receiver;
 
