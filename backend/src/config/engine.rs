@@ -1,0 +1,178 @@
+//! Owns the `[engine]` section: the KPI rules (lateness, repeat horizon H, windows,
+//! per-channel service-level targets and short-abandon thresholds), their defaults from the
+//! domain's norms, their checks, and their translation into the engine's [`EngineConfig`].
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::ConfigError;
+use crate::engine::{ChannelRules, EngineConfig};
+
+/// KPI engine rules.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineSettings {
+    /// Events older than this behind the newest event time are counted as late, not applied.
+    #[serde(with = "humantime_serde")]
+    pub allowed_lateness: Duration,
+    /// Repeat-contact horizon H: an arrival is a repeat if the customer arrived within H before.
+    #[serde(with = "humantime_serde")]
+    pub repeat_horizon: Duration,
+    /// Longest window a snapshot can cover (aggregates are kept this long, and at least 25 h).
+    #[serde(with = "humantime_serde")]
+    pub max_window: Duration,
+    /// An unfinished interaction is forgotten this long after its last event.
+    #[serde(with = "humantime_serde")]
+    pub interaction_ttl: Duration,
+    /// Most distinct dimension values (queues, reasons, segments and sites together)
+    /// kept; new values beyond are counted as `(other)` and in
+    /// `vigie_dimension_values_overflow_total`. Bounds memory and snapshot size when a
+    /// producer puts ids in a dimension field. Channels are always kept (they carry the
+    /// service-level rules and the cross-channel logic).
+    pub max_dimension_values: usize,
+    /// IANA time zone of the `today` window (e.g. `Europe/Paris`).
+    pub time_zone: String,
+    /// Short-abandon threshold of channels that do not set their own (0s disables).
+    #[serde(with = "humantime_serde")]
+    pub short_abandon: Duration,
+    /// Per-channel rules, by channel name. Channels not listed have no service-level target.
+    pub channels: BTreeMap<String, ChannelSettings>,
+}
+
+/// Rules of one channel.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelSettings {
+    /// Overrides `engine.short_abandon` for this channel.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub short_abandon: Option<Duration>,
+    /// Service-level target; absent = the channel has no service level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_level: Option<ServiceLevelSettings>,
+}
+
+/// "`target` of contacts answered within `threshold`".
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceLevelSettings {
+    #[serde(with = "humantime_serde")]
+    pub threshold: Duration,
+    /// Fraction in (0, 1], e.g. 0.8 for 80 %.
+    pub target: f64,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        let sl = |threshold_s: u64, target: f64| ChannelSettings {
+            short_abandon: None,
+            service_level: Some(ServiceLevelSettings {
+                threshold: Duration::from_secs(threshold_s),
+                target,
+            }),
+        };
+        EngineSettings {
+            allowed_lateness: Duration::from_secs(300),
+            repeat_horizon: Duration::from_secs(7 * 86_400),
+            max_window: Duration::from_secs(86_400),
+            interaction_ttl: Duration::from_secs(86_400),
+            max_dimension_values: 10_000,
+            time_zone: "UTC".into(),
+            short_abandon: Duration::from_secs(5),
+            channels: [
+                ("phone", sl(20, 0.8)),
+                ("chat", sl(40, 0.8)),
+                ("messaging", sl(60, 0.8)),
+                ("social", sl(3_600, 1.0)),
+                ("email", sl(4 * 3_600, 1.0)),
+                ("callback", sl(1_800, 0.9)),
+            ]
+            .into_iter()
+            .map(|(name, c)| (name.to_string(), c))
+            .collect(),
+        }
+    }
+}
+
+impl EngineSettings {
+    /// Pushes one line per problem, each naming its key and the fix.
+    pub(super) fn validate(&self, errors: &mut Vec<String>) {
+        let e = self;
+        if e.repeat_horizon.is_zero() {
+            errors.push("engine.repeat_horizon: must be longer than 0s (e.g. \"7d\")".to_string());
+        }
+        if e.max_window < Duration::from_secs(1) || e.max_window.subsec_nanos() != 0 {
+            errors.push(
+                "engine.max_window: must be a whole number of seconds, at least 1s (e.g. \"24h\")"
+                    .into(),
+            );
+        }
+        if e.max_window > Duration::from_secs(31 * 86_400) {
+            errors.push("engine.max_window: at most 31 days (e.g. \"24h\")".into());
+        }
+        if !(16..=10_000_000).contains(&e.max_dimension_values) {
+            errors.push("engine.max_dimension_values: between 16 and 10000000 (e.g. 10000)".into());
+        }
+        if e.interaction_ttl <= e.allowed_lateness {
+            errors.push("engine.interaction_ttl: must be longer than engine.allowed_lateness (e.g. \"24h\")".into());
+        }
+        if jiff::tz::TimeZone::get(&e.time_zone).is_err() {
+            errors.push(format!(
+            "engine.time_zone: unknown time zone {:?}; use an IANA name such as \"Europe/Paris\" or \"UTC\"",
+            e.time_zone
+        ));
+        }
+        for (name, channel) in &e.channels {
+            if name.is_empty() {
+                errors.push("engine.channels: a channel name is empty".into());
+            }
+            if let Some(sl) = &channel.service_level {
+                if sl.threshold.is_zero() {
+                    errors.push(format!(
+                    "engine.channels.{name}.service_level.threshold: must be longer than 0s (e.g. \"20s\")"
+                ));
+                }
+                if !(sl.target > 0.0 && sl.target <= 1.0) {
+                    errors.push(format!(
+                    "engine.channels.{name}.service_level.target: {} is not a fraction in (0, 1] (e.g. 0.8 for 80 %)",
+                    sl.target
+                ));
+                }
+            }
+        }
+    }
+
+    /// The engine rules, in milliseconds. Call on validated settings.
+    pub fn engine_config(&self) -> Result<EngineConfig, ConfigError> {
+        let e = self;
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let time_zone = jiff::tz::TimeZone::get(&e.time_zone)
+            .map_err(|err| ConfigError(vec![format!("engine.time_zone: {err}")]))?;
+        let rules = |c: Option<&ChannelSettings>| ChannelRules {
+            sl_threshold_ms: c
+                .and_then(|c| c.service_level.as_ref())
+                .map(|sl| ms(sl.threshold)),
+            short_abandon_ms: ms(c.and_then(|c| c.short_abandon).unwrap_or(e.short_abandon)),
+        };
+        Ok(EngineConfig {
+            allowed_lateness_ms: ms(e.allowed_lateness),
+            repeat_horizon_ms: ms(e.repeat_horizon),
+            max_window_ms: ms(e.max_window),
+            interaction_ttl_ms: ms(e.interaction_ttl),
+            time_zone,
+            channels: e
+                .channels
+                .iter()
+                .map(|(n, c)| (n.clone(), rules(Some(c))))
+                .collect(),
+            default_rules: rules(None),
+            max_dimension_values: e.max_dimension_values,
+            ..EngineConfig::default()
+        })
+    }
+}

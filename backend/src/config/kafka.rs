@@ -1,0 +1,180 @@
+//! Owns the `[kafka]` section: brokers, topics, the consumer group, scale-out partials and
+//! the librdkafka properties passed through, with their defaults and checks.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Kafka ingestion.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaSettings {
+    /// Bootstrap servers, `host:port[,host:port...]`.
+    pub brokers: String,
+    /// Topic of interaction events (keyed by customer_id, else interaction_id).
+    pub topic: String,
+    /// Where undecodable records go, with the reason in the `vigie-error` header.
+    pub dlq_topic: String,
+    /// Compacted topic holding the deflection switches (key: switch id): the source of
+    /// truth shared by every instance and the routing systems.
+    pub switches_topic: String,
+    /// Audit trail of every switch change.
+    pub audit_topic: String,
+    /// Consumer group; instances of one group share the partitions.
+    pub group_id: String,
+    /// Payload encoding: `auto` (the `content-type` header, else sniffed), `json` or `proto`.
+    pub payload_format: PayloadFormat,
+    /// How far back to replay on start and on assignment; default: the longer of the
+    /// repeat horizon and the longest window.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub rebuild_span: Option<Duration>,
+    /// Events dated further ahead of this server's clock are dead-lettered: one
+    /// producer with a wrong clock would otherwise make every other event "late".
+    #[serde(with = "humantime_serde")]
+    pub max_clock_skew: Duration,
+    /// librdkafka properties (security.protocol, sasl.*, ssl.*, ...), applied last. In
+    /// the environment, where a name cannot hold dots, write them as underscores:
+    /// `VIGIE__KAFKA__PROPERTIES__SASL_PASSWORD` sets `sasl.password`. Numbers and
+    /// booleans are taken as written (`"fetch.wait.max.ms" = 100`).
+    #[serde(deserialize_with = "scalars_as_strings")]
+    pub properties: BTreeMap<String, String>,
+    /// Scale-out: publish this instance's partitions as mergeable partials to
+    /// `partials_topic` and merge every instance's partials, so that several instances
+    /// in one group each serve the whole cockpit. Off: this instance shows only the
+    /// partitions it consumes (right for a single instance).
+    pub partials: bool,
+    /// Compacted topic of partials (key `<topic>/<partition>[/<chunk start>]`), created
+    /// with one partition if missing: its offsets order every owner's claim.
+    pub partials_topic: String,
+    /// How often changed partials are published (freshness of the merged view).
+    #[serde(with = "humantime_serde")]
+    pub partials_every: Duration,
+    /// Name of this instance in the partials (owner of its partitions); default:
+    /// host name, process id and a random suffix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        KafkaSettings {
+            brokers: "127.0.0.1:9092".into(),
+            topic: "vigie.interactions".into(),
+            dlq_topic: "vigie.interactions.dlq".into(),
+            switches_topic: "vigie.deflections".into(),
+            audit_topic: "vigie.audit".into(),
+            group_id: "vigie".into(),
+            payload_format: PayloadFormat::Auto,
+            rebuild_span: None,
+            max_clock_skew: Duration::from_secs(300),
+            properties: BTreeMap::new(),
+            partials: false,
+            partials_topic: "vigie.partials".into(),
+            partials_every: Duration::from_millis(250),
+            instance_id: None,
+        }
+    }
+}
+
+/// Encoding of Kafka payloads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayloadFormat {
+    Auto,
+    Json,
+    Proto,
+}
+
+/// A map of strings, numbers or booleans, each kept as its text (librdkafka takes text).
+fn scalars_as_strings<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    use serde::de::Error as _;
+    BTreeMap::<String, serde_json::Value>::deserialize(deserializer)?
+        .into_iter()
+        .map(|(key, value)| match value {
+            serde_json::Value::String(s) => Ok((key, s)),
+            serde_json::Value::Number(n) => Ok((key, n.to_string())),
+            serde_json::Value::Bool(b) => Ok((key, b.to_string())),
+            other => Err(D::Error::custom(format!(
+                "property {key:?}: expected a string, number or boolean, found {other}"
+            ))),
+        })
+        .collect()
+}
+
+/// librdkafka property names from the environment: a name without a dot has its
+/// underscores read as dots (`sasl_password` → `sasl.password`). No string property of
+/// librdkafka has an underscore (only callbacks and pointers, set through its API).
+fn librdkafka_keys(properties: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    properties
+        .into_iter()
+        .map(|(key, value)| match key.contains('.') {
+            true => (key, value),
+            false => (key.replace('_', "."), value),
+        })
+        .collect()
+}
+
+impl KafkaSettings {
+    /// Property names read from the environment hold underscores for dots; called once
+    /// after loading.
+    pub(super) fn normalize_properties(&mut self) {
+        self.properties = librdkafka_keys(std::mem::take(&mut self.properties));
+    }
+
+    /// Pushes one line per problem, each naming its key and the fix.
+    pub(super) fn validate(&self, errors: &mut Vec<String>) {
+        let k = self;
+        for (key, value) in [
+            ("brokers", &k.brokers),
+            ("topic", &k.topic),
+            ("dlq_topic", &k.dlq_topic),
+            ("group_id", &k.group_id),
+        ] {
+            if value.trim().is_empty() {
+                errors.push(format!("kafka.{key}: must not be empty"));
+            }
+        }
+        if k.partials {
+            if k.partials_topic.trim().is_empty() {
+                errors.push(
+                    "kafka.partials_topic: must not be empty (e.g. \"vigie.partials\")".into(),
+                );
+            }
+            for (key, other) in [
+                ("topic", &k.topic),
+                ("dlq_topic", &k.dlq_topic),
+                ("switches_topic", &k.switches_topic),
+                ("audit_topic", &k.audit_topic),
+            ] {
+                if k.partials_topic == *other {
+                    errors.push(format!("kafka.partials_topic: must differ from kafka.{key} (e.g. \"vigie.partials\")"));
+                }
+            }
+        }
+        if k.partials_every < Duration::from_millis(10)
+            || k.partials_every > Duration::from_secs(10)
+        {
+            errors
+                .push("kafka.partials_every: must be between 10ms and 10s (e.g. \"250ms\")".into());
+        }
+        if k.instance_id
+            .as_deref()
+            .is_some_and(|id| id.trim().is_empty() || id.contains('/'))
+        {
+            errors.push("kafka.instance_id: must not be empty nor contain '/' (e.g. \"vigie-0\"); remove it for a generated one".into());
+        }
+        if k.topic == k.dlq_topic {
+            errors.push(
+                "kafka.dlq_topic: must differ from kafka.topic (e.g. \"vigie.interactions.dlq\")"
+                    .into(),
+            );
+        }
+    }
+}
