@@ -65,6 +65,10 @@ struct ChannelProfile {
     mean_patience_s: f64,
     mean_handle_s: f64,
     deflect_share: f64,
+    /// Share of contacts given up within seconds (a caller hanging up at once). Only live
+    /// channels have them: nobody "hangs up" an e-mail, a web form, a post or a
+    /// requested callback, and a demo wall showing e-mails abandoned would look broken.
+    hang_up_share: f64,
 }
 
 const CHANNELS: [ChannelProfile; 10] = [
@@ -74,6 +78,7 @@ const CHANNELS: [ChannelProfile; 10] = [
         mean_wait_s: 35.0,
         mean_patience_s: 150.0,
         mean_handle_s: 360.0,
+        hang_up_share: 0.04,
         deflect_share: 0.08,
     },
     ChannelProfile {
@@ -82,6 +87,7 @@ const CHANNELS: [ChannelProfile; 10] = [
         mean_wait_s: 30.0,
         mean_patience_s: 180.0,
         mean_handle_s: 600.0,
+        hang_up_share: 0.04,
         deflect_share: 0.02,
     },
     ChannelProfile {
@@ -90,6 +96,7 @@ const CHANNELS: [ChannelProfile; 10] = [
         mean_wait_s: 7_200.0,
         mean_patience_s: 1e9,
         mean_handle_s: 420.0,
+        hang_up_share: 0.0,
         deflect_share: 0.0,
     },
     ChannelProfile {
@@ -98,6 +105,7 @@ const CHANNELS: [ChannelProfile; 10] = [
         mean_wait_s: 50.0,
         mean_patience_s: 900.0,
         mean_handle_s: 540.0,
+        hang_up_share: 0.02,
         deflect_share: 0.01,
     },
     ChannelProfile {
@@ -106,6 +114,7 @@ const CHANNELS: [ChannelProfile; 10] = [
         mean_wait_s: 900.0,
         mean_patience_s: 7_200.0,
         mean_handle_s: 300.0,
+        hang_up_share: 0.0,
         deflect_share: 0.0,
     },
     ChannelProfile {
@@ -114,6 +123,7 @@ const CHANNELS: [ChannelProfile; 10] = [
         mean_wait_s: 1_200.0,
         mean_patience_s: 1e9,
         mean_handle_s: 300.0,
+        hang_up_share: 0.0,
         deflect_share: 0.0,
     },
     ChannelProfile {
@@ -122,6 +132,7 @@ const CHANNELS: [ChannelProfile; 10] = [
         mean_wait_s: 20.0,
         mean_patience_s: 120.0,
         mean_handle_s: 200.0,
+        hang_up_share: 0.04,
         deflect_share: 0.0,
     },
     ChannelProfile {
@@ -130,6 +141,7 @@ const CHANNELS: [ChannelProfile; 10] = [
         mean_wait_s: 15.0,
         mean_patience_s: 90.0,
         mean_handle_s: 240.0,
+        hang_up_share: 0.04,
         deflect_share: 0.05,
     },
     ChannelProfile {
@@ -138,6 +150,7 @@ const CHANNELS: [ChannelProfile; 10] = [
         mean_wait_s: 10.0,
         mean_patience_s: 120.0,
         mean_handle_s: 300.0,
+        hang_up_share: 0.04,
         deflect_share: 0.0,
     },
     ChannelProfile {
@@ -146,6 +159,7 @@ const CHANNELS: [ChannelProfile; 10] = [
         mean_wait_s: 3_600.0,
         mean_patience_s: 1e9,
         mean_handle_s: 300.0,
+        hang_up_share: 0.0,
         deflect_share: 0.0,
     },
 ];
@@ -321,7 +335,7 @@ impl Simulator {
             wait *= 5;
         }
         // Some callers hang up at once (short abandons).
-        let patience = if self.rng.random_bool(0.04) {
+        let patience = if self.rng.random_bool(profile.hang_up_share) {
             self.rng.random_range(0..5_000)
         } else {
             exp_ms(&mut self.rng, profile.mean_patience_s)
@@ -536,6 +550,23 @@ mod tests {
             per_customer.values().any(|chs| chs.len() > 1),
             "cross-channel customers"
         );
+        // Written channels are never abandoned; live ones are, some within seconds.
+        let channel_of: HashMap<_, _> = events
+            .iter()
+            .filter_map(|e| Some((e.interaction_id.clone(), e.channel.clone()?)))
+            .collect();
+        let abandoned: HashMap<_, usize> = events
+            .iter()
+            .filter(|e| e.kind == EventKind::Abandoned)
+            .filter_map(|e| channel_of.get(&e.interaction_id))
+            .fold(HashMap::new(), |mut n, ch| {
+                *n.entry(ch.as_ref()).or_default() += 1;
+                n
+            });
+        for written in ["email", "webform", "social"] {
+            assert_eq!(abandoned.get(written), None, "{written}: {abandoned:?}");
+        }
+        assert!(abandoned.get("phone") > Some(&0), "{abandoned:?}");
     }
 
     #[test]
