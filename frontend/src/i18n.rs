@@ -144,9 +144,23 @@ pub fn channel_name(lang: Lang, channel: &str) -> String {
         (Lang::Fr, "callback") => "Rappel",
         (Lang::En, "visual_ivr") => "Visual IVR",
         (Lang::Fr, "visual_ivr") => "SVI visuel",
+        (Lang::En, "voicebot") => "Voicebot",
+        (Lang::Fr, "voicebot") => "Callbot",
+        (Lang::En, "chatbot") | (Lang::Fr, "chatbot") => "Chatbot",
+        (Lang::En, "webform") => "Web form",
+        (Lang::Fr, "webform") => "Formulaire web",
         (Lang::En, "dissuasion") => "Dissuasion message",
         (Lang::Fr, "dissuasion") => "Message de dissuasion",
-        _ => return channel.replace('_', " "),
+        // A channel Vigie does not know (kept as sent, shown as its own channel): its
+        // name made readable, capitalised like the known ones.
+        _ => {
+            let spaced = channel.replace('_', " ");
+            let mut chars = spaced.chars();
+            return match chars.next() {
+                Some(first) => first.to_uppercase().chain(chars).collect(),
+                None => spaced,
+            };
+        }
     };
     known.to_string()
 }
@@ -174,6 +188,14 @@ mod tests {
         assert_eq!(Lang::from_code("de"), None);
         assert_eq!(Lang::from_code(""), None);
         assert_eq!(channel_name(Lang::Fr, "visual_ivr"), "SVI visuel");
-        assert_eq!(channel_name(Lang::En, "web_form"), "web form");
+        assert_eq!(channel_name(Lang::En, "web_form"), "Web form");
+        assert_eq!(channel_name(Lang::Fr, "webform"), "Formulaire web");
+        assert_eq!(
+            channel_name(Lang::En, "kiosk"),
+            "Kiosk",
+            "unknown channels too"
+        );
+        assert_eq!(channel_name(Lang::En, "éco_kiosk"), "Éco kiosk");
+        assert_eq!(channel_name(Lang::En, ""), "");
     }
 }
