@@ -332,6 +332,26 @@ async fn the_wall_shows_live_numbers_that_follow_kafka_and_boots_into_its_url() 
         .expect("click");
     save_screenshot(&wall, "wall.png").await;
 
+    // A TV wall cannot scroll: on a 1920×1080 screen every channel's tile is in view.
+    let layout = wall
+        .execute(
+            "const tiles = [...document.querySelectorAll('article.tile')];
+             return { width: window.innerWidth, tiles: tiles.length,
+                      bottom: Math.max(...tiles.map(t => t.getBoundingClientRect().bottom + window.scrollY)) };",
+            vec![],
+        )
+        .await
+        .expect("tile layout");
+    assert_eq!(layout["width"], 1920, "the wall is laid out for 1920 px");
+    assert!(
+        layout["tiles"].as_u64() >= Some(10),
+        "every channel of the stream has a tile: {layout}"
+    );
+    assert!(
+        layout["bottom"].as_f64() <= Some(1080.0),
+        "the tiles end within a 1080-pixel screen: {layout}"
+    );
+
     // A wall screen boots straight into the view of its URL.
     wall.goto(&format!("{base}/wall?window=1h&lang=fr"))
         .await
