@@ -205,6 +205,33 @@ fn hand_worked_example_gives_the_formula_values() {
         Some(1.0 / 3.0)
     );
     assert_eq!(s["queues"]["sales"]["in_queue"], 1);
+    assert_eq!(s["queues"]["sales"]["channel"], "phone");
+    assert_eq!(s["queues"]["billing"]["channel"], "phone");
+}
+
+/// A queue names its channel (the cockpit judges its waits by that channel's norm),
+/// unless contacts of several channels share it.
+#[test]
+fn a_queue_names_its_channel_unless_channels_share_it() {
+    let dir = temp_dir();
+    let file = dir.path().join("queues.jsonl");
+    std::fs::write(
+        &file,
+        r#"{"event_id":"a1","type":"arrived","ts":"2026-11-25T09:00:00Z","interaction_id":"c1","channel":"phone","queue":"shared"}
+{"event_id":"a2","type":"arrived","ts":"2026-11-25T09:00:01Z","interaction_id":"c2","channel":"chat","queue":"shared"}
+{"event_id":"a3","type":"arrived","ts":"2026-11-25T09:00:02Z","interaction_id":"c3","channel":"email","queue":"letters"}
+{"event_id":"q3","type":"queued","ts":"2026-11-25T09:00:03Z","interaction_id":"c3"}
+"#,
+    )
+    .expect("write");
+    let s = stdout_json(&run(vigie().args(["replay", "--window", "15m"]).arg(&file)));
+    assert_eq!(s["queues"]["letters"]["channel"], "email", "{s}");
+    assert_eq!(s["queues"]["letters"]["in_queue"], 1, "{s}");
+    assert!(s["queues"]["shared"].is_object(), "{s}");
+    assert!(
+        s["queues"]["shared"].get("channel").is_none(),
+        "phone and chat share it: {s}"
+    );
 }
 
 #[test]

@@ -61,6 +61,39 @@ pub fn service_level_target<'a>(
     (weight > 0.0).then(|| weighted / weight)
 }
 
+/// The oldest-wait limits (warning, breach) of a channel, in ms: the global ones, raised
+/// for a channel whose service-level threshold T is longer: warning from T (that contact
+/// already misses the service level), breach from 2T, as the built-in queue-stuck alert.
+/// An e-mail waiting 10 minutes is normal when the norm is 4 hours; a call is not.
+pub fn oldest_wait_limits(t: &Targets, channel: Option<&str>) -> (f64, f64) {
+    let threshold = channel
+        .and_then(|c| t.channels.get(c))
+        .map_or(0, |c| c.threshold_ms);
+    (
+        t.oldest_wait_warning_ms.max(threshold) as f64,
+        t.oldest_wait_breach_ms.max(threshold.saturating_mul(2)) as f64,
+    )
+}
+
+/// The level of an oldest wait in `channel` (none: a queue of several channels, judged
+/// by the global limits).
+pub fn oldest_wait_level(wait_ms: Option<i64>, t: &Targets, channel: Option<&str>) -> Level {
+    let (warning, breach) = oldest_wait_limits(t, channel);
+    at_most(wait_ms.map(|ms| ms as f64), warning, breach)
+}
+
+/// The oldest-wait level of the total: its worst channel, each judged by its own norm
+/// (the total's oldest wait is usually an e-mail's, which says nothing of the phones).
+pub fn total_oldest_wait_level<'a>(
+    t: &Targets,
+    by_channel: impl Iterator<Item = (&'a String, &'a Kpis)>,
+) -> Level {
+    by_channel
+        .map(|(c, k)| oldest_wait_level(k.oldest_wait_ms, t, Some(c)))
+        .max()
+        .unwrap_or(Level::NoData)
+}
+
 /// The levels of one tile's KPIs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TileLevels {
@@ -73,7 +106,9 @@ pub struct TileLevels {
 }
 
 impl TileLevels {
-    pub fn of(kpis: &Kpis, sl_target: Option<f64>, t: &Targets) -> TileLevels {
+    /// `oldest_wait`: from [`oldest_wait_level`] or [`total_oldest_wait_level`], which
+    /// need the tile's channel or every channel.
+    pub fn of(kpis: &Kpis, sl_target: Option<f64>, oldest_wait: Level, t: &Targets) -> TileLevels {
         TileLevels {
             service_level: match sl_target {
                 Some(target) => at_least(kpis.service_level, target, t.margin),
@@ -85,11 +120,7 @@ impl TileLevels {
                 t.abandon_rate_warning,
                 t.abandon_rate_breach,
             ),
-            oldest_wait: at_most(
-                kpis.oldest_wait_ms.map(|ms| ms as f64),
-                t.oldest_wait_warning_ms as f64,
-                t.oldest_wait_breach_ms as f64,
-            ),
+            oldest_wait,
             once_and_done: at_least(kpis.once_and_done_rate, t.once_and_done, t.margin),
             cross_channel: at_most(
                 kpis.cross_channel_repeat_rate,
@@ -197,10 +228,73 @@ mod tests {
             abandon_rate: Some(0.12),
             ..Kpis::default()
         };
-        let levels = TileLevels::of(&kpis, Some(0.8), &t);
+        let levels = TileLevels::of(&kpis, Some(0.8), Level::Ok, &t);
         assert_eq!(levels.service_level, Level::Ok);
         assert_eq!(levels.abandon_rate, Level::Breach);
         assert_eq!(levels.once_and_done, Level::NoData);
         assert_eq!(levels.worst(), Level::Breach);
+    }
+
+    #[test]
+    fn oldest_waits_are_judged_by_their_channel_norm() {
+        let target = |threshold_ms| ChannelTarget {
+            threshold_ms,
+            target: 0.8,
+        };
+        let t = Targets {
+            channels: BTreeMap::from([
+                ("phone".to_string(), target(20_000)),
+                ("email".to_string(), target(4 * 3_600_000)),
+            ]),
+            ..Targets::default()
+        };
+        let min = |m: i64| Some(m * 60_000);
+        // Phone: the global limits (2 min, 5 min) are above its 20 s norm.
+        assert_eq!(oldest_wait_level(min(1), &t, Some("phone")), Level::Ok);
+        assert_eq!(oldest_wait_level(min(3), &t, Some("phone")), Level::Warning);
+        assert_eq!(oldest_wait_level(min(6), &t, Some("phone")), Level::Breach);
+        // E-mail: 4 h norm, so warning from 4 h and breach from 8 h.
+        assert_eq!(oldest_wait_level(min(30), &t, Some("email")), Level::Ok);
+        assert_eq!(
+            oldest_wait_level(min(300), &t, Some("email")),
+            Level::Warning
+        );
+        assert_eq!(
+            oldest_wait_level(min(481), &t, Some("email")),
+            Level::Breach
+        );
+        // No norm, or a queue of several channels: the global limits.
+        assert_eq!(
+            oldest_wait_level(min(3), &t, Some("webform")),
+            Level::Warning
+        );
+        assert_eq!(oldest_wait_level(min(3), &t, None), Level::Warning);
+        assert_eq!(oldest_wait_level(None, &t, Some("phone")), Level::NoData);
+
+        let waiting = |m| Kpis {
+            oldest_wait_ms: min(m),
+            ..Kpis::default()
+        };
+        let calm = BTreeMap::from([
+            ("phone".to_string(), waiting(1)),
+            ("email".to_string(), waiting(120)),
+        ]);
+        assert_eq!(
+            total_oldest_wait_level(&t, calm.iter()),
+            Level::Ok,
+            "a 2-hour e-mail does not turn the total red"
+        );
+        let stuck_phones = BTreeMap::from([
+            ("phone".to_string(), waiting(6)),
+            ("email".to_string(), waiting(1)),
+        ]);
+        assert_eq!(
+            total_oldest_wait_level(&t, stuck_phones.iter()),
+            Level::Breach
+        );
+        assert_eq!(
+            total_oldest_wait_level(&t, BTreeMap::new().iter()),
+            Level::NoData
+        );
     }
 }

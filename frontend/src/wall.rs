@@ -8,7 +8,9 @@ use vigie_proto::{Kpis, Snapshot, TrendPoint};
 use crate::app::{ctx, Ctx};
 use crate::format::{count, duration, percent, wait_range};
 use crate::i18n::{channel_name, Text};
-use crate::levels::{at_most, service_level_target, Level, TileLevels};
+use crate::levels::{
+    oldest_wait_level, service_level_target, total_oldest_wait_level, Level, TileLevels,
+};
 use crate::spark;
 
 #[component]
@@ -93,11 +95,26 @@ fn Tile(channel: Option<String>) -> impl IntoView {
             })
         })
     };
+    let oldest_wait_level = {
+        let channel = channel.clone();
+        Memo::new(move |_| {
+            let targets = c.targets();
+            c.live.snapshot.with(|s| match (s, &channel) {
+                (None, _) => Level::NoData,
+                (Some(s), None) => total_oldest_wait_level(&targets, s.by_channel.iter()),
+                (Some(s), Some(ch)) => oldest_wait_level(
+                    s.by_channel.get(ch).and_then(|k| k.oldest_wait_ms),
+                    &targets,
+                    Some(ch),
+                ),
+            })
+        })
+    };
     let levels = Memo::new(move |_| {
         let targets = c.targets();
         kpis.with(|k| {
             k.as_ref()
-                .map(|k| TileLevels::of(k, sl_target.get(), &targets))
+                .map(|k| TileLevels::of(k, sl_target.get(), oldest_wait_level.get(), &targets))
         })
     });
     let headline_is_sl = move || sl_target.get().is_some();
@@ -341,10 +358,10 @@ fn QueueTable() -> impl IntoView {
                         rows()
                             .into_iter()
                             .map(|(name, q)| {
-                                let level = at_most(
-                                    q.oldest_wait_ms.map(|ms| ms as f64),
-                                    targets.oldest_wait_warning_ms as f64,
-                                    targets.oldest_wait_breach_ms as f64,
+                                let level = oldest_wait_level(
+                                    q.oldest_wait_ms,
+                                    &targets,
+                                    q.channel.as_deref(),
                                 );
                                 view! {
                                     <tr data-queue=name.clone()>

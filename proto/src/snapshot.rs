@@ -69,6 +69,10 @@ pub struct Kpis {
 /// Live state of one queue with its estimated wait range.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct QueueStatus {
+    /// The channel of the queue's contacts when they all share one (the usual case: a
+    /// queue serves one channel, whose norms judge its waits); absent when mixed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
     pub in_queue: u64,
     pub oldest_wait_ms: Option<i64>,
     pub estimated_wait: Option<EstimatedWait>,

@@ -284,6 +284,18 @@ pub(super) fn build_snapshot_of(
     let mut total = Scope::default();
     let mut by_channel: BTreeMap<Sym, Scope> = BTreeMap::new();
     let mut by_queue: BTreeMap<Sym, Scope> = BTreeMap::new();
+    // Each queue's channel, `None` once a second channel is seen in it.
+    let mut queue_channel: BTreeMap<Sym, Option<Sym>> = BTreeMap::new();
+    let mut note_channel = |key: &DimKey| {
+        queue_channel
+            .entry(key.queue)
+            .and_modify(|c| {
+                if *c != Some(key.channel) {
+                    *c = None;
+                }
+            })
+            .or_insert(Some(key.channel));
+    };
     let mut breakdown: BTreeMap<Vec<Sym>, Scope> = BTreeMap::new();
     let group = |key: &DimKey| -> Vec<Sym> { query.breakdown.iter().map(|d| d.of(key)).collect() };
 
@@ -294,6 +306,7 @@ pub(super) fn build_snapshot_of(
         total.agg.merge(agg, 1);
         by_channel.entry(key.channel).or_default().agg.merge(agg, 1);
         by_queue.entry(key.queue).or_default().agg.merge(agg, 1);
+        note_channel(key);
         if !query.breakdown.is_empty() {
             breakdown.entry(group(key)).or_default().agg.merge(agg, 1);
         }
@@ -312,6 +325,7 @@ pub(super) fn build_snapshot_of(
                 .entry(key.queue)
                 .or_default()
                 .add_waiting(n, arrival_ts);
+            note_channel(key);
             if !query.breakdown.is_empty() {
                 breakdown
                     .entry(group(key))
@@ -340,6 +354,7 @@ pub(super) fn build_snapshot_of(
             .map(|(q, s)| {
                 let kpis = s.kpis(to);
                 let status = QueueStatus {
+                    channel: queue_channel.get(q).copied().flatten().map(name),
                     in_queue: kpis.in_queue,
                     oldest_wait_ms: kpis.oldest_wait_ms,
                     estimated_wait: estimate_wait(&kpis, window_ms),
