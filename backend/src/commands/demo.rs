@@ -27,6 +27,10 @@ pub struct DemoArgs {
     /// Address of the HTTP API.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: std::net::SocketAddr,
+    /// Simulated past traffic produced first and replayed, so that the wall opens full,
+    /// with last-hour sparklines, instead of filling up for an hour (0s: start empty).
+    #[arg(long, default_value = "2h")]
+    history: humantime::Duration,
 }
 
 pub fn run(settings: Settings, args: DemoArgs) -> Result<()> {
@@ -39,10 +43,21 @@ pub fn run(settings: Settings, args: DemoArgs) -> Result<()> {
         "--rate must be above 0 contacts per second"
     );
     let mut kafka = settings.kafka.clone();
+    // The mock cluster cannot seek by time; its topic holds exactly the demo's history.
+    kafka.rebuild_from_earliest = true;
+    let history_ms = i64::try_from(args.history.as_millis()).unwrap_or(i64::MAX);
     // librdkafka's in-process mock cluster: the real client code paths, no broker to install.
     let cluster = MockCluster::new(1).context("starting the in-process Kafka cluster")?;
+    let partitions = partitions_for(args.rate, args.history.into());
+    if partitions == MAX_PARTITIONS {
+        tracing::warn!(
+            rate = args.rate,
+            history = %args.history,
+            "more history than the in-process cluster holds: the oldest is dropped"
+        );
+    }
     cluster
-        .create_topic(&kafka.topic, 4, 1)
+        .create_topic(&kafka.topic, partitions, 1)
         .context("creating the topic")?;
     cluster
         .create_topic(&kafka.dlq_topic, 1, 1)
@@ -69,7 +84,8 @@ pub fn run(settings: Settings, args: DemoArgs) -> Result<()> {
         let sim = Simulator::new(SimulationConfig {
             seed: 42,
             contacts: None,
-            start_ms: jiff::Timestamp::now().as_millisecond(),
+            // Events dated before now are produced at once (the history), the rest live.
+            start_ms: jiff::Timestamp::now().as_millisecond().saturating_sub(history_ms),
             contacts_per_second: args.rate,
             ..SimulationConfig::default()
         });
@@ -105,10 +121,11 @@ pub fn run(settings: Settings, args: DemoArgs) -> Result<()> {
             })
         };
         println!(
-            "Vigie demo: in-process Kafka at {}, {} contacts/s, window {}; Ctrl-C to stop.\n\
+            "Vigie demo: in-process Kafka at {}, {} contacts/s ({} of history first), window {}; Ctrl-C to stop.\n\
              Cockpit: wall http://{listen}/wall, switchboard http://{listen}/switchboard",
             kafka.brokers,
             args.rate,
+            args.history,
             args.window,
             listen = args.listen
         );
@@ -134,6 +151,18 @@ pub fn run(settings: Settings, args: DemoArgs) -> Result<()> {
     });
     drop(cluster);
     result
+}
+
+/// The most partitions the demo's topic gets.
+const MAX_PARTITIONS: i32 = 64;
+
+/// Partitions enough to hold `history` at `rate` contacts per second: librdkafka's mock
+/// cluster keeps at most 5 MB per partition and drops older record batches (seen as a
+/// wall whose first 20 minutes of sparkline were empty). A contact makes about 4.6
+/// records of about 130 bytes; 4 MB a partition leaves room.
+fn partitions_for(rate: f64, history: std::time::Duration) -> i32 {
+    let bytes = rate * history.as_secs_f64() * 4.6 * 130.0;
+    ((bytes / 4.0e6).ceil() as i32).clamp(4, MAX_PARTITIONS)
 }
 
 /// One line per channel: the headline KPIs of the window.
@@ -167,5 +196,20 @@ fn print_summary(s: &vigie_proto::Snapshot, status: &vigie::ingest::IngestStatus
             k.in_queue,
             pct(k.repeat_rate)
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_topic_holds_the_history() {
+        let hours = |h: u64| Duration::from_secs(h * 3_600);
+        assert_eq!(partitions_for(20.0, hours(0)), 4, "at least 4");
+        // 20 contacts/s for 2 h: about 86 MB of records.
+        assert_eq!(partitions_for(20.0, hours(2)), 22);
+        assert_eq!(partitions_for(1_000.0, hours(2)), MAX_PARTITIONS);
     }
 }

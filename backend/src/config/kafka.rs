@@ -33,6 +33,12 @@ pub struct KafkaSettings {
         skip_serializing_if = "Option::is_none"
     )]
     pub rebuild_span: Option<Duration>,
+    /// Replay each assigned partition from its earliest retained record instead of
+    /// seeking back `rebuild_span` by time: for a broker without a time index (librdkafka's
+    /// in-process mock cluster, which `vigie demo` runs on), or a topic that holds
+    /// exactly the history to show. Records older than the windows and the horizon are
+    /// read and aged out.
+    pub rebuild_from_earliest: bool,
     /// Events dated further ahead of this server's clock are dead-lettered: one
     /// producer with a wrong clock would otherwise make every other event "late".
     #[serde(with = "humantime_serde")]
@@ -71,6 +77,7 @@ impl Default for KafkaSettings {
             group_id: "vigie".into(),
             payload_format: PayloadFormat::Auto,
             rebuild_span: None,
+            rebuild_from_earliest: false,
             max_clock_skew: Duration::from_secs(300),
             properties: BTreeMap::new(),
             partials: false,
@@ -169,6 +176,9 @@ impl KafkaSettings {
             .is_some_and(|id| id.trim().is_empty() || id.contains('/'))
         {
             errors.push("kafka.instance_id: must not be empty nor contain '/' (e.g. \"vigie-0\"); remove it for a generated one".into());
+        }
+        if k.rebuild_from_earliest && k.rebuild_span.is_some() {
+            errors.push("kafka.rebuild_span: not used with kafka.rebuild_from_earliest = true; remove one of them".into());
         }
         if k.topic == k.dlq_topic {
             errors.push(

@@ -280,6 +280,9 @@ fn kafka_settings_are_checked() {
     ] {
         assert!(err.to_string().contains(key), "{key}: {err}");
     }
+    let err = load_toml("[kafka]\nrebuild_from_earliest = true\nrebuild_span = \"1d\"\n")
+        .expect_err("both");
+    assert!(err.to_string().contains("kafka.rebuild_span"), "{err}");
     let err = load_toml("[kafka]\npayload_format = \"xml\"\n").expect_err("invalid");
     assert!(err.to_string().contains("payload_format"), "{err}");
 }

@@ -17,17 +17,30 @@ use crate::engine::EngineSet;
 pub struct IngestContext {
     engines: Arc<EngineSet>,
     status: Arc<IngestStatus>,
-    rebuild_span_ms: i64,
+    rebuild_from: RebuildFrom,
     /// Scale-out: claims each assigned partition in the partials topic.
     claimer: Option<crate::partials::Claimer>,
 }
 
+/// Where an assigned partition's rebuild starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RebuildFrom {
+    /// The first record at or after now minus this span (ms), found by offsets-for-times.
+    Span(i64),
+    /// The earliest retained record.
+    Earliest,
+}
+
 impl IngestContext {
-    pub fn new(engines: Arc<EngineSet>, status: Arc<IngestStatus>, rebuild_span_ms: i64) -> Self {
+    pub fn new(
+        engines: Arc<EngineSet>,
+        status: Arc<IngestStatus>,
+        rebuild_from: RebuildFrom,
+    ) -> Self {
         IngestContext {
             engines,
             status,
-            rebuild_span_ms,
+            rebuild_from,
             claimer: None,
         }
     }
@@ -40,32 +53,40 @@ impl IngestContext {
         self
     }
 
-    /// Sets each partition's start offset to the first record at or after `now − span`,
-    /// and registers its rebuild target (the high watermark now).
+    /// Sets each partition's start offset to the first record at or after `now − span`
+    /// (or its earliest record), and registers its rebuild target (the high watermark now).
     fn prepare_rebuild(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        let since = now_ms.saturating_sub(self.rebuild_span_ms).max(0);
         let timeout = Duration::from_secs(10);
-        let mut query = TopicPartitionList::new();
-        for e in tpl.elements() {
-            let _ = query.add_partition_offset(e.topic(), e.partition(), Offset::Offset(since));
-        }
-        let found = consumer.offsets_for_times(query, timeout);
+        let found = match self.rebuild_from {
+            RebuildFrom::Span(span_ms) => {
+                let now_ms = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                let since = now_ms.saturating_sub(span_ms).max(0);
+                let mut query = TopicPartitionList::new();
+                for e in tpl.elements() {
+                    let _ =
+                        query.add_partition_offset(e.topic(), e.partition(), Offset::Offset(since));
+                }
+                Some(consumer.offsets_for_times(query, timeout))
+            }
+            RebuildFrom::Earliest => None,
+        };
         for e in tpl.clone().elements() {
             let (topic, partition) = (e.topic(), e.partition());
             let (low, high) = consumer
                 .fetch_watermarks(topic, partition, timeout)
                 .unwrap_or((0, 0));
             let start = match &found {
-                Ok(found) => match found.find_partition(topic, partition).map(|p| p.offset()) {
+                None => low,
+                Some(Ok(found)) => match found.find_partition(topic, partition).map(|p| p.offset())
+                {
                     Some(Offset::Offset(o)) => o.max(low).min(high.max(low)),
                     // No record that recent: nothing to replay.
                     Some(Offset::End) => high,
                     _ => low,
                 },
-                Err(error) => {
+                Some(Err(error)) => {
                     tracing::warn!(%error, partition, "offsets-for-times failed; replaying from the earliest offset");
                     low
                 }

@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{KafkaSettings, PayloadFormat};
 use crate::engine::EngineSet;
 use crate::event::{decode_json, decode_proto, DecodeError, EventRecord};
-pub use context::IngestContext;
+pub use context::{IngestContext, RebuildFrom};
 pub use status::IngestStatus;
 
 #[derive(Debug, Error)]
@@ -59,17 +59,20 @@ pub fn client_config(settings: &KafkaSettings) -> ClientConfig {
     config
 }
 
-/// How far back partitions are replayed: the configured span, or the longest window
-/// plus the repeat horizon (an arrival at the start of the longest window looks back a
-/// whole horizon to classify itself as a repeat).
-pub fn rebuild_span_ms(settings: &KafkaSettings, engines: &EngineSet) -> i64 {
-    settings.rebuild_span.map_or_else(
+/// How far back partitions are replayed: from the earliest record if so configured, else
+/// the configured span, or the longest window plus the repeat horizon (an arrival at the
+/// start of the longest window looks back a whole horizon to classify itself as a repeat).
+pub fn rebuild_from(settings: &KafkaSettings, engines: &EngineSet) -> RebuildFrom {
+    if settings.rebuild_from_earliest {
+        return RebuildFrom::Earliest;
+    }
+    RebuildFrom::Span(settings.rebuild_span.map_or_else(
         || {
             let cfg = engines.config();
             cfg.repeat_horizon_ms.saturating_add(cfg.retention_ms())
         },
         |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
-    )
+    ))
 }
 
 /// Consumes `settings.topic` into `engines` until `shutdown`, then stores and commits offsets.
@@ -82,7 +85,7 @@ pub async fn run_consumer(
     let mut context = IngestContext::new(
         engines.clone(),
         status.clone(),
-        rebuild_span_ms(settings, &engines),
+        rebuild_from(settings, &engines),
     );
     if settings.partials {
         context = context
