@@ -212,6 +212,30 @@ fn number(text: &str) -> Option<u64> {
     let digits: String = text.chars().filter(char::is_ascii_digit).collect();
     digits.parse().ok()
 }
+/// A TV wall cannot scroll: on a 1920×1080 screen every channel's tile is in view.
+async fn tiles_fit_a_wall_screen(client: &Client, what: &str) {
+    let layout = client
+        .execute(
+            "const tiles = [...document.querySelectorAll('article.tile')];
+             return { width: window.innerWidth, tiles: tiles.length,
+                      bottom: Math.max(...tiles.map(t => t.getBoundingClientRect().bottom + window.scrollY)) };",
+            vec![],
+        )
+        .await
+        .expect("tile layout");
+    assert_eq!(
+        layout["width"], 1920,
+        "{what}: the wall is laid out for 1920 px"
+    );
+    assert!(
+        layout["tiles"].as_u64() >= Some(10),
+        "{what}: every channel of the stream has a tile: {layout}"
+    );
+    assert!(
+        layout["bottom"].as_f64() <= Some(1080.0),
+        "{what}: the tiles end within a 1080-pixel screen: {layout}"
+    );
+}
 
 async fn save_screenshot(client: &Client, name: &str) {
     let png = client.screenshot().await.expect("screenshot");
@@ -332,25 +356,7 @@ async fn the_wall_shows_live_numbers_that_follow_kafka_and_boots_into_its_url() 
         .expect("click");
     save_screenshot(&wall, "wall.png").await;
 
-    // A TV wall cannot scroll: on a 1920×1080 screen every channel's tile is in view.
-    let layout = wall
-        .execute(
-            "const tiles = [...document.querySelectorAll('article.tile')];
-             return { width: window.innerWidth, tiles: tiles.length,
-                      bottom: Math.max(...tiles.map(t => t.getBoundingClientRect().bottom + window.scrollY)) };",
-            vec![],
-        )
-        .await
-        .expect("tile layout");
-    assert_eq!(layout["width"], 1920, "the wall is laid out for 1920 px");
-    assert!(
-        layout["tiles"].as_u64() >= Some(10),
-        "every channel of the stream has a tile: {layout}"
-    );
-    assert!(
-        layout["bottom"].as_f64() <= Some(1080.0),
-        "the tiles end within a 1080-pixel screen: {layout}"
-    );
+    tiles_fit_a_wall_screen(&wall, "English").await;
 
     // A wall screen boots straight into the view of its URL.
     wall.goto(&format!("{base}/wall?window=1h&lang=fr"))
@@ -364,6 +370,7 @@ async fn the_wall_shows_live_numbers_that_follow_kafka_and_boots_into_its_url() 
     .await;
     let active = text_of(&wall, "button.window.active").await;
     assert_eq!(active.as_deref(), Some("1 h"));
+    tiles_fit_a_wall_screen(&wall, "French (longer labels)").await;
     wait_for(
         "the 1-hour wall counts every contact",
         async || number(&text_of(&wall, arrivals).await?),
@@ -547,6 +554,7 @@ sinks = []
     )
     .await;
     assert!(banner.ends_with("(threshold 1.0%)"), "{banner}");
+    tiles_fit_a_wall_screen(&wall, "with an alert banner").await;
 
     supervisor
         .goto(&format!(
