@@ -40,6 +40,7 @@ fn sink(kind: SinkKind, url: Secret) -> SinkSettings {
         retry_max: Duration::from_millis(400),
         give_up_after: Duration::from_secs(3600),
         notify_acknowledged: false,
+        language: Default::default(),
     }
 }
 
@@ -176,13 +177,20 @@ async fn each_sink_gets_its_payload_shape_and_json_is_signed() {
             ("mm", sink(SinkKind::Mattermost, receiver.url("/mm"))),
             ("teams", sink(SinkKind::Teams, receiver.url("/teams"))),
             ("hook", sink(SinkKind::Json, receiver.url("/hook"))),
+            (
+                "slack-fr",
+                SinkSettings {
+                    language: vigie_proto::words::Lang::Fr,
+                    ..sink(SinkKind::Slack, receiver.url("/slack-fr"))
+                },
+            ),
         ],
         dir.path(),
     );
     let mut live = Live::new();
     live.contacts(1, 3); // before the first round: the value is exactly 75 %
     let running = Running::start(&settings, &live);
-    eventually("one message per sink", DEADLINE, || receiver.count() == 4).await;
+    eventually("one message per sink", DEADLINE, || receiver.count() == 5).await;
 
     let by_path = |path: &str| {
         receiver
@@ -200,6 +208,13 @@ async fn each_sink_gets_its_payload_shape_and_json_is_signed() {
     assert!(text.contains("75.0 %"), "the value, formatted: {slack}");
     assert_eq!(slack["attachments"][0]["color"], "#d00000", "critical");
     assert!(slack.get("username").is_none());
+    // A French team reads the wall's words.
+    let french = by_path("/slack-fr").json();
+    assert_eq!(
+        french["text"],
+        "[ALERTE] phone-abandon (critique)\u{a0}: Téléphone — Taux d'abandon 75\u{202f}% (seuil 50\u{202f}%)",
+        "{french}"
+    );
     let mm = by_path("/mm").json();
     assert_eq!(mm["username"], "Vigie");
     assert_eq!(

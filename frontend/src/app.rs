@@ -9,7 +9,7 @@ use vigie_proto::{AlertState, CockpitInfo, Role, Severity};
 
 use crate::api;
 use crate::format::Freshness;
-use crate::i18n::{Lang, Text};
+use crate::i18n::{Lang, Say, Text};
 use crate::live::{self, Live};
 use crate::route::{Page, ViewState, WINDOWS};
 use crate::switchboard::Switchboard;

@@ -1,43 +1,11 @@
-//! Owns how numbers read on a wall screen: percentages, durations, wait ranges and the
-//! freshness badge. Pure functions, unit-tested natively.
+//! Owns how numbers read on a wall screen: wait ranges and the freshness badge
+//! (percentages, durations, counts and alert lines are `vigie_proto::words`, shared with
+//! the chat notifications). Pure functions, unit-tested natively.
 
 use vigie_proto::{EstimatedWait, StatusReport};
 
-use crate::i18n::{Lang, Text};
-
-/// `87 %` (French spacing) or `87%`; one decimal under 10 % so small rates still move.
-pub fn percent(value: Option<f64>, lang: Lang) -> String {
-    let Some(v) = value.filter(|v| v.is_finite()) else {
-        return "–".into();
-    };
-    let pct = v * 100.0;
-    let number = if pct > 0.0 && pct < 10.0 {
-        let s = format!("{pct:.1}");
-        match lang {
-            Lang::Fr => s.replace('.', ","),
-            Lang::En => s,
-        }
-    } else {
-        format!("{pct:.0}")
-    };
-    match lang {
-        Lang::Fr => format!("{number}\u{202f}%"),
-        Lang::En => format!("{number}%"),
-    }
-}
-
-/// A wait or handling time: `45 s`, `3 min 05`, `1 h 12`.
-pub fn duration(ms: Option<f64>) -> String {
-    let Some(ms) = ms.filter(|v| v.is_finite() && *v >= 0.0) else {
-        return "–".into();
-    };
-    let s = (ms / 1000.0).round() as u64;
-    match s {
-        0..=59 => format!("{s} s"),
-        60..=3_599 => format!("{} min {:02}", s / 60, s % 60),
-        _ => format!("{} h {:02}", s / 3_600, s % 3_600 / 60),
-    }
-}
+use crate::i18n::{Lang, Say, Text};
+pub use vigie_proto::words::{alert_line, count, duration, percent};
 
 /// An estimated wait as people say it: `< 1 min`, `5–10 min`, `> 30 min`, `1–2 h`.
 pub fn wait_range(wait: Option<EstimatedWait>) -> String {
@@ -68,67 +36,6 @@ fn minutes_or_hours(min: u64) -> String {
     } else {
         format!("{min} min")
     }
-}
-
-/// A plain count with thin thousands separators: `12 345`.
-pub fn count(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push('\u{202f}');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// An alert as one line in the page's language: where, what, the value and the
-/// threshold, e.g. `Téléphone — Niveau de service 62 % (seuil 80 %)`. KPIs without a
-/// label of their own keep the server's summary.
-pub fn alert_line(alert: &vigie_proto::Alert, lang: Lang) -> String {
-    enum Unit {
-        Rate,
-        Duration,
-        Count,
-    }
-    let (label, unit) = match alert.kpi.as_str() {
-        "service_level" => (Text::ServiceLevel, Unit::Rate),
-        "answer_rate" => (Text::AnswerRate, Unit::Rate),
-        "abandon_rate" => (Text::AbandonRate, Unit::Rate),
-        "once_and_done_rate" => (Text::OnceAndDone, Unit::Rate),
-        "cross_channel_repeat_rate" => (Text::CrossChannel, Unit::Rate),
-        "asa" => (Text::Asa, Unit::Duration),
-        "oldest_wait" => (Text::OldestWait, Unit::Duration),
-        "in_queue" => (Text::InQueue, Unit::Count),
-        _ => return alert.summary.clone(),
-    };
-    let show = |v: f64| match unit {
-        Unit::Rate => percent(Some(v), lang),
-        Unit::Duration => duration(Some(v)),
-        Unit::Count => count(v.max(0.0) as u64),
-    };
-    let scope = if alert.scope.is_empty() || alert.scope == "total" {
-        lang.text(Text::Total).to_string()
-    } else {
-        alert
-            .scope
-            .split_whitespace()
-            .map(|part| match part.split_once('=') {
-                Some(("channel", c)) => crate::i18n::channel_name(lang, c),
-                Some((_, value)) => value.to_string(),
-                None => part.to_string(),
-            })
-            .collect::<Vec<_>>()
-            .join(" · ")
-    };
-    let value = alert.value.map_or_else(|| "–".to_string(), show);
-    format!(
-        "{scope} — {} {value} ({} {})",
-        lang.text(label),
-        lang.text(Text::Threshold),
-        show(alert.threshold)
-    )
 }
 
 /// Whether the numbers on screen can be trusted as live, and if not, why.
@@ -208,26 +115,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn percentages_read_in_each_language() {
-        assert_eq!(percent(Some(0.8734), Lang::En), "87%");
-        assert_eq!(percent(Some(0.8734), Lang::Fr), "87\u{202f}%");
-        assert_eq!(percent(Some(0.042), Lang::Fr), "4,2\u{202f}%");
-        assert_eq!(percent(Some(0.042), Lang::En), "4.2%");
-        assert_eq!(percent(Some(0.0), Lang::En), "0%");
-        assert_eq!(percent(None, Lang::En), "–");
-        assert_eq!(percent(Some(f64::NAN), Lang::En), "–");
-    }
-
-    #[test]
-    fn durations_pick_their_unit() {
-        assert_eq!(duration(Some(45_400.0)), "45 s");
-        assert_eq!(duration(Some(185_000.0)), "3 min 05");
-        assert_eq!(duration(Some(4_320_000.0)), "1 h 12");
-        assert_eq!(duration(None), "–");
-        assert_eq!(duration(Some(-5.0)), "–");
-    }
-
-    #[test]
     fn wait_ranges_read_like_people_say_them() {
         let w = |low_ms, high_ms| Some(EstimatedWait { low_ms, high_ms });
         assert_eq!(wait_range(w(300_000, Some(600_000))), "5–10 min");
@@ -236,59 +123,6 @@ mod tests {
         assert_eq!(wait_range(w(3_600_000, Some(7_300_000))), "1–3 h");
         assert_eq!(wait_range(w(300_000, Some(290_000))), "5 min");
         assert_eq!(wait_range(None), "–");
-    }
-
-    #[test]
-    fn alerts_read_in_the_page_language() {
-        let alert = vigie_proto::Alert {
-            id: "sl.1".into(),
-            rule: "sl".into(),
-            severity: vigie_proto::Severity::Critical,
-            state: vigie_proto::AlertState::Firing,
-            summary: "service_level of channel=phone over 15m is 62.0 %, below 80.0 %".into(),
-            since: 0,
-            acknowledged_by: None,
-            kpi: "service_level".into(),
-            scope: "channel=phone queue=billing".into(),
-            value: Some(0.62),
-            threshold: 0.8,
-            clear: 0.85,
-            acknowledged_at: None,
-            ack_note: None,
-            resolved_at: None,
-            sinks: Vec::new(),
-        };
-        assert_eq!(
-            alert_line(&alert, Lang::Fr),
-            "Téléphone · billing — Niveau de service 62\u{202f}% (seuil 80\u{202f}%)"
-        );
-        let stuck = vigie_proto::Alert {
-            kpi: "oldest_wait".into(),
-            scope: "total".into(),
-            value: Some(725_000.0),
-            threshold: 600_000.0,
-            ..alert.clone()
-        };
-        assert_eq!(
-            alert_line(&stuck, Lang::En),
-            "All channels — Oldest wait 12 min 05 (threshold 10 min 00)"
-        );
-        let lag = vigie_proto::Alert {
-            kpi: "consumer_lag".into(),
-            ..alert.clone()
-        };
-        assert_eq!(
-            alert_line(&lag, Lang::En),
-            alert.summary,
-            "no label: the server's line"
-        );
-    }
-
-    #[test]
-    fn counts_group_thousands() {
-        assert_eq!(count(7), "7");
-        assert_eq!(count(12_345), "12\u{202f}345");
-        assert_eq!(count(1_234_567), "1\u{202f}234\u{202f}567");
     }
 
     #[test]

@@ -1,28 +1,12 @@
 //! Owns the cockpit's words in French and English: every label is a [`Text`], so a
 //! missing translation is a compile error, not a blank on a wall screen.
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Lang {
-    #[default]
-    En,
-    Fr,
-}
+use vigie_proto::words::label;
+pub use vigie_proto::words::{channel_name, Lang};
 
-impl Lang {
-    pub fn code(self) -> &'static str {
-        match self {
-            Lang::En => "en",
-            Lang::Fr => "fr",
-        }
-    }
-
-    pub fn from_code(code: &str) -> Option<Lang> {
-        match code.get(..2)?.to_ascii_lowercase().as_str() {
-            "en" => Some(Lang::En),
-            "fr" => Some(Lang::Fr),
-            _ => None,
-        }
-    }
+/// A language's word for each [`Text`] (`lang.text(Text::Queues)`).
+pub trait Say {
+    fn text(self, text: Text) -> &'static str;
 }
 
 macro_rules! texts {
@@ -35,8 +19,8 @@ macro_rules! texts {
             pub const ALL: &'static [Text] = &[$(Text::$name,)*];
         }
 
-        impl Lang {
-            pub fn text(self, text: Text) -> &'static str {
+        impl Say for Lang {
+            fn text(self, text: Text) -> &'static str {
                 match (self, text) {
                     $((Lang::En, Text::$name) => $en, (Lang::Fr, Text::$name) => $fr,)*
                 }
@@ -54,16 +38,16 @@ texts! {
     Connecting => "connecting", "connexion";
     WallView => "Wall", "Mur";
     SwitchboardView => "Switchboard", "Aiguillage";
-    Total => "All channels", "Tous canaux";
-    ServiceLevel => "Service level", "Niveau de service";
-    AnswerRate => "Answer rate", "Taux de décroché";
-    Asa => "Avg. speed of answer", "Délai moyen de réponse";
-    AbandonRate => "Abandon rate", "Taux d'abandon";
-    InQueue => "In queue", "En attente";
-    OldestWait => "Oldest wait", "Plus longue attente";
-    OnceAndDone => "Once and done", "Résolu au 1er contact";
-    CrossChannel => "Cross-channel reiteration", "Réitération multicanal";
-    Arrivals => "Contacts", "Contacts";
+    Total => label::TOTAL.en, label::TOTAL.fr;
+    ServiceLevel => label::SERVICE_LEVEL.en, label::SERVICE_LEVEL.fr;
+    AnswerRate => label::ANSWER_RATE.en, label::ANSWER_RATE.fr;
+    Asa => label::ASA.en, label::ASA.fr;
+    AbandonRate => label::ABANDON_RATE.en, label::ABANDON_RATE.fr;
+    InQueue => label::IN_QUEUE.en, label::IN_QUEUE.fr;
+    OldestWait => label::OLDEST_WAIT.en, label::OLDEST_WAIT.fr;
+    OnceAndDone => label::ONCE_AND_DONE.en, label::ONCE_AND_DONE.fr;
+    CrossChannel => label::CROSS_CHANNEL.en, label::CROSS_CHANNEL.fr;
+    Arrivals => label::ARRIVALS.en, label::ARRIVALS.fr;
     LastHour => "last hour", "dernière heure";
     Minutes15 => "15 min", "15 min";
     Hour1 => "1 h", "1 h";
@@ -82,7 +66,7 @@ texts! {
     Formula => "Formula", "Formule";
     WindowLabel => "Window", "Fenêtre";
     TargetLabel => "target", "objectif";
-    Threshold => "threshold", "seuil";
+    Threshold => label::THRESHOLD.en, label::THRESHOLD.fr;
     Switches => "Deflection switches", "Aiguillages de débordement";
     Channel => "Channel", "Canal";
     DeflectTo => "Deflect to", "Vers";
@@ -129,42 +113,6 @@ texts! {
     FormulaEstimatedWait => "A range from the queue depth, the recent answer pace and the recent waits.", "Une fourchette, d'après la profondeur de file, le rythme de réponse récent et les attentes récentes.";
 }
 
-/// A channel's name as the users say it.
-pub fn channel_name(lang: Lang, channel: &str) -> String {
-    let known = match (lang, channel) {
-        (Lang::En, "phone") => "Phone",
-        (Lang::Fr, "phone") => "Téléphone",
-        (Lang::En, "chat") | (Lang::Fr, "chat") => "Chat",
-        (Lang::En, "email") | (Lang::Fr, "email") => "E-mail",
-        (Lang::En, "messaging") => "Messaging",
-        (Lang::Fr, "messaging") => "Messagerie",
-        (Lang::En, "social") => "Social",
-        (Lang::Fr, "social") => "Réseaux sociaux",
-        (Lang::En, "callback") => "Callback",
-        (Lang::Fr, "callback") => "Rappel",
-        (Lang::En, "visual_ivr") => "Visual IVR",
-        (Lang::Fr, "visual_ivr") => "SVI visuel",
-        (Lang::En, "voicebot") => "Voicebot",
-        (Lang::Fr, "voicebot") => "Callbot",
-        (Lang::En, "chatbot") | (Lang::Fr, "chatbot") => "Chatbot",
-        (Lang::En, "webform") => "Web form",
-        (Lang::Fr, "webform") => "Formulaire web",
-        (Lang::En, "dissuasion") => "Dissuasion message",
-        (Lang::Fr, "dissuasion") => "Message de dissuasion",
-        // A channel Vigie does not know (kept as sent, shown as its own channel): its
-        // name made readable, capitalised like the known ones (ASCII only: Unicode's
-        // case tables would add 8 KiB to the bundle for channel codes that are ASCII).
-        _ => {
-            let mut spaced = channel.replace('_', " ");
-            if let Some(first) = spaced.get_mut(..1) {
-                first.make_ascii_uppercase();
-            }
-            return spaced;
-        }
-    };
-    known.to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,27 +127,5 @@ mod tests {
             Lang::En.text(Text::AnswerRate),
             Lang::Fr.text(Text::AnswerRate)
         );
-    }
-
-    #[test]
-    fn languages_parse_from_codes_and_browser_locales() {
-        assert_eq!(Lang::from_code("fr-FR"), Some(Lang::Fr));
-        assert_eq!(Lang::from_code("EN"), Some(Lang::En));
-        assert_eq!(Lang::from_code("de"), None);
-        assert_eq!(Lang::from_code(""), None);
-        assert_eq!(channel_name(Lang::Fr, "visual_ivr"), "SVI visuel");
-        assert_eq!(channel_name(Lang::En, "web_form"), "Web form");
-        assert_eq!(channel_name(Lang::Fr, "webform"), "Formulaire web");
-        assert_eq!(
-            channel_name(Lang::En, "kiosk"),
-            "Kiosk",
-            "unknown channels too"
-        );
-        assert_eq!(
-            channel_name(Lang::En, "éco_kiosk"),
-            "éco kiosk",
-            "never split"
-        );
-        assert_eq!(channel_name(Lang::En, ""), "");
     }
 }

@@ -7,7 +7,7 @@ use vigie_proto::{Kpis, Snapshot, TrendPoint};
 
 use crate::app::{ctx, Ctx};
 use crate::format::{count, duration, percent, wait_range};
-use crate::i18n::{channel_name, Text};
+use crate::i18n::{channel_name, Say, Text};
 use crate::levels::{
     oldest_wait_level, service_level_target, total_oldest_wait_level, Level, TileLevels,
 };

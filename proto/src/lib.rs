@@ -13,12 +13,15 @@
 //!   filter values) and the last hour's [`Trend`].
 //! - [`alert`]: alerts and their rules ([`Alert`], [`AlertRule`]).
 //! - [`ws`]: websocket messages ([`ServerMessage`], [`ClientMessage`]).
+//! - [`words`]: what people read, in French and English, shared by the cockpit and the
+//!   chat notifications: KPI and channel names, numbers, an alert as one line.
 //! - [`v1`]: generated protobuf types ([`v1::InteractionEvent`]).
 
 pub mod alert;
 pub mod cockpit;
 pub mod snapshot;
 pub mod switch;
+pub mod words;
 pub mod ws;
 
 pub use alert::{Alert, AlertRule, AlertState, Comparison, Severity};

@@ -122,6 +122,10 @@ impl Sink {
         self.settings.kind
     }
 
+    pub fn language(&self) -> vigie_proto::words::Lang {
+        self.settings.language
+    }
+
     pub fn notify_acknowledged(&self) -> bool {
         self.settings.notify_acknowledged
     }
@@ -337,6 +341,7 @@ mod tests {
             retry_max: Duration::from_secs(10),
             give_up_after: Duration::from_secs(60),
             notify_acknowledged: false,
+            language: Default::default(),
         }
     }
 

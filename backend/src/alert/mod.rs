@@ -348,7 +348,7 @@ impl AlertService {
                 id: notice.delivery_id(),
                 event: notice.kind.as_str().into(),
                 created_at: notice.at,
-                body: payload::render(sink.kind(), notice),
+                body: payload::render(sink.kind(), sink.language(), notice),
                 file: None,
             });
         }

@@ -4,6 +4,7 @@
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
+use vigie_proto::words::{self, Label, Lang};
 use vigie_proto::{AlertState, Severity};
 
 use super::lifecycle::{Notice, NoticeKind};
@@ -18,15 +19,44 @@ pub const DELIVERY_HEADER: &str = "x-vigie-delivery";
 /// Header carrying the event (`fired`, `reminder`, `acknowledged`, `resolved`).
 pub const EVENT_HEADER: &str = "x-vigie-event";
 
-/// The body posted to a sink of `kind` for `notice`.
-pub fn render(kind: SinkKind, notice: &Notice) -> String {
+/// The body posted to a sink of `kind` for `notice`, read in `lang` (chat sinks).
+pub fn render(kind: SinkKind, lang: Lang, notice: &Notice) -> String {
     let value = match kind {
-        SinkKind::Slack => slack(notice, false),
-        SinkKind::Mattermost => slack(notice, true),
-        SinkKind::Teams => teams(notice),
+        SinkKind::Slack => slack(notice, lang, false),
+        SinkKind::Mattermost => slack(notice, lang, true),
+        SinkKind::Teams => teams(notice, lang),
         SinkKind::Json => generic(notice),
     };
     value.to_string()
+}
+
+/// The words of chat messages besides the alert line itself ([`words::alert_line`]).
+mod label {
+    vigie_proto::labels! {
+        FIRING => "FIRING", "ALERTE";
+        STILL_FIRING => "STILL FIRING", "TOUJOURS EN ALERTE";
+        ACKNOWLEDGED => "ACKNOWLEDGED", "PRISE EN CHARGE";
+        RESOLVED => "RESOLVED", "RÉSOLUE";
+        INFO => "info", "info";
+        WARNING => "warning", "avertissement";
+        CRITICAL => "critical", "critique";
+        KPI => "KPI", "Indicateur";
+        SCOPE => "Scope", "Périmètre";
+        SINCE => "Since", "Depuis";
+        RESOLVED_AT => "Resolved", "Résolue";
+        ACKNOWLEDGED_FIELD => "Acknowledged", "Prise en charge";
+        ACKNOWLEDGED_BY => "Acknowledged by", "Prise en charge par";
+        ALERT => "alert", "alerte";
+    }
+}
+
+/// The alert itself, one line: the server's summary in English (it names the window),
+/// the wall's line in French.
+fn line(notice: &Notice, lang: Lang) -> String {
+    match lang {
+        Lang::En => notice.alert.summary.clone(),
+        Lang::Fr => words::alert_line(&notice.alert, lang),
+    }
 }
 
 /// `sha256=<lowercase hex of HMAC-SHA256(key, body)>`.
@@ -44,31 +74,38 @@ pub fn sign(key: &str, body: &[u8]) -> String {
     format!("sha256={hex}")
 }
 
-fn title(notice: &Notice) -> String {
+fn title(notice: &Notice, lang: Lang) -> String {
     let a = &notice.alert;
     let what = match notice.kind {
-        NoticeKind::Fired => "FIRING",
-        NoticeKind::Reminder => "STILL FIRING",
-        NoticeKind::Acknowledged => "ACKNOWLEDGED",
-        NoticeKind::Resolved => "RESOLVED",
+        NoticeKind::Fired => label::FIRING,
+        NoticeKind::Reminder => label::STILL_FIRING,
+        NoticeKind::Acknowledged => label::ACKNOWLEDGED,
+        NoticeKind::Resolved => label::RESOLVED,
     };
-    format!("[{what}] {} ({})", a.rule, severity_name(a.severity))
+    let severity = match a.severity {
+        Severity::Info => label::INFO,
+        Severity::Warning => label::WARNING,
+        Severity::Critical => label::CRITICAL,
+    };
+    format!("[{}] {} ({})", what.get(lang), a.rule, severity.get(lang))
 }
 
-fn severity_name(s: Severity) -> &'static str {
-    match s {
-        Severity::Info => "info",
-        Severity::Warning => "warning",
-        Severity::Critical => "critical",
+/// `:`, or in French ` :` (a no-break space before the colon).
+fn colon(lang: Lang) -> &'static str {
+    match lang {
+        Lang::En => ":",
+        Lang::Fr => "\u{a0}:",
     }
 }
 
 /// Who acknowledged, when the alert was.
-fn ack_line(notice: &Notice) -> Option<String> {
+fn ack_line(notice: &Notice, lang: Lang) -> Option<String> {
     let a = &notice.alert;
+    let colon = colon(lang);
+    let by = label::ACKNOWLEDGED_BY.get(lang);
     a.acknowledged_by.as_ref().map(|who| match &a.ack_note {
-        Some(note) => format!("Acknowledged by {who}: {note}"),
-        None => format!("Acknowledged by {who}"),
+        Some(note) => format!("{by} {who}{colon} {note}"),
+        None => format!("{by} {who}"),
     })
 }
 
@@ -82,37 +119,57 @@ fn colour(notice: &Notice) -> &'static str {
     }
 }
 
-fn fields(notice: &Notice) -> Vec<(&'static str, String)> {
+fn fields(notice: &Notice, lang: Lang) -> Vec<(&'static str, String)> {
     let a = &notice.alert;
+    // English keeps the codes (what a rule is written with); French, the wall's words.
+    let (kpi, scope) = match lang {
+        Lang::En => (a.kpi.clone(), a.scope.clone()),
+        Lang::Fr => (
+            words::kpi(&a.kpi).map_or_else(|| a.kpi.clone(), |(l, _)| l.get(lang).to_string()),
+            words::scope(&a.scope, lang),
+        ),
+    };
+    let field = |l: Label| l.get(lang);
     let mut f = vec![
-        ("KPI", a.kpi.clone()),
-        ("Scope", a.scope.clone()),
-        ("Since", crate::event::format_rfc3339_ms(a.since)),
+        (field(label::KPI), kpi),
+        (field(label::SCOPE), scope),
+        (
+            field(label::SINCE),
+            crate::event::format_rfc3339_ms(a.since),
+        ),
     ];
     if let Some(at) = a.resolved_at.filter(|_| a.state == AlertState::Resolved) {
-        f.push(("Resolved", crate::event::format_rfc3339_ms(at)));
+        f.push((
+            field(label::RESOLVED_AT),
+            crate::event::format_rfc3339_ms(at),
+        ));
     }
-    if let Some(line) = ack_line(notice) {
-        f.push(("Acknowledged", line));
+    if let Some(line) = ack_line(notice, lang) {
+        f.push((field(label::ACKNOWLEDGED_FIELD), line));
     }
     f
 }
 
 /// Slack incoming webhook (`text` + one coloured attachment); Mattermost takes the same
 /// shape, plus the name to post as.
-fn slack(notice: &Notice, mattermost: bool) -> Value {
-    let text = format!("{}: {}", title(notice), notice.alert.summary);
+fn slack(notice: &Notice, lang: Lang, mattermost: bool) -> Value {
+    let text = format!(
+        "{}{} {}",
+        title(notice, lang),
+        colon(lang),
+        line(notice, lang)
+    );
     let mut body = json!({
         "text": text,
         "attachments": [{
             "fallback": text,
             "color": colour(notice),
-            "title": title(notice),
-            "text": notice.alert.summary,
-            "fields": fields(notice).into_iter()
+            "title": title(notice, lang),
+            "text": line(notice, lang),
+            "fields": fields(notice, lang).into_iter()
                 .map(|(k, v)| json!({"title": k, "value": v, "short": true}))
                 .collect::<Vec<_>>(),
-            "footer": format!("Vigie · alert {}", notice.alert.id),
+            "footer": format!("Vigie · {} {}", label::ALERT.get(lang), notice.alert.id),
             "ts": notice.at / 1000,
         }],
     });
@@ -123,7 +180,7 @@ fn slack(notice: &Notice, mattermost: bool) -> Value {
 }
 
 /// Microsoft Teams (Workflows / incoming webhook): a message with one Adaptive Card.
-fn teams(notice: &Notice) -> Value {
+fn teams(notice: &Notice, lang: Lang) -> Value {
     let style = match (notice.kind, notice.alert.severity) {
         (NoticeKind::Resolved, _) => "Good",
         (_, Severity::Critical) => "Attention",
@@ -140,10 +197,10 @@ fn teams(notice: &Notice) -> Value {
                 "type": "AdaptiveCard",
                 "version": "1.4",
                 "body": [
-                    {"type": "TextBlock", "text": title(notice), "weight": "Bolder",
+                    {"type": "TextBlock", "text": title(notice, lang), "weight": "Bolder",
                      "size": "Medium", "color": style, "wrap": true},
-                    {"type": "TextBlock", "text": notice.alert.summary, "wrap": true},
-                    {"type": "FactSet", "facts": fields(notice).into_iter()
+                    {"type": "TextBlock", "text": line(notice, lang), "wrap": true},
+                    {"type": "FactSet", "facts": fields(notice, lang).into_iter()
                         .map(|(k, v)| json!({"title": k, "value": v}))
                         .collect::<Vec<_>>()},
                 ],
@@ -205,18 +262,115 @@ mod tests {
     #[test]
     fn each_kind_has_its_shape() {
         let n = notice(NoticeKind::Fired);
-        let slack: Value = serde_json::from_str(&render(SinkKind::Slack, &n)).expect("json");
+        let slack: Value =
+            serde_json::from_str(&render(SinkKind::Slack, Lang::En, &n)).expect("json");
         assert!(slack["text"].as_str().is_some_and(|t| t.contains("FIRING")));
         assert_eq!(slack["attachments"][0]["color"], "#d00000");
         assert!(slack.get("username").is_none());
-        let mm: Value = serde_json::from_str(&render(SinkKind::Mattermost, &n)).expect("json");
+        let mm: Value =
+            serde_json::from_str(&render(SinkKind::Mattermost, Lang::En, &n)).expect("json");
         assert_eq!(mm["username"], "Vigie");
-        let teams: Value = serde_json::from_str(&render(SinkKind::Teams, &n)).expect("json");
+        let teams: Value =
+            serde_json::from_str(&render(SinkKind::Teams, Lang::En, &n)).expect("json");
         assert_eq!(teams["attachments"][0]["content"]["type"], "AdaptiveCard");
-        let generic: Value = serde_json::from_str(&render(SinkKind::Json, &n)).expect("json");
+        let generic: Value =
+            serde_json::from_str(&render(SinkKind::Json, Lang::En, &n)).expect("json");
         assert_eq!(generic["schema"], JSON_SCHEMA);
         assert_eq!(generic["event"], "fired");
         assert_eq!(generic["delivery_id"], "sl.1.fired");
         assert_eq!(generic["alert"]["value"], 0.62);
+    }
+
+    #[test]
+    fn chat_messages_read_in_the_sink_language() {
+        let mut n = notice(NoticeKind::Fired);
+        let slack: Value =
+            serde_json::from_str(&render(SinkKind::Slack, Lang::Fr, &n)).expect("json");
+        assert_eq!(
+            slack["text"],
+            "[ALERTE] sl (critique)\u{a0}: Téléphone — Niveau de service 62\u{202f}% (seuil 80\u{202f}%)"
+        );
+        let attachment = &slack["attachments"][0];
+        assert_eq!(attachment["fields"][0]["title"], "Indicateur");
+        assert_eq!(attachment["fields"][0]["value"], "Niveau de service");
+        assert_eq!(attachment["fields"][1]["value"], "Téléphone");
+        assert_eq!(attachment["footer"], "Vigie · alerte sl.1");
+
+        n.kind = NoticeKind::Resolved;
+        n.alert.state = AlertState::Resolved;
+        n.alert.value = Some(0.86);
+        n.alert.resolved_at = Some(n.at);
+        n.alert.acknowledged_by = Some("ann".into());
+        n.alert.ack_note = Some("renfort demandé".into());
+        let teams: Value =
+            serde_json::from_str(&render(SinkKind::Teams, Lang::Fr, &n)).expect("json");
+        let body = &teams["attachments"][0]["content"]["body"];
+        assert_eq!(body[0]["text"], "[RÉSOLUE] sl (critique)");
+        assert_eq!(
+            body[1]["text"],
+            "Téléphone — Niveau de service 86\u{202f}% (seuil 80\u{202f}%)"
+        );
+        let facts = body[2]["facts"].as_array().expect("facts");
+        assert!(
+            facts.iter().any(|f| f["title"] == "Prise en charge"
+                && f["value"] == "Prise en charge par ann\u{a0}: renfort demandé"),
+            "{facts:?}"
+        );
+
+        // English keeps the server's summary and the codes; the JSON sink never changes.
+        let english: Value =
+            serde_json::from_str(&render(SinkKind::Slack, Lang::En, &n)).expect("json");
+        assert!(english["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("[RESOLVED] sl (critical): ")));
+        assert_eq!(
+            english["attachments"][0]["fields"][0]["value"],
+            "service_level"
+        );
+        assert_eq!(
+            render(SinkKind::Json, Lang::Fr, &n),
+            render(SinkKind::Json, Lang::En, &n)
+        );
+    }
+
+    /// A French chat message never falls back to the English summary: every KPI a rule
+    /// can watch (all of `Kpi`) has its words, in its unit.
+    #[test]
+    fn every_kpi_a_rule_can_watch_has_its_words() {
+        use crate::alert::Kpi;
+        let all = [
+            Kpi::ServiceLevel,
+            Kpi::AnswerRate,
+            Kpi::AbandonRate,
+            Kpi::DeflectionRate,
+            Kpi::RepeatRate,
+            Kpi::CrossChannelRepeatRate,
+            Kpi::OnceAndDoneRate,
+            Kpi::Asa,
+            Kpi::Aht,
+            Kpi::WaitP90,
+            Kpi::Arrivals,
+            Kpi::InQueue,
+            Kpi::OldestWait,
+            Kpi::ConsumerLag,
+            Kpi::Stale,
+            Kpi::DeadLettered,
+        ];
+        for kpi in all {
+            let mut n = notice(NoticeKind::Fired);
+            n.alert.kpi = kpi.as_str().into();
+            n.alert.summary = "the English summary".into();
+            let line = line(&n, Lang::Fr);
+            assert_ne!(line, "the English summary", "{kpi:?}");
+            if let Some((_, unit)) = words::kpi(kpi.as_str()) {
+                let same_unit = matches!(
+                    (unit, kpi.unit()),
+                    (words::Unit::Rate, crate::alert::rules::Unit::Rate)
+                        | (words::Unit::Duration, crate::alert::rules::Unit::Millis)
+                        | (words::Unit::Count, crate::alert::rules::Unit::Count)
+                );
+                assert!(same_unit, "{kpi:?} reads in its own unit");
+            }
+        }
     }
 }

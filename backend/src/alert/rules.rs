@@ -563,6 +563,7 @@ mod tests {
             retry_max: Duration::from_secs(60),
             give_up_after: Duration::from_secs(3600),
             notify_acknowledged: false,
+            language: Default::default(),
         }
     }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::Kpi;
+use vigie_proto::words::Lang;
 use vigie_proto::{Comparison, Severity};
 
 /// Alerting to chat ops: rules on the live KPIs, and the webhooks notified.
@@ -160,6 +161,11 @@ pub struct SinkSettings {
     /// Also post when someone acknowledges (incoming webhooks cannot edit the first message).
     #[serde(default)]
     pub notify_acknowledged: bool,
+    /// Language of the messages posted to `slack`, `mattermost` and `teams` sinks: `en`
+    /// or `fr` (the wall's words: "Téléphone — Niveau de service 62 % (seuil 80 %)").
+    /// The `json` sink is for programs: its fields do not change.
+    #[serde(default)]
+    pub language: Lang,
 }
 
 fn default_sink_timeout() -> Duration {
