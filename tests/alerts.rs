@@ -337,6 +337,54 @@ async fn fire_then_resolve_is_exactly_two_messages_and_flapping_within_hysteresi
     running.stop().await;
 }
 
+/// A feed that stops upstream of Kafka (the broker is fine) shows as silence: the newest
+/// event is 10 minutes old, the rule fires; an event of now resolves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_feed_fires_and_the_next_event_resolves_it() {
+    let receiver = Receiver::start(0).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut settings = settings(
+        vec![("hook", sink(SinkKind::Json, receiver.url("/hook")))],
+        dir.path(),
+    );
+    settings.alerts.rules = vec![AlertRuleSettings {
+        name: "feed-silent".into(),
+        kpi: vigie::alert::Kpi::Silence,
+        channel: None,
+        comparison: Comparison::Above,
+        threshold: Threshold::Duration(Duration::from_secs(300)),
+        clear: Some(Threshold::Duration(Duration::from_secs(60))),
+        window: "15m".into(),
+        severity: Severity::Warning,
+        ..abandon_rule()
+    }];
+    settings.validate().expect("valid");
+    let mut live = Live::new();
+    let running = Running::start(&settings, &live);
+    running.rounds(2).await;
+    assert_eq!(
+        receiver.count(),
+        0,
+        "no event yet: nothing to say of silence"
+    );
+
+    live.contacts(1, 0); // dated 10 minutes ago
+    eventually("fired", DEADLINE, || receiver.count() == 1).await;
+    let fired = receiver.received()[0].json();
+    assert_eq!(fired["alert"]["kpi"], "silence");
+    let silence = fired["alert"]["value"].as_f64().expect("value");
+    assert!(
+        (540_000.0..3_600_000.0).contains(&silence),
+        "about 10 minutes since the newest event: {silence}"
+    );
+
+    live.base = jiff::Timestamp::now().as_millisecond() - live.next as i64 * 1_000;
+    live.contacts(1, 0); // dated now
+    eventually("resolved", DEADLINE, || receiver.count() == 2).await;
+    assert_eq!(receiver.received()[1].json()["event"], "resolved");
+    running.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_failing_then_recovering_gets_the_notification_once() {
     let receiver = Receiver::start(3).await;

@@ -116,7 +116,13 @@ fn kafka(broker: &Broker) -> KafkaSettings {
 
 /// `vigie serve` with a viewer and a supervisor token, serving the built cockpit;
 /// `extra` is appended to its config file.
-fn start_vigie(kafka: &KafkaSettings, dir: &Path, extra: &str) -> VigieProcess {
+/// `quiet_after`: `[cockpit] quiet_after`, or the default (2 min) when `None`.
+fn start_vigie(
+    kafka: &KafkaSettings,
+    dir: &Path,
+    quiet_after: Option<&str>,
+    extra: &str,
+) -> VigieProcess {
     let config = dir.join("vigie.toml");
     std::fs::write(
         &config,
@@ -135,9 +141,11 @@ sha256 = "{supervisor}"
 
 [cockpit]
 dir = "{bundle}"
+{quiet}
 
 {extra}
 "#,
+            quiet = quiet_after.map_or(String::new(), |q| format!("quiet_after = \"{q}\"")),
             kafka = kafka_table(kafka),
             viewer = sha256_hex(VIEWER_TOKEN),
             supervisor = sha256_hex(SUPERVISOR_TOKEN),
@@ -256,14 +264,21 @@ struct Rig {
 
 impl Rig {
     /// `contacts` contacts (simulator `seed`) arriving from `minutes_ago` on, already on
-    /// the topic when Vigie starts.
-    async fn start(contacts: u64, seed: u64, minutes_ago: i64, extra: &str) -> Rig {
+    /// the topic when Vigie starts. They end minutes ago: with the default
+    /// `quiet_after` (2 min, `None`), the wall says "no event for …".
+    async fn start(
+        contacts: u64,
+        seed: u64,
+        minutes_ago: i64,
+        quiet_after: Option<&str>,
+        extra: &str,
+    ) -> Rig {
         let broker = Broker::start();
         let kafka = kafka(&broker);
         create_topics(&kafka, 2).await;
         produce_contacts(&kafka, contacts, seed, minutes_ago).await;
         let dir = tempfile::tempdir().expect("tempdir");
-        let vigie = start_vigie(&kafka, dir.path(), extra);
+        let vigie = start_vigie(&kafka, dir.path(), quiet_after, extra);
         let (driver, webdriver) = start_chromedriver();
         Rig {
             kafka,
@@ -293,7 +308,7 @@ impl Rig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_wall_shows_live_numbers_that_follow_kafka_and_boots_into_its_url() {
-    let mut rig = Rig::start(300, 101, 12, "").await;
+    let mut rig = Rig::start(300, 101, 12, Some("1h"), "").await;
     let base = rig.base.clone();
     let wall = rig.browser("wall").await;
 
@@ -403,7 +418,7 @@ async fn the_wall_shows_live_numbers_that_follow_kafka_and_boots_into_its_url() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_supervisor_flips_a_switch_another_session_sees_it_and_a_viewer_cannot() {
-    let rig = Rig::start(200, 201, 10, "").await;
+    let rig = Rig::start(200, 201, 10, Some("1h"), "").await;
     let (base, kafka) = (rig.base.clone(), &rig.kafka);
     let supervisor = rig.browser("supervisor").await;
     let viewer = rig.browser("viewer").await;
@@ -540,7 +555,7 @@ severity = "critical"
 min_volume = 1
 sinks = []
 "#;
-    let rig = Rig::start(300, 301, 10, rule).await;
+    let rig = Rig::start(300, 301, 10, None, rule).await;
     let wall = rig.browser("wall").await;
     let supervisor = rig.browser("supervisor").await;
 
@@ -554,6 +569,18 @@ sinks = []
     )
     .await;
     assert!(banner.ends_with("(threshold 1.0%)"), "{banner}");
+    // The recorded contacts ended minutes ago and nothing came since (beyond the 2-minute
+    // default): the wall says so and greys its numbers rather than show them as live.
+    wait_for(
+        "the badge says no event came for minutes",
+        async || text_of(&wall, "#freshness").await,
+        |t| t.starts_with("no event for ") && t.contains(" min "),
+    )
+    .await;
+    assert!(
+        wall.find(Locator::Css("main.not-live")).await.is_ok(),
+        "numbers of a quiet feed are greyed"
+    );
     tiles_fit_a_wall_screen(&wall, "with an alert banner").await;
 
     supervisor

@@ -49,6 +49,9 @@ pub enum Freshness {
     Rebuilding(f64),
     /// The numbers are old: the broker is unreachable or the stream stopped (age, ms).
     Stale(i64),
+    /// Consumed live, but no event for this long (ms): a dead feed upstream of Kafka or a
+    /// quiet hour, which look alike from here.
+    Quiet(i64),
     /// Scale-out: only `live` of the topic's `total` partitions are live in the merged
     /// view (an instance died and its partitions are not taken over yet).
     Partial { live: usize, total: usize },
@@ -57,8 +60,9 @@ pub enum Freshness {
 }
 
 impl Freshness {
-    /// What the server's last `status` says, at `now` (epoch ms), the link being open.
-    pub fn of_status(s: &StatusReport, now: f64) -> Freshness {
+    /// What the server's last `status` says, at `now` (epoch ms), the link being open;
+    /// `quiet_after_ms` without an event is [`Freshness::Quiet`].
+    pub fn of_status(s: &StatusReport, now: f64, quiet_after_ms: u64) -> Freshness {
         let age = || s.watermark.map_or(0, |w| (now - w as f64).max(0.0) as i64);
         let partial = s.partitions.as_ref().filter(|p| p.live < p.total);
         match (s.rebuilding, partial) {
@@ -69,6 +73,7 @@ impl Freshness {
                 total: p.total,
             },
             _ if !s.live => Freshness::Stale(age()),
+            _ if age() > quiet_after_ms as i64 => Freshness::Quiet(age()),
             _ => Freshness::Live,
         }
     }
@@ -85,6 +90,7 @@ impl Freshness {
                 percent(Some(done.clamp(0.0, 1.0)), lang)
             ),
             Freshness::Stale(ms) => format!("{} {}", lang.text(Text::Stale), age(ms)),
+            Freshness::Quiet(ms) => format!("{} {}", lang.text(Text::Quiet), age(ms)),
             Freshness::Partial { live, total } => {
                 format!("{} {live}/{total}", lang.text(Text::Partial))
             }
@@ -102,9 +108,10 @@ impl Freshness {
     pub fn class(self) -> &'static str {
         match self {
             Freshness::Live => "badge live",
-            Freshness::Rebuilding(_) | Freshness::Connecting | Freshness::Partial { .. } => {
-                "badge rebuilding"
-            }
+            Freshness::Rebuilding(_)
+            | Freshness::Connecting
+            | Freshness::Partial { .. }
+            | Freshness::Quiet(_) => "badge rebuilding",
             Freshness::Stale(_) | Freshness::Offline { .. } => "badge stale",
         }
     }
@@ -125,6 +132,8 @@ mod tests {
         assert_eq!(wait_range(None), "–");
     }
 
+    const QUIET: u64 = 120_000;
+
     #[test]
     fn the_badge_follows_the_server_status() {
         let now = 1_000_000.0;
@@ -133,21 +142,24 @@ mod tests {
             watermark: Some(990_000),
             ..StatusReport::default()
         };
-        assert_eq!(Freshness::of_status(&live, now), Freshness::Live);
+        assert_eq!(Freshness::of_status(&live, now, QUIET), Freshness::Live);
         let rebuilding = StatusReport {
             live: false,
             rebuilding: Some(0.4),
             ..live.clone()
         };
         assert_eq!(
-            Freshness::of_status(&rebuilding, now),
+            Freshness::of_status(&rebuilding, now, QUIET),
             Freshness::Rebuilding(0.4)
         );
         let stale = StatusReport {
             stale: true,
             ..live.clone()
         };
-        assert_eq!(Freshness::of_status(&stale, now), Freshness::Stale(10_000));
+        assert_eq!(
+            Freshness::of_status(&stale, now, QUIET),
+            Freshness::Stale(10_000)
+        );
         let missing = StatusReport {
             live: false,
             partitions: Some(vigie_proto::PartitionsReport {
@@ -159,7 +171,7 @@ mod tests {
             ..live.clone()
         };
         assert_eq!(
-            Freshness::of_status(&missing, now),
+            Freshness::of_status(&missing, now, QUIET),
             Freshness::Partial { live: 4, total: 6 }
         );
         let whole = StatusReport {
@@ -171,7 +183,24 @@ mod tests {
             }),
             ..live
         };
-        assert_eq!(Freshness::of_status(&whole, now), Freshness::Live);
+        assert_eq!(Freshness::of_status(&whole, now, QUIET), Freshness::Live);
+        // Consumed live, but the newest event is 3 minutes old.
+        let quiet = StatusReport {
+            watermark: Some(820_000),
+            ..StatusReport {
+                live: true,
+                ..StatusReport::default()
+            }
+        };
+        assert_eq!(
+            Freshness::of_status(&quiet, now, QUIET),
+            Freshness::Quiet(180_000)
+        );
+        assert_eq!(
+            Freshness::of_status(&quiet, now, 200_000),
+            Freshness::Live,
+            "within its own quiet limit"
+        );
     }
 
     #[test]
@@ -198,11 +227,20 @@ mod tests {
             Freshness::Partial { live: 4, total: 6 }.label(Lang::Fr),
             "partiel 4/6"
         );
+        assert_eq!(
+            Freshness::Quiet(185_000).label(Lang::Fr),
+            "aucun événement depuis 3 min 05"
+        );
+        assert_eq!(
+            Freshness::Quiet(185_000).label(Lang::En),
+            "no event for 3 min 05"
+        );
         for f in [
             Freshness::Partial { live: 5, total: 6 },
             Freshness::Connecting,
             Freshness::Rebuilding(0.99),
             Freshness::Stale(1_000),
+            Freshness::Quiet(180_000),
             Freshness::Offline {
                 age_ms: 0,
                 retry_in_ms: 0,

@@ -32,6 +32,7 @@ macro_rules! texts {
 texts! {
     Live => "live", "en direct";
     Stale => "stale", "figé depuis";
+    Quiet => "no event for", "aucun événement depuis";
     Rebuilding => "rebuilding", "reconstruction";
     Partial => "partial", "partiel";
     Offline => "offline", "hors ligne";

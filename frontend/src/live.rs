@@ -65,7 +65,7 @@ impl Live {
     }
 
     /// What the badge says, and whether numbers may be shown as live.
-    pub fn freshness(&self) -> Freshness {
+    pub fn freshness(&self, quiet_after_ms: u64) -> Freshness {
         let now = self.now.get();
         match self.link.get() {
             Link::Connecting => Freshness::Connecting,
@@ -73,10 +73,9 @@ impl Live {
                 age_ms: (now - since) as i64,
                 retry_in_ms: (retry_at - now).max(0.0) as i64,
             },
-            Link::Open => self
-                .status
-                .get()
-                .map_or(Freshness::Connecting, |s| Freshness::of_status(&s, now)),
+            Link::Open => self.status.get().map_or(Freshness::Connecting, |s| {
+                Freshness::of_status(&s, now, quiet_after_ms)
+            }),
         }
     }
 

@@ -64,6 +64,14 @@ pub struct Targets {
     /// Oldest wait (ms) from which a queue turns warning, then breach.
     pub oldest_wait_warning_ms: u64,
     pub oldest_wait_breach_ms: u64,
+    /// No event for this long (ms, the newest event's time against the screen's clock):
+    /// the wall says so and greys its numbers, as a dead feed and a quiet hour look alike.
+    #[serde(default = "default_quiet_after_ms")]
+    pub quiet_after_ms: u64,
+}
+
+fn default_quiet_after_ms() -> u64 {
+    120_000
 }
 
 impl Default for Targets {
@@ -79,6 +87,7 @@ impl Default for Targets {
             cross_channel_breach: 0.25,
             oldest_wait_warning_ms: 120_000,
             oldest_wait_breach_ms: 300_000,
+            quiet_after_ms: default_quiet_after_ms(),
         }
     }
 }

@@ -76,6 +76,7 @@ pub mod label {
         OLDEST_WAIT => "Oldest wait", "Plus longue attente";
         CONSUMER_LAG => "Consumer lag (records behind)", "Retard de lecture (enregistrements)";
         DEAD_LETTERED => "Records dead-lettered", "Enregistrements rejetés";
+        SILENCE => "Time since the newest event", "Temps depuis le dernier événement";
         STALE_FIRING => "The Kafka broker is unreachable: the numbers shown are the last known",
             "Le courtier Kafka est injoignable : les chiffres affichés sont les derniers connus";
         STALE_RESOLVED => "The Kafka broker is reachable again", "Le courtier Kafka est de nouveau joignable";
@@ -113,6 +114,7 @@ pub fn kpi(code: &str) -> Option<(Label, Unit)> {
         "oldest_wait" => (OLDEST_WAIT, Unit::Duration),
         "consumer_lag" => (CONSUMER_LAG, Unit::Count),
         "dead_lettered" => (DEAD_LETTERED, Unit::Count),
+        "silence" => (SILENCE, Unit::Duration),
         _ => return None,
     })
 }
@@ -228,7 +230,7 @@ pub fn scope(scope: &str, lang: Lang) -> String {
 
 /// An alert as one line: where, what, the value and the threshold, e.g.
 /// `Téléphone — Niveau de service 62 % (seuil 80 %)`; health alerts (consumer lag,
-/// dead letters, an unreachable broker) without a scope. A KPI unknown here keeps the
+/// dead letters, silence, an unreachable broker) without a scope. A KPI unknown here keeps the
 /// server's summary.
 pub fn alert_line(alert: &Alert, lang: Lang) -> String {
     if alert.kpi == "stale" {
@@ -251,7 +253,7 @@ pub fn alert_line(alert: &Alert, lang: Lang) -> String {
         value(alert.threshold, unit, lang)
     );
     match alert.kpi.as_str() {
-        "consumer_lag" | "dead_lettered" => what,
+        "consumer_lag" | "dead_lettered" | "silence" => what,
         _ => format!("{} — {what}", scope(&alert.scope, lang)),
     }
 }

@@ -309,6 +309,10 @@ impl AlertService {
                         Measure::Value(Some(self.status.lag().values().sum::<i64>() as f64))
                     }
                     Kpi::Stale => Measure::Value(Some(f64::from(u8::from(self.status.is_stale())))),
+                    // Never an event yet: nothing to say of silence.
+                    Kpi::Silence => {
+                        Measure::Value(self.engines.watermark().map(|w| (now - w).max(0) as f64))
+                    }
                     Kpi::DeadLettered => Measure::Value(Some(growth(match rule.window {
                         WindowSpec::Last(ms) => ms,
                         WindowSpec::Today => 0,

@@ -355,6 +355,7 @@ mod tests {
             Kpi::ConsumerLag,
             Kpi::Stale,
             Kpi::DeadLettered,
+            Kpi::Silence,
         ];
         for kpi in all {
             let mut n = notice(NoticeKind::Fired);

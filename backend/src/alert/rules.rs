@@ -38,6 +38,9 @@ pub enum Kpi {
     Stale,
     /// Records sent to the dead-letter topic during the rule's window.
     DeadLettered,
+    /// Time since the newest event (a duration, by this server's clock): a feed that
+    /// stopped upstream of Kafka, which the broker's health does not show.
+    Silence,
 }
 
 /// The unit of a KPI's values and thresholds.
@@ -69,6 +72,7 @@ impl Kpi {
             Kpi::ConsumerLag => "consumer_lag",
             Kpi::Stale => "stale",
             Kpi::DeadLettered => "dead_lettered",
+            Kpi::Silence => "silence",
         }
     }
 
@@ -81,7 +85,7 @@ impl Kpi {
             | Kpi::RepeatRate
             | Kpi::CrossChannelRepeatRate
             | Kpi::OnceAndDoneRate => Unit::Rate,
-            Kpi::Asa | Kpi::Aht | Kpi::WaitP90 | Kpi::OldestWait => Unit::Millis,
+            Kpi::Asa | Kpi::Aht | Kpi::WaitP90 | Kpi::OldestWait | Kpi::Silence => Unit::Millis,
             Kpi::Arrivals | Kpi::InQueue | Kpi::ConsumerLag | Kpi::Stale | Kpi::DeadLettered => {
                 Unit::Count
             }
@@ -90,7 +94,10 @@ impl Kpi {
 
     /// Read from the consumer's health rather than from a KPI snapshot.
     pub fn is_system(self) -> bool {
-        matches!(self, Kpi::ConsumerLag | Kpi::Stale | Kpi::DeadLettered)
+        matches!(
+            self,
+            Kpi::ConsumerLag | Kpi::Stale | Kpi::DeadLettered | Kpi::Silence
+        )
     }
 
     /// Judged only once the partitions are rebuilt (partial numbers would mislead).
@@ -116,7 +123,7 @@ impl Kpi {
             Kpi::InQueue => (Some(kpis.in_queue as f64), u64::MAX),
             // No contact waiting: nothing is stuck.
             Kpi::OldestWait => (Some(kpis.oldest_wait_ms.unwrap_or(0) as f64), u64::MAX),
-            Kpi::ConsumerLag | Kpi::Stale | Kpi::DeadLettered => (None, 0),
+            Kpi::ConsumerLag | Kpi::Stale | Kpi::DeadLettered | Kpi::Silence => (None, 0),
         };
         value.filter(|_| volume >= min_volume)
     }

@@ -48,6 +48,10 @@ pub struct CockpitSettings {
     pub oldest_wait_warning: Duration,
     #[serde(with = "humantime_serde")]
     pub oldest_wait_breach: Duration,
+    /// No event for this long: the wall's badge says "no event for …" and greys the
+    /// numbers (a dead feed and a quiet hour look alike from here).
+    #[serde(with = "humantime_serde")]
+    pub quiet_after: Duration,
 }
 
 impl Default for CockpitSettings {
@@ -64,6 +68,7 @@ impl Default for CockpitSettings {
             cross_channel_breach: t.cross_channel_breach,
             oldest_wait_warning: Duration::from_millis(t.oldest_wait_warning_ms),
             oldest_wait_breach: Duration::from_millis(t.oldest_wait_breach_ms),
+            quiet_after: Duration::from_millis(t.quiet_after_ms),
         }
     }
 }
@@ -108,6 +113,9 @@ impl CockpitSettings {
                     "cockpit.{kpi}_warning: must not exceed cockpit.{kpi}_breach (warning comes first)"
                 ));
             }
+        }
+        if self.quiet_after < Duration::from_secs(10) {
+            errors.push("cockpit.quiet_after: at least 10s (e.g. \"2m\")".into());
         }
         if let Some(dir) = &self.dir {
             if !dir.join("index.html").is_file() {
@@ -171,6 +179,7 @@ impl Cockpit {
                 cross_channel_breach: c.cross_channel_breach,
                 oldest_wait_warning_ms: c.oldest_wait_warning.as_millis() as u64,
                 oldest_wait_breach_ms: c.oldest_wait_breach.as_millis() as u64,
+                quiet_after_ms: c.quiet_after.as_millis() as u64,
             },
             time_zone: settings.engine.time_zone.clone(),
         }
