@@ -340,7 +340,12 @@ fn NewSwitch(draft: RwSignal<Option<Draft>>) -> impl IntoView {
                         .into_iter()
                         .map(|v| {
                             let selected = signal.get_untracked() == v;
-                            view! { <option value=v.clone() selected=selected>{v.clone()}</option> }
+                            // Channels by their name; other values are the users' own codes.
+                            let shown = match dimension {
+                                "channel" => channel_name(c.lang.get_untracked(), &v),
+                                _ => v.clone(),
+                            };
+                            view! { <option value=v.clone() selected=selected>{shown}</option> }
                         })
                         .collect_view()
                 }}
