@@ -205,36 +205,34 @@ mod tests {
 
     #[test]
     fn the_badge_never_calls_old_numbers_live() {
-        assert_eq!(Freshness::Live.label(Lang::En), "live");
-        assert_eq!(Freshness::Stale(42_000).label(Lang::En), "stale 42 s");
-        assert_eq!(
-            Freshness::Rebuilding(0.43).label(Lang::En),
-            "rebuilding 43%"
-        );
-        assert_eq!(
-            Freshness::Rebuilding(0.43).label(Lang::Fr),
-            "reconstruction 43\u{202f}%"
-        );
-        assert_eq!(
-            Freshness::Offline {
-                age_ms: 12_000,
-                retry_in_ms: 2_000
-            }
-            .label(Lang::Fr),
-            "hors ligne 12 s"
-        );
-        assert_eq!(
-            Freshness::Partial { live: 4, total: 6 }.label(Lang::Fr),
-            "partiel 4/6"
-        );
-        assert_eq!(
-            Freshness::Quiet(185_000).label(Lang::Fr),
-            "aucun événement depuis 3 min 05"
-        );
-        assert_eq!(
-            Freshness::Quiet(185_000).label(Lang::En),
-            "no event for 3 min 05"
-        );
+        let offline = Freshness::Offline {
+            age_ms: 12_000,
+            retry_in_ms: 2_000,
+        };
+        for (badge, lang, says) in [
+            (Freshness::Live, Lang::En, "live"),
+            (Freshness::Stale(42_000), Lang::En, "stale 42 s"),
+            (Freshness::Rebuilding(0.43), Lang::En, "rebuilding 43%"),
+            (
+                Freshness::Rebuilding(0.43),
+                Lang::Fr,
+                "reconstruction 43\u{202f}%",
+            ),
+            (offline, Lang::Fr, "hors ligne 12 s"),
+            (
+                Freshness::Partial { live: 4, total: 6 },
+                Lang::Fr,
+                "partiel 4/6",
+            ),
+            (
+                Freshness::Quiet(185_000),
+                Lang::Fr,
+                "aucun événement depuis 3 min 05",
+            ),
+            (Freshness::Quiet(185_000), Lang::En, "no event for 3 min 05"),
+        ] {
+            assert_eq!(badge.label(lang), says);
+        }
         for f in [
             Freshness::Partial { live: 5, total: 6 },
             Freshness::Connecting,
