@@ -45,11 +45,7 @@ impl Ctx {
     }
 
     pub fn freshness(&self) -> Freshness {
-        let quiet_after_ms = self
-            .info
-            .with(|i| i.as_ref().map(|i| i.targets.quiet_after_ms))
-            .unwrap_or_else(|| vigie_proto::Targets::default().quiet_after_ms);
-        self.live.freshness(quiet_after_ms)
+        self.live.freshness(self.targets().quiet_after_ms)
     }
 }
 

@@ -95,28 +95,25 @@ fn Tile(channel: Option<String>) -> impl IntoView {
             })
         })
     };
-    let oldest_wait_level = {
+    let levels = {
         let channel = channel.clone();
         Memo::new(move |_| {
             let targets = c.targets();
-            c.live.snapshot.with(|s| match (s, &channel) {
-                (None, _) => Level::NoData,
-                (Some(s), None) => total_oldest_wait_level(&targets, s.by_channel.iter()),
-                (Some(s), Some(ch)) => oldest_wait_level(
-                    s.by_channel.get(ch).and_then(|k| k.oldest_wait_ms),
-                    &targets,
-                    Some(ch),
-                ),
+            kpis.with(|k| {
+                let k = k.as_ref()?;
+                // A channel by its own norm; the total by its worst channel.
+                let oldest_wait = match channel.as_deref() {
+                    Some(ch) => oldest_wait_level(k.oldest_wait_ms, &targets, Some(ch)),
+                    None => c.live.snapshot.with(|s| {
+                        s.as_ref().map_or(Level::NoData, |s| {
+                            total_oldest_wait_level(&targets, s.by_channel.iter())
+                        })
+                    }),
+                };
+                Some(TileLevels::of(k, sl_target.get(), oldest_wait, &targets))
             })
         })
     };
-    let levels = Memo::new(move |_| {
-        let targets = c.targets();
-        kpis.with(|k| {
-            k.as_ref()
-                .map(|k| TileLevels::of(k, sl_target.get(), oldest_wait_level.get(), &targets))
-        })
-    });
     let headline_is_sl = move || sl_target.get().is_some();
     let title = {
         let name = name.clone();

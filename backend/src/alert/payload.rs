@@ -153,19 +153,15 @@ fn fields(notice: &Notice, lang: Lang) -> Vec<(&'static str, String)> {
 /// Slack incoming webhook (`text` + one coloured attachment); Mattermost takes the same
 /// shape, plus the name to post as.
 fn slack(notice: &Notice, lang: Lang, mattermost: bool) -> Value {
-    let text = format!(
-        "{}{} {}",
-        title(notice, lang),
-        colon(lang),
-        line(notice, lang)
-    );
+    let (title, line) = (title(notice, lang), line(notice, lang));
+    let text = format!("{title}{} {line}", colon(lang));
     let mut body = json!({
         "text": text,
         "attachments": [{
             "fallback": text,
             "color": colour(notice),
-            "title": title(notice, lang),
-            "text": line(notice, lang),
+            "title": title,
+            "text": line,
             "fields": fields(notice, lang).into_iter()
                 .map(|(k, v)| json!({"title": k, "value": v, "short": true}))
                 .collect::<Vec<_>>(),
