@@ -111,6 +111,9 @@ pub fn run(settings: Settings, args: DemoArgs) -> Result<()> {
                     tokio::time::interval(std::time::Duration::from_secs(args.every.max(1)));
                 loop {
                     tokio::select! {
+                        // Shutdown first: once the consumer has closed, its partitions'
+                        // state is dropped and a last frame would print an empty window.
+                        biased;
                         _ = shutdown.cancelled() => break,
                         _ = tick.tick() => {}
                     }

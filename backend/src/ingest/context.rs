@@ -1,5 +1,6 @@
 //! Owns what happens on rebalance: fresh engines for assigned partitions, sought back
-//! by time for the rebuild; dropped state for revoked ones; broker-down detection.
+//! by time for the rebuild; dropped state for revoked ones (kept when the process is
+//! leaving); broker-down detection.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -20,6 +21,10 @@ pub struct IngestContext {
     rebuild_from: RebuildFrom,
     /// Scale-out: claims each assigned partition in the partials topic.
     claimer: Option<crate::partials::Claimer>,
+    /// Cancelled once the process is leaving: the revocation on close then keeps the
+    /// state, so that nothing reading it meanwhile (a last websocket frame, an alert
+    /// round, the demo's last print) sees an empty window.
+    leaving: tokio_util::sync::CancellationToken,
 }
 
 /// Where an assigned partition's rebuild starts.
@@ -42,7 +47,14 @@ impl IngestContext {
             status,
             rebuild_from,
             claimer: None,
+            leaving: tokio_util::sync::CancellationToken::new(),
         }
+    }
+
+    /// The process's shutdown token: a revocation after it is cancelled keeps the state.
+    pub fn with_shutdown(mut self, shutdown: tokio_util::sync::CancellationToken) -> Self {
+        self.leaving = shutdown;
+        self
     }
 
     /// Scale-out: claim every assigned partition in the partials topic, from the
@@ -154,7 +166,8 @@ impl ConsumerContext for IngestContext {
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                for e in tpl.elements() {
+                let leaving = self.leaving.is_cancelled();
+                for e in tpl.elements().into_iter().filter(|_| !leaving) {
                     self.engines.revoke(e.partition());
                     self.status.untrack(e.partition());
                     tracing::info!(

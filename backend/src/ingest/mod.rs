@@ -86,7 +86,8 @@ pub async fn run_consumer(
         engines.clone(),
         status.clone(),
         rebuild_from(settings, &engines),
-    );
+    )
+    .with_shutdown(shutdown.clone());
     if settings.partials {
         context = context
             .with_claimer(crate::partials::Claimer::new(settings).map_err(IngestError::Client)?);
