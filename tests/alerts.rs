@@ -34,7 +34,8 @@ fn sink(kind: SinkKind, url: Secret) -> SinkSettings {
         kind,
         url,
         secret: (kind == SinkKind::Json).then(|| Secret::new(KEY)),
-        timeout: Duration::from_secs(2),
+        // Long enough that a stalled test machine never turns one delivery into two.
+        timeout: Duration::from_secs(10),
         queue_capacity: 100,
         retry_initial: Duration::from_millis(50),
         retry_max: Duration::from_millis(400),

@@ -149,7 +149,7 @@ async fn produced_events_give_exactly_the_replay_numbers() {
 
     let consumer = start_consumer(&settings);
     eventually("every event consumed", DEADLINE, || {
-        consumer.status.consumed.load(Relaxed) == sent
+        consumer.status.consumed.load(Relaxed) >= sent
     })
     .await;
     eventually("rebuild finished", DEADLINE, || consumer.status.is_ready()).await;
@@ -188,7 +188,8 @@ async fn a_restarted_consumer_rebuilds_the_same_state() {
     let sent = produce_all(&settings, first.iter().cloned(), InputFormat::Jsonl).await;
     let a = start_consumer(&settings);
     eventually("first half consumed", DEADLINE, || {
-        a.status.consumed.load(Relaxed) == sent
+        // At least: a rebalance would replay some; the rebuild then covers them all.
+        a.status.consumed.load(Relaxed) >= sent && a.status.is_ready()
     })
     .await;
     assert_same_kpis(&a.snapshot(), &replayed(first));
@@ -367,7 +368,11 @@ async fn a_frozen_broker_is_reported_stale_and_nothing_is_lost() {
         consumer.status.consumed.load(Relaxed) >= sent + sent_second
     })
     .await;
-    assert!(!consumer.status.is_stale(), "fresh again once records flow");
+    // An error callback from the frozen period may still land: fresh again, eventually.
+    eventually("fresh again once records flow", DEADLINE, || {
+        !consumer.status.is_stale()
+    })
+    .await;
     assert_same_kpis(&consumer.snapshot(), &replayed(&events));
     consumer.stop().await;
 }
@@ -565,7 +570,9 @@ async fn a_rebalance_moves_partitions_without_double_counting() {
     let sent = produce_all(&settings, events.iter().cloned(), InputFormat::Proto).await;
     let a = start_consumer(&settings);
     eventually("a owns both partitions", DEADLINE, || {
-        a.engines.partitions() == vec![0, 1] && a.status.consumed.load(Relaxed) == sent
+        a.engines.partitions() == vec![0, 1]
+            && a.status.consumed.load(Relaxed) >= sent
+            && a.status.is_ready()
     })
     .await;
     let whole = a.snapshot();
@@ -630,7 +637,7 @@ async fn with_rebuild_from_earliest_every_retained_record_is_replayed() {
     }
     let consumer = start_consumer(&settings);
     eventually("every record replayed", DEADLINE, || {
-        consumer.status.consumed.load(Relaxed) == events.len() as u64
+        consumer.status.consumed.load(Relaxed) >= events.len() as u64 && consumer.status.is_ready()
     })
     .await;
     assert_same_kpis(&consumer.snapshot(), &replayed(&events));

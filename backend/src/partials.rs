@@ -331,6 +331,8 @@ impl Publisher {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                // Leaving: no publish after the consumer closed (fenced anyway).
+                biased;
                 _ = shutdown.cancelled() => break,
                 _ = tick.tick() => {}
             }
