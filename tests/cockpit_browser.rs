@@ -3,6 +3,9 @@
 //! - the wall view shows numbers, which change after more events are produced to Kafka,
 //!   boots into the window and language given in its URL, and greys its numbers and says
 //!   "offline" when the server goes away;
+//! - the switchboard's pressure table lists every phone contact reason with the server's
+//!   numbers, opens the flip dialog on a reason, says which reasons a switch deflects,
+//!   and follows the channel chosen in its title;
 //! - a supervisor flips a switch (reason required, confirmation); a second browser
 //!   session sees it, and the switch record is on the Kafka topic;
 //! - a viewer session has no flip control, and a request forged from it is refused;
@@ -442,6 +445,87 @@ async fn a_supervisor_flips_a_switch_another_session_sees_it_and_a_viewer_cannot
         .goto(&format!("{base}/switchboard#token={SUPERVISOR_TOKEN}"))
         .await
         .expect("open as supervisor");
+
+    // Above the switches, the phone flow by contact reason, the most pressed first:
+    // every reason with the server's own numbers for it.
+    let rest = supervisor
+        .execute_async(
+            r#"const [token, done] = arguments;
+               fetch("/api/v1/snapshot?channel=phone&by=reason",
+                     {headers: {"Authorization": "Bearer " + token}})
+                 .then(async r => done(await r.json()));"#,
+            vec![json!(SUPERVISOR_TOKEN)],
+        )
+        .await
+        .expect("the REST snapshot by reason");
+    let want: Vec<(String, u64)> = {
+        let mut rows: Vec<(String, u64)> = rest["breakdown"]
+            .as_array()
+            .expect("a breakdown")
+            .iter()
+            .map(|b| {
+                let reason = b["key"]["reason"].as_str().unwrap_or_default().to_string();
+                (reason, b["kpis"]["arrivals"].as_u64().unwrap_or_default())
+            })
+            .collect();
+        rows.sort();
+        rows
+    };
+    assert!(want.len() > 2, "several phone reasons: {rest}");
+    let pressure_rows = async |client: &Client| {
+        let rows = client
+            .execute(
+                "return [...document.querySelectorAll('#pressure tbody tr')]
+                   .map(tr => [tr.dataset.reason, tr.children[1].textContent,
+                               tr.querySelector('.deflecting').textContent,
+                               tr.querySelector('button.deflect') !== null]);",
+                vec![],
+            )
+            .await
+            .ok()?;
+        serde_json::from_value::<Vec<(String, String, String, bool)>>(rows).ok()
+    };
+    let shown = wait_for(
+        "the pressure table lists every phone reason with its contacts",
+        async || {
+            let mut rows: Vec<(String, u64)> = pressure_rows(&supervisor)
+                .await?
+                .into_iter()
+                .map(|(reason, arrivals, _, _)| (reason, number(&arrivals).unwrap_or(0)))
+                .collect();
+            rows.sort();
+            Some(rows)
+        },
+        |rows| *rows == want,
+    )
+    .await;
+    assert_eq!(shown, want);
+    let top = text_of(&supervisor, "#pressure tbody tr td.reason")
+        .await
+        .expect("a most pressed reason");
+    element(
+        &supervisor,
+        &format!("#pressure tr[data-reason='{top}'] button.deflect"),
+        "a supervisor can deflect a reason from its row",
+    )
+    .await
+    .click()
+    .await
+    .expect("deflect");
+    wait_for(
+        "the flip dialog opens on that channel and reason",
+        async || text_of(&supervisor, "#flip-dialog h3").await,
+        |t| t.contains(&format!("phone · {top} · *")),
+    )
+    .await;
+    supervisor
+        .find(Locator::Css("#flip-dialog button.cancel"))
+        .await
+        .expect("cancel button")
+        .click()
+        .await
+        .expect("cancel");
+
     let create = element(
         &supervisor,
         "#new-switch button.create",
@@ -486,6 +570,41 @@ async fn a_supervisor_flips_a_switch_another_session_sees_it_and_a_viewer_cannot
         viewer.find(Locator::Css("button.flip")).await.is_err(),
         "a viewer has no flip control on an existing switch either"
     );
+    // The switch covers every phone reason: each row says where its calls go now.
+    let rows = wait_for(
+        "every phone reason shows the channel's deflection",
+        async || pressure_rows(&viewer).await,
+        |rows| !rows.is_empty() && rows.iter().all(|r| r.2 == "→ Visual IVR"),
+    )
+    .await;
+    assert!(
+        rows.iter().all(|r| !r.3),
+        "a viewer has no deflect control: {rows:?}"
+    );
+    wait_for(
+        "a deflected reason offers no second deflection",
+        async || pressure_rows(&supervisor).await,
+        |rows| !rows.is_empty() && rows.iter().all(|r| r.2 == "→ Visual IVR" && !r.3),
+    )
+    .await;
+    // Another channel's pressure, from the table's title; the phone switch is not its.
+    viewer
+        .find(Locator::Css(
+            "select[name=pressure-channel] option[value=chat]",
+        ))
+        .await
+        .expect("chat is offered")
+        .click()
+        .await
+        .expect("choose chat");
+    wait_for(
+        "the table shows chat by reason, not deflected",
+        async || pressure_rows(&viewer).await,
+        |rows| !rows.is_empty() && rows.iter().all(|r| r.2.is_empty()),
+    )
+    .await;
+    let url = viewer.current_url().await.expect("url");
+    assert!(url.as_str().ends_with("/switchboard?channel=chat"), "{url}");
 
     // The record is on the compacted topic the routing systems read.
     let records = read_topic(kafka, &kafka.switches_topic, |r| {

@@ -162,6 +162,49 @@ async fn subscriptions_choose_the_window_and_filters() {
     app.stop.cancel();
 }
 
+/// The switchboard's pressure table: one channel broken down by contact reason, pushed.
+#[tokio::test]
+async fn a_subscription_can_break_the_snapshot_down() {
+    let app = spawn().await;
+    for ev in &simulated(800, 43) {
+        app.engine.apply(ev);
+    }
+    let mut client = connect(&app).await;
+    next_of(&mut client, "snapshot").await;
+    client
+        .send(Message::text(
+            json!({"type": "subscribe", "channel": "phone", "by": ["reason"]}).to_string(),
+        ))
+        .await
+        .expect("send");
+    let pushed = next_of(&mut client, "snapshot").await;
+    assert_eq!(pushed["subscription"]["by"], json!(["reason"]));
+    let want = app
+        .engine
+        .snapshot(&vigie::engine::SnapshotQuery {
+            filter: vigie::engine::DimensionFilter::from_key(vigie_proto::DimensionKey {
+                channel: Some("phone".into()),
+                ..Default::default()
+            }),
+            breakdown: vec![vigie::engine::Dimension::Reason],
+            ..Default::default()
+        })
+        .expect("snapshot");
+    assert!(want.breakdown.len() > 2, "several reasons: {want:?}");
+    let got: Vec<vigie_proto::Breakdown> =
+        serde_json::from_value(pushed["snapshot"]["breakdown"].clone()).expect("breakdown");
+    assert_eq!(got, want.breakdown);
+    assert!(got
+        .iter()
+        .all(|b| b.key.reason.is_some() && b.key.channel.is_none()));
+    assert_eq!(
+        got.iter().map(|b| b.kpis.arrivals).sum::<u64>(),
+        want.total.arrivals,
+        "every phone contact in exactly one reason"
+    );
+    app.stop.cancel();
+}
+
 #[tokio::test]
 async fn bad_client_messages_get_an_error_and_the_connection_stays() {
     let app = spawn().await;
@@ -172,6 +215,11 @@ async fn bad_client_messages_get_an_error_and_the_connection_stays() {
             json!({"type": "subscribe", "window": "soon"}).to_string(),
             "bad_window",
             "neither a duration",
+        ),
+        (
+            json!({"type": "subscribe", "by": ["reason", "motif"]}).to_string(),
+            "bad_query",
+            "unknown dimension \"motif\"",
         ),
         (json!({"type": "dance"}).to_string(), "bad_message", "dance"),
         (
@@ -286,8 +334,9 @@ async fn a_client_that_stops_reading_is_disconnected_with_a_reason() {
 
     // Keep changing the numbers: every tick publishes a new large snapshot.
     let engine = app.engine.clone();
+    // Until aborted below, however long the server takes to give up on the stalled one.
     let feeding = tokio::spawn(async move {
-        for round in 1..400u64 {
+        for round in 1.. {
             for ev in big_stream(round, (round as usize % 3) * 1_000).take(50) {
                 engine.apply(&ev);
             }

@@ -17,7 +17,7 @@ use vigie_proto::{DimensionKey, ServerMessage, StatusReport, Subscription};
 
 use crate::deflection::{switch_effects, SwitchStore};
 use crate::engine::{
-    DimensionFilter, EngineSet, SnapshotQuery, TrendShape, WindowError, WindowSpec,
+    Dimension, DimensionFilter, EngineSet, SnapshotQuery, TrendShape, WindowError, WindowSpec,
 };
 use crate::ingest::IngestStatus;
 
@@ -76,9 +76,29 @@ impl std::fmt::Debug for Publisher {
     }
 }
 
+/// Why a subscription (or a REST snapshot query, which shares its definition) is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error(transparent)]
+    Window(#[from] WindowError),
+    #[error("by: {0}")]
+    Breakdown(String),
+}
+
 /// The engine query of a subscription; errors name what is wrong.
-pub fn query_of(sub: &Subscription) -> Result<SnapshotQuery, WindowError> {
+pub fn query_of(sub: &Subscription) -> Result<SnapshotQuery, QueryError> {
     let window: WindowSpec = sub.window.parse()?;
+    let mut breakdown = Vec::new();
+    for name in sub.by.iter().map(|d| d.trim()).filter(|d| !d.is_empty()) {
+        let dimension: Dimension = name.parse().map_err(QueryError::Breakdown)?;
+        if !breakdown.contains(&dimension) {
+            breakdown.push(dimension);
+        }
+    }
+    // By channel alone is the snapshot's `by_channel`, always there.
+    if breakdown == [Dimension::Channel] {
+        breakdown.clear();
+    }
     let filter = DimensionFilter::from_key(DimensionKey {
         channel: sub.channel.clone(),
         queue: sub.queue.clone(),
@@ -89,7 +109,7 @@ pub fn query_of(sub: &Subscription) -> Result<SnapshotQuery, WindowError> {
     Ok(SnapshotQuery {
         window,
         filter,
-        breakdown: Vec::new(),
+        breakdown,
     })
 }
 
@@ -119,7 +139,7 @@ impl Publisher {
     }
 
     /// Latest snapshot and trend of `sub`, now and on every change.
-    pub fn subscribe(&self, sub: Subscription) -> Result<Feed, WindowError> {
+    pub fn subscribe(&self, sub: Subscription) -> Result<Feed, QueryError> {
         let mut topics = self.topics.lock();
         if let Some(topic) = topics.get(&sub) {
             return Ok(Feed {
@@ -343,5 +363,30 @@ pub fn status_report(engines: &EngineSet, status: &IngestStatus) -> StatusReport
         stale: status.is_stale(),
         watermark: engines.watermark(),
         partitions: status.partitions_report(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subscription_breakdown_is_checked_and_shared_with_rest() {
+        let by = |dims: &[&str]| Subscription {
+            by: dims.iter().map(|d| d.to_string()).collect(),
+            ..Subscription::default()
+        };
+        let query = query_of(&by(&["reason", " segment", "reason", ""])).expect("valid");
+        assert_eq!(query.breakdown, vec![Dimension::Reason, Dimension::Segment]);
+        assert!(
+            query_of(&by(&["channel"]))
+                .expect("valid")
+                .breakdown
+                .is_empty(),
+            "by channel alone is by_channel"
+        );
+        let refused = query_of(&by(&["reason", "motif"])).expect_err("unknown dimension");
+        assert!(matches!(refused, QueryError::Breakdown(_)));
+        assert!(refused.to_string().contains("\"motif\""), "{refused}");
     }
 }

@@ -68,6 +68,10 @@ texts! {
     WindowLabel => "Window", "Fenêtre";
     TargetLabel => "target", "objectif";
     Threshold => label::THRESHOLD.en, label::THRESHOLD.fr;
+    Pressure => "Pressure by contact reason", "Tension par motif";
+    DeflectionRate => label::DEFLECTION_RATE.en, label::DEFLECTION_RATE.fr;
+    Deflect => "Deflect…", "Délester…";
+    NoContact => "No contact in this window.", "Aucun contact dans cette fenêtre.";
     Switches => "Deflection switches", "Aiguillages de débordement";
     Channel => "Channel", "Canal";
     DeflectTo => "Deflect to", "Vers";

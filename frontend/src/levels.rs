@@ -94,6 +94,23 @@ pub fn total_oldest_wait_level<'a>(
         .unwrap_or(Level::NoData)
 }
 
+/// How hard one flow of `channel` is pressed: the worst of its headline (service level
+/// against the channel's target, or answer rate without one), abandon rate and oldest
+/// wait. Once-and-done and reiteration say nothing of the queue, so they stay out.
+pub fn pressure_level(kpis: &Kpis, channel: &str, t: &Targets) -> Level {
+    let headline = match t.channels.get(channel) {
+        Some(c) => at_least(kpis.service_level, c.target, t.margin),
+        None => at_least(kpis.answer_rate, t.answer_rate, t.margin),
+    };
+    headline
+        .max(at_most(
+            kpis.abandon_rate,
+            t.abandon_rate_warning,
+            t.abandon_rate_breach,
+        ))
+        .max(oldest_wait_level(kpis.oldest_wait_ms, t, Some(channel)))
+}
+
 /// The levels of one tile's KPIs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TileLevels {
@@ -168,6 +185,55 @@ mod tests {
         );
         assert_eq!(at_least(Some(0.74), 0.80, 0.05), Level::Breach);
         assert_eq!(at_least(None, 0.80, 0.05), Level::NoData);
+    }
+
+    #[test]
+    fn a_flows_pressure_is_its_worst_queue_kpi() {
+        let targets = Targets {
+            channels: BTreeMap::from([(
+                "phone".to_string(),
+                ChannelTarget {
+                    threshold_ms: 20_000,
+                    target: 0.8,
+                },
+            )]),
+            ..Targets::default()
+        };
+        let calm = Kpis {
+            service_level: Some(0.9),
+            answer_rate: Some(0.5),
+            abandon_rate: Some(0.01),
+            oldest_wait_ms: Some(10_000),
+            once_and_done_rate: Some(0.1),
+            ..Kpis::default()
+        };
+        assert_eq!(
+            pressure_level(&calm, "phone", &targets),
+            Level::Ok,
+            "the service level is phone's headline; once-and-done is not pressure"
+        );
+        assert_eq!(
+            pressure_level(&calm, "chatbot", &targets),
+            Level::Breach,
+            "without a service-level target, the answer rate is the headline"
+        );
+        let waiting = Kpis {
+            oldest_wait_ms: Some(200_000),
+            ..calm.clone()
+        };
+        assert_eq!(pressure_level(&waiting, "phone", &targets), Level::Warning);
+        let abandoning = Kpis {
+            abandon_rate: Some(0.12),
+            ..waiting
+        };
+        assert_eq!(
+            pressure_level(&abandoning, "phone", &targets),
+            Level::Breach
+        );
+        assert_eq!(
+            pressure_level(&Kpis::default(), "phone", &targets),
+            Level::NoData
+        );
     }
 
     #[test]

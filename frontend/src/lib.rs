@@ -6,7 +6,8 @@
 //! - [`app`]: the page, its header (views, window, filters, language, freshness badge)
 //!   and the alert banner; the view state lives in the URL ([`route`]).
 //! - [`wall`]: KPI tiles per channel with sparklines and formulas, and the queue table.
-//! - [`switchboard`]: switches, flip dialog, new switch, alerts with ack, audit trail.
+//! - [`switchboard`]: switches, flip dialog, new switch, alerts with ack, audit trail;
+//!   above them [`pressure`]: one channel's KPIs by contact reason, worst first.
 //! - [`live`]: the websocket link (subscription, reconnect with backoff, stale detection).
 //! - [`api`]: REST calls and the access token.
 //! - Pure view logic, unit-tested natively: [`format`] (numbers, waits, badge),
@@ -19,6 +20,7 @@ pub mod format;
 pub mod i18n;
 pub mod levels;
 pub mod live;
+pub mod pressure;
 pub mod route;
 pub mod spark;
 pub mod switchboard;

@@ -1,6 +1,6 @@
 //! Owns the view state kept in the URL, so a wall screen boots straight into its view:
-//! `/wall?window=1h&site=lyon&lang=fr` or `/switchboard`. Parsing never fails: an
-//! unknown value falls back to the default.
+//! `/wall?window=1h&site=lyon&lang=fr` or `/switchboard?channel=chat`. Parsing never
+//! fails: an unknown value falls back to the default.
 
 use vigie_proto::Subscription;
 
@@ -16,6 +16,9 @@ pub enum Page {
 /// The windows offered by the selector.
 pub const WINDOWS: [&str; 3] = ["15m", "1h", "today"];
 
+/// The channel whose pressure the switchboard shows first: the one switches deflect from.
+pub const PRESSURE_CHANNEL: &str = "phone";
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ViewState {
     pub page: Page,
@@ -23,6 +26,9 @@ pub struct ViewState {
     pub site: Option<String>,
     pub segment: Option<String>,
     pub reason: Option<String>,
+    /// The switchboard's pressure table shows this channel by contact reason
+    /// (`None`: [`PRESSURE_CHANNEL`]).
+    pub channel: Option<String>,
     /// `None`: the browser's language.
     pub lang: Option<Lang>,
     /// Show every tile's formula (for wall screens without a mouse).
@@ -37,6 +43,7 @@ impl Default for ViewState {
             site: None,
             segment: None,
             reason: None,
+            channel: None,
             lang: None,
             formulas: false,
         }
@@ -63,6 +70,7 @@ impl ViewState {
                 "site" => state.site = nonempty(),
                 "segment" => state.segment = nonempty(),
                 "reason" => state.reason = nonempty(),
+                "channel" => state.channel = nonempty(),
                 "lang" => state.lang = Lang::from_code(&value),
                 "formulas" => state.formulas = matches!(value.as_str(), "1" | "true" | "on"),
                 _ => {}
@@ -85,6 +93,7 @@ impl ViewState {
             ("site", &self.site),
             ("segment", &self.segment),
             ("reason", &self.reason),
+            ("channel", &self.channel),
         ] {
             if let Some(v) = value {
                 params.push(format!("{key}={}", encode(v)));
@@ -103,14 +112,28 @@ impl ViewState {
         }
     }
 
-    /// The websocket subscription of this view.
+    /// The channel of the switchboard's pressure table.
+    pub fn pressure_channel(&self) -> &str {
+        self.channel.as_deref().unwrap_or(PRESSURE_CHANNEL)
+    }
+
+    /// The websocket subscription of this view: the wall's every channel, or the
+    /// switchboard's pressure channel by contact reason.
     pub fn subscription(&self) -> Subscription {
-        Subscription {
+        let wall = Subscription {
             window: self.window.clone(),
             site: self.site.clone(),
             segment: self.segment.clone(),
             reason: self.reason.clone(),
             ..Subscription::default()
+        };
+        match self.page {
+            Page::Wall => wall,
+            Page::Switchboard => Subscription {
+                channel: Some(self.pressure_channel().to_string()),
+                by: vec!["reason".into()],
+                ..wall
+            },
         }
     }
 }
@@ -199,5 +222,22 @@ mod tests {
         assert_eq!(sub.segment.as_deref(), Some("pro"));
         assert_eq!(sub.reason.as_deref(), Some("billing"));
         assert_eq!(sub.site, None);
+        assert_eq!(
+            (sub.channel, sub.by.len()),
+            (None, 0),
+            "the wall: every channel"
+        );
+    }
+
+    #[test]
+    fn the_switchboard_subscribes_to_its_channel_by_reason() {
+        let state = ViewState::parse("/switchboard", "segment=pro");
+        let sub = state.subscription();
+        assert_eq!(sub.channel.as_deref(), Some(PRESSURE_CHANNEL));
+        assert_eq!(sub.by, vec!["reason".to_string()]);
+        assert_eq!(sub.segment.as_deref(), Some("pro"));
+        let chat = ViewState::parse("/switchboard", "channel=chat");
+        assert_eq!(chat.subscription().channel.as_deref(), Some("chat"));
+        assert_eq!(chat.to_url(), "/switchboard?channel=chat");
     }
 }

@@ -1,4 +1,4 @@
-//! Owns the supervisor view: the deflection switches with their state, author, reason,
+//! Owns the supervisor view: the pressure table (see [`crate::pressure`]), the deflection switches with their state, author, reason,
 //! expiry and live effect; flipping one (reason required, confirmation, version check);
 //! creating one; the audit trail; and the alert list with acknowledgement.
 //! Viewers see everything but no control; the server refuses them anyway.
@@ -10,6 +10,7 @@ use crate::api::{self, ApiProblem};
 use crate::app::ctx;
 use crate::format::{count, percent};
 use crate::i18n::{channel_name, Text};
+use crate::pressure::Pressure;
 use crate::wall::clock;
 
 pub const TARGETS: [DeflectionTarget; 5] = [
@@ -66,9 +67,40 @@ pub fn switch_id(
 
 /// A change being prepared in the dialog.
 #[derive(Clone, Debug, PartialEq)]
-struct Draft {
+pub struct Draft {
     id: String,
     request: FlipRequest,
+}
+
+impl Draft {
+    /// Turning on the switch of this scope (to the visual IVR until the dialog says
+    /// otherwise): a new one, or the existing one of that scope at its version.
+    pub fn turning_on(
+        channel: String,
+        reason: Option<String>,
+        segment: Option<String>,
+        switches: &[DeflectionSwitch],
+    ) -> Draft {
+        let id = switch_id(&channel, reason.as_deref(), segment.as_deref(), None);
+        let expected_version = switches
+            .iter()
+            .find(|s| s.id == id)
+            .map_or(0, |s| s.version);
+        Draft {
+            id,
+            request: FlipRequest {
+                channel,
+                reason,
+                segment,
+                queue: None,
+                target: DeflectionTarget::VisualIvr,
+                on: true,
+                why: String::new(),
+                expected_version,
+                expires_in: None,
+            },
+        }
+    }
 }
 
 #[component]
@@ -87,6 +119,7 @@ pub fn Switchboard() -> impl IntoView {
     };
     view! {
         <section class="switchboard">
+            <Pressure draft=draft/>
             <h2>{move || c.t(Text::Switches)}</h2>
             <Show when=move || !can_flip()>
                 <p class="read-only" id="read-only">{move || c.t(Text::ReadOnly)}</p>
@@ -354,35 +387,9 @@ fn NewSwitch(draft: RwSignal<Option<Draft>>) -> impl IntoView {
     };
     let create = move |_| {
         let opt = |s: RwSignal<String>| Some(s.get_untracked()).filter(|v| !v.is_empty());
-        let request = FlipRequest {
-            channel: channel.get_untracked(),
-            reason: opt(reason),
-            segment: opt(segment),
-            queue: None,
-            target: DeflectionTarget::VisualIvr,
-            on: true,
-            why: String::new(),
-            expected_version: 0,
-            expires_in: None,
-        };
-        let id = switch_id(
-            &request.channel,
-            request.reason.as_deref(),
-            request.segment.as_deref(),
-            None,
-        );
-        // An existing switch of that scope is flipped at its version instead.
-        let existing = c
-            .live
-            .switches
-            .with_untracked(|s| s.iter().find(|s| s.id == id).map(|s| s.version));
-        draft.set(Some(Draft {
-            id,
-            request: FlipRequest {
-                expected_version: existing.unwrap_or(0),
-                ..request
-            },
-        }));
+        draft.set(Some(c.live.switches.with_untracked(|switches| {
+            Draft::turning_on(channel.get_untracked(), opt(reason), opt(segment), switches)
+        })));
     };
     view! {
         <div class="new-switch" id="new-switch">

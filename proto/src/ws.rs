@@ -80,7 +80,7 @@ pub enum ClientMessage {
     Subscribe(Subscription),
 }
 
-/// A window and optional filters.
+/// A window, optional filters and an optional finer breakdown.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Subscription {
@@ -97,6 +97,11 @@ pub struct Subscription {
     pub segment: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub site: Option<String>,
+    /// Dimensions to break the snapshot down by (`channel`, `queue`, `reason`, `segment`,
+    /// `site`), as the REST `by=`: e.g. `["reason"]` with `channel: "phone"` gives the
+    /// phone KPIs of every contact reason (the switchboard's pressure table).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by: Vec<String>,
 }
 
 fn default_window() -> String {
@@ -112,6 +117,7 @@ impl Default for Subscription {
             reason: None,
             segment: None,
             site: None,
+            by: Vec::new(),
         }
     }
 }

@@ -35,6 +35,15 @@ pub enum ApiError {
     Internal(String),
 }
 
+impl From<crate::publisher::QueryError> for ApiError {
+    fn from(e: crate::publisher::QueryError) -> Self {
+        match e {
+            crate::publisher::QueryError::Window(e) => ApiError::BadWindow(e),
+            e @ crate::publisher::QueryError::Breakdown(_) => ApiError::BadQuery(e.to_string()),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     status: u16,

@@ -46,7 +46,7 @@ pub use oidc::{claim_values, JwtError, Oidc, OidcError};
 
 use crate::alert::AlertService;
 use crate::deflection::SwitchStore;
-use crate::engine::{Dimension, EngineSet, SnapshotQuery};
+use crate::engine::{EngineSet, SnapshotQuery};
 use crate::ingest::IngestStatus;
 use crate::publisher::Publisher;
 
@@ -183,23 +183,20 @@ impl SnapshotParams {
     fn query(self) -> Result<SnapshotQuery, ApiError> {
         // Same window and filters as a websocket subscription, one definition for both.
         let defaults = Subscription::default();
-        let mut query = crate::publisher::query_of(&Subscription {
+        Ok(crate::publisher::query_of(&Subscription {
             window: self.window.unwrap_or(defaults.window),
             channel: self.channel,
             queue: self.queue,
             reason: self.reason,
             segment: self.segment,
             site: self.site,
-        })?;
-        query.breakdown = match self.by.as_deref() {
-            None | Some("") | Some("channel") => Vec::new(),
-            Some(list) => list
-                .split(',')
-                .map(|d| d.trim().parse::<Dimension>())
-                .collect::<Result<_, _>>()
-                .map_err(ApiError::BadQuery)?,
-        };
-        Ok(query)
+            by: self
+                .by
+                .iter()
+                .flat_map(|list| list.split(','))
+                .map(str::to_string)
+                .collect(),
+        })?)
     }
 }
 
