@@ -199,6 +199,11 @@ async fn metrics_expose_the_counters_in_prometheus_format() {
     assert_eq!(value("vigie_events_consumed_total"), 1234.0);
     assert_eq!(value("vigie_consumer_lag{partition=\"0\"}"), 7.0);
     assert_eq!(value("vigie_rebuild_progress"), 0.0);
+    assert_eq!(
+        value("vigie_partitions_assigned"),
+        1.0,
+        "partition 0 tracked above"
+    );
     assert_eq!(value("vigie_ready"), 0.0);
     let duplicates = engine
         .stats()

@@ -91,9 +91,8 @@ async fn settled(instances: &[&Vigie]) -> (String, String) {
     }
 }
 
-/// Waits until each instance shows its first alert in `state`.
-/// Every instance is ready and consumes some partitions (it reports their lag), and
-/// together they consume each partition once.
+/// Every instance is ready and consumes some partitions, and together they consume each
+/// partition once.
 async fn group_settled(instances: &[&Vigie]) {
     let start = Instant::now();
     loop {
@@ -104,19 +103,11 @@ async fn group_settled(instances: &[&Vigie]) {
                 .get("/readyz")
                 .await
                 .is_some_and(|(status, _)| status == 200);
-            let text = match reqwest::get(format!("{}/metrics", v.base)).await {
-                Ok(r) => r.text().await.unwrap_or_default(),
-                Err(_) => String::new(),
-            };
-            owned.push(
-                text.lines()
-                    .filter(|l| l.starts_with("vigie_consumer_lag{"))
-                    .count(),
-            );
+            owned.push(v.metric("vigie_partitions_assigned").await.unwrap_or(0.0));
         }
         if ready
-            && owned.iter().all(|n| *n > 0)
-            && owned.iter().sum::<usize>() == PARTITIONS as usize
+            && owned.iter().all(|n| *n > 0.0)
+            && owned.iter().sum::<f64>() == f64::from(PARTITIONS)
         {
             return;
         }
@@ -128,6 +119,7 @@ async fn group_settled(instances: &[&Vigie]) {
     }
 }
 
+/// Waits until each instance shows its first alert in `state`.
 async fn shows_alert_state(instances: &[&Vigie], state: &str) {
     let start = Instant::now();
     for i in instances {

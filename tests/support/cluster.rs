@@ -60,7 +60,6 @@ partials_topic = "{partials_topic}"
 instance_id = "{name}"
 [kafka.properties]
 "session.timeout.ms" = "6000"
-"heartbeat.interval.ms" = "1000"
 [auth]
 mutations_per_minute = 0
 {extra}

@@ -158,6 +158,12 @@ pub fn render(state: &AppState) -> String {
         &lag,
     );
     out.single(
+        "vigie_partitions_assigned",
+        "gauge",
+        "Partitions of the events topic this instance consumes (scale-out: its share).",
+        status.partitions().len() as f64,
+    );
+    out.single(
         "vigie_rebuild_progress",
         "gauge",
         "Share of the rebuild replay done (1 when live).",
