@@ -164,11 +164,25 @@ impl TileLevels {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
     use vigie_proto::ChannelTarget;
+
+    /// The default targets, and phone's service level: 80 % within 20 s.
+    pub(crate) fn phone_at_80() -> Targets {
+        Targets {
+            channels: BTreeMap::from([(
+                "phone".to_string(),
+                ChannelTarget {
+                    threshold_ms: 20_000,
+                    target: 0.8,
+                },
+            )]),
+            ..Targets::default()
+        }
+    }
 
     #[test]
     fn rates_with_a_target_turn_warning_within_the_margin_then_breach() {
@@ -189,16 +203,7 @@ mod tests {
 
     #[test]
     fn a_flows_pressure_is_its_worst_queue_kpi() {
-        let targets = Targets {
-            channels: BTreeMap::from([(
-                "phone".to_string(),
-                ChannelTarget {
-                    threshold_ms: 20_000,
-                    target: 0.8,
-                },
-            )]),
-            ..Targets::default()
-        };
+        let targets = phone_at_80();
         let calm = Kpis {
             service_level: Some(0.9),
             answer_rate: Some(0.5),

@@ -264,10 +264,8 @@ fn ReasonLine(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
-    use vigie_proto::{ChannelTarget, DeflectionTarget, DimensionKey};
+    use vigie_proto::{DeflectionTarget, DimensionKey};
 
     fn reason(name: &str, kpis: Kpis) -> Breakdown {
         Breakdown {
@@ -281,16 +279,7 @@ mod tests {
 
     #[test]
     fn the_most_pressed_reasons_come_first() {
-        let targets = Targets {
-            channels: BTreeMap::from([(
-                "phone".to_string(),
-                ChannelTarget {
-                    threshold_ms: 20_000,
-                    target: 0.8,
-                },
-            )]),
-            ..Targets::default()
-        };
+        let targets = crate::levels::tests::phone_at_80();
         let kpis = |sl: f64, in_queue: u64, arrivals: u64| Kpis {
             service_level: Some(sl),
             abandon_rate: Some(0.0),
