@@ -10,7 +10,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use super::status::IngestStatus;
+use super::status::{IngestStatus, UNKNOWN_TARGET};
 use crate::engine::EngineSet;
 
 /// librdkafka callbacks of the Vigie consumer.
@@ -86,38 +86,44 @@ impl IngestContext {
         };
         for e in tpl.clone().elements() {
             let (topic, partition) = (e.topic(), e.partition());
-            let (low, high) = consumer
-                .fetch_watermarks(topic, partition, timeout)
-                .unwrap_or((0, 0));
-            let start = match &found {
-                None => low,
-                Some(Ok(found)) => match found.find_partition(topic, partition).map(|p| p.offset())
-                {
-                    Some(Offset::Offset(o)) => o.max(low).min(high.max(low)),
-                    // No record that recent: nothing to replay.
-                    Some(Offset::End) => high,
-                    _ => low,
-                },
-                Some(Err(error)) => {
-                    tracing::warn!(%error, partition, "offsets-for-times failed; replaying from the earliest offset");
-                    low
+            let high = match consumer.fetch_watermarks(topic, partition, timeout) {
+                Ok(watermarks) => Some(watermarks),
+                Err(error) => {
+                    tracing::warn!(%error, partition, "high watermark unknown: the partition counts as rebuilding until the consumer statistics report it");
+                    None
                 }
             };
-            let _ = tpl.set_partition_offset(topic, partition, Offset::Offset(start));
+            let found = match &found {
+                None => None,
+                Some(Ok(found)) => found.find_partition(topic, partition).map(|p| p.offset()),
+                Some(Err(error)) => {
+                    tracing::warn!(%error, partition, "offsets-for-times failed; replaying from the earliest offset");
+                    None
+                }
+            };
+            // Where to seek, and the offsets the rebuild goes from and to.
+            let (seek, start, target) = match (found, high) {
+                (Some(Offset::Offset(o)), Some((low, high))) => {
+                    let o = o.max(low).min(high.max(low));
+                    (Offset::Offset(o), o, high)
+                }
+                (Some(Offset::Offset(o)), None) => (Offset::Offset(o), o, UNKNOWN_TARGET),
+                // No record that recent: nothing to replay.
+                (Some(Offset::End), Some((_, high))) => (Offset::Offset(high), high, high),
+                (Some(Offset::End), None) => (Offset::End, 0, 0),
+                (_, Some((low, high))) => (Offset::Offset(low), low, high),
+                (_, None) => (Offset::Beginning, 0, UNKNOWN_TARGET),
+            };
+            let _ = tpl.set_partition_offset(topic, partition, seek);
             let engine = self.engines.assign(partition);
-            self.status.track(partition, start, high);
+            self.status.track(partition, start, target);
             if let Some(claimer) = &self.claimer {
                 // The publisher claims it later if this fails.
                 if let Some(epoch) = claimer.claim(partition) {
                     engine.set_partial_epoch(epoch);
                 }
             }
-            tracing::info!(
-                partition,
-                start,
-                target = high,
-                "partition assigned: rebuilding"
-            );
+            tracing::info!(partition, start, target, "partition assigned: rebuilding");
         }
     }
 }
@@ -128,6 +134,9 @@ impl ClientContext for IngestContext {
             for (id, partition) in &topic.partitions {
                 if *id >= 0 && partition.consumer_lag >= 0 {
                     self.status.set_lag(*id, partition.consumer_lag);
+                }
+                if *id >= 0 {
+                    self.status.learn_target(*id, partition.hi_offset);
                 }
             }
         }

@@ -89,6 +89,11 @@ enum Coverage {
     Missing,
 }
 
+/// The rebuild target of a partition whose high watermark could not be fetched at
+/// assignment: it counts as rebuilding until the consumer statistics report its high
+/// watermark ([`IngestStatus::learn_target`]), never as rebuilt at once.
+pub const UNKNOWN_TARGET: i64 = i64::MAX;
+
 impl IngestStatus {
     pub fn track(&self, partition: i32, start: i64, target: i64) {
         self.partitions.lock().insert(
@@ -118,6 +123,16 @@ impl IngestStatus {
     }
 
     /// Records that `offset` of `partition` was consumed.
+    /// Sets an [`UNKNOWN_TARGET`] from the high watermark the consumer statistics report
+    /// (negative: not known yet); a known target never changes.
+    pub fn learn_target(&self, partition: i32, high_watermark: i64) {
+        if let Some(p) = self.partitions.lock().get_mut(&partition) {
+            if p.target == UNKNOWN_TARGET && high_watermark >= 0 {
+                p.target = high_watermark.max(p.start);
+            }
+        }
+    }
+
     pub fn advance(&self, partition: i32, offset: i64) {
         if let Some(p) = self.partitions.lock().get_mut(&partition) {
             p.position = p.position.max(offset + 1);
@@ -222,7 +237,11 @@ impl IngestStatus {
         }
         let (done, total) = partitions.values().fold((0i64, 0i64), |(d, t), p| {
             let total = (p.target - p.start).max(0);
-            (d + (p.position - p.start).clamp(0, total), t + total)
+            // Saturating: an unknown target is i64::MAX.
+            (
+                d.saturating_add((p.position - p.start).clamp(0, total)),
+                t.saturating_add(total),
+            )
         });
         Some(if total == 0 {
             1.0
@@ -270,6 +289,23 @@ mod tests {
         assert!(s.is_ready());
         s.untrack(0);
         assert!(s.is_ready());
+    }
+
+    #[test]
+    fn an_unknown_target_is_rebuilding_until_the_statistics_give_it() {
+        let s = IngestStatus::default();
+        s.track(0, 10, UNKNOWN_TARGET);
+        s.advance(0, 59);
+        assert!(!s.is_ready(), "never rebuilt without a target");
+        assert!(s.rebuild_progress().is_some_and(|p| p < 0.01));
+        s.learn_target(0, -1001);
+        assert!(!s.is_ready(), "librdkafka's 'not known yet' is no target");
+        s.learn_target(0, 80);
+        assert_eq!(s.rebuild_progress(), Some(50.0 / 70.0));
+        s.advance(0, 79);
+        assert!(s.is_ready());
+        s.learn_target(0, 500);
+        assert!(s.is_ready(), "a known target stays");
     }
 
     #[test]
