@@ -7,7 +7,7 @@
 //! the window and the site, segment and reason filters are the header's.
 
 use leptos::prelude::*;
-use vigie_proto::{Breakdown, DeflectionSwitch, Kpis, Role, Targets};
+use vigie_proto::{Breakdown, DeflectionSwitch, Kpis, Role, Targets, OTHER_VALUE, UNKNOWN_VALUE};
 
 use crate::app::ctx;
 use crate::format::{count, duration, percent};
@@ -61,6 +61,26 @@ pub fn deflecting<'a>(
             _ => true,
         })
         .collect()
+}
+
+/// Whether the view's scope of this reason (the header's segment, or every segment) is
+/// wholly deflected already, so that "Deflect…" would add nothing: a switch of this
+/// reason or every reason, for every segment or exactly the view's.
+pub fn wholly_deflected(
+    switches: &[DeflectionSwitch],
+    channel: &str,
+    reason: &str,
+    segment: Option<&str>,
+) -> bool {
+    deflecting(switches, channel, reason, segment)
+        .iter()
+        .any(|s| s.segment.is_none() || s.segment.as_deref() == segment)
+}
+
+/// A reason a switch can name: not the engine's stand-ins for a missing reason or for
+/// the values beyond its limit, which no routing system would ever match.
+pub fn is_deflectable(reason: &str) -> bool {
+    reason != UNKNOWN_VALUE && reason != OTHER_VALUE
 }
 
 #[component]
@@ -159,7 +179,9 @@ pub fn Pressure(draft: RwSignal<Option<Draft>>) -> impl IntoView {
                     </For>
                 </tbody>
             </table>
-            <Show when=move || order.with(Vec::is_empty)>
+            <Show when=move || {
+                c.live.snapshot.with(Option::is_some) && order.with(Vec::is_empty)
+            }>
                 <p class="quiet">{move || c.t(Text::NoContact)}</p>
             </Show>
         </section>
@@ -227,9 +249,16 @@ fn ReasonLine(
             })
         }
     };
-    let deflected = {
-        let switches = switches.clone();
-        move || !switches().is_empty()
+    let offered = {
+        let reason = reason.clone();
+        move || {
+            let segment = c.view.with(|v| v.segment.clone());
+            is_deflectable(&reason)
+                && !c
+                    .live
+                    .switches
+                    .with(|all| wholly_deflected(all, &channel.get(), &reason, segment.as_deref()))
+        }
     };
     let open = {
         let reason = reason.clone();
@@ -254,7 +283,7 @@ fn ReasonLine(
             <td class="value">{move || percent(kpis().deflection_rate, c.lang.get())}</td>
             <td class="action">
                 <span class="deflecting">{move || switches().join(" · ")}</span>
-                <Show when=move || can_flip.get() && !deflected()>
+                <Show when=move || can_flip.get() && offered()>
                     <button class="deflect" on:click=open.clone()>{move || c.t(Text::Deflect)}</button>
                 </Show>
             </td>
@@ -347,5 +376,25 @@ mod tests {
         assert_eq!(ids("billing", Some("low")), ["billing-low"]);
         assert_eq!(ids("billing", Some("pro")), ["everything"]);
         assert_eq!(ids("address", Some("standard")), Vec::<&str>::new());
+        let whole = |reason: &str, segment: Option<&str>| {
+            wholly_deflected(&switches, "phone", reason, segment)
+        };
+        assert!(
+            !whole("billing", None),
+            "billing's low segment only: the other segments can still be deflected"
+        );
+        assert!(whole("billing", Some("low")));
+        assert!(whole("contract", None));
+        assert!(
+            whole("address", Some("pro")),
+            "the channel's switch for pro"
+        );
+    }
+
+    #[test]
+    fn the_engines_stand_ins_cannot_be_deflected() {
+        assert!(is_deflectable("billing"));
+        assert!(!is_deflectable(UNKNOWN_VALUE));
+        assert!(!is_deflectable(OTHER_VALUE));
     }
 }

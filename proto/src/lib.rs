@@ -29,6 +29,7 @@ pub use cockpit::{ChannelTarget, CockpitInfo, Me, Role, Targets, Trend, TrendPoi
 pub use snapshot::{
     Breakdown, DimensionKey, EstimatedWait, Kpis, QueueStatus, Snapshot, WindowBounds,
 };
+pub use snapshot::{OTHER_VALUE, UNKNOWN_VALUE};
 pub use switch::{AuditRecord, DeflectionSwitch, DeflectionTarget, FlipRequest, SwitchEffect};
 pub use ws::{ClientMessage, PartitionsReport, ServerMessage, StatusReport, Subscription};
 

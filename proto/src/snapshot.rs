@@ -87,6 +87,11 @@ pub struct EstimatedWait {
     pub high_ms: Option<u64>,
 }
 
+/// The value of a dimension an event did not give.
+pub const UNKNOWN_VALUE: &str = "unknown";
+/// The value standing for every value beyond a dimension's limit of distinct values.
+pub const OTHER_VALUE: &str = "(other)";
+
 /// The values of the five dimensions; a missing value is `"unknown"`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct DimensionKey {

@@ -198,7 +198,7 @@ impl AlertService {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                // Shutdown first: the consumer drops its partitions' state on close.
+                // Shutdown first: no round once the process is leaving.
                 biased;
                 _ = shutdown.cancelled() => break,
                 _ = tick.tick() => {}

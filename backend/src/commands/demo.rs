@@ -111,8 +111,7 @@ pub fn run(settings: Settings, args: DemoArgs) -> Result<()> {
                     tokio::time::interval(std::time::Duration::from_secs(args.every.max(1)));
                 loop {
                     tokio::select! {
-                        // Shutdown first: once the consumer has closed, its partitions'
-                        // state is dropped and a last frame would print an empty window.
+                        // Shutdown first: no frame once the demo is stopping.
                         biased;
                         _ = shutdown.cancelled() => break,
                         _ = tick.tick() => {}

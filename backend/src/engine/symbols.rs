@@ -19,7 +19,7 @@ pub const UNKNOWN: Sym = 0;
 pub const OTHER: Sym = 1;
 
 /// The name of [`OTHER`].
-pub const OTHER_NAME: &str = "(other)";
+pub const OTHER_NAME: &str = vigie_proto::OTHER_VALUE;
 
 /// channel × queue × reason × segment × site, each an interned value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -57,7 +57,8 @@ impl Default for Symbols {
 impl Symbols {
     /// A table keeping at most `limit` distinct values.
     pub fn with_limit(limit: usize) -> Symbols {
-        let names: Vec<Arc<str>> = vec![Arc::from("unknown"), Arc::from(OTHER_NAME)];
+        let names: Vec<Arc<str>> =
+            vec![Arc::from(vigie_proto::UNKNOWN_VALUE), Arc::from(OTHER_NAME)];
         let ids = DashMap::with_hasher(FastHash::default());
         ids.insert(names[0].clone(), UNKNOWN);
         ids.insert(names[1].clone(), OTHER);
@@ -122,7 +123,7 @@ impl Symbols {
             .read()
             .get(sym as usize)
             .cloned()
-            .unwrap_or_else(|| Arc::from("unknown"))
+            .unwrap_or_else(|| Arc::from(vigie_proto::UNKNOWN_VALUE))
     }
 
     pub fn key_id(&self, key: DimKey) -> KeyId {

@@ -122,17 +122,18 @@ impl IngestStatus {
         self.lag.lock().clone()
     }
 
-    /// Records that `offset` of `partition` was consumed.
     /// Sets an [`UNKNOWN_TARGET`] from the high watermark the consumer statistics report
-    /// (negative: not known yet); a known target never changes.
+    /// (negative: not known yet); a known target never changes. A watermark below what
+    /// was already consumed is a stale report (from an earlier assignment): ignored.
     pub fn learn_target(&self, partition: i32, high_watermark: i64) {
         if let Some(p) = self.partitions.lock().get_mut(&partition) {
-            if p.target == UNKNOWN_TARGET && high_watermark >= 0 {
-                p.target = high_watermark.max(p.start);
+            if p.target == UNKNOWN_TARGET && high_watermark >= 0 && high_watermark >= p.position {
+                p.target = high_watermark;
             }
         }
     }
 
+    /// Records that `offset` of `partition` was consumed.
     pub fn advance(&self, partition: i32, offset: i64) {
         if let Some(p) = self.partitions.lock().get_mut(&partition) {
             p.position = p.position.max(offset + 1);
@@ -235,13 +236,14 @@ impl IngestStatus {
         if partitions.values().all(PartitionProgress::is_rebuilt) {
             return None;
         }
+        // A partition of unknown target counts as 0 done of 1, not as i64::MAX records
+        // to go, which would read 0 % whatever the other partitions did.
         let (done, total) = partitions.values().fold((0i64, 0i64), |(d, t), p| {
+            if p.target == UNKNOWN_TARGET {
+                return (d, t + 1);
+            }
             let total = (p.target - p.start).max(0);
-            // Saturating: an unknown target is i64::MAX.
-            (
-                d.saturating_add((p.position - p.start).clamp(0, total)),
-                t.saturating_add(total),
-            )
+            (d + (p.position - p.start).clamp(0, total), t + total)
         });
         Some(if total == 0 {
             1.0
@@ -297,9 +299,18 @@ mod tests {
         s.track(0, 10, UNKNOWN_TARGET);
         s.advance(0, 59);
         assert!(!s.is_ready(), "never rebuilt without a target");
-        assert!(s.rebuild_progress().is_some_and(|p| p < 0.01));
+        s.track(1, 0, 100);
+        s.advance(1, 49);
+        assert_eq!(
+            s.rebuild_progress(),
+            Some(50.0 / 101.0),
+            "the other partitions' progress reads as it is, the unknown one 0 of 1"
+        );
+        s.untrack(1);
         s.learn_target(0, -1001);
         assert!(!s.is_ready(), "librdkafka's 'not known yet' is no target");
+        s.learn_target(0, 30);
+        assert!(!s.is_ready(), "a watermark below the position is stale");
         s.learn_target(0, 80);
         assert_eq!(s.rebuild_progress(), Some(50.0 / 70.0));
         s.advance(0, 79);
