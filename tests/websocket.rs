@@ -19,6 +19,8 @@ type Client =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 const DEADLINE: Duration = Duration::from_secs(10);
+/// For the large snapshots of the slow-client test.
+const SLOW_FRAMES: Duration = Duration::from_secs(30);
 
 struct TestApp {
     url: String,
@@ -55,7 +57,12 @@ async fn connect(app: &TestApp) -> Client {
 
 /// The next JSON message whose `type` is `kind` (others, e.g. heartbeats, are skipped).
 async fn next_of(client: &mut Client, kind: &str) -> Value {
-    tokio::time::timeout(DEADLINE, async {
+    next_within(client, kind, DEADLINE).await
+}
+
+/// [`next_of`] with its own deadline.
+async fn next_within(client: &mut Client, kind: &str, deadline: Duration) -> Value {
+    tokio::time::timeout(deadline, async {
         loop {
             match client.next().await.expect("open").expect("frame") {
                 Message::Text(text) => {
@@ -71,7 +78,7 @@ async fn next_of(client: &mut Client, kind: &str) -> Value {
         }
     })
     .await
-    .unwrap_or_else(|_| panic!("no {kind} message within {DEADLINE:?}"))
+    .unwrap_or_else(|_| panic!("no {kind} message within {deadline:?}"))
 }
 
 fn simulated(contacts: u64, seed: u64) -> Vec<vigie::event::EventRecord<'static>> {
@@ -334,9 +341,9 @@ async fn a_client_that_stops_reading_is_disconnected_with_a_reason() {
 
     // Keep changing the numbers: every tick publishes a new large snapshot.
     let engine = app.engine.clone();
-    // Until aborted below, however long the server takes to give up on the stalled one.
+    // For as long as the loop below may wait (60 s), not less: aborted once detected.
     let feeding = tokio::spawn(async move {
-        for round in 1.. {
+        for round in 1..1_200u64 {
             for ev in big_stream(round, (round as usize % 3) * 1_000).take(50) {
                 engine.apply(&ev);
             }
@@ -360,10 +367,11 @@ async fn a_client_that_stops_reading_is_disconnected_with_a_reason() {
             std::time::Instant::now() < deadline,
             "the stalled client was never closed:\n{text}"
         );
-        // ...while the healthy client keeps getting fresh snapshots.
-        next_of(&mut healthy, "snapshot").await;
+        // ...while the healthy client keeps getting fresh snapshots (each of thousands of
+        // queues: a debug build sharing 2 cores with other tests can take seconds a frame).
+        next_within(&mut healthy, "snapshot", SLOW_FRAMES).await;
     }
-    next_of(&mut healthy, "snapshot").await;
+    next_within(&mut healthy, "snapshot", SLOW_FRAMES).await;
     feeding.abort();
     // The stalled client, reading at last, finds the connection closed (with the reason,
     // if the close frame got through before the server gave up on it).
