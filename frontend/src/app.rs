@@ -44,6 +44,15 @@ impl Ctx {
             .unwrap_or_default()
     }
 
+    /// The values the server has seen of a dimension (`channel`, `site`…), for selectors.
+    pub fn dimension_values(&self, dimension: &str) -> Vec<String> {
+        self.info.with(|i| {
+            i.as_ref()
+                .and_then(|i| i.dimensions.get(dimension).cloned())
+                .unwrap_or_default()
+        })
+    }
+
     pub fn freshness(&self) -> Freshness {
         self.live.freshness(self.targets().quiet_after_ms)
     }
@@ -251,11 +260,7 @@ fn Filter(dimension: &'static str, text: Text) -> impl IntoView {
         })
     };
     let options = move || {
-        let mut values: Vec<String> = c.info.with(|i| {
-            i.as_ref()
-                .and_then(|i| i.dimensions.get(dimension).cloned())
-                .unwrap_or_default()
-        });
+        let mut values = c.dimension_values(dimension);
         // A filter from the URL stays selectable before traffic shows its value.
         if let Some(v) = current() {
             if !values.contains(&v) {

@@ -94,26 +94,23 @@ pub fn total_oldest_wait_level<'a>(
         .unwrap_or(Level::NoData)
 }
 
-/// How hard one flow of `channel` is pressed: the worst of its headline (service level
-/// against the channel's target, or answer rate without one), abandon rate and oldest
-/// wait. Once-and-done and reiteration say nothing of the queue, so they stay out.
-pub fn pressure_level(kpis: &Kpis, channel: &str, t: &Targets) -> Level {
-    let headline = match t.channels.get(channel) {
-        Some(c) => at_least(kpis.service_level, c.target, t.margin),
-        None => at_least(kpis.answer_rate, t.answer_rate, t.margin),
-    };
-    headline
-        .max(at_most(
-            kpis.abandon_rate,
-            t.abandon_rate_warning,
-            t.abandon_rate_breach,
-        ))
-        .max(oldest_wait_level(kpis.oldest_wait_ms, t, Some(channel)))
+/// The levels of one flow of `channel` (a channel's tile, or one of its contact reasons):
+/// the service level against the channel's own target, the oldest wait by its norm.
+pub fn flow_levels(kpis: &Kpis, channel: &str, t: &Targets) -> TileLevels {
+    TileLevels::of(
+        kpis,
+        t.channels.get(channel).map(|c| c.target),
+        oldest_wait_level(kpis.oldest_wait_ms, t, Some(channel)),
+        t,
+    )
 }
 
 /// The levels of one tile's KPIs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TileLevels {
+    /// The headline's: the service level's when the scope has a target, else the
+    /// answer rate's.
+    pub headline: Level,
     pub service_level: Level,
     pub answer_rate: Level,
     pub abandon_rate: Level,
@@ -126,12 +123,19 @@ impl TileLevels {
     /// `oldest_wait`: from [`oldest_wait_level`] or [`total_oldest_wait_level`], which
     /// need the tile's channel or every channel.
     pub fn of(kpis: &Kpis, sl_target: Option<f64>, oldest_wait: Level, t: &Targets) -> TileLevels {
+        let answer_rate = at_least(kpis.answer_rate, t.answer_rate, t.margin);
+        let service_level = match sl_target {
+            Some(target) => at_least(kpis.service_level, target, t.margin),
+            None => Level::NoData,
+        };
         TileLevels {
-            service_level: match sl_target {
-                Some(target) => at_least(kpis.service_level, target, t.margin),
-                None => Level::NoData,
+            headline: if sl_target.is_some() {
+                service_level
+            } else {
+                answer_rate
             },
-            answer_rate: at_least(kpis.answer_rate, t.answer_rate, t.margin),
+            service_level,
+            answer_rate,
             abandon_rate: at_most(
                 kpis.abandon_rate,
                 t.abandon_rate_warning,
@@ -145,6 +149,12 @@ impl TileLevels {
                 t.cross_channel_breach,
             ),
         }
+    }
+
+    /// How hard the flow is pressed: the worst of its headline, abandon rate and oldest
+    /// wait. Once-and-done and reiteration say nothing of the queue, so they stay out.
+    pub fn pressure(&self) -> Level {
+        self.headline.max(self.abandon_rate).max(self.oldest_wait)
     }
 
     /// The tile's own colour: its worst KPI.
@@ -213,12 +223,12 @@ pub(crate) mod tests {
             ..Kpis::default()
         };
         assert_eq!(
-            pressure_level(&calm, "phone", &targets),
+            flow_levels(&calm, "phone", &targets).pressure(),
             Level::Ok,
             "the service level is phone's headline; once-and-done is not pressure"
         );
         assert_eq!(
-            pressure_level(&calm, "chatbot", &targets),
+            flow_levels(&calm, "chatbot", &targets).pressure(),
             Level::Breach,
             "without a service-level target, the answer rate is the headline"
         );
@@ -226,17 +236,20 @@ pub(crate) mod tests {
             oldest_wait_ms: Some(200_000),
             ..calm.clone()
         };
-        assert_eq!(pressure_level(&waiting, "phone", &targets), Level::Warning);
+        assert_eq!(
+            flow_levels(&waiting, "phone", &targets).pressure(),
+            Level::Warning
+        );
         let abandoning = Kpis {
             abandon_rate: Some(0.12),
             ..waiting
         };
         assert_eq!(
-            pressure_level(&abandoning, "phone", &targets),
+            flow_levels(&abandoning, "phone", &targets).pressure(),
             Level::Breach
         );
         assert_eq!(
-            pressure_level(&Kpis::default(), "phone", &targets),
+            flow_levels(&Kpis::default(), "phone", &targets).pressure(),
             Level::NoData
         );
     }

@@ -12,7 +12,7 @@ use vigie_proto::{Breakdown, DeflectionSwitch, Kpis, Role, Targets, OTHER_VALUE,
 use crate::app::ctx;
 use crate::format::{count, duration, percent};
 use crate::i18n::{channel_name, Text};
-use crate::levels::{at_least, at_most, oldest_wait_level, pressure_level, Level};
+use crate::levels::{flow_levels, Level, TileLevels};
 use crate::switchboard::{target_code, Draft};
 
 /// One contact reason of the channel.
@@ -20,7 +20,14 @@ use crate::switchboard::{target_code, Draft};
 pub struct ReasonRow {
     pub reason: String,
     pub kpis: Kpis,
-    pub level: Level,
+    pub levels: TileLevels,
+}
+
+impl ReasonRow {
+    /// How hard this reason is pressed (see [`TileLevels::pressure`]).
+    pub fn level(&self) -> Level {
+        self.levels.pressure()
+    }
 }
 
 /// The rows, most pressed first: worst level, then most in queue, then busiest.
@@ -29,13 +36,13 @@ pub fn ranked(breakdown: &[Breakdown], channel: &str, targets: &Targets) -> Vec<
         .iter()
         .map(|b| ReasonRow {
             reason: b.key.reason.clone().unwrap_or_else(|| "unknown".into()),
-            level: pressure_level(&b.kpis, channel, targets),
+            levels: flow_levels(&b.kpis, channel, targets),
             kpis: b.kpis.clone(),
         })
         .collect();
     rows.sort_by(|a, b| {
-        b.level
-            .cmp(&a.level)
+        b.level()
+            .cmp(&a.level())
             .then_with(|| b.kpis.in_queue.cmp(&a.kpis.in_queue))
             .then_with(|| b.kpis.arrivals.cmp(&a.kpis.arrivals))
             .then_with(|| a.reason.cmp(&b.reason))
@@ -88,13 +95,8 @@ pub fn Pressure(draft: RwSignal<Option<Draft>>) -> impl IntoView {
     let c = ctx();
     let can_flip = move || c.role() >= Role::Supervisor;
     let channel = Memo::new(move |_| c.view.with(|v| v.pressure_channel().to_string()));
-    let has_sl_target = move || {
-        let channel = channel.get();
-        c.info.with(|i| {
-            i.as_ref()
-                .is_some_and(|i| i.targets.channels.contains_key(&channel))
-        })
-    };
+    // The headline column: the service level where the channel has a target.
+    let has_sl_target = Memo::new(move |_| c.targets().channels.contains_key(&channel.get()));
     let table = Memo::new(move |_| {
         let targets = c.targets();
         let channel = channel.get();
@@ -110,11 +112,7 @@ pub fn Pressure(draft: RwSignal<Option<Draft>>) -> impl IntoView {
         table.with(|rows| rows.iter().map(|r| r.reason.clone()).collect::<Vec<_>>())
     });
     let channels = move || {
-        let mut values: Vec<String> = c.info.with(|i| {
-            i.as_ref()
-                .and_then(|i| i.dimensions.get("channel").cloned())
-                .unwrap_or_default()
-        });
+        let mut values = c.dimension_values("channel");
         let current = channel.get();
         if !values.contains(&current) {
             values.insert(0, current);
@@ -155,7 +153,7 @@ pub fn Pressure(draft: RwSignal<Option<Draft>>) -> impl IntoView {
                         <th>{move || c.t(Text::OldestWait)}</th>
                         <th>
                             {move || {
-                                if has_sl_target() {
+                                if has_sl_target.get() {
                                     c.t(Text::ServiceLevel)
                                 } else {
                                     c.t(Text::AnswerRate)
@@ -173,6 +171,7 @@ pub fn Pressure(draft: RwSignal<Option<Draft>>) -> impl IntoView {
                             reason=reason
                             table=table
                             channel=channel
+                            has_sl_target=has_sl_target
                             draft=draft
                             can_flip=Signal::derive(can_flip)
                         />
@@ -193,6 +192,7 @@ fn ReasonLine(
     reason: String,
     table: Memo<Vec<ReasonRow>>,
     channel: Memo<String>,
+    has_sl_target: Memo<bool>,
     draft: RwSignal<Option<Draft>>,
     can_flip: Signal<bool>,
 ) -> impl IntoView {
@@ -202,34 +202,19 @@ fn ReasonLine(
         Memo::new(move |_| table.with(|rows| rows.iter().find(|r| r.reason == reason).cloned()))
     };
     let kpis = move || row.with(|r| r.as_ref().map(|r| r.kpis.clone()).unwrap_or_default());
-    let cell = move |text: String, level: Level| view! { <td class=format!("value {}", level.class())>{text}</td> };
+    // Each value coloured by the levels the ranking computed.
+    let level_of = move |f: fn(&TileLevels) -> Level| {
+        let level = row.with(|r| r.as_ref().map_or(Level::NoData, |r| f(&r.levels)));
+        format!("value {}", level.class())
+    };
     let headline = move || {
-        let (k, t, ch) = (kpis(), c.targets(), channel.get());
-        let (value, level) = match t.channels.get(&ch) {
-            Some(target) => (
-                k.service_level,
-                at_least(k.service_level, target.target, t.margin),
-            ),
-            None => (
-                k.answer_rate,
-                at_least(k.answer_rate, t.answer_rate, t.margin),
-            ),
-        };
-        cell(percent(value, c.lang.get()), level)
-    };
-    let abandon = move || {
-        let (k, t) = (kpis(), c.targets());
-        let level = at_most(
-            k.abandon_rate,
-            t.abandon_rate_warning,
-            t.abandon_rate_breach,
-        );
-        cell(percent(k.abandon_rate, c.lang.get()), level)
-    };
-    let oldest = move || {
         let k = kpis();
-        let level = oldest_wait_level(k.oldest_wait_ms, &c.targets(), Some(&channel.get()));
-        cell(duration(k.oldest_wait_ms.map(|ms| ms as f64)), level)
+        let value = if has_sl_target.get() {
+            k.service_level
+        } else {
+            k.answer_rate
+        };
+        percent(value, c.lang.get())
     };
     let switches = {
         let reason = reason.clone();
@@ -272,14 +257,18 @@ fn ReasonLine(
     view! {
         <tr
             data-reason=reason.clone()
-            class=move || row.with(|r| r.as_ref().map_or("", |r| r.level.class()))
+            class=move || row.with(|r| r.as_ref().map_or("", |r| r.level().class()))
         >
             <td class="reason">{reason.clone()}</td>
             <td class="value">{move || count(kpis().arrivals)}</td>
             <td class="value">{move || count(kpis().in_queue)}</td>
-            {oldest}
-            {headline}
-            {abandon}
+            <td class=move || level_of(|l| l.oldest_wait)>
+                {move || duration(kpis().oldest_wait_ms.map(|ms| ms as f64))}
+            </td>
+            <td class=move || level_of(|l| l.headline)>{headline}</td>
+            <td class=move || level_of(|l| l.abandon_rate)>
+                {move || percent(kpis().abandon_rate, c.lang.get())}
+            </td>
             <td class="value">{move || percent(kpis().deflection_rate, c.lang.get())}</td>
             <td class="action">
                 <span class="deflecting">{move || switches().join(" · ")}</span>
@@ -326,7 +315,10 @@ mod tests {
             "phone",
             &targets,
         );
-        let order: Vec<_> = rows.iter().map(|r| (r.reason.as_str(), r.level)).collect();
+        let order: Vec<_> = rows
+            .iter()
+            .map(|r| (r.reason.as_str(), r.level()))
+            .collect();
         assert_eq!(
             order,
             [

@@ -353,19 +353,12 @@ fn NewSwitch(draft: RwSignal<Option<Draft>>) -> impl IntoView {
     let channel = RwSignal::new("phone".to_string());
     let reason = RwSignal::new(String::new());
     let segment = RwSignal::new(String::new());
-    let values = move |dimension: &'static str| {
-        c.info.with(|i| {
-            i.as_ref()
-                .and_then(|i| i.dimensions.get(dimension).cloned())
-                .unwrap_or_default()
-        })
-    };
     let select = move |dimension: &'static str, signal: RwSignal<String>, any: bool| {
         view! {
             <select name=format!("new-{dimension}") on:change=move |ev| signal.set(event_target_value(&ev))>
                 {any.then(|| view! { <option value="">{move || c.t(Text::Any)}</option> })}
                 {move || {
-                    let mut options = values(dimension);
+                    let mut options = c.dimension_values(dimension);
                     if !any && !options.contains(&signal.get_untracked()) {
                         options.insert(0, signal.get_untracked());
                     }

@@ -153,13 +153,6 @@ fn Tile(channel: Option<String>) -> impl IntoView {
             c.t(Text::AnswerRate).to_string()
         }
     };
-    let headline_level = move || {
-        if headline_is_sl() {
-            level_of(|l| l.service_level)
-        } else {
-            level_of(|l| l.answer_rate)
-        }
-    };
     let show_formulas = RwSignal::new(false);
     let formulas_shown = move || show_formulas.get() || c.view.with(|v| v.formulas);
     let data_channel = channel.clone().unwrap_or_else(|| "total".into());
@@ -177,7 +170,7 @@ fn Tile(channel: Option<String>) -> impl IntoView {
                 </button>
             </header>
             <div class="headline">
-                <span class=headline_level data-kpi="headline">{headline}</span>
+                <span class=move || level_of(|l| l.headline) data-kpi="headline">{headline}</span>
                 <span class="label">{headline_label}</span>
             </div>
             <Sparkline channel=spark_channel sl=headline_is_sl() target=sl_target/>
