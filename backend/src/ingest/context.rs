@@ -175,14 +175,15 @@ impl ConsumerContext for IngestContext {
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                let leaving = self.leaving.is_cancelled();
-                for e in tpl.elements().into_iter().filter(|_| !leaving) {
-                    self.engines.revoke(e.partition());
-                    self.status.untrack(e.partition());
-                    tracing::info!(
-                        partition = e.partition(),
-                        "partition revoked: state dropped"
-                    );
+                if !self.leaving.is_cancelled() {
+                    for e in tpl.elements() {
+                        self.engines.revoke(e.partition());
+                        self.status.untrack(e.partition());
+                        tracing::info!(
+                            partition = e.partition(),
+                            "partition revoked: state dropped"
+                        );
+                    }
                 }
                 if cooperative {
                     consumer.incremental_unassign(tpl)

@@ -52,6 +52,11 @@ struct ErrorBody<'a> {
 }
 
 impl ApiError {
+    /// The stable code of the body (`bad_window`…), also that of websocket error frames.
+    pub fn code(&self) -> &'static str {
+        self.status_and_code().1
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::BadWindow(_) => (StatusCode::BAD_REQUEST, "bad_window"),

@@ -14,7 +14,7 @@ use futures::{SinkExt, StreamExt};
 use vigie_proto::{ClientMessage, ServerMessage, Subscription};
 
 use super::{ApiError, AppState, Principal};
-use crate::publisher::{Feed, Frame, QueryError};
+use crate::publisher::{Feed, Frame};
 use axum::http::HeaderMap;
 
 /// How long a frame may take to leave before the client is considered stalled.
@@ -214,9 +214,10 @@ fn handle_client_message(state: &AppState, text: &str) -> Result<Feed, Frame> {
     let message: ClientMessage = serde_json::from_str(text)
         .map_err(|e| error_frame("bad_message", &format!("not a client message: {e}")))?;
     match message {
-        ClientMessage::Subscribe(sub) => state.publisher.subscribe(sub).map_err(|e| match e {
-            QueryError::Window(e) => error_frame("bad_window", &e.to_string()),
-            e @ QueryError::Breakdown(_) => error_frame("bad_query", &e.to_string()),
+        // The REST API's codes for the same query errors.
+        ClientMessage::Subscribe(sub) => state.publisher.subscribe(sub).map_err(|e| {
+            let e = ApiError::from(e);
+            error_frame(e.code(), &e.to_string())
         }),
     }
 }
