@@ -7,8 +7,9 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use prost::Message;
 use vigie::engine::{Engine, EngineConfig, SnapshotQuery, TrendShape};
 use vigie::event::{decode_json, decode_proto, EventRecord};
-use vigie::replay::{replay, InputFormat};
-use vigie::simulate::{to_json, write_events, SimulationConfig, Simulator};
+use vigie::event::{to_json, write_events, Format};
+use vigie::replay::replay;
+use vigie::simulate::{SimulationConfig, Simulator};
 
 const CONTACTS: u64 = 50_000;
 
@@ -21,7 +22,7 @@ fn events() -> Vec<EventRecord<'static>> {
     .collect()
 }
 
-fn recording(format: InputFormat, events: &[EventRecord<'static>]) -> Vec<u8> {
+fn recording(format: Format, events: &[EventRecord<'static>]) -> Vec<u8> {
     let mut out = Vec::new();
     write_events(events.iter().cloned(), format, &mut out).expect("in-memory write");
     out
@@ -30,8 +31,8 @@ fn recording(format: InputFormat, events: &[EventRecord<'static>]) -> Vec<u8> {
 fn benches(c: &mut Criterion) {
     let events = events();
     let n = events.len() as u64;
-    let jsonl = recording(InputFormat::Jsonl, &events);
-    let proto = recording(InputFormat::Proto, &events);
+    let jsonl = recording(Format::Jsonl, &events);
+    let proto = recording(Format::Proto, &events);
     let json_lines: Vec<String> = events.iter().map(to_json).collect();
     let proto_msgs: Vec<Vec<u8>> = events
         .iter()
@@ -101,8 +102,8 @@ fn benches(c: &mut Criterion) {
     g.throughput(Throughput::Elements(n));
     g.sample_size(10);
     for (name, format, bytes) in [
-        ("jsonl", InputFormat::Jsonl, &jsonl),
-        ("proto", InputFormat::Proto, &proto),
+        ("jsonl", Format::Jsonl, &jsonl),
+        ("proto", Format::Proto, &proto),
     ] {
         g.bench_function(name, |b| {
             b.iter_batched(

@@ -15,10 +15,12 @@ use rdkafka::client::DefaultClientContext;
 use tokio_util::sync::CancellationToken;
 use vigie::config::KafkaSettings;
 use vigie::engine::{EngineConfig, EngineSet, SnapshotQuery};
+use vigie::event::Format;
 use vigie::ingest::produce::{produce, Pace};
-use vigie::ingest::{client_config, run_consumer, IngestStatus};
-use vigie::replay::InputFormat;
+use vigie::ingest::run_consumer;
+use vigie::kafka::client_config;
 use vigie::simulate::{SimulationConfig, Simulator};
+use vigie::status::InstanceStatus;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -71,7 +73,7 @@ async fn main() -> anyhow::Result<()> {
         &settings,
         &settings.topic,
         sim,
-        InputFormat::Proto,
+        Format::Proto,
         Pace::Unbounded,
         CancellationToken::new(),
     )
@@ -83,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let engines = Arc::new(EngineSet::new(EngineConfig::default()));
-    let status = Arc::new(IngestStatus::default());
+    let status = Arc::new(InstanceStatus::default());
     let stop = CancellationToken::new();
     let consumer = {
         let (settings, engines, status, stop) = (
@@ -92,7 +94,7 @@ async fn main() -> anyhow::Result<()> {
             status.clone(),
             stop.clone(),
         );
-        tokio::spawn(async move { run_consumer(&settings, engines, status, stop).await })
+        tokio::spawn(async move { run_consumer(&settings, engines, status, None, stop).await })
     };
     let started = Instant::now();
     while !(status.is_ready() && status.consumed.load(Relaxed) >= produced) {

@@ -17,9 +17,9 @@ use futures::StreamExt;
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 use vigie::engine::{EngineConfig, EngineSet};
-use vigie::ingest::IngestStatus;
 use vigie::server::{serve, AppState};
 use vigie::simulate::{SimulationConfig, Simulator};
+use vigie::status::InstanceStatus;
 
 fn watermark_of(frame: &str) -> Option<i64> {
     let at = frame.find("\"watermark\":")? + "\"watermark\":".len();
@@ -42,7 +42,7 @@ async fn main() -> anyhow::Result<()> {
 
     let engines = Arc::new(EngineSet::new(EngineConfig::default()));
     let engine = engines.assign(0);
-    let status = Arc::new(IngestStatus::default());
+    let status = Arc::new(InstanceStatus::default());
     status.track(0, 0, 0);
     let stop = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -1,22 +1,33 @@
 //! Vigie: real-time hypervision of omnichannel customer-service centres.
 //!
 //! # Layout
-//! - [`alert`]: alert rules on the live KPIs, their lifecycle, webhook delivery to chat ops,
-//!   and (scale-out) one alerting instance whose state every instance shows.
-//! - [`config`]: the typed settings tree, layered default → file → `VIGIE__*` env.
-//! - [`deflection`]: deflection switches, shared through a compacted Kafka topic, and their audit.
-//! - [`event`]: the interaction event contract and its JSONL / protobuf decoders.
-//! - [`engine`]: joins, repeat horizon, time-bucketed windows, KPI snapshots (no I/O).
-//! - [`ingest`]: the Kafka consumer (rebuild by time, dead-letter topic, offsets) and producer.
-//! - [`partials`]: scale-out, publishing this instance's partitions and merging everyone's.
-//! - [`publisher`]: coalescing fan-out of live snapshots to websocket clients (latest only).
+//! Dependencies point one way, from the top of this list down (a module may use its own
+//! children): what runs things, then what they run on, then the vocabulary.
+//! - [`server`]: the HTTP API (REST, websocket, auth, one error type), its route table and
+//!   OpenAPI document, and the cockpit bundle.
+//! - [`publisher`]: coalescing fan-out of live snapshots, trends, switches and alerts to
+//!   websocket clients (latest only).
+//! - [`alert`]: alert rules on the live KPIs, their lifecycle, webhook delivery to chat
+//!   ops, and (scale-out) one alerting instance whose state every instance shows.
+//! - [`scaleout`]: the partials topic: claims, epochs, publishing this instance's
+//!   partitions and merging everyone's.
+//! - [`ingest`]: the Kafka consumer (rebuild by time, dead-letter topic, offsets) and
+//!   producer.
 //! - [`replay`]: feeds a recorded stream through the engine (`vigie replay`).
-//! - [`server`]: the HTTP API (snapshot, health, readiness, metrics).
 //! - [`simulate`]: the realistic traffic generator (`vigie simulate`).
+//! - [`deflection`]: deflection switches, shared through a compacted Kafka topic, their
+//!   audit and measured effect.
+//! - [`status`]: what this instance knows of itself: rebuild, lag, staleness, counters,
+//!   the scale-out cluster view.
+//! - [`kafka`]: Kafka client plumbing: client config, instance id, topic creation.
+//! - [`engine`]: joins, repeat horizon, time-bucketed windows, KPI snapshots (no I/O).
+//! - [`event`]: the interaction event contract, its JSONL / protobuf decoders and encoders.
+//! - [`config`]: the typed settings tree, layered default → file → `VIGIE__*` env (a leaf).
 //! - [`telemetry`]: the tracing subscriber.
 //!
 //! Data flows one way: Kafka or file → decode → engine → publisher → HTTP / websocket;
-//! the engine → alert rules → webhooks.
+//! the engine → alert rules → webhooks. The wire types (snapshots, switches, alerts,
+//! every JSON body of the API) are in `vigie_proto`, shared with the cockpit.
 
 pub mod alert;
 pub mod config;
@@ -24,9 +35,11 @@ pub mod deflection;
 pub mod engine;
 pub mod event;
 pub mod ingest;
-pub mod partials;
+pub mod kafka;
 pub mod publisher;
 pub mod replay;
+pub mod scaleout;
 pub mod server;
 pub mod simulate;
+pub mod status;
 pub mod telemetry;

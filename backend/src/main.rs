@@ -36,6 +36,12 @@ enum Command {
     /// The whole path with nothing installed: an in-process Kafka cluster, the simulator
     /// producing live traffic into it, the consumer and the engine; prints the KPIs.
     Demo(DemoArgs),
+    /// Print the API's route table (method and path, one a line), as the router has it.
+    #[command(hide = true)]
+    Routes,
+    /// Print the API's OpenAPI document (JSON), as `/api/v1/openapi.json` serves it.
+    #[command(hide = true)]
+    Openapi,
 }
 
 fn main() -> std::process::ExitCode {
@@ -50,6 +56,23 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    // What the binary serves, without configuration nor logging.
+    match cli.command {
+        Command::Routes => {
+            for route in vigie::server::routes() {
+                println!("{route}");
+            }
+            return Ok(());
+        }
+        Command::Openapi => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&vigie::server::openapi::spec())?
+            );
+            return Ok(());
+        }
+        _ => {}
+    }
     let settings = Settings::load(cli.config.as_deref())?;
     vigie::telemetry::init(&settings.log.filter);
     match cli.command {
@@ -57,5 +80,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Simulate(args) => commands::simulate::run(&settings, args),
         Command::Serve(args) => commands::serve::run(settings, args),
         Command::Demo(args) => commands::demo::run(settings, args),
+        Command::Routes | Command::Openapi => Ok(()),
     }
 }

@@ -19,11 +19,11 @@ use crate::deflection::{switch_effects, SwitchStore};
 use crate::engine::{
     Dimension, DimensionFilter, EngineSet, SnapshotQuery, TrendShape, WindowError, WindowSpec,
 };
-use crate::ingest::IngestStatus;
+use crate::status::InstanceStatus;
 
 /// A serialized server message, encoded once and shared by every client that receives
 /// it (cloning is a reference count, not a copy).
-pub type Frame = axum::extract::ws::Utf8Bytes;
+pub(crate) type Frame = axum::extract::ws::Utf8Bytes;
 
 struct Topic {
     query: SnapshotQuery,
@@ -49,7 +49,7 @@ pub struct ClientStats {
 pub struct Publisher {
     pub clients: ClientStats,
     engines: Arc<EngineSet>,
-    status: Arc<IngestStatus>,
+    status: Arc<InstanceStatus>,
     topics: Mutex<HashMap<Subscription, Topic>>,
     status_tx: watch::Sender<Frame>,
     /// Deflection switches with their effects, when this instance serves them.
@@ -86,7 +86,7 @@ pub enum QueryError {
 }
 
 /// The engine query of a subscription; errors name what is wrong.
-pub fn query_of(sub: &Subscription) -> Result<SnapshotQuery, QueryError> {
+pub(crate) fn query_of(sub: &Subscription) -> Result<SnapshotQuery, QueryError> {
     let window: WindowSpec = sub.window.parse()?;
     let mut breakdown = Vec::new();
     for name in sub.by.iter().map(|d| d.trim()).filter(|d| !d.is_empty()) {
@@ -120,7 +120,7 @@ fn encode(message: &ServerMessage) -> Frame {
 impl Publisher {
     pub fn new(
         engines: Arc<EngineSet>,
-        status: Arc<IngestStatus>,
+        status: Arc<InstanceStatus>,
         tick: Duration,
     ) -> Arc<Publisher> {
         let initial = encode(&ServerMessage::Status(status_report(&engines, &status)));
@@ -165,7 +165,7 @@ impl Publisher {
     }
 
     /// Serves `store`'s switches (with their effects) to websocket clients.
-    pub fn attach_switches(&self, store: Arc<SwitchStore>) {
+    pub(crate) fn attach_switches(&self, store: Arc<SwitchStore>) {
         if self.switches.set(store).is_ok() {
             self.publish_switches();
         }
@@ -187,7 +187,7 @@ impl Publisher {
     }
 
     /// Serves `service`'s alerts to websocket clients.
-    pub fn attach_alerts(&self, service: Arc<crate::alert::AlertService>) {
+    pub(crate) fn attach_alerts(&self, service: Arc<crate::alert::AlertService>) {
         if self.alerts.set(service).is_ok() {
             self.publish_alerts();
         }
@@ -289,7 +289,7 @@ impl Publisher {
 
     /// Computes the trends, apart from the snapshot ticks (a trend takes tens of ms): a
     /// new subscription's at once, every subscription's every 5 s while traffic flows.
-    pub async fn run_trends(self: Arc<Self>, shutdown: CancellationToken) {
+    pub(crate) async fn run_trends(self: Arc<Self>, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(TREND_CHECK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_change = u64::MAX;
@@ -356,7 +356,7 @@ fn replace_if_different(current: &mut Frame, new: Frame) -> bool {
     }
 }
 
-pub fn status_report(engines: &EngineSet, status: &IngestStatus) -> StatusReport {
+pub fn status_report(engines: &EngineSet, status: &InstanceStatus) -> StatusReport {
     StatusReport {
         live: status.is_ready() && !status.is_stale(),
         rebuilding: status.rebuild_progress(),

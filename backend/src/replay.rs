@@ -2,36 +2,12 @@
 //! engine: line/record numbering, rejection reporting, and `--strict` handling.
 
 use std::io::{self, BufRead};
-use std::str::FromStr;
 
 use thiserror::Error;
 
 use crate::engine::{Applied, Engine};
 use crate::event::protobuf::Frame;
-use crate::event::{decode_json, decode_proto, DecodeError, ProtoStreamReader};
-
-/// Encoding of a recorded stream.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum InputFormat {
-    /// One JSON object per line (the canonical form).
-    #[default]
-    Jsonl,
-    /// Length-delimited `vigie.v1.InteractionEvent` messages.
-    Proto,
-}
-
-impl FromStr for InputFormat {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "jsonl" | "json" => Ok(InputFormat::Jsonl),
-            "proto" | "protobuf" => Ok(InputFormat::Proto),
-            other => Err(format!(
-                "unknown format {other:?} (expected jsonl or proto)"
-            )),
-        }
-    }
-}
+use crate::event::{decode_json, decode_proto, DecodeError, Format, ProtoStreamReader};
 
 /// A record that was refused, with its 1-based position (line for JSONL, message for protobuf).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +39,7 @@ pub enum ReplayError {
 pub fn replay<R: BufRead>(
     engine: &Engine,
     mut input: R,
-    format: InputFormat,
+    format: Format,
     strict: bool,
     mut on_reject: impl FnMut(&Rejection),
 ) -> Result<ReplayCounts, ReplayError> {
@@ -80,7 +56,7 @@ pub fn replay<R: BufRead>(
         }
     };
     match format {
-        InputFormat::Jsonl => {
+        Format::Jsonl => {
             let mut line = Vec::with_capacity(512);
             let mut number = 0u64;
             loop {
@@ -100,7 +76,7 @@ pub fn replay<R: BufRead>(
                 }
             }
         }
-        InputFormat::Proto => {
+        Format::Proto => {
             let mut reader = ProtoStreamReader::new(input);
             let mut number = 0u64;
             while let Some(frame) = reader.next_frame()? {

@@ -9,16 +9,11 @@
 use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
-use std::io::{self, Write};
 
-use prost::Message;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde::Serialize;
 
-use crate::event::protobuf::to_message;
-use crate::event::{format_rfc3339_ms, EventKind, EventRecord};
-use crate::replay::InputFormat;
+use crate::event::{EventKind, EventRecord};
 
 /// Generator settings.
 #[derive(Clone, Debug)]
@@ -260,11 +255,6 @@ impl Simulator {
         }
     }
 
-    /// Event time of the next contact to arrive (nothing emitted later can be earlier).
-    pub fn clock_ms(&self) -> i64 {
-        self.next_arrival
-    }
-
     fn push(&mut self, event: EventRecord<'static>) {
         let mut emit_at = event.ts_ms;
         if self.rng.random_bool(self.cfg.disorder_share) {
@@ -413,79 +403,6 @@ impl Iterator for Simulator {
     }
 }
 
-/// The canonical JSON form of an event.
-#[derive(Serialize)]
-struct JsonOut<'a> {
-    event_id: &'a str,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    ts: String,
-    interaction_id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    customer_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    channel: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    queue: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    segment: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    site: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    deflected_to: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    resolved: Option<bool>,
-}
-
-/// Encodes one event as a JSON object (no newline).
-pub fn to_json(ev: &EventRecord<'_>) -> String {
-    let out = JsonOut {
-        event_id: &ev.event_id,
-        kind: ev.kind.as_str(),
-        ts: format_rfc3339_ms(ev.ts_ms),
-        interaction_id: &ev.interaction_id,
-        customer_id: ev.customer_id.as_deref(),
-        channel: ev.channel.as_deref(),
-        queue: ev.queue.as_deref(),
-        reason: ev.reason.as_deref(),
-        segment: ev.segment.as_deref(),
-        site: ev.site.as_deref(),
-        deflected_to: ev.deflected_to.as_deref(),
-        resolved: ev.resolved,
-    };
-    serde_json::to_string(&out).unwrap_or_default()
-}
-
-/// Writes events in `format`; returns how many were written.
-pub fn write_events(
-    events: impl Iterator<Item = EventRecord<'static>>,
-    format: InputFormat,
-    out: &mut impl Write,
-) -> io::Result<u64> {
-    let mut n = 0;
-    let mut buf = Vec::with_capacity(256);
-    for ev in events {
-        match format {
-            InputFormat::Jsonl => {
-                out.write_all(to_json(&ev).as_bytes())?;
-                out.write_all(b"\n")?;
-            }
-            InputFormat::Proto => {
-                buf.clear();
-                to_message(&ev)
-                    .encode_length_delimited(&mut buf)
-                    .map_err(io::Error::other)?;
-                out.write_all(&buf)?;
-            }
-        }
-        n += 1;
-    }
-    out.flush()?;
-    Ok(n)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -573,7 +490,12 @@ mod tests {
     fn every_written_event_decodes_back() {
         let events = sample(300, 5);
         let mut jsonl = Vec::new();
-        write_events(events.clone().into_iter(), InputFormat::Jsonl, &mut jsonl).expect("write");
+        crate::event::write_events(
+            events.clone().into_iter(),
+            crate::event::Format::Jsonl,
+            &mut jsonl,
+        )
+        .expect("write");
         for (line, original) in jsonl
             .split(|b| *b == b'\n')
             .filter(|l| !l.is_empty())

@@ -4,23 +4,17 @@
 
 use gloo_net::http::{Request, RequestBuilder};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-/// The server's error shape, or a network failure (`status` 0).
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-pub struct ApiProblem {
-    pub status: u16,
-    pub code: String,
-    pub message: String,
-}
+/// The server's error shape ([`vigie_proto::ErrorBody`]), or a network failure
+/// (`status` 0, code `network`).
+pub type ApiProblem = vigie_proto::ErrorBody;
 
-impl ApiProblem {
-    fn network(error: impl std::fmt::Display) -> ApiProblem {
-        ApiProblem {
-            status: 0,
-            code: "network".into(),
-            message: format!("the server cannot be reached: {error}"),
-        }
+fn network(error: impl std::fmt::Display) -> ApiProblem {
+    ApiProblem {
+        status: 0,
+        code: "network".into(),
+        message: format!("the server cannot be reached: {error}"),
     }
 }
 
@@ -70,9 +64,9 @@ fn authorized(request: RequestBuilder, token: Option<&str>) -> RequestBuilder {
 async fn answer<T: DeserializeOwned>(
     response: Result<gloo_net::http::Response, gloo_net::Error>,
 ) -> Result<T, ApiProblem> {
-    let response = response.map_err(ApiProblem::network)?;
+    let response = response.map_err(network)?;
     if response.ok() {
-        response.json::<T>().await.map_err(ApiProblem::network)
+        response.json::<T>().await.map_err(network)
     } else {
         let status = response.status();
         Err(response
@@ -97,7 +91,7 @@ pub async fn put<B: Serialize, T: DeserializeOwned>(
 ) -> Result<T, ApiProblem> {
     let request = authorized(Request::put(path), token)
         .json(body)
-        .map_err(ApiProblem::network)?;
+        .map_err(network)?;
     answer(request.send().await).await
 }
 
@@ -108,6 +102,6 @@ pub async fn post<B: Serialize, T: DeserializeOwned>(
 ) -> Result<T, ApiProblem> {
     let request = authorized(Request::post(path), token)
         .json(body)
-        .map_err(ApiProblem::network)?;
+        .map_err(network)?;
     answer(request.send().await).await
 }

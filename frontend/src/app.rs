@@ -1,66 +1,19 @@
-//! Owns the page: the view state (kept in the URL), the caller and targets loaded at
-//! start, the header (views, window, filters, language, freshness badge), the alert
-//! banner, and which view is shown.
+//! Owns the page: builds the shared state ([`Ctx`]) from the URL and the server, keeps
+//! the URL and the subscription in step with the view, and shows the header (views,
+//! window, filters, language, freshness badge), the alert banner and the view.
 
 use std::time::Duration;
 
 use leptos::prelude::*;
-use vigie_proto::{AlertState, CockpitInfo, Role, Severity};
+use vigie_proto::{AlertState, CockpitInfo, Severity};
 
 use crate::api;
-use crate::format::Freshness;
-use crate::i18n::{Lang, Say, Text};
+use crate::i18n::{Lang, Text};
 use crate::live::{self, Live};
 use crate::route::{Page, ViewState, WINDOWS};
+use crate::state::{ctx, Ctx};
 use crate::switchboard::Switchboard;
 use crate::wall::Wall;
-
-/// What every component reads.
-#[derive(Clone, Copy, Debug)]
-pub struct Ctx {
-    pub view: RwSignal<ViewState>,
-    pub lang: Memo<Lang>,
-    pub info: RwSignal<Option<CockpitInfo>>,
-    pub token: RwSignal<Option<String>>,
-    pub live: Live,
-}
-
-impl Ctx {
-    pub fn t(&self, text: Text) -> &'static str {
-        self.lang.get().text(text)
-    }
-
-    /// The caller's role (viewer until the server said otherwise).
-    pub fn role(&self) -> Role {
-        self.info
-            .with(|i| i.as_ref().and_then(|i| i.me.as_ref()).map(|m| m.role))
-            .unwrap_or(Role::Viewer)
-    }
-
-    /// The targets tiles are coloured against (defaults until the server's are loaded).
-    pub fn targets(&self) -> vigie_proto::Targets {
-        self.info
-            .with(|i| i.as_ref().map(|i| i.targets.clone()))
-            .unwrap_or_default()
-    }
-
-    /// The values the server has seen of a dimension (`channel`, `site`…), for selectors.
-    pub fn dimension_values(&self, dimension: &str) -> Vec<String> {
-        self.info.with(|i| {
-            i.as_ref()
-                .and_then(|i| i.dimensions.get(dimension).cloned())
-                .unwrap_or_default()
-        })
-    }
-
-    pub fn freshness(&self) -> Freshness {
-        self.live.freshness(self.targets().quiet_after_ms)
-    }
-}
-
-pub fn ctx() -> Ctx {
-    expect_context::<Ctx>()
-}
 
 fn browser_lang() -> Lang {
     web_sys::window()

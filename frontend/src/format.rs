@@ -1,11 +1,18 @@
-//! Owns how numbers read on a wall screen: wait ranges and the freshness badge
-//! (percentages, durations, counts and alert lines are `vigie_proto::words`, shared with
-//! the chat notifications). Pure functions, unit-tested natively.
+//! Owns how numbers and times read on a wall screen: wait ranges, the freshness badge and
+//! local clock times (percentages, durations, counts and alert lines are
+//! `vigie_proto::words`, shared with the chat notifications). Pure functions, unit-tested
+//! natively, but for [`clock`], which asks the browser.
 
 use vigie_proto::{EstimatedWait, StatusReport};
 
 use crate::i18n::{Lang, Say, Text};
 pub use vigie_proto::words::{alert_line, count, duration, percent};
+
+/// Local time of an epoch-ms instant in the browser's time zone.
+pub fn clock(ms: i64, locale: &str) -> String {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
+    String::from(date.to_locale_time_string(locale))
+}
 
 /// An estimated wait as people say it: `< 1 min`, `5–10 min`, `> 30 min`, `1–2 h`.
 pub fn wait_range(wait: Option<EstimatedWait>) -> String {

@@ -4,13 +4,15 @@
 //!
 //! # Layout
 //! - [`app`]: the page, its header (views, window, filters, language, freshness badge)
-//!   and the alert banner; the view state lives in the URL ([`route`]).
+//!   and the alert banner; [`state`]: what every component reads ([`state::Ctx`]); the
+//!   view state lives in the URL ([`route`]).
 //! - [`wall`]: KPI tiles per channel with sparklines and formulas, and the queue table.
-//! - [`switchboard`]: switches, flip dialog, new switch, alerts with ack, audit trail;
-//!   above them [`pressure`]: one channel's KPIs by contact reason, worst first.
+//! - [`switchboard`]: the switches; inside it the pressure table (one channel's KPIs by
+//!   contact reason, worst first), the flip dialog and new switch, alerts with ack and
+//!   the audit trail.
 //! - [`live`]: the websocket link (subscription, reconnect with backoff, stale detection).
 //! - [`api`]: REST calls and the access token.
-//! - Pure view logic, unit-tested natively: [`format`] (numbers, waits, badge),
+//! - Pure view logic, unit-tested natively: [`format`] (numbers, waits, badge, clock),
 //!   [`levels`] (colour against targets), [`spark`] (sparkline geometry),
 //!   [`route`] (URL ↔ view state), [`i18n`] (French and English).
 
@@ -20,9 +22,9 @@ pub mod format;
 pub mod i18n;
 pub mod levels;
 pub mod live;
-pub mod pressure;
 pub mod route;
 pub mod spark;
+pub mod state;
 pub mod switchboard;
 pub mod wall;
 

@@ -5,13 +5,14 @@
 use leptos::prelude::*;
 use vigie_proto::{Kpis, Snapshot, TrendPoint};
 
-use crate::app::{ctx, Ctx};
+use crate::format::clock;
 use crate::format::{count, duration, percent, wait_range};
 use crate::i18n::{channel_name, Say, Text};
 use crate::levels::{
     oldest_wait_level, service_level_target, total_oldest_wait_level, Level, TileLevels,
 };
 use crate::spark;
+use crate::state::{ctx, Ctx};
 
 #[component]
 pub fn Wall() -> impl IntoView {
@@ -57,12 +58,6 @@ fn window_text(c: &Ctx) -> String {
         ),
         None => String::new(),
     })
-}
-
-/// Local time of an epoch-ms instant in the browser's time zone.
-pub fn clock(ms: i64, locale: &str) -> String {
-    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
-    String::from(date.to_locale_time_string(locale))
 }
 
 fn kpis_of(snapshot: &Snapshot, channel: Option<&str>) -> Option<Kpis> {

@@ -5,9 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::DimensionKey;
+use crate::{DimensionKey, Kpis};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Info,
@@ -17,6 +18,7 @@ pub enum Severity {
 
 /// firing → (acknowledged) → resolved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AlertState {
     Firing,
@@ -26,6 +28,7 @@ pub enum AlertState {
 
 /// One occurrence of a rule's condition, from firing to resolved.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Alert {
     /// `<rule>.<since>`: unique, stable for the alert's whole life.
     pub id: String,
@@ -68,17 +71,170 @@ pub struct Alert {
 
 /// Above or below the threshold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Comparison {
     Above,
     Below,
 }
 
+/// What an alert rule watches: a KPI of the snapshot, or a health figure of the consumer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Kpi {
+    ServiceLevel,
+    AnswerRate,
+    AbandonRate,
+    DeflectionRate,
+    RepeatRate,
+    CrossChannelRepeatRate,
+    OnceAndDoneRate,
+    /// Average speed of answer (a duration).
+    Asa,
+    /// Average handling time (a duration).
+    Aht,
+    /// 90th percentile of waits (a duration).
+    WaitP90,
+    Arrivals,
+    /// Contacts waiting now.
+    InQueue,
+    /// Age of the oldest contact waiting now (a duration): a stuck queue.
+    OldestWait,
+    /// Records behind the high watermark, summed over the partitions held.
+    ConsumerLag,
+    /// 1 while the broker is unreachable (the numbers shown are the last known), else 0.
+    Stale,
+    /// Records sent to the dead-letter topic during the rule's window.
+    DeadLettered,
+    /// Time since the newest event (a duration, by this server's clock): a feed that
+    /// stopped upstream of Kafka, which the broker's health does not show.
+    Silence,
+}
+
+/// The unit of a KPI's values and thresholds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    /// A fraction in 0..=1, read as a percentage.
+    Rate,
+    /// Milliseconds, read as a duration (`3 min 05`); thresholds are written `"10m"`.
+    Millis,
+    Count,
+}
+
+impl Kpi {
+    pub const ALL: [Kpi; 17] = [
+        Kpi::ServiceLevel,
+        Kpi::AnswerRate,
+        Kpi::AbandonRate,
+        Kpi::DeflectionRate,
+        Kpi::RepeatRate,
+        Kpi::CrossChannelRepeatRate,
+        Kpi::OnceAndDoneRate,
+        Kpi::Asa,
+        Kpi::Aht,
+        Kpi::WaitP90,
+        Kpi::Arrivals,
+        Kpi::InQueue,
+        Kpi::OldestWait,
+        Kpi::ConsumerLag,
+        Kpi::Stale,
+        Kpi::DeadLettered,
+        Kpi::Silence,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kpi::ServiceLevel => "service_level",
+            Kpi::AnswerRate => "answer_rate",
+            Kpi::AbandonRate => "abandon_rate",
+            Kpi::DeflectionRate => "deflection_rate",
+            Kpi::RepeatRate => "repeat_rate",
+            Kpi::CrossChannelRepeatRate => "cross_channel_repeat_rate",
+            Kpi::OnceAndDoneRate => "once_and_done_rate",
+            Kpi::Asa => "asa",
+            Kpi::Aht => "aht",
+            Kpi::WaitP90 => "wait_p90",
+            Kpi::Arrivals => "arrivals",
+            Kpi::InQueue => "in_queue",
+            Kpi::OldestWait => "oldest_wait",
+            Kpi::ConsumerLag => "consumer_lag",
+            Kpi::Stale => "stale",
+            Kpi::DeadLettered => "dead_lettered",
+            Kpi::Silence => "silence",
+        }
+    }
+
+    /// The KPI of a code (`service_level`...).
+    pub fn parse(code: &str) -> Option<Kpi> {
+        Kpi::ALL.into_iter().find(|k| k.as_str() == code)
+    }
+
+    pub fn unit(self) -> Unit {
+        match self {
+            Kpi::ServiceLevel
+            | Kpi::AnswerRate
+            | Kpi::AbandonRate
+            | Kpi::DeflectionRate
+            | Kpi::RepeatRate
+            | Kpi::CrossChannelRepeatRate
+            | Kpi::OnceAndDoneRate => Unit::Rate,
+            Kpi::Asa | Kpi::Aht | Kpi::WaitP90 | Kpi::OldestWait | Kpi::Silence => Unit::Millis,
+            Kpi::Arrivals | Kpi::InQueue | Kpi::ConsumerLag | Kpi::Stale | Kpi::DeadLettered => {
+                Unit::Count
+            }
+        }
+    }
+
+    /// Read from the consumer's health rather than from a KPI snapshot.
+    pub fn is_system(self) -> bool {
+        matches!(
+            self,
+            Kpi::ConsumerLag | Kpi::Stale | Kpi::DeadLettered | Kpi::Silence
+        )
+    }
+
+    /// Judged only once the partitions are rebuilt (partial numbers would mislead).
+    pub fn needs_ready(self) -> bool {
+        !matches!(self, Kpi::Stale | Kpi::DeadLettered)
+    }
+
+    /// The value in `kpis`, `None` when undefined or judged on fewer than `min_volume`
+    /// contacts (health figures are not in a snapshot: always `None`).
+    pub fn read(self, kpis: &Kpis, min_volume: u64) -> Option<f64> {
+        let (value, volume) = match self {
+            Kpi::ServiceLevel => (kpis.service_level, kpis.answered + kpis.abandoned),
+            Kpi::AnswerRate => (kpis.answer_rate, kpis.answered + kpis.abandoned),
+            Kpi::AbandonRate => (kpis.abandon_rate, kpis.answered + kpis.abandoned),
+            Kpi::DeflectionRate => (kpis.deflection_rate, kpis.arrivals),
+            Kpi::RepeatRate => (kpis.repeat_rate, kpis.arrivals),
+            Kpi::CrossChannelRepeatRate => (kpis.cross_channel_repeat_rate, kpis.arrivals),
+            Kpi::OnceAndDoneRate => (kpis.once_and_done_rate, kpis.arrivals),
+            Kpi::Asa => (kpis.asa_ms, kpis.answered),
+            Kpi::Aht => (kpis.aht_ms, kpis.answered),
+            Kpi::WaitP90 => (kpis.wait_p90_ms.map(|v| v as f64), kpis.answered),
+            Kpi::Arrivals => (Some(kpis.arrivals as f64), u64::MAX),
+            Kpi::InQueue => (Some(kpis.in_queue as f64), u64::MAX),
+            // No contact waiting: nothing is stuck.
+            Kpi::OldestWait => (Some(kpis.oldest_wait_ms.unwrap_or(0) as f64), u64::MAX),
+            Kpi::ConsumerLag | Kpi::Stale | Kpi::DeadLettered | Kpi::Silence => (None, 0),
+        };
+        value.filter(|_| volume >= min_volume)
+    }
+}
+
+impl std::fmt::Display for Kpi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A rule as configured (built-in or from the config file); secrets never appear here.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AlertRule {
     pub name: String,
-    pub kpi: String,
+    pub kpi: Kpi,
     /// Empty: the total over every contact.
     #[serde(default)]
     pub scope: DimensionKey,
@@ -114,5 +270,15 @@ mod tests {
         let alert: Alert = serde_json::from_str(old).expect("old alert");
         assert_eq!(alert.state, AlertState::Firing);
         assert!(alert.sinks.is_empty() && alert.resolved_at.is_none());
+    }
+
+    #[test]
+    fn every_kpi_reads_back_from_its_code() {
+        for kpi in Kpi::ALL {
+            assert_eq!(Kpi::parse(kpi.as_str()), Some(kpi));
+            let json = serde_json::to_string(&kpi).expect("encode");
+            assert_eq!(json, format!("\"{kpi}\""));
+        }
+        assert_eq!(Kpi::parse("sla"), None);
     }
 }

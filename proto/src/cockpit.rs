@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// What a caller may do; each role includes the ones before it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Viewer,
@@ -26,6 +27,7 @@ impl Role {
 
 /// `GET /api/v1/cockpit`: everything the cockpit loads once at start.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CockpitInfo {
     /// The caller, as the server sees the presented token.
     pub me: Option<Me>,
@@ -38,6 +40,7 @@ pub struct CockpitInfo {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Me {
     pub name: String,
     pub role: Role,
@@ -46,6 +49,7 @@ pub struct Me {
 /// Targets a KPI is coloured against: `ok` when it meets the target, `warning` when it
 /// misses it by less than `margin` (rates) or passes the warning level, `breach` beyond.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Targets {
     /// Service-level rule per channel that has one.
     pub channels: BTreeMap<String, ChannelTarget>,
@@ -94,6 +98,7 @@ impl Default for Targets {
 
 /// "`target` of contacts answered within `threshold_ms`".
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChannelTarget {
     pub threshold_ms: u64,
     pub target: f64,
@@ -102,6 +107,7 @@ pub struct ChannelTarget {
 /// How a subscription's KPIs moved: point `i` is the subscription's window ending at
 /// `times[i]` (for `today`, the day so far at that time), one point per `step_ms`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Trend {
     pub step_ms: i64,
     pub times: Vec<i64>,
@@ -111,6 +117,7 @@ pub struct Trend {
 
 /// The flow KPIs of one trend point (queue sizes are not kept in history).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TrendPoint {
     pub arrivals: u64,
     pub answer_rate: Option<f64>,

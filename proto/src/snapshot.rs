@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// Window bounds `[from, to)` in event time, epoch milliseconds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WindowBounds {
     pub from: i64,
     pub to: i64,
@@ -16,6 +17,7 @@ pub struct WindowBounds {
 
 /// One KPI snapshot over one window.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Snapshot {
     pub window: WindowBounds,
     /// Newest event time seen (epoch ms); `null` before the first event.
@@ -42,6 +44,7 @@ pub struct Snapshot {
 /// Rates are fractions in `0..=1`, `null` when their denominator is zero.
 /// Durations are milliseconds.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Kpis {
     pub arrivals: u64,
     pub deflected: u64,
@@ -68,6 +71,7 @@ pub struct Kpis {
 
 /// Live state of one queue with its estimated wait range.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QueueStatus {
     /// The channel of the queue's contacts when they all share one (the usual case: a
     /// queue serves one channel, whose norms judge its waits); absent when mixed.
@@ -80,6 +84,7 @@ pub struct QueueStatus {
 
 /// A wait range ("5 to 10 minutes"), as users expect, rather than one number.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EstimatedWait {
     pub low_ms: u64,
     /// `null` when open-ended: contacts wait and none was answered in the window
@@ -94,6 +99,7 @@ pub const OTHER_VALUE: &str = "(other)";
 
 /// The values of the five dimensions; a missing value is `"unknown"`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DimensionKey {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
@@ -109,6 +115,7 @@ pub struct DimensionKey {
 
 /// KPIs of one combination of dimension values.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Breakdown {
     pub key: DimensionKey,
     pub kpis: Kpis,

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// Where a deflected flow is sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DeflectionTarget {
     VisualIvr,
@@ -14,8 +15,76 @@ pub enum DeflectionTarget {
     Dissuasion,
 }
 
+impl DeflectionTarget {
+    pub const ALL: [DeflectionTarget; 5] = [
+        DeflectionTarget::VisualIvr,
+        DeflectionTarget::Callback,
+        DeflectionTarget::Chat,
+        DeflectionTarget::Messaging,
+        DeflectionTarget::Dissuasion,
+    ];
+
+    /// Its code on the wire (`visual_ivr`...), also the channel it sends contacts to.
+    pub fn code(self) -> &'static str {
+        match self {
+            DeflectionTarget::VisualIvr => "visual_ivr",
+            DeflectionTarget::Callback => "callback",
+            DeflectionTarget::Chat => "chat",
+            DeflectionTarget::Messaging => "messaging",
+            DeflectionTarget::Dissuasion => "dissuasion",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<DeflectionTarget> {
+        DeflectionTarget::ALL.into_iter().find(|t| t.code() == code)
+    }
+}
+
+/// Longest switch id, alert rule name or sink name.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// The one rule for switch ids, alert rule names and sink names: 1 to 64 characters
+/// among a-z, 0-9, '.', '_' and '-' (safe in URLs, Kafka keys, file names and logs).
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+        })
+}
+
+/// The id of the switch of a scope: `phone.billing.all.all` (an unset part is `all`),
+/// lowercase, any other character as `-`, cut to [`MAX_NAME_LEN`]: always
+/// [`is_valid_name`] for a non-empty channel.
+pub fn switch_id(
+    channel: &str,
+    reason: Option<&str>,
+    segment: Option<&str>,
+    queue: Option<&str>,
+) -> String {
+    let part = |v: Option<&str>| v.unwrap_or("all").to_lowercase();
+    let raw = format!(
+        "{}.{}.{}.{}",
+        channel.to_lowercase(),
+        part(reason),
+        part(segment),
+        part(queue)
+    );
+    raw.chars()
+        .map(|ch| {
+            if ch.is_ascii_alphanumeric() || "._-".contains(ch) {
+                ch
+            } else {
+                '-'
+            }
+        })
+        .take(MAX_NAME_LEN)
+        .collect()
+}
+
 /// A supervisor-controlled switch. The record on the `vigie.deflections` topic (key: `id`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeflectionSwitch {
     pub id: String,
     pub channel: String,
@@ -57,6 +126,7 @@ impl DeflectionSwitch {
 /// A change asked for by a supervisor: the whole desired state, the reason, and the
 /// version the supervisor saw (0 to create).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FlipRequest {
     pub channel: String,
@@ -80,6 +150,7 @@ pub struct FlipRequest {
 
 /// The measured effect of a switch that is on, since it was turned on.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SwitchEffect {
     /// When the switch was turned on (epoch ms): the start of the measurement.
     pub since: i64,
@@ -93,6 +164,7 @@ pub struct SwitchEffect {
 
 /// One change of one switch, on the `vigie.audit` topic.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditRecord {
     /// Epoch ms.
     pub at: i64,
@@ -123,6 +195,40 @@ mod tests {
             changed_at: 0,
             why: "queue degraded".into(),
             expires_at: None,
+        }
+    }
+
+    #[test]
+    fn switch_ids_follow_the_naming_rule() {
+        assert_eq!(
+            switch_id("phone", Some("billing"), None, None),
+            "phone.billing.all.all"
+        );
+        let id = switch_id(
+            "Phone",
+            Some("Facture électricité"),
+            Some("pro"),
+            Some("q 1"),
+        );
+        assert_eq!(id, "phone.facture--lectricit-.pro.q-1");
+        assert!(is_valid_name(&id));
+        assert!(is_valid_name(&switch_id(
+            &"x".repeat(100),
+            None,
+            None,
+            None
+        )));
+        for bad in ["", "Billing", "a b", "é", &"x".repeat(65)] {
+            assert!(!is_valid_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn every_target_has_a_code_and_back() {
+        for t in DeflectionTarget::ALL {
+            assert_eq!(DeflectionTarget::parse(t.code()), Some(t));
+            let json = serde_json::to_string(&t).expect("encode");
+            assert_eq!(json, format!("\"{}\"", t.code()));
         }
     }
 

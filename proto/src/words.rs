@@ -4,7 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Alert, AlertState};
+pub use crate::alert::Unit;
+use crate::{Alert, AlertState, Kpi};
 
 /// The language of a page or of chat notifications.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -84,39 +85,31 @@ pub mod label {
     }
 }
 
-/// How a KPI's values read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Unit {
-    /// A fraction, read as a percentage.
-    Rate,
-    /// Milliseconds, read as `3 min 05`.
-    Duration,
-    Count,
-}
-
 /// The label and unit of a KPI by its code (`service_level`, `oldest_wait`, ...): every
 /// KPI an alert rule can watch but `stale`, which reads as a sentence.
 pub fn kpi(code: &str) -> Option<(Label, Unit)> {
     use label::*;
-    Some(match code {
-        "service_level" => (SERVICE_LEVEL, Unit::Rate),
-        "answer_rate" => (ANSWER_RATE, Unit::Rate),
-        "abandon_rate" => (ABANDON_RATE, Unit::Rate),
-        "deflection_rate" => (DEFLECTION_RATE, Unit::Rate),
-        "repeat_rate" => (REPEAT_RATE, Unit::Rate),
-        "cross_channel_repeat_rate" => (CROSS_CHANNEL, Unit::Rate),
-        "once_and_done_rate" => (ONCE_AND_DONE, Unit::Rate),
-        "asa" => (ASA, Unit::Duration),
-        "aht" => (AHT, Unit::Duration),
-        "wait_p90" => (WAIT_P90, Unit::Duration),
-        "arrivals" => (ARRIVALS, Unit::Count),
-        "in_queue" => (IN_QUEUE, Unit::Count),
-        "oldest_wait" => (OLDEST_WAIT, Unit::Duration),
-        "consumer_lag" => (CONSUMER_LAG, Unit::Count),
-        "dead_lettered" => (DEAD_LETTERED, Unit::Count),
-        "silence" => (SILENCE, Unit::Duration),
-        _ => return None,
-    })
+    let kpi = Kpi::parse(code)?;
+    let label = match kpi {
+        Kpi::ServiceLevel => SERVICE_LEVEL,
+        Kpi::AnswerRate => ANSWER_RATE,
+        Kpi::AbandonRate => ABANDON_RATE,
+        Kpi::DeflectionRate => DEFLECTION_RATE,
+        Kpi::RepeatRate => REPEAT_RATE,
+        Kpi::CrossChannelRepeatRate => CROSS_CHANNEL,
+        Kpi::OnceAndDoneRate => ONCE_AND_DONE,
+        Kpi::Asa => ASA,
+        Kpi::Aht => AHT,
+        Kpi::WaitP90 => WAIT_P90,
+        Kpi::Arrivals => ARRIVALS,
+        Kpi::InQueue => IN_QUEUE,
+        Kpi::OldestWait => OLDEST_WAIT,
+        Kpi::ConsumerLag => CONSUMER_LAG,
+        Kpi::DeadLettered => DEAD_LETTERED,
+        Kpi::Silence => SILENCE,
+        Kpi::Stale => return None,
+    };
+    Some((label, kpi.unit()))
 }
 
 /// A channel's name as the users say it.
@@ -206,7 +199,7 @@ pub fn count(n: u64) -> String {
 pub fn value(v: f64, unit: Unit, lang: Lang) -> String {
     match unit {
         Unit::Rate => percent(Some(v), lang),
-        Unit::Duration => duration(Some(v)),
+        Unit::Millis => duration(Some(v)),
         Unit::Count => count(v.max(0.0) as u64),
     }
 }

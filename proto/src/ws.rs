@@ -6,6 +6,7 @@ use crate::{Alert, DeflectionSwitch, Snapshot, SwitchEffect, Trend};
 
 /// Server → client.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
     /// The KPIs of the client's subscription; sent on connect and whenever they change.
@@ -43,6 +44,7 @@ pub enum ServerMessage {
 
 /// Whether the numbers are live.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatusReport {
     /// Every assigned partition is rebuilt and consumed live.
     pub live: bool,
@@ -60,6 +62,7 @@ pub struct StatusReport {
 
 /// Coverage of the merged view: every partition is live, rebuilding, or missing.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PartitionsReport {
     /// Partitions of the topic.
     pub total: usize,
@@ -74,6 +77,7 @@ pub struct PartitionsReport {
 
 /// Client → server.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientMessage {
     /// Replace the subscription (default: 15 minutes, no filter).
@@ -82,6 +86,7 @@ pub enum ClientMessage {
 
 /// A window, optional filters and an optional finer breakdown.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Subscription {
     /// `5m` … `24h`, or `today`.

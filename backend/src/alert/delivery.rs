@@ -165,7 +165,7 @@ impl Sink {
     }
 
     /// Queues `pending` unless a notification with its id is already waiting; `true` if queued.
-    pub fn push_unless_queued(&self, pending: Pending) -> bool {
+    pub(crate) fn push_unless_queued(&self, pending: Pending) -> bool {
         if self.queue.lock().iter().any(|p| p.id == pending.id) {
             return false;
         }
@@ -296,7 +296,12 @@ impl Sink {
 /// Delay before retry number `failures` (0-based): `initial × 2^failures`, capped at
 /// `max`, with "equal jitter" (half fixed, half random) so sinks recovering together are
 /// not hit by every instance at the same instant.
-pub fn backoff(initial: Duration, max: Duration, failures: u32, rng: &mut impl Rng) -> Duration {
+pub(crate) fn backoff(
+    initial: Duration,
+    max: Duration,
+    failures: u32,
+    rng: &mut impl Rng,
+) -> Duration {
     let base = initial
         .saturating_mul(2u32.saturating_pow(failures.min(30)))
         .min(max);
@@ -316,7 +321,7 @@ fn remove(pending: &Pending) {
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so a crash leaves
 /// either the old content or the new one, never half of it.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("tmp");
     let mut file = std::fs::File::create(&tmp)?;

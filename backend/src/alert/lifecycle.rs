@@ -6,9 +6,9 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
-use vigie_proto::{Alert, AlertState, Comparison};
+use vigie_proto::{Alert, AlertState, Comparison, Kpi};
 
-use super::rules::{Kpi, Rule};
+use super::rules::Rule;
 use super::AlertError;
 
 /// Resolved alerts kept for the API's history.
@@ -88,7 +88,7 @@ pub struct Lifecycle {
 impl Lifecycle {
     /// One evaluation round at `now_ms`: `measure` gives each rule's value. Returns the
     /// notices raised, in order.
-    pub fn evaluate(
+    pub(crate) fn evaluate(
         &mut self,
         rules: &[Rule],
         now_ms: i64,
@@ -234,7 +234,7 @@ impl Lifecycle {
     }
 
     /// Firing and acknowledged alerts (oldest first), then those resolved since `resolved_since`.
-    pub fn visible(&self, resolved_since: i64) -> Vec<Alert> {
+    pub(crate) fn visible(&self, resolved_since: i64) -> Vec<Alert> {
         let mut alerts: Vec<Alert> = self.active.values().map(|a| a.alert.clone()).collect();
         alerts.sort_by(|a, b| (a.since, &a.id).cmp(&(b.since, &b.id)));
         alerts.extend(
@@ -266,7 +266,7 @@ impl Lifecycle {
     }
 
     /// Active alerts per severity (for metrics).
-    pub fn active_by_severity(&self) -> BTreeMap<vigie_proto::Severity, usize> {
+    pub(crate) fn active_by_severity(&self) -> BTreeMap<vigie_proto::Severity, usize> {
         let mut out = BTreeMap::new();
         for a in self.active.values() {
             *out.entry(a.alert.severity).or_default() += 1;

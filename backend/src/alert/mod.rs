@@ -26,20 +26,20 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use serde::Serialize;
 use thiserror::Error;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use vigie_proto::{Alert, AlertRule, DimensionKey, Severity};
+use vigie_proto::{Alert, AlertRule, DimensionKey, Severity, SinkView};
 
 use crate::config::Settings;
 use crate::engine::{DimensionFilter, EngineSet, SnapshotQuery, WindowSpec};
-use crate::ingest::IngestStatus;
+use crate::status::InstanceStatus;
 pub use delivery::{Pending, Sink};
 pub use lifecycle::{Lifecycle, Measure, Notice, NoticeKind};
-pub use rules::{compile, Kpi, Rule};
+pub use rules::{compile, Rule};
 use shared::Part;
 pub use shared::{SharedAlerts, SharedState};
+pub use vigie_proto::{Kpi, Unit};
 
 #[derive(Debug, Error)]
 pub enum AlertError {
@@ -49,8 +49,6 @@ pub enum AlertError {
     AlreadyResolved(String),
     #[error("{0}")]
     BadNote(String),
-    #[error("invalid alert configuration:\n  - {}", .0.join("\n  - "))]
-    Config(Vec<String>),
     #[error("{0}")]
     Unavailable(String),
     #[error("alert state directory {path}: {source}")]
@@ -61,15 +59,8 @@ pub enum AlertError {
     },
 }
 
-/// A sink as the API shows it: no URL, no key.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct SinkView {
-    pub name: String,
-    pub kind: &'static str,
-}
-
 /// Longest acknowledgement note kept.
-pub const MAX_NOTE_CHARS: usize = 500;
+pub(crate) const MAX_NOTE_CHARS: usize = 500;
 
 /// The alerting service of one instance.
 pub struct AlertService {
@@ -80,7 +71,7 @@ pub struct AlertService {
     show_resolved_ms: i64,
     evaluate_every: Duration,
     engines: Arc<EngineSet>,
-    status: Arc<IngestStatus>,
+    status: Arc<InstanceStatus>,
     /// (epoch ms, dead-lettered counter) samples, for `dead_lettered` growth.
     dlq_samples: Mutex<VecDeque<(i64, u64)>>,
     visible: watch::Sender<Arc<Vec<Alert>>>,
@@ -115,10 +106,10 @@ impl AlertService {
     pub fn new(
         settings: &Settings,
         engines: Arc<EngineSet>,
-        status: Arc<IngestStatus>,
+        status: Arc<InstanceStatus>,
     ) -> Result<Arc<AlertService>, AlertError> {
         let a = &settings.alerts;
-        let rules = compile(settings).map_err(AlertError::Config)?;
+        let rules = compile(settings);
         let state_err = |path: &std::path::Path| {
             let path = path.to_path_buf();
             move |source| AlertError::State { path, source }
@@ -217,7 +208,7 @@ impl AlertService {
     /// One evaluation round at `now` (epoch ms): measure, advance, notify, save. With
     /// scale-out, only on the alerting instance (which also applies the acknowledgements
     /// forwarded to it and publishes its state); the others show its state.
-    pub fn evaluate_at(&self, now: i64) {
+    pub(crate) fn evaluate_at(&self, now: i64) {
         let alerting = match self.part() {
             Part::Single => None,
             Part::Following(shared) => {
@@ -439,7 +430,7 @@ impl AlertService {
             .values()
             .map(|s| SinkView {
                 name: s.name.clone(),
-                kind: s.kind().as_str(),
+                kind: s.kind().as_str().into(),
             })
             .collect()
     }
@@ -450,7 +441,7 @@ impl AlertService {
     }
 
     /// Firing or acknowledged alerts per severity, for metrics.
-    pub fn active_by_severity(&self) -> BTreeMap<Severity, usize> {
+    pub(crate) fn active_by_severity(&self) -> BTreeMap<Severity, usize> {
         self.lifecycle.lock().active_by_severity()
     }
 }

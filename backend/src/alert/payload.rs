@@ -11,16 +11,16 @@ use super::lifecycle::{Notice, NoticeKind};
 use crate::config::SinkKind;
 
 /// Version of the generic JSON schema (`schema` field).
-pub const JSON_SCHEMA: &str = "vigie.alert.v1";
+pub(crate) const JSON_SCHEMA: &str = "vigie.alert.v1";
 /// Header carrying `sha256=<hex HMAC-SHA256 of the body>` on `json` sinks.
-pub const SIGNATURE_HEADER: &str = "x-vigie-signature";
+pub(crate) const SIGNATURE_HEADER: &str = "x-vigie-signature";
 /// Header carrying the delivery id (stable across retries: receivers dedupe on it).
-pub const DELIVERY_HEADER: &str = "x-vigie-delivery";
+pub(crate) const DELIVERY_HEADER: &str = "x-vigie-delivery";
 /// Header carrying the event (`fired`, `reminder`, `acknowledged`, `resolved`).
-pub const EVENT_HEADER: &str = "x-vigie-event";
+pub(crate) const EVENT_HEADER: &str = "x-vigie-event";
 
 /// The body posted to a sink of `kind` for `notice`, read in `lang` (chat sinks).
-pub fn render(kind: SinkKind, lang: Lang, notice: &Notice) -> String {
+pub(crate) fn render(kind: SinkKind, lang: Lang, notice: &Notice) -> String {
     let value = match kind {
         SinkKind::Slack => slack(notice, lang, false),
         SinkKind::Mattermost => slack(notice, lang, true),
@@ -333,40 +333,15 @@ mod tests {
     /// can watch (all of `Kpi`) has its words, in its unit.
     #[test]
     fn every_kpi_a_rule_can_watch_has_its_words() {
-        use crate::alert::Kpi;
-        let all = [
-            Kpi::ServiceLevel,
-            Kpi::AnswerRate,
-            Kpi::AbandonRate,
-            Kpi::DeflectionRate,
-            Kpi::RepeatRate,
-            Kpi::CrossChannelRepeatRate,
-            Kpi::OnceAndDoneRate,
-            Kpi::Asa,
-            Kpi::Aht,
-            Kpi::WaitP90,
-            Kpi::Arrivals,
-            Kpi::InQueue,
-            Kpi::OldestWait,
-            Kpi::ConsumerLag,
-            Kpi::Stale,
-            Kpi::DeadLettered,
-            Kpi::Silence,
-        ];
-        for kpi in all {
+        use vigie_proto::Kpi;
+        for kpi in Kpi::ALL {
             let mut n = notice(NoticeKind::Fired);
             n.alert.kpi = kpi.as_str().into();
             n.alert.summary = "the English summary".into();
             let line = line(&n, Lang::Fr);
             assert_ne!(line, "the English summary", "{kpi:?}");
             if let Some((_, unit)) = words::kpi(kpi.as_str()) {
-                let same_unit = matches!(
-                    (unit, kpi.unit()),
-                    (words::Unit::Rate, crate::alert::rules::Unit::Rate)
-                        | (words::Unit::Duration, crate::alert::rules::Unit::Millis)
-                        | (words::Unit::Count, crate::alert::rules::Unit::Count)
-                );
-                assert!(same_unit, "{kpi:?} reads in its own unit");
+                assert_eq!(unit, kpi.unit(), "{kpi:?} reads in its own unit");
             }
         }
     }

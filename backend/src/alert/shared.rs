@@ -5,7 +5,8 @@
 //! One instance evaluates the rules and notifies the sinks: the one consuming partition 0
 //! of the events topic. Kafka's consumer group elects it, so there is no election of our
 //! own, and its epoch is partition 0's claim offset in the partials topic
-//! ([`crate::partials`]), which fences a former alerting instance's late records.
+//! ([`crate::scaleout`]), which fences a former alerting instance's late records. The
+//! records ride on that topic as a [`Piggyback`].
 //!
 //! - Key `<events topic>/alerts`: [`SharedState`], the alert lifecycle (active alerts and
 //!   history) and every sink's undelivered notifications, republished when it changes.
@@ -35,9 +36,10 @@ use super::delivery::Pending;
 use super::lifecycle::Lifecycle;
 use super::{now_ms, AlertError, AlertService};
 use crate::config::KafkaSettings;
+use crate::scaleout::Piggyback;
 
 /// Format version of the shared alert records.
-pub const SHARED_VERSION: u32 = 1;
+pub(crate) const SHARED_VERSION: u32 = 1;
 
 /// The alerting instance's state, as published.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -56,7 +58,7 @@ pub struct SharedState {
 
 /// An acknowledgement made through any instance's API.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct AckRequest {
+pub(crate) struct AckRequest {
     pub id: String,
     pub who: String,
     #[serde(default)]
@@ -67,13 +69,13 @@ pub struct AckRequest {
 
 /// What a key of the partials topic names, for alerts.
 #[derive(Debug, PartialEq, Eq)]
-pub enum AlertKey {
+enum AlertKey {
     State,
     Ack,
 }
 
 /// Parses `<topic>/alerts` and `<topic>/alerts/ack/<id>`.
-pub fn parse_key(key: &str, topic: &str) -> Option<AlertKey> {
+fn parse_key(key: &str, topic: &str) -> Option<AlertKey> {
     let rest = key.strip_prefix(topic)?.strip_prefix("/alerts")?;
     match rest {
         "" => Some(AlertKey::State),
@@ -130,13 +132,13 @@ impl SharedAlerts {
     /// Must be called inside a tokio runtime.
     pub fn new(settings: &KafkaSettings) -> Result<SharedAlerts, rdkafka::error::KafkaError> {
         Ok(SharedAlerts {
-            producer: crate::ingest::client_config(settings)
+            producer: crate::kafka::client_config(settings)
                 .set("message.timeout.ms", "10000")
                 .set("enable.idempotence", "true")
                 .create()?,
             partials_topic: settings.partials_topic.clone(),
             source_topic: settings.topic.clone(),
-            instance: crate::partials::instance_id(settings),
+            instance: crate::kafka::instance_id(settings),
             state: Mutex::new(None),
             generation: AtomicU64::new(0),
             read_offset: AtomicI64::new(-1),
@@ -147,23 +149,13 @@ impl SharedAlerts {
         })
     }
 
-    /// The events topic whose partials these are (keys are prefixed with it).
-    pub fn source_topic(&self) -> &str {
-        &self.source_topic
-    }
-
-    /// Called by the partials follower for every record read, in order.
-    pub fn record_read(&self, offset: i64) {
-        self.read_offset.fetch_max(offset, Relaxed);
-    }
-
     /// The partials topic has been read at least up to `offset`.
-    pub fn has_read(&self, offset: i64) -> bool {
+    pub(crate) fn has_read(&self, offset: i64) -> bool {
         self.read_offset.load(Relaxed) >= offset
     }
 
     /// Applies a state record; `false` if it is a former alerting instance's (fenced).
-    pub fn apply_state(&self, payload: &[u8]) -> Result<bool, String> {
+    pub(crate) fn apply_state(&self, payload: &[u8]) -> Result<bool, String> {
         let state: SharedState = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
         if state.v != SHARED_VERSION {
             return Err(format!(
@@ -184,19 +176,19 @@ impl SharedAlerts {
     }
 
     /// Queues an acknowledgement record for the alerting instance.
-    pub fn apply_ack(&self, payload: &[u8]) -> Result<(), String> {
+    pub(crate) fn apply_ack(&self, payload: &[u8]) -> Result<(), String> {
         let ack: AckRequest = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
         self.acks.lock().push(ack);
         Ok(())
     }
 
     /// Forgets the acknowledgements made before `since` (epoch ms).
-    pub fn keep_acks_since(&self, since: i64) {
+    pub(crate) fn keep_acks_since(&self, since: i64) {
         self.acks.lock().retain(|a| a.at >= since);
     }
 
     /// Takes the acknowledgements read so far.
-    pub fn take_acks(&self) -> Vec<AckRequest> {
+    pub(crate) fn take_acks(&self) -> Vec<AckRequest> {
         std::mem::take(&mut *self.acks.lock())
     }
 
@@ -216,7 +208,7 @@ impl SharedAlerts {
     }
 
     /// Publishes this instance's state (never waits: the outcome is counted and logged).
-    pub fn publish_state(&self, state: &SharedState) {
+    pub(crate) fn publish_state(&self, state: &SharedState) {
         let Ok(payload) = serde_json::to_vec(state) else {
             return;
         };
@@ -225,7 +217,7 @@ impl SharedAlerts {
     }
 
     /// Forwards an acknowledgement to the alerting instance.
-    pub fn publish_ack(&self, ack: &AckRequest) {
+    pub(crate) fn publish_ack(&self, ack: &AckRequest) {
         let Ok(payload) = serde_json::to_vec(ack) else {
             return;
         };
@@ -256,6 +248,30 @@ impl SharedAlerts {
                 tracing::warn!(%error, what, "publishing to the partials topic failed");
             }
         }
+    }
+}
+
+/// The shared alert records ride on the partials topic: applied as they are read, in the
+/// topic's order with the claims.
+impl Piggyback for SharedAlerts {
+    fn accept(&self, key: &str, payload: Option<&[u8]>, offset: i64) -> bool {
+        let Some(key) = parse_key(key, &self.source_topic) else {
+            return false;
+        };
+        let result = match (key, payload) {
+            (_, None) => Ok(()),
+            (AlertKey::State, Some(payload)) => self.apply_state(payload).map(drop),
+            (AlertKey::Ack, Some(payload)) => self.apply_ack(payload),
+        };
+        if let Err(error) = result {
+            self.stats.unreadable.fetch_add(1, Relaxed);
+            tracing::warn!(%error, offset, "unreadable shared alert record skipped");
+        }
+        true
+    }
+
+    fn read_up_to(&self, offset: i64) {
+        self.read_offset.fetch_max(offset, Relaxed);
     }
 }
 
@@ -302,12 +318,12 @@ impl AlertService {
     }
 
     /// Whether this instance is the one evaluating and notifying.
-    pub fn is_alerting(&self) -> bool {
+    pub(crate) fn is_alerting(&self) -> bool {
         !matches!(self.part(), Part::Following(_))
     }
 
     /// Scale-out: counters of the shared alert records.
-    pub fn shared_stats(&self) -> Option<Arc<SharedStats>> {
+    pub(crate) fn shared_stats(&self) -> Option<Arc<SharedStats>> {
         self.shared.get().map(|s| s.stats.clone())
     }
 
@@ -470,11 +486,11 @@ impl AlertService {
 
 /// How long an acknowledgement made through another instance waits for the alerting
 /// instance to apply it (a change of alerting instance takes a few seconds).
-pub const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Acknowledgements read by an instance that does not alert are kept this long (ms), in
 /// case it becomes the alerting instance: applying one twice changes nothing.
-pub const KEEP_ACKS_MS: i64 = 60_000;
+pub(crate) const KEEP_ACKS_MS: i64 = 60_000;
 
 #[cfg(test)]
 mod tests {
@@ -530,8 +546,8 @@ mod tests {
         assert_eq!(kept, ["new"]);
         assert!(shared.take_acks().is_empty(), "taken once");
         assert!(!shared.has_read(0));
-        shared.record_read(5);
-        shared.record_read(3);
+        shared.read_up_to(5);
+        shared.read_up_to(3);
         assert!(shared.has_read(5) && !shared.has_read(6));
     }
 

@@ -4,8 +4,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 use vigie::config::Settings;
 use vigie::engine::{SnapshotQuery, WindowSpec};
+use vigie::event::Format;
 use vigie::ingest::produce::Pace;
-use vigie::replay::InputFormat;
 use vigie::simulate::{SimulationConfig, Simulator};
 
 use super::{cancel_after, run_pipeline, shutdown_on_signal};
@@ -69,8 +69,10 @@ pub fn run(settings: Settings, args: DemoArgs) -> Result<()> {
             .context("creating the switch topics")?;
     }
     kafka.brokers = cluster.bootstrap_servers();
-    let engines = Arc::new(vigie::engine::EngineSet::new(settings.engine_config()?));
-    let status = Arc::new(vigie::ingest::IngestStatus::default());
+    let engines = Arc::new(vigie::engine::EngineSet::new(
+        vigie::engine::EngineConfig::from_settings(&settings.engine)?,
+    ));
+    let status = Arc::new(vigie::status::InstanceStatus::default());
     let alerts = vigie::alert::AlertService::new(&settings, engines.clone(), status.clone())?;
     let query = SnapshotQuery {
         window: args.window,
@@ -97,7 +99,7 @@ pub fn run(settings: Settings, args: DemoArgs) -> Result<()> {
                     &kafka,
                     &topic,
                     sim,
-                    InputFormat::Proto,
+                    Format::Proto,
                     Pace::EventTime,
                     shutdown,
                 )
@@ -168,7 +170,7 @@ fn partitions_for(rate: f64, history: std::time::Duration) -> i32 {
 }
 
 /// One line per channel: the headline KPIs of the window.
-fn print_summary(s: &vigie_proto::Snapshot, status: &vigie::ingest::IngestStatus, consumed: u64) {
+fn print_summary(s: &vigie_proto::Snapshot, status: &vigie::status::InstanceStatus, consumed: u64) {
     let pct = |x: Option<f64>| x.map_or("   -  ".to_string(), |v| format!("{:5.1}%", v * 100.0));
     let secs = |x: Option<f64>| x.map_or("    - ".to_string(), |v| format!("{:5.0}s", v / 1000.0));
     let state = match status.rebuild_progress() {

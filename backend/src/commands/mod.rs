@@ -12,7 +12,8 @@ use anyhow::{Context, Result};
 use tokio_util::sync::CancellationToken;
 use vigie::config::KafkaSettings;
 use vigie::engine::EngineSet;
-use vigie::ingest::IngestStatus;
+use vigie::ingest::AssignmentHook;
+use vigie::status::InstanceStatus;
 
 /// A token cancelled on Ctrl-C or SIGTERM.
 pub fn shutdown_on_signal() -> tokio_util::sync::CancellationToken {
@@ -63,12 +64,12 @@ pub async fn run_pipeline(
     settings: &vigie::config::Settings,
     listen: SocketAddr,
     engines: Arc<EngineSet>,
-    status: Arc<IngestStatus>,
+    status: Arc<InstanceStatus>,
     alerts: Arc<vigie::alert::AlertService>,
     shutdown: CancellationToken,
 ) -> Result<()> {
     let auth = &settings.auth;
-    let kafka = &vigie::partials::with_instance_id(kafka.clone());
+    let kafka = &vigie::kafka::with_instance_id(kafka.clone());
     // Whatever way this returns, everything else stops too.
     let _stop_all = shutdown.clone().drop_guard();
     // Refuse an unauthenticated API beyond loopback before connecting to anything.
@@ -94,20 +95,26 @@ pub async fn run_pipeline(
         .with_alerts(alerts)
         .with_auth(vigie::server::Auth::start(auth, shutdown.clone()).await?)
         .with_cockpit(vigie::server::cockpit::Cockpit::from_settings(settings));
+    let mut claimer: Option<Box<dyn AssignmentHook>> = None;
     if let Some(shared_alerts) = shared_alerts {
-        vigie::partials::start(
+        vigie::scaleout::start(
             kafka,
             engines.clone(),
             status.clone(),
             followed,
-            shared_alerts,
+            vec![shared_alerts],
             shutdown.clone(),
         )
         .await
         .context("starting scale-out (kafka.partials)")?;
+        claimer = Some(Box::new(
+            vigie::scaleout::PartitionClaimer::new(kafka)
+                .context("creating the partition claimer")?,
+        ));
     }
     let http = start_http(listen, state).await?;
-    let consumed = vigie::ingest::run_consumer(kafka, engines, status, shutdown.clone()).await;
+    let consumed =
+        vigie::ingest::run_consumer(kafka, engines, status, claimer, shutdown.clone()).await;
     shutdown.cancel();
     alerting.await.context("alerting task")?;
     http.await
@@ -144,7 +151,7 @@ async fn start_http(
 
 /// one line every 5 s when live.
 pub async fn report_progress(
-    status: std::sync::Arc<vigie::ingest::IngestStatus>,
+    status: std::sync::Arc<vigie::status::InstanceStatus>,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
     use std::io::IsTerminal;

@@ -9,7 +9,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 use vigie::config::Settings;
 use vigie::engine::{Dimension, DimensionFilter, Engine, SnapshotQuery, WindowSpec};
-use vigie::replay::{replay, InputFormat, ReplayError};
+use vigie::event::Format;
+use vigie::replay::{replay, ReplayError};
 
 #[derive(Args, Debug)]
 pub struct ReplayArgs {
@@ -20,7 +21,7 @@ pub struct ReplayArgs {
     window: WindowSpec,
     /// Input encoding: jsonl or proto (length-delimited messages).
     #[arg(long, default_value = "jsonl")]
-    format: InputFormat,
+    format: Format,
     /// Breakdown beyond total and per channel: comma-separated dimensions among
     /// channel, queue, reason, segment, site (e.g. `channel,queue`).
     #[arg(long, value_delimiter = ',', default_value = "channel")]
@@ -52,7 +53,9 @@ pub struct ReplayArgs {
 const MAX_REPORTED_REJECTIONS: u64 = 100;
 
 pub fn run(settings: &Settings, args: ReplayArgs) -> Result<()> {
-    let engine = Engine::new(settings.engine_config()?);
+    let engine = Engine::new(vigie::engine::EngineConfig::from_settings(
+        &settings.engine,
+    )?);
     let input: Box<dyn Read> = if args.input.as_os_str() == "-" {
         Box::new(io::stdin().lock())
     } else {
@@ -81,7 +84,7 @@ pub fn run(settings: &Settings, args: ReplayArgs) -> Result<()> {
     engine.snapshot(&query)?;
 
     let started = Instant::now();
-    let position = if args.format == InputFormat::Jsonl {
+    let position = if args.format == Format::Jsonl {
         "line"
     } else {
         "message"

@@ -28,8 +28,10 @@ pub fn run(settings: Settings, args: ServeArgs) -> Result<()> {
     if let Some(topic) = args.topic {
         kafka.topic = topic;
     }
-    let engines = Arc::new(vigie::engine::EngineSet::new(settings.engine_config()?));
-    let status = Arc::new(vigie::ingest::IngestStatus::default());
+    let engines = Arc::new(vigie::engine::EngineSet::new(
+        vigie::engine::EngineConfig::from_settings(&settings.engine)?,
+    ));
+    let status = Arc::new(vigie::status::InstanceStatus::default());
     let alerts = vigie::alert::AlertService::new(&settings, engines.clone(), status.clone())?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {

@@ -8,9 +8,10 @@ use anyhow::{Context, Result};
 use clap::Args;
 use vigie::config::Settings;
 use vigie::event::parse_rfc3339_ms;
+use vigie::event::write_events;
+use vigie::event::Format;
 use vigie::ingest::produce::Pace;
-use vigie::replay::InputFormat;
-use vigie::simulate::{write_events, SimulationConfig, Simulator};
+use vigie::simulate::{SimulationConfig, Simulator};
 
 use super::{cancel_after, shutdown_on_signal};
 
@@ -38,7 +39,7 @@ pub struct SimulateArgs {
     seed: u64,
     /// Output encoding: jsonl or proto.
     #[arg(long, default_value = "jsonl")]
-    format: InputFormat,
+    format: Format,
     /// Mean contacts per second, in event time (with --brokers, also in wall-clock time).
     #[arg(long, default_value_t = 10.0)]
     rate: f64,
@@ -104,7 +105,7 @@ fn produce_live(
     kafka: vigie::config::KafkaSettings,
     topic: String,
     sim: Simulator,
-    format: InputFormat,
+    format: Format,
     rate: f64,
     duration: Option<std::time::Duration>,
 ) -> Result<()> {

@@ -1,15 +1,17 @@
-//! Owns the `[alerts]` section's types: rules, thresholds, webhook sinks and the
-//! [`Secret`] wrapper that keeps webhook URLs and keys out of logs and responses. The rules
-//! are checked by [`crate::alert::compile`], which turns them into evaluable rules.
+//! Owns the `[alerts]` section: rules, thresholds, webhook sinks and the [`Secret`]
+//! wrapper that keeps webhook URLs and keys out of logs and responses; Vigie's built-in
+//! rules; and every check of them, so that the alerting service only builds rules from
+//! valid settings.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-
-use crate::alert::Kpi;
 use vigie_proto::words::Lang;
-use vigie_proto::{Comparison, Severity};
+use vigie_proto::{is_valid_name, Comparison, DimensionKey, Kpi, Severity, Unit};
+
+use super::engine::EngineSettings;
+use super::window::WindowSpec;
 
 /// Alerting to chat ops: rules on the live KPIs, and the webhooks notified.
 ///
@@ -168,6 +170,25 @@ pub struct SinkSettings {
     pub language: Lang,
 }
 
+impl SinkSettings {
+    /// A sink of `kind` posting to `url`, with every default of the file format (10 s
+    /// per attempt, 1,000 pending, retries from 1 s to 5 min, given up after 24 h).
+    pub fn new(kind: SinkKind, url: Secret) -> SinkSettings {
+        SinkSettings {
+            kind,
+            url,
+            secret: None,
+            timeout: default_sink_timeout(),
+            queue_capacity: default_queue_capacity(),
+            retry_initial: default_retry_initial(),
+            retry_max: default_retry_max(),
+            give_up_after: default_give_up_after(),
+            notify_acknowledged: false,
+            language: Lang::default(),
+        }
+    }
+}
+
 fn default_sink_timeout() -> Duration {
     Duration::from_secs(10)
 }
@@ -231,5 +252,405 @@ impl std::fmt::Debug for Secret {
 impl Serialize for Secret {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str("<redacted>")
+    }
+}
+
+impl Threshold {
+    /// The value in `unit` (milliseconds for times), or why it cannot be one.
+    pub fn value(self, kpi: Kpi) -> Result<f64, String> {
+        match (kpi.unit(), self) {
+            (Unit::Millis, Threshold::Duration(d)) => Ok(millis(d) as f64),
+            (Unit::Millis, Threshold::Number(_)) => {
+                Err(format!("{kpi} is a time: write a duration (e.g. \"10m\")"))
+            }
+            (_, Threshold::Duration(_)) => Err(format!("{kpi} is not a time: write a number")),
+            (Unit::Rate, Threshold::Number(n)) if !(0.0..=1.0).contains(&n) => Err(format!(
+                "{n} is not a fraction in [0, 1] (e.g. 0.8 for 80 %)"
+            )),
+            (_, Threshold::Number(n)) if !n.is_finite() => Err("must be a finite number".into()),
+            (_, Threshold::Number(n)) => Ok(n),
+        }
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl AlertRuleSettings {
+    /// Where the rule applies: the dimensions it names; none = the total.
+    pub fn scope(&self) -> DimensionKey {
+        DimensionKey {
+            channel: self.channel.clone(),
+            queue: self.queue.clone(),
+            reason: self.reason.clone(),
+            segment: self.segment.clone(),
+            site: self.site.clone(),
+        }
+    }
+}
+
+/// A rule in force, and whether it is one of Vigie's built-in rules.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleInForce {
+    pub rule: AlertRuleSettings,
+    pub builtin: bool,
+}
+
+impl AlertSettings {
+    /// The rules in force, by name: the built-in ones (with `default_rules`), replaced by
+    /// configured ones of the same name.
+    pub(crate) fn rules_in_force(&self, engine: &EngineSettings) -> Vec<RuleInForce> {
+        let mut by_name: BTreeMap<String, RuleInForce> = BTreeMap::new();
+        if self.default_rules {
+            for rule in builtin_rules(engine) {
+                by_name.insert(
+                    rule.name.clone(),
+                    RuleInForce {
+                        rule,
+                        builtin: true,
+                    },
+                );
+            }
+        }
+        for rule in &self.rules {
+            by_name.insert(
+                rule.name.clone(),
+                RuleInForce {
+                    rule: rule.clone(),
+                    builtin: false,
+                },
+            );
+        }
+        by_name.into_values().collect()
+    }
+
+    /// Pushes one line per problem of the sinks and of every rule in force, each naming
+    /// its key and the fix.
+    pub(super) fn validate(&self, engine: &EngineSettings, errors: &mut Vec<String>) {
+        if self.evaluate_every < Duration::from_millis(10) {
+            errors.push("alerts.evaluate_every: at least 10ms (e.g. \"1s\")".to_string());
+        }
+        if !self.sinks.is_empty() && self.state_dir.is_none() {
+            errors.push(
+                "alerts.state_dir: required when alerts.sinks are configured (pending notifications \
+                 are kept there across restarts), e.g. \"/var/lib/vigie/alerts\""
+                    .into(),
+            );
+        }
+        for (name, sink) in &self.sinks {
+            sink.validate(&format!("alerts.sinks.{name}"), name, errors);
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, r) in self.rules.iter().enumerate() {
+            if !seen.insert(r.name.as_str()) {
+                errors.push(format!(
+                    "alerts.rules[{i}].name: {:?} is used twice; rule names are unique",
+                    r.name
+                ));
+            }
+        }
+        for RuleInForce { rule, .. } in self.rules_in_force(engine) {
+            let key = self
+                .rules
+                .iter()
+                .position(|r| r.name == rule.name)
+                .map_or_else(
+                    || format!("built-in rule {}", rule.name),
+                    |i| format!("alerts.rules[{i}]"),
+                );
+            self.validate_rule(&rule, &key, engine, errors);
+        }
+    }
+
+    fn validate_rule(
+        &self,
+        r: &AlertRuleSettings,
+        key: &str,
+        engine: &EngineSettings,
+        errors: &mut Vec<String>,
+    ) {
+        if !is_valid_name(&r.name) {
+            errors.push(format!(
+                "{key}.name: {:?} must be 1 to 64 characters among a-z, 0-9, '.', '_' and '-'",
+                r.name
+            ));
+        }
+        let threshold = r.threshold.value(r.kpi);
+        let clear = r.clear.map(|c| c.value(r.kpi));
+        for (field, value) in [("threshold", Some(&threshold)), ("clear", clear.as_ref())] {
+            if let Some(Err(problem)) = value {
+                errors.push(format!("{key}.{field}: {problem}"));
+            }
+        }
+        if let (Ok(threshold), Some(Ok(clear))) = (threshold, clear) {
+            let consistent = match r.comparison {
+                Comparison::Above => clear <= threshold,
+                Comparison::Below => clear >= threshold,
+            };
+            if !consistent {
+                let (bound, side) = match r.comparison {
+                    Comparison::Above => ("at most the threshold", "above"),
+                    Comparison::Below => ("at least the threshold", "below"),
+                };
+                errors.push(format!(
+                    "{key}.clear: must be on the healthy side of the threshold ({bound} for \"{side}\")"
+                ));
+            }
+        }
+        match r.window.parse::<WindowSpec>() {
+            Ok(WindowSpec::Last(w)) if w > millis(engine.max_window) => errors.push(format!(
+                "{key}.window: {} is longer than engine.max_window ({})",
+                r.window,
+                humantime::format_duration(engine.max_window)
+            )),
+            Ok(WindowSpec::Today) if r.kpi == Kpi::DeadLettered => errors.push(format!(
+                "{key}.window: dead_lettered counts over a duration (e.g. \"15m\"), not today"
+            )),
+            Ok(_) => {}
+            Err(e) => errors.push(format!("{key}.window: {e}")),
+        }
+        for s in r.sinks.iter().flatten() {
+            if !self.sinks.contains_key(s) {
+                errors.push(format!(
+                    "{key}.sinks: no sink {s:?}; declare [alerts.sinks.{s}] or remove it"
+                ));
+            }
+        }
+        if r.repeat_every.is_some_and(|d| d < Duration::from_secs(1)) {
+            errors.push(format!(
+                "{key}.repeat_every: at least 1s (e.g. \"1h\"), or leave it out"
+            ));
+        }
+        if r.kpi.is_system() && r.scope() != DimensionKey::default() {
+            errors.push(format!(
+                "{key}: {} is a health figure of the consumer: it has no channel/queue/reason/segment/site scope",
+                r.kpi
+            ));
+        }
+    }
+}
+
+impl SinkSettings {
+    fn validate(&self, key: &str, name: &str, errors: &mut Vec<String>) {
+        if !is_valid_name(name) {
+            errors.push(format!(
+                "{key}: a sink name is 1 to 64 characters among a-z, 0-9, '.', '_' and '-'"
+            ));
+        }
+        // The URL is a secret: say what is wrong with it, never what it is.
+        match reqwest::Url::parse(self.url.expose()) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
+            _ => errors.push(format!(
+                "{key}.url: not an http(s) URL (the value is not shown: it is a secret)"
+            )),
+        }
+        match (self.kind, &self.secret) {
+            (SinkKind::Json, None) => errors.push(format!(
+                "{key}.secret: required for kind \"json\": the HMAC-SHA256 key of X-Vigie-Signature"
+            )),
+            (SinkKind::Json, Some(s)) if s.expose().len() < 16 => errors.push(format!(
+                "{key}.secret: at least 16 characters (e.g. openssl rand -hex 32)"
+            )),
+            (SinkKind::Json, Some(_)) | (_, None) => {}
+            (kind, Some(_)) => errors.push(format!(
+                "{key}.secret: only the \"json\" kind signs its payloads, not {:?}",
+                kind.as_str()
+            )),
+        }
+        if self.timeout.is_zero() {
+            errors.push(format!(
+                "{key}.timeout: must be longer than 0s (e.g. \"10s\")"
+            ));
+        }
+        if self.queue_capacity == 0 {
+            errors.push(format!("{key}.queue_capacity: at least 1 (e.g. 1000)"));
+        }
+        if self.retry_initial.is_zero() || self.retry_max < self.retry_initial {
+            errors.push(format!(
+                "{key}.retry_initial / retry_max: 0 < retry_initial <= retry_max (e.g. \"1s\" and \"5m\")"
+            ));
+        }
+    }
+}
+
+/// Vigie's default rules, from the engine's channel targets.
+pub fn builtin_rules(engine: &EngineSettings) -> Vec<AlertRuleSettings> {
+    let rule =
+        |name: String, kpi, comparison, threshold, clear, for_s: u64, severity| AlertRuleSettings {
+            name,
+            kpi,
+            channel: None,
+            queue: None,
+            reason: None,
+            segment: None,
+            site: None,
+            comparison,
+            threshold,
+            clear: Some(clear),
+            window: "15m".into(),
+            for_: Duration::from_secs(for_s),
+            severity,
+            sinks: None,
+            repeat_every: None,
+            min_volume: 0,
+        };
+    let mut rules = Vec::new();
+    for (channel, c) in &engine.channels {
+        // An invalid target is reported by the engine's own checks.
+        let Some(sl) = c
+            .service_level
+            .as_ref()
+            .filter(|sl| sl.target > 0.0 && sl.target <= 1.0)
+        else {
+            continue;
+        };
+        let mut r = rule(
+            format!("service-level-{channel}"),
+            Kpi::ServiceLevel,
+            Comparison::Below,
+            Threshold::Number(sl.target),
+            // Five points of hysteresis, rounded (0.8 + 0.05 is not 0.85 in binary).
+            Threshold::Number(((sl.target + 0.05).min(1.0) * 1000.0).round() / 1000.0),
+            120,
+            Severity::Critical,
+        );
+        r.channel = Some(channel.clone());
+        r.min_volume = 20;
+        rules.push(r);
+        // A queue is stuck when its oldest contact waits far beyond the channel's norm.
+        let stuck = (sl.threshold * 2).max(Duration::from_secs(600));
+        let mut r = rule(
+            format!("queue-stuck-{channel}"),
+            Kpi::OldestWait,
+            Comparison::Above,
+            Threshold::Duration(stuck),
+            Threshold::Duration(stuck / 2),
+            0,
+            Severity::Critical,
+        );
+        r.channel = Some(channel.clone());
+        rules.push(r);
+    }
+    let mut abandon = rule(
+        "abandon-spike".into(),
+        Kpi::AbandonRate,
+        Comparison::Above,
+        Threshold::Number(0.2),
+        Threshold::Number(0.15),
+        120,
+        Severity::Warning,
+    );
+    abandon.min_volume = 20;
+    rules.push(abandon);
+    rules.push(rule(
+        "consumer-lag".into(),
+        Kpi::ConsumerLag,
+        Comparison::Above,
+        Threshold::Number(10_000.0),
+        Threshold::Number(1_000.0),
+        60,
+        Severity::Warning,
+    ));
+    rules.push(rule(
+        "stale-data".into(),
+        Kpi::Stale,
+        Comparison::Above,
+        Threshold::Number(0.5),
+        Threshold::Number(0.5),
+        30,
+        Severity::Critical,
+    ));
+    rules.push(rule(
+        "dead-letter-growth".into(),
+        Kpi::DeadLettered,
+        Comparison::Above,
+        Threshold::Number(100.0),
+        Threshold::Number(10.0),
+        0,
+        Severity::Warning,
+    ));
+    rules
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+
+    fn sink(kind: SinkKind, secret: Option<&str>) -> SinkSettings {
+        SinkSettings {
+            secret: secret.map(Secret::new),
+            ..SinkSettings::new(kind, Secret::new("https://hooks.example/T0/B0/XXXX"))
+        }
+    }
+
+    fn problems(s: &Settings) -> String {
+        s.validate().expect_err("invalid").0.join("\n")
+    }
+
+    #[test]
+    fn every_problem_of_a_rule_is_named() {
+        let mut s = Settings::default();
+        s.alerts.state_dir = Some("/tmp/x".into());
+        s.alerts
+            .sinks
+            .insert("ops".into(), sink(SinkKind::Slack, None));
+        let mut r = builtin_rules(&s.engine)
+            .into_iter()
+            .find(|r| r.name == "abandon-spike")
+            .expect("built-in");
+        r.threshold = Threshold::Number(0.3);
+        r.sinks = Some(vec!["ops".into()]);
+        s.alerts.rules.push(r.clone());
+        assert!(s.validate().is_ok());
+
+        r.name = "Bad Name".into();
+        r.threshold = Threshold::Number(1.5);
+        r.clear = Some(Threshold::Duration(Duration::from_secs(60)));
+        r.window = "forever".into();
+        r.sinks = Some(vec!["pager".into()]);
+        s.alerts.rules.push(r);
+        s.alerts
+            .sinks
+            .insert("hook".into(), sink(SinkKind::Json, None));
+        s.alerts.state_dir = None;
+        let all = problems(&s);
+        for needle in [
+            "alerts.state_dir",
+            "alerts.sinks.hook.secret",
+            "alerts.rules[1].name",
+            "alerts.rules[1].threshold",
+            "alerts.rules[1].clear",
+            "alerts.rules[1].window",
+            "alerts.rules[1].sinks",
+        ] {
+            assert!(all.contains(needle), "{needle} in {all}");
+        }
+        assert!(!all.contains("hooks.example"), "the URL is a secret: {all}");
+    }
+
+    #[test]
+    fn a_bad_url_is_reported_without_showing_it() {
+        let mut s = Settings::default();
+        s.alerts.state_dir = Some("/tmp/x".into());
+        let mut bad = sink(SinkKind::Teams, Some("0123456789abcdef"));
+        bad.url = Secret::new("not a url with token xoxb-123");
+        s.alerts.sinks.insert("teams".into(), bad);
+        let all = problems(&s);
+        assert!(all.contains("alerts.sinks.teams.url"), "{all}");
+        assert!(all.contains("alerts.sinks.teams.secret"), "{all}");
+        assert!(!all.contains("xoxb"), "{all}");
+    }
+
+    #[test]
+    fn thresholds_read_in_the_unit_of_their_kpi() {
+        let ten_minutes = Threshold::Duration(Duration::from_secs(600));
+        assert_eq!(ten_minutes.value(Kpi::OldestWait), Ok(600_000.0));
+        assert!(ten_minutes.value(Kpi::AbandonRate).is_err());
+        assert!(Threshold::Number(0.5).value(Kpi::OldestWait).is_err());
+        assert!(Threshold::Number(1.5).value(Kpi::AbandonRate).is_err());
+        assert_eq!(Threshold::Number(1.5e4).value(Kpi::ConsumerLag), Ok(1.5e4));
+        assert!(Threshold::Number(f64::NAN).value(Kpi::ConsumerLag).is_err());
     }
 }

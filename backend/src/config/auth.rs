@@ -102,7 +102,7 @@ impl OidcSettings {
     }
 
     /// The discovery document's address.
-    pub fn discovery_url(&self) -> String {
+    pub(crate) fn discovery_url(&self) -> String {
         format!(
             "{}/.well-known/openid-configuration",
             self.issuer.trim_end_matches('/')

@@ -1,14 +1,12 @@
 //! Owns the `[engine]` section: the KPI rules (lateness, repeat horizon H, windows,
 //! per-channel service-level targets and short-abandon thresholds), their defaults from the
-//! domain's norms, their checks, and their translation into the engine's [`EngineConfig`].
+//! domain's norms, and their checks. The engine reads them in milliseconds
+//! (`EngineConfig::from_settings`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-
-use super::ConfigError;
-use crate::engine::{ChannelRules, EngineConfig};
 
 /// KPI engine rules.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -145,34 +143,5 @@ impl EngineSettings {
                 }
             }
         }
-    }
-
-    /// The engine rules, in milliseconds. Call on validated settings.
-    pub fn engine_config(&self) -> Result<EngineConfig, ConfigError> {
-        let e = self;
-        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
-        let time_zone = jiff::tz::TimeZone::get(&e.time_zone)
-            .map_err(|err| ConfigError(vec![format!("engine.time_zone: {err}")]))?;
-        let rules = |c: Option<&ChannelSettings>| ChannelRules {
-            sl_threshold_ms: c
-                .and_then(|c| c.service_level.as_ref())
-                .map(|sl| ms(sl.threshold)),
-            short_abandon_ms: ms(c.and_then(|c| c.short_abandon).unwrap_or(e.short_abandon)),
-        };
-        Ok(EngineConfig {
-            allowed_lateness_ms: ms(e.allowed_lateness),
-            repeat_horizon_ms: ms(e.repeat_horizon),
-            max_window_ms: ms(e.max_window),
-            interaction_ttl_ms: ms(e.interaction_ttl),
-            time_zone,
-            channels: e
-                .channels
-                .iter()
-                .map(|(n, c)| (n.clone(), rules(Some(c))))
-                .collect(),
-            default_rules: rules(None),
-            max_dimension_values: e.max_dimension_values,
-            ..EngineConfig::default()
-        })
     }
 }

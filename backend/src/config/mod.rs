@@ -15,16 +15,19 @@
 //! ```
 
 //!
-//! Layout: one submodule per section ([`engine`], [`kafka`], [`auth`], [`alerts`]), each
-//! owning its types, defaults and checks; this module layers the sources and gathers every
-//! section's problems into one [`ConfigError`].
+//! Layout: one submodule per section ([`engine`], [`kafka`], [`auth`], [`alerts`],
+//! [`cockpit`]), each owning its types, defaults and checks, and [`window`], the window
+//! vocabulary they share with the API; this module layers the sources and gathers every
+//! section's problems into one [`ConfigError`]. A leaf: it uses nothing else of the crate.
 
 mod alerts;
 mod auth;
+mod cockpit;
 mod engine;
 mod kafka;
 #[cfg(test)]
 mod tests;
+mod window;
 
 use std::path::Path;
 
@@ -33,12 +36,15 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub use alerts::{AlertRuleSettings, AlertSettings, Secret, SinkKind, SinkSettings, Threshold};
+pub use alerts::{
+    builtin_rules, AlertRuleSettings, AlertSettings, RuleInForce, Secret, SinkKind, SinkSettings,
+    Threshold,
+};
 pub use auth::{AuthSettings, JwtAlgorithm, OidcSettings, Role, TokenSettings};
+pub use cockpit::CockpitSettings;
 pub use engine::{ChannelSettings, EngineSettings, ServiceLevelSettings};
 pub use kafka::{KafkaSettings, PayloadFormat};
-
-use crate::engine::EngineConfig;
+pub use window::{WindowError, WindowSpec};
 
 /// The whole configuration.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -49,7 +55,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub alerts: AlertSettings,
     pub log: LogSettings,
-    pub cockpit: crate::server::cockpit::CockpitSettings,
+    pub cockpit: CockpitSettings,
 }
 
 /// Logging.
@@ -121,19 +127,12 @@ impl Settings {
         self.engine.validate(&mut errors);
         self.kafka.validate(&mut errors);
         self.auth.validate(&mut errors);
-        errors.extend(self.cockpit.problems());
-        if let Err(alerts) = crate::alert::compile(self) {
-            errors.extend(alerts);
-        }
+        self.cockpit.validate(&mut errors);
+        self.alerts.validate(&self.engine, &mut errors);
         if errors.is_empty() {
             Ok(())
         } else {
             Err(ConfigError(errors))
         }
-    }
-
-    /// The engine rules, in milliseconds. Call on validated settings.
-    pub fn engine_config(&self) -> Result<EngineConfig, ConfigError> {
-        self.engine.engine_config()
     }
 }

@@ -23,17 +23,28 @@ fn tempfile_in_target() -> (std::path::PathBuf, std::fs::File) {
     (path, file)
 }
 
+/// The service-level threshold of `channel`, if it has a target.
+fn sl_threshold(s: &Settings, channel: &str) -> Option<Duration> {
+    s.engine.channels[channel]
+        .service_level
+        .as_ref()
+        .map(|sl| sl.threshold)
+}
+
 #[test]
 fn defaults_match_the_domain_norms() {
-    let cfg = Settings::default().engine_config().expect("valid");
-    assert_eq!(cfg.channels["phone"].sl_threshold_ms, Some(20_000));
-    assert_eq!(cfg.channels["email"].sl_threshold_ms, Some(4 * 3_600_000));
+    let s = Settings::default();
+    assert_eq!(sl_threshold(&s, "phone"), Some(Duration::from_secs(20)));
     assert_eq!(
-        cfg.default_rules.sl_threshold_ms, None,
+        sl_threshold(&s, "email"),
+        Some(Duration::from_secs(4 * 3_600))
+    );
+    assert!(
+        !s.engine.channels.contains_key("visual_ivr"),
         "visual_ivr & unknown: no target"
     );
-    assert_eq!(cfg.allowed_lateness_ms, 300_000);
-    assert_eq!(cfg.repeat_horizon_ms, 7 * 86_400_000);
+    assert_eq!(s.engine.allowed_lateness, Duration::from_secs(300));
+    assert_eq!(s.engine.repeat_horizon, Duration::from_secs(7 * 86_400));
 }
 
 #[test]
@@ -42,11 +53,10 @@ fn nf345_is_expressible_and_merges_over_defaults() {
         "[engine.channels.phone.service_level]\nthreshold = \"90s\"\ntarget = 0.8\n[engine]\ntime_zone = \"Europe/Paris\"\n",
     )
     .expect("valid");
-    let cfg = s.engine_config().expect("valid");
-    assert_eq!(cfg.channels["phone"].sl_threshold_ms, Some(90_000));
+    assert_eq!(sl_threshold(&s, "phone"), Some(Duration::from_secs(90)));
     assert_eq!(
-        cfg.channels["chat"].sl_threshold_ms,
-        Some(40_000),
+        sl_threshold(&s, "chat"),
+        Some(Duration::from_secs(40)),
         "other defaults kept"
     );
 }
@@ -110,8 +120,8 @@ fn the_example_file_is_valid() {
         .expect("example is valid");
     assert_eq!(s.engine.time_zone, "Europe/Paris");
     assert_eq!(
-        s.engine_config().expect("valid").channels["callback"].short_abandon_ms,
-        0
+        s.engine.channels["callback"].short_abandon,
+        Some(Duration::ZERO)
     );
     assert_eq!(s.alerts.rules[0].name, "phone-nf345");
     assert_eq!(s.alerts.rules[0].for_, Duration::from_secs(120));
@@ -144,9 +154,17 @@ fn alert_sinks_load_from_file_and_environment_and_secrets_stay_hidden() {
             !shown.contains("s3cr3t") && !shown.contains("k3y"),
             "{shown}"
         );
-        let rules = crate::alert::compile(&s).map_err(|e| e.join(", "))?;
-        let stuck = rules.iter().find(|r| r.name == "stuck").expect("rule");
-        assert_eq!((stuck.threshold, stuck.clear), (600_000.0, 300_000.0));
+        let stuck = s
+            .alerts
+            .rules
+            .iter()
+            .find(|r| r.name == "stuck")
+            .expect("rule");
+        let clear = stuck.clear.expect("clear").value(stuck.kpi);
+        assert_eq!(
+            (stuck.threshold.value(stuck.kpi), clear),
+            (Ok(600_000.0), Ok(300_000.0))
+        );
         Ok(())
     });
     let err = load_toml("[[alerts.rules]]\nname = \"x\"\nkpi = \"happiness\"\n")

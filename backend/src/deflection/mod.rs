@@ -37,7 +37,7 @@ fn switch_scope(s: &DeflectionSwitch) -> DimensionFilter {
 
 /// The measured effect of every switch that is on, since it was turned on: over the
 /// partitions consumed here, plus (scale-out) the shares other instances publish for theirs.
-pub fn switch_effects(
+pub(crate) fn switch_effects(
     engines: &EngineSet,
     switches: &[DeflectionSwitch],
 ) -> BTreeMap<String, SwitchEffect> {
@@ -64,7 +64,7 @@ pub fn switch_effects(
 
 /// The effect of every switch that is on, on one partition's engine: what its owner
 /// publishes in the partition's partial header (scale-out).
-pub fn partition_shares(engine: &Engine, switches: &[DeflectionSwitch]) -> Vec<SwitchShare> {
+pub(crate) fn partition_shares(engine: &Engine, switches: &[DeflectionSwitch]) -> Vec<SwitchShare> {
     switches
         .iter()
         .filter(|s| s.on)
@@ -90,8 +90,6 @@ pub enum SwitchError {
     MissingReason,
     #[error("{0}")]
     Invalid(String),
-    #[error("no switch {0:?}")]
-    NotFound(String),
     #[error("switch {id:?} is at version {current}, not {expected}: reload it and decide again")]
     VersionConflict {
         id: String,
@@ -119,7 +117,7 @@ pub fn validate_id(id: &str) -> Result<(), SwitchError> {
 
 /// The next state of switch `id` if `request` is accepted, checked against `current`
 /// and every other switch. Pure: the store calls it under its write lock.
-pub fn next_state<'a>(
+pub(crate) fn next_state<'a>(
     id: &str,
     request: &FlipRequest,
     who: &str,

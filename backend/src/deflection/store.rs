@@ -6,12 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::RwLock;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -19,7 +16,7 @@ use vigie_proto::{AuditRecord, DeflectionSwitch};
 
 use super::{next_state, FlipRequest, SwitchError};
 use crate::config::KafkaSettings;
-use crate::ingest::client_config;
+use crate::kafka::{client_config, ensure_topics, TopicSpec};
 
 /// Audit records kept in memory for the API (the topic keeps them all).
 const AUDIT_IN_MEMORY: usize = 10_000;
@@ -65,7 +62,7 @@ impl SwitchStore {
         settings: &KafkaSettings,
         shutdown: CancellationToken,
     ) -> Result<Arc<SwitchStore>, SwitchError> {
-        ensure_topics(settings).await?;
+        ensure_switch_topics(settings).await?;
         let producer: FutureProducer = client_config(settings)
             .set("message.timeout.ms", "10000")
             .set("enable.idempotence", "true")
@@ -297,7 +294,7 @@ impl SwitchStore {
     }
 
     /// Turns off the switches whose expiry has passed.
-    pub async fn expire_due(&self, now_ms: i64) {
+    pub(crate) async fn expire_due(&self, now_ms: i64) {
         let due: Vec<DeflectionSwitch> = self
             .list()
             .into_iter()
@@ -364,51 +361,14 @@ fn assign_from_beginning(
 
 /// Creates the switches topic (compacted: the latest state per switch is kept) and the
 /// audit topic if they do not exist.
-async fn ensure_topics(settings: &KafkaSettings) -> Result<(), SwitchError> {
-    let admin: AdminClient<DefaultClientContext> = client_config(settings)
-        .create()
-        .map_err(|e| unavailable("creating the admin client", e))?;
-    let metadata = admin
-        .inner()
-        .fetch_metadata(None, Duration::from_secs(10))
-        .map_err(|e| unavailable("listing topics", e))?;
-    let exists = |name: &str| {
-        metadata
-            .topics()
-            .iter()
-            .any(|t| t.name() == name && !t.partitions().is_empty())
-    };
-    let mut missing = Vec::new();
-    if !exists(&settings.switches_topic) {
-        missing.push(
-            NewTopic::new(&settings.switches_topic, 1, TopicReplication::Fixed(1))
-                .set("cleanup.policy", "compact"),
-        );
-    }
-    if !exists(&settings.audit_topic) {
-        missing.push(NewTopic::new(
-            &settings.audit_topic,
-            1,
-            TopicReplication::Fixed(1),
-        ));
-    }
-    if missing.is_empty() {
-        return Ok(());
-    }
-    let results = admin
-        .create_topics(
-            &missing,
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-        )
-        .await
-        .map_err(|e| unavailable("creating topics", e))?;
-    for result in results {
-        match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => {
-                return Err(unavailable(&format!("creating topic {topic}"), code))
-            }
-        }
-    }
-    Ok(())
+async fn ensure_switch_topics(settings: &KafkaSettings) -> Result<(), SwitchError> {
+    ensure_topics(
+        settings,
+        &[
+            TopicSpec::compacted(&settings.switches_topic, None),
+            TopicSpec::plain(&settings.audit_topic),
+        ],
+    )
+    .await
+    .map_err(|e| unavailable("creating the switch topics", e))
 }

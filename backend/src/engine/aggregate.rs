@@ -105,7 +105,7 @@ pub struct Aggregate {
 }
 
 impl Aggregate {
-    pub fn merge(&mut self, other: &Aggregate, sign: i32) {
+    pub(crate) fn merge(&mut self, other: &Aggregate, sign: i32) {
         self.counters.add(&other.counters, sign);
         self.waits.merge(&other.waits, sign);
     }
@@ -117,7 +117,7 @@ impl Aggregate {
 
 /// Maps a wait to its HdrHistogram bucket (lowest equivalent value, 3 significant digits).
 #[derive(Debug)]
-pub struct WaitQuantizer(Histogram<u64>);
+pub(crate) struct WaitQuantizer(Histogram<u64>);
 
 impl Default for WaitQuantizer {
     fn default() -> Self {
@@ -127,7 +127,7 @@ impl Default for WaitQuantizer {
 
 impl WaitQuantizer {
     /// Waits are capped at `u32::MAX` ms (49 days), far beyond any queue.
-    pub fn bucket(&self, wait_ms: i64) -> u32 {
+    pub(crate) fn bucket(&self, wait_ms: i64) -> u32 {
         let wait = wait_ms.clamp(0, i64::from(u32::MAX)) as u64;
         self.0.lowest_equivalent(wait) as u32
     }

@@ -20,7 +20,7 @@ pub struct Deflection {
 
 /// Deflections of identified customers, kept for the repeat horizon.
 #[derive(Debug, Default)]
-pub struct DeflectionLog {
+pub(crate) struct DeflectionLog {
     by_customer: DashMap<u64, SmallVec<[Deflection; 1]>, FastHash>,
 }
 
@@ -69,7 +69,7 @@ impl DeflectionLog {
     }
 
     /// Forgets deflections older than `before` (their horizon has passed).
-    pub fn evict_before(&self, before: i64) {
+    pub(crate) fn evict_before(&self, before: i64) {
         self.by_customer.retain(|_, deflections| {
             deflections.retain(|d| d.ts >= before);
             !deflections.is_empty()

@@ -15,7 +15,7 @@ use super::symbols::Sym;
 
 /// One recent arrival of a customer. 24 bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PastArrival {
+pub(crate) struct PastArrival {
     pub ts: i64,
     pub interaction: u64,
     pub channel: Sym,
@@ -30,7 +30,7 @@ impl PastArrival {
 /// A customer's arrivals: the newest settled one, and those that may still gain a
 /// predecessor. 24 bytes inline; the recent list is allocated only while needed.
 #[derive(Clone, Debug)]
-pub struct CustomerHistory {
+pub(crate) struct CustomerHistory {
     /// Event time of the newest settled arrival (`i64::MIN`: none).
     settled_ts: i64,
     settled_channel: Sym,
@@ -49,7 +49,12 @@ impl Default for CustomerHistory {
 }
 
 /// Classification of an arrival from its predecessor's (time, channel).
-pub fn classify(pred: Option<(i64, Sym)>, ts: i64, channel: Sym, horizon_ms: i64) -> RepeatClass {
+pub(crate) fn classify(
+    pred: Option<(i64, Sym)>,
+    ts: i64,
+    channel: Sym,
+    horizon_ms: i64,
+) -> RepeatClass {
     match pred {
         Some((pred_ts, pred_channel)) if ts - pred_ts <= horizon_ms => RepeatClass {
             repeat: true,
@@ -96,7 +101,7 @@ impl CustomerHistory {
 
     /// Folds the arrivals older than `settled_before` (they can no longer gain a
     /// predecessor, as any earlier arrival would be late) into the settled one.
-    pub fn settle(&mut self, settled_before: i64) {
+    pub(crate) fn settle(&mut self, settled_before: i64) {
         let Some(recent) = self.recent.as_mut() else {
             return;
         };

@@ -13,7 +13,7 @@ use crate::event::EventKind;
 
 /// Whether an arrival is a repeat contact of its customer within the horizon.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct RepeatClass {
+pub(crate) struct RepeatClass {
     /// The customer had an earlier arrival within the repeat horizon.
     pub repeat: bool,
     /// ... and the most recent such arrival was on another channel.
@@ -31,7 +31,7 @@ pub struct ChannelRules {
 
 /// The `arrived` event of an interaction, which gives it its channel, customer and dimensions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Arrival {
+pub(crate) struct Arrival {
     pub ts: i64,
     pub channel: Sym,
     /// queue, reason, segment, site.
@@ -48,7 +48,7 @@ pub struct Queued {
 
 /// What the engine knows of one interaction.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Interaction {
+pub(crate) struct Interaction {
     pub arrival: Option<Arrival>,
     pub queued: Option<Queued>,
     pub deflected: Option<i64>,
@@ -70,7 +70,7 @@ pub struct Interaction {
 
 /// One contribution to the aggregates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Effect {
+pub(crate) enum Effect {
     Arrival {
         repeat: Option<RepeatClass>,
     },
@@ -92,7 +92,7 @@ pub enum Effect {
 
 /// An effect placed at an event time, under a dimension key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Placed {
+pub(crate) struct Placed {
     pub ts: i64,
     pub key: KeyId,
     pub effect: Effect,
@@ -114,7 +114,7 @@ fn earliest<T: Copy + Ord>(slot: &mut Option<T>, value: T) -> bool {
 impl Interaction {
     /// Remembers `event_id` for this step; `false` if it was already reported (a
     /// redelivery). Another id for the same step is a second report, not a redelivery.
-    pub fn first_report(&mut self, kind: EventKind, event_id: u64) -> bool {
+    pub(crate) fn first_report(&mut self, kind: EventKind, event_id: u64) -> bool {
         let slot = &mut self.event_ids[kind as usize];
         if *slot == event_id {
             return false;
@@ -166,7 +166,7 @@ impl Interaction {
     }
 
     /// Dimension key: the arrival's values, each refined by `queued` when it carries one.
-    pub fn dim_key(&self) -> Option<DimKey> {
+    pub(crate) fn dim_key(&self) -> Option<DimKey> {
         let a = self.arrival?;
         let mut dims = a.dims;
         if let Some(q) = self.queued {
@@ -191,7 +191,7 @@ impl Interaction {
     }
 
     /// Waiting in queue now: queued, and not deflected, answered, abandoned or ended.
-    pub fn is_waiting(&self) -> bool {
+    pub(crate) fn is_waiting(&self) -> bool {
         self.arrival.is_some()
             && self.queued.is_some()
             && self.deflected.is_none()
@@ -311,7 +311,7 @@ impl Effect {
 }
 
 /// Removes the effects present in both lists: only real changes reach the aggregates.
-pub fn cancel_common(before: &mut Effects, after: &mut Effects) {
+pub(crate) fn cancel_common(before: &mut Effects, after: &mut Effects) {
     before.retain(|b| {
         if let Some(i) = after.iter().position(|a| a == b) {
             after.swap_remove(i);

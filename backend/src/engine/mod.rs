@@ -31,6 +31,7 @@ mod window;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use dashmap::DashMap;
 use parking_lot::{Mutex, RwLock};
@@ -45,6 +46,7 @@ pub use symbols::Symbols;
 pub use trend::{build_trend, TrendShape};
 pub use window::{window_end, WindowError, WindowSpec};
 
+use crate::config::{ChannelSettings, ConfigError, EngineSettings};
 use crate::event::{EventKind, EventRecord};
 use customer::{CustomerHistory, PastArrival};
 use interaction::{cancel_common, Arrival, Effects, Interaction, Queued, RepeatClass};
@@ -106,8 +108,36 @@ impl Default for EngineConfig {
 }
 
 impl EngineConfig {
+    /// The rules of validated `[engine]` settings, in milliseconds.
+    pub fn from_settings(e: &EngineSettings) -> Result<EngineConfig, ConfigError> {
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let time_zone = jiff::tz::TimeZone::get(&e.time_zone)
+            .map_err(|err| ConfigError(vec![format!("engine.time_zone: {err}")]))?;
+        let rules = |c: Option<&ChannelSettings>| ChannelRules {
+            sl_threshold_ms: c
+                .and_then(|c| c.service_level.as_ref())
+                .map(|sl| ms(sl.threshold)),
+            short_abandon_ms: ms(c.and_then(|c| c.short_abandon).unwrap_or(e.short_abandon)),
+        };
+        Ok(EngineConfig {
+            allowed_lateness_ms: ms(e.allowed_lateness),
+            repeat_horizon_ms: ms(e.repeat_horizon),
+            max_window_ms: ms(e.max_window),
+            interaction_ttl_ms: ms(e.interaction_ttl),
+            time_zone,
+            channels: e
+                .channels
+                .iter()
+                .map(|(n, c)| (n.clone(), rules(Some(c))))
+                .collect(),
+            default_rules: rules(None),
+            max_dimension_values: e.max_dimension_values,
+            ..EngineConfig::default()
+        })
+    }
+
     /// How long aggregates are kept: the longest window (at least a 25 h "today") plus lateness.
-    pub fn retention_ms(&self) -> i64 {
+    pub(crate) fn retention_ms(&self) -> i64 {
         self.max_window_ms.max(25 * 3_600_000) + self.allowed_lateness_ms
     }
 }
@@ -191,12 +221,12 @@ impl Engine {
     }
 
     /// Scale-out: records the epoch of this partition's claim in the partials topic.
-    pub fn set_partial_epoch(&self, epoch: i64) {
+    pub(crate) fn set_partial_epoch(&self, epoch: i64) {
         self.partial_epoch.store(epoch, Ordering::Release);
     }
 
     /// The epoch of this partition's claim, once claimed.
-    pub fn partial_epoch(&self) -> Option<i64> {
+    pub(crate) fn partial_epoch(&self) -> Option<i64> {
         let e = self.partial_epoch.load(Ordering::Acquire);
         (e != NO_WATERMARK).then_some(e)
     }
@@ -212,7 +242,7 @@ impl Engine {
     }
 
     /// Counts a record that could not be decoded.
-    pub fn record_rejected(&self) {
+    pub(crate) fn record_rejected(&self) {
         self.stats.rejected.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -449,5 +479,48 @@ impl Engine {
                 h.newest_ts() >= horizon_start
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+
+    #[test]
+    fn defaults_match_the_domain_norms() {
+        let cfg = EngineConfig::from_settings(&Settings::default().engine).expect("valid");
+        assert_eq!(cfg.channels["phone"].sl_threshold_ms, Some(20_000));
+        assert_eq!(cfg.channels["email"].sl_threshold_ms, Some(4 * 3_600_000));
+        assert_eq!(
+            cfg.default_rules.sl_threshold_ms, None,
+            "visual_ivr & unknown: no target"
+        );
+        assert_eq!(cfg.allowed_lateness_ms, 300_000);
+        assert_eq!(cfg.repeat_horizon_ms, 7 * 86_400_000);
+    }
+
+    #[test]
+    fn channel_rules_come_from_their_settings_else_the_defaults() {
+        let mut s = Settings::default().engine;
+        if let Some(sl) = s
+            .channels
+            .get_mut("phone")
+            .and_then(|c| c.service_level.as_mut())
+        {
+            sl.threshold = Duration::from_secs(90);
+        }
+        s.short_abandon = Duration::from_secs(3);
+        if let Some(callback) = s.channels.get_mut("callback") {
+            callback.short_abandon = Some(Duration::ZERO);
+        }
+        let cfg = EngineConfig::from_settings(&s).expect("valid");
+        assert_eq!(cfg.channels["phone"].sl_threshold_ms, Some(90_000));
+        assert_eq!(cfg.channels["chat"].sl_threshold_ms, Some(40_000));
+        assert_eq!(cfg.channels["callback"].short_abandon_ms, 0);
+        assert_eq!(cfg.channels["chat"].short_abandon_ms, 3_000);
+        assert_eq!(cfg.default_rules.short_abandon_ms, 3_000);
+        s.time_zone = "Mars/Olympus".into();
+        assert!(EngineConfig::from_settings(&s).is_err());
     }
 }

@@ -23,14 +23,14 @@ use super::symbols::{DimKey, FastHash, KeyId, Symbols};
 use super::Engine;
 
 /// Format version of partial records.
-pub const PARTIAL_VERSION: u32 = 1;
+pub(crate) const PARTIAL_VERSION: u32 = 1;
 
 /// A dimension key as strings: channel, queue, reason, segment, site.
-pub type WireKey = [String; 5];
+pub(crate) type WireKey = [String; 5];
 
 /// The state of one partition, besides its effect log.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct PartialHeader {
+pub(crate) struct PartialHeader {
     pub v: u32,
     /// Instance that consumes the partition.
     pub owner: String,
@@ -56,7 +56,7 @@ pub struct PartialHeader {
 /// One switch's effect on one partition: deflections since the switch was turned on,
 /// and how many of those customers came back.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SwitchShare {
+pub(crate) struct SwitchShare {
     pub switch: String,
     /// The switch's `changed_at` the counts start from: a share computed before a
     /// later flip is not mixed with the new measurement.
@@ -67,7 +67,7 @@ pub struct SwitchShare {
 
 /// The effect log of one partition over `[start, start + CHUNK_MS)`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct PartialChunk {
+pub(crate) struct PartialChunk {
     pub v: u32,
     pub epoch: i64,
     pub start: i64,
@@ -151,14 +151,14 @@ fn intern_key(symbols: &Symbols, key: &WireKey) -> KeyId {
 
 impl Engine {
     /// Starts remembering which chunks change, for [`Engine::take_changed_chunks`].
-    pub fn track_changes(&self) {
+    pub(crate) fn track_changes(&self) {
         for store in self.stores.iter() {
             store.lock().track_changes();
         }
     }
 
     /// Starts of the chunks changed since the last call.
-    pub fn take_changed_chunks(&self) -> std::collections::BTreeSet<i64> {
+    pub(crate) fn take_changed_chunks(&self) -> std::collections::BTreeSet<i64> {
         let mut all = std::collections::BTreeSet::new();
         for store in self.stores.iter() {
             all.append(&mut store.lock().take_changed());
@@ -167,7 +167,7 @@ impl Engine {
     }
 
     /// Starts of every chunk of the effect log (to republish it whole under a new epoch).
-    pub fn chunk_starts(&self) -> std::collections::BTreeSet<i64> {
+    pub(crate) fn chunk_starts(&self) -> std::collections::BTreeSet<i64> {
         let mut all = std::collections::BTreeSet::new();
         for store in self.stores.iter() {
             all.append(&mut store.lock().chunk_starts());
@@ -176,7 +176,7 @@ impl Engine {
     }
 
     /// The chunk of the effect log starting at `start` (a multiple of [`CHUNK_MS`]).
-    pub fn export_chunk(&self, start: i64, epoch: i64) -> PartialChunk {
+    pub(crate) fn export_chunk(&self, start: i64, epoch: i64) -> PartialChunk {
         let mut exported = Vec::new();
         for store in self.stores.iter() {
             store.lock().export(start, start + CHUNK_MS, &mut exported);
@@ -214,7 +214,7 @@ impl Engine {
     }
 
     /// The header of this engine's partial (owner, epoch, progress and time are the caller's).
-    pub fn partial_header(&self) -> PartialHeader {
+    pub(crate) fn partial_header(&self) -> PartialHeader {
         let keys_table = self.symbols.keys();
         let mut per_key: BTreeMap<KeyId, (u64, i64)> = BTreeMap::new();
         for entry in self.waiting.iter() {
@@ -250,7 +250,7 @@ type Cells = HashMap<KeyId, Aggregate, FastHash>;
 /// What an instance knows of a partition another instance consumes: the owner's last
 /// header and effect log, with the 10-minute and hour cells rebuilt from it.
 #[derive(Debug, Default)]
-pub struct Replica {
+pub(crate) struct Replica {
     /// Highest epoch seen; anything older is a former owner's and ignored.
     pub epoch: i64,
     pub header: PartialHeader,
@@ -264,7 +264,7 @@ pub struct Replica {
 
 /// Why a partial record was not applied.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum PartialError {
+pub(crate) enum PartialError {
     #[error("partial format version {0} is not supported (expected {PARTIAL_VERSION})")]
     Version(u32),
     #[error("chunk start {0} is not a multiple of {CHUNK_MS} ms")]
@@ -291,7 +291,7 @@ impl Replica {
 
     /// Applies a header; `epoch` is the record's (from the claim's offset when absent).
     /// Returns `false` for a stale owner's header.
-    pub fn apply_header(
+    pub(crate) fn apply_header(
         &mut self,
         header: PartialHeader,
         epoch: i64,
@@ -314,7 +314,7 @@ impl Replica {
     }
 
     /// Replaces one chunk of the effect log; `false` for a stale owner's chunk.
-    pub fn apply_chunk(
+    pub(crate) fn apply_chunk(
         &mut self,
         chunk: &PartialChunk,
         symbols: &Symbols,
@@ -351,7 +351,7 @@ impl Replica {
     }
 
     /// Forgets one chunk (a tombstone).
-    pub fn remove_chunk(&mut self, start: i64) {
+    pub(crate) fn remove_chunk(&mut self, start: i64) {
         if let Some(old) = self.chunks.remove(&start) {
             self.place(&old, -1);
         }
@@ -376,7 +376,7 @@ impl Replica {
     }
 
     /// Drops what ends at or before `before` (the owner's retention).
-    pub fn evict_before(&mut self, before: i64) {
+    pub(crate) fn evict_before(&mut self, before: i64) {
         let first = before.div_euclid(CHUNK_MS) * CHUNK_MS;
         self.chunks = self.chunks.split_off(&first);
         for (level, width) in self.cells.iter_mut().zip(&LEVELS_MS[1..]) {
@@ -413,7 +413,8 @@ impl Replica {
     }
 
     /// Chunks held (for tests and metrics).
-    pub fn chunk_count(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn chunk_count(&self) -> usize {
         self.chunks.len()
     }
 }

@@ -51,7 +51,7 @@ impl EngineSet {
     }
 
     /// Scale-out: engines track what changed, so it can be published as partials.
-    pub fn enable_partials(&self) {
+    pub(crate) fn enable_partials(&self) {
         self.partials.store(true, Ordering::Relaxed);
         for engine in self.partitions.read().values() {
             engine.track_changes();
@@ -65,7 +65,7 @@ impl EngineSet {
 
     /// Changes the replica of `partition` (from the partials topic); the merged view
     /// uses it while this instance does not consume the partition.
-    pub fn update_replica<T>(
+    pub(crate) fn update_replica<T>(
         &self,
         partition: i32,
         change: impl FnOnce(&mut Replica, &Symbols) -> T,
@@ -77,7 +77,11 @@ impl EngineSet {
     }
 
     /// Reads the replica of `partition`, if any.
-    pub fn with_replica<T>(&self, partition: i32, read: impl FnOnce(&Replica) -> T) -> Option<T> {
+    pub(crate) fn with_replica<T>(
+        &self,
+        partition: i32,
+        read: impl FnOnce(&Replica) -> T,
+    ) -> Option<T> {
         self.replicas.read().get(&partition).map(read)
     }
 
@@ -97,14 +101,14 @@ impl EngineSet {
     }
 
     /// Drops the state of `partition`.
-    pub fn revoke(&self, partition: i32) {
+    pub(crate) fn revoke(&self, partition: i32) {
         self.partitions.write().remove(&partition);
         self.generation.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Changes whenever a snapshot may have changed: an event applied, found late,
     /// duplicate or rejected, or a partition assigned or revoked. Cheap to poll.
-    pub fn change_counter(&self) -> u64 {
+    pub(crate) fn change_counter(&self) -> u64 {
         let events: u64 = self
             .partitions
             .read()
@@ -133,7 +137,7 @@ impl EngineSet {
     }
 
     /// Deflection follow-up over every partition held (see [`Engine::deflection_effect`]).
-    pub fn deflection_effect(
+    pub(crate) fn deflection_effect(
         &self,
         filter: &super::DimensionFilter,
         since_ms: i64,
@@ -149,7 +153,7 @@ impl EngineSet {
 
     /// The shares of switch `switch` (on since `since`) published by the owners of the
     /// partitions this instance does not consume (scale-out; zero otherwise).
-    pub fn remote_switch_share(&self, switch: &str, since: i64) -> super::DeflectionEffect {
+    pub(crate) fn remote_switch_share(&self, switch: &str, since: i64) -> super::DeflectionEffect {
         let engines = self.partitions.read();
         let mut total = super::DeflectionEffect::default();
         for (_, replica) in self
@@ -184,7 +188,7 @@ impl EngineSet {
     }
 
     /// Values seen so far per dimension, sorted, at most `limit` per dimension.
-    pub fn dimension_values(&self, limit: usize) -> BTreeMap<String, Vec<String>> {
+    pub(crate) fn dimension_values(&self, limit: usize) -> BTreeMap<String, Vec<String>> {
         let mut seen: BTreeMap<Dimension, std::collections::BTreeSet<Sym>> = BTreeMap::new();
         for key in self.symbols.keys() {
             for d in Dimension::ALL {

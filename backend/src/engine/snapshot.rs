@@ -25,7 +25,7 @@ pub enum Dimension {
 }
 
 impl Dimension {
-    pub const ALL: [Dimension; 5] = [
+    pub(crate) const ALL: [Dimension; 5] = [
         Dimension::Channel,
         Dimension::Queue,
         Dimension::Reason,
@@ -152,7 +152,7 @@ impl Scope {
 impl Engine {
     /// Deflected contacts in `filter`'s scope since `since_ms`, and how many of those
     /// customers came back on any channel within the repeat horizon.
-    pub fn deflection_effect(
+    pub(crate) fn deflection_effect(
         &self,
         filter: &DimensionFilter,
         since_ms: i64,

@@ -16,10 +16,10 @@ use super::interaction::{Effect, Placed};
 use super::symbols::{FastHash, KeyId};
 
 /// Bucket widths, finest first: seconds (effect log), 10 minutes, hours (cells).
-pub const LEVELS_MS: [i64; 3] = [1_000, 600_000, 3_600_000];
+pub(crate) const LEVELS_MS: [i64; 3] = [1_000, 600_000, 3_600_000];
 
 /// Width of the chunks of the effect log published as partials (scale-out).
-pub const CHUNK_MS: i64 = 10_000;
+pub(crate) const CHUNK_MS: i64 = 10_000;
 
 type Cells = HashMap<KeyId, Aggregate, FastHash>;
 
@@ -35,7 +35,7 @@ struct Logged {
 
 /// Contributions of one shard.
 #[derive(Debug, Default)]
-pub struct BucketStore {
+pub(crate) struct BucketStore {
     seconds: BTreeMap<i64, Vec<Logged>>,
     /// 10-minute and hour cells.
     cells: [BTreeMap<i64, Cells>; 2],
@@ -46,7 +46,7 @@ pub struct BucketStore {
 }
 
 /// One entry of the effect log, as exported in partials: (second, key, retraction, effect).
-pub type Exported = (i64, KeyId, bool, Effect);
+pub(crate) type Exported = (i64, KeyId, bool, Effect);
 
 impl BucketStore {
     /// Adds (sign 1) or retracts (sign -1) one placed effect at every resolution.
@@ -111,17 +111,17 @@ impl BucketStore {
     }
 
     /// Starts tracking the chunks that change (for partials).
-    pub fn track_changes(&mut self) {
+    pub(crate) fn track_changes(&mut self) {
         self.dirty.get_or_insert_with(BTreeSet::new);
     }
 
     /// The chunks changed since the last call (empty when not tracked).
-    pub fn take_changed(&mut self) -> BTreeSet<i64> {
+    pub(crate) fn take_changed(&mut self) -> BTreeSet<i64> {
         self.dirty.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// Starts of every [`CHUNK_MS`] chunk holding effects.
-    pub fn chunk_starts(&self) -> BTreeSet<i64> {
+    pub(crate) fn chunk_starts(&self) -> BTreeSet<i64> {
         self.seconds
             .keys()
             .map(|s| s.div_euclid(CHUNK_MS) * CHUNK_MS)
@@ -129,14 +129,14 @@ impl BucketStore {
     }
 
     /// The effect log of `[start, end)`, in time order.
-    pub fn export(&self, start: i64, end: i64, out: &mut Vec<Exported>) {
+    pub(crate) fn export(&self, start: i64, end: i64, out: &mut Vec<Exported>) {
         for (second, log) in self.seconds.range(start..end) {
             out.extend(log.iter().map(|l| (*second, l.key, l.retract, l.effect)));
         }
     }
 
     /// Drops every bucket that ends at or before `before`.
-    pub fn evict_before(&mut self, before: i64) {
+    pub(crate) fn evict_before(&mut self, before: i64) {
         self.seconds = self.seconds.split_off(&(before.div_euclid(1_000) * 1_000));
         for (level, width) in self.cells.iter_mut().zip(&LEVELS_MS[1..]) {
             *level = level.split_off(&(before.div_euclid(*width) * width));
@@ -144,7 +144,7 @@ impl BucketStore {
     }
 
     /// Logged effects and stored cells (for memory accounting).
-    pub fn entry_count(&self) -> usize {
+    pub(crate) fn entry_count(&self) -> usize {
         let logged: usize = self.seconds.values().map(Vec::len).sum();
         let cells: usize = self
             .cells

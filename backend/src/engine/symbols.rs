@@ -7,19 +7,19 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 /// An interned dimension value (`"phone"`, `"billing"`, ...).
-pub type Sym = u32;
+pub(crate) type Sym = u32;
 
 /// Index of an interned [`DimKey`].
-pub type KeyId = u32;
+pub(crate) type KeyId = u32;
 
 /// The value of a missing dimension.
-pub const UNKNOWN: Sym = 0;
+pub(crate) const UNKNOWN: Sym = 0;
 
 /// The value standing for every value beyond the table's limit.
-pub const OTHER: Sym = 1;
+pub(crate) const OTHER: Sym = 1;
 
 /// The name of [`OTHER`].
-pub const OTHER_NAME: &str = vigie_proto::OTHER_VALUE;
+pub(crate) const OTHER_NAME: &str = vigie_proto::OTHER_VALUE;
 
 /// channel × queue × reason × segment × site, each an interned value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -56,7 +56,7 @@ impl Default for Symbols {
 
 impl Symbols {
     /// A table keeping at most `limit` distinct values.
-    pub fn with_limit(limit: usize) -> Symbols {
+    pub(crate) fn with_limit(limit: usize) -> Symbols {
         let names: Vec<Arc<str>> =
             vec![Arc::from(vigie_proto::UNKNOWN_VALUE), Arc::from(OTHER_NAME)];
         let ids = DashMap::with_hasher(FastHash::default());
@@ -84,13 +84,13 @@ impl Symbols {
 
     /// The symbol of `value`; `None` or an empty string is [`UNKNOWN`], a new value
     /// once the table is full is [`OTHER`].
-    pub fn intern(&self, value: Option<&str>) -> Sym {
+    pub(crate) fn intern(&self, value: Option<&str>) -> Sym {
         self.intern_within(value, self.limit)
     }
 
     /// The symbol of a channel: never [`OTHER`], as channels carry the service-level
     /// rules and the cross-channel repeat logic, which a shared `(other)` would falsify.
-    pub fn intern_channel(&self, value: Option<&str>) -> Sym {
+    pub(crate) fn intern_channel(&self, value: Option<&str>) -> Sym {
         self.intern_within(value, usize::MAX)
     }
 
@@ -114,7 +114,7 @@ impl Symbols {
     }
 
     /// The symbol of `value` if it was ever seen.
-    pub fn lookup(&self, value: &str) -> Option<Sym> {
+    pub(crate) fn lookup(&self, value: &str) -> Option<Sym> {
         self.ids.get(value).map(|id| *id)
     }
 
@@ -144,7 +144,7 @@ impl Symbols {
 }
 
 /// The hasher of in-memory maps.
-pub type FastHash = ahash::RandomState;
+pub(crate) type FastHash = ahash::RandomState;
 
 /// Stable 64-bit identity of an id string (event, interaction, customer).
 pub fn id_hash(id: &str) -> u64 {

@@ -1,10 +1,13 @@
-//! The interaction event contract: owns the decoded event type and its decoders.
+//! The interaction event contract: owns the decoded event type, its decoders and its
+//! encoders.
 //!
 //! A record becomes an [`EventRecord`] (borrowing from the input where it can) or a
 //! typed [`DecodeError`] naming the field and the reason; decoding never panics.
 //! JSON lines are decoded by [`json::decode_json`], protobuf messages by
 //! [`protobuf::decode_proto`]; both validate through [`EventRecord::validate`].
+//! [`encode`] writes them back in either [`Format`].
 
+pub mod encode;
 pub mod json;
 pub mod protobuf;
 
@@ -12,8 +15,22 @@ use std::borrow::Cow;
 
 use thiserror::Error;
 
+pub use encode::{encode, event_key, to_json, write_events, Format};
 pub use json::decode_json;
 pub use protobuf::{decode_proto, ProtoStreamReader};
+
+/// Decodes one record in `format`, or, without one, sniffs it: a JSON event starts with
+/// `{`, a protobuf one cannot (0x7b would be field 15, which the schema does not have).
+pub fn decode(payload: &[u8], format: Option<Format>) -> Result<EventRecord<'_>, DecodeError> {
+    match format {
+        Some(Format::Jsonl) => decode_json(payload),
+        Some(Format::Proto) => decode_proto(payload),
+        None => match payload.trim_ascii_start().first() {
+            Some(b'{') => decode_json(payload),
+            _ => decode_proto(payload),
+        },
+    }
+}
 
 /// The six lifecycle steps of an interaction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -27,7 +44,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 6] = [
+    pub(crate) const ALL: [EventKind; 6] = [
         EventKind::Arrived,
         EventKind::Deflected,
         EventKind::Queued,
@@ -99,7 +116,7 @@ pub enum DecodeError {
 const MAX_TS_MS: i64 = 253_402_300_799_999;
 
 /// Largest record accepted, in bytes: events are small; a huge line is a broken producer.
-pub const MAX_RECORD_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_RECORD_BYTES: usize = 64 * 1024;
 
 impl<'a> EventRecord<'a> {
     /// An event with its required fields; every optional field empty.

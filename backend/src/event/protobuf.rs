@@ -22,7 +22,7 @@ pub fn decode_proto(bytes: &[u8]) -> Result<EventRecord<'static>, DecodeError> {
 }
 
 /// Validates a decoded protobuf message and turns it into a record.
-pub fn from_message(msg: InteractionEvent) -> Result<EventRecord<'static>, DecodeError> {
+pub(crate) fn from_message(msg: InteractionEvent) -> Result<EventRecord<'static>, DecodeError> {
     let kind = match EventType::try_from(msg.r#type) {
         Ok(EventType::Arrived) => EventKind::Arrived,
         Ok(EventType::Deflected) => EventKind::Deflected,
@@ -86,7 +86,7 @@ pub struct ProtoStreamReader<R> {
 
 /// One frame read from a length-delimited stream.
 #[derive(Debug)]
-pub enum Frame<'a> {
+pub(crate) enum Frame<'a> {
     Message(&'a [u8]),
     /// The frame is unusable (bad length prefix or truncated body); the stream cannot go on.
     Broken(DecodeError),
@@ -101,7 +101,7 @@ impl<R: Read> ProtoStreamReader<R> {
     }
 
     /// The next frame, or `None` at a clean end of stream.
-    pub fn next_frame(&mut self) -> io::Result<Option<Frame<'_>>> {
+    pub(crate) fn next_frame(&mut self) -> io::Result<Option<Frame<'_>>> {
         let mut len: u64 = 0;
         for i in 0..10 {
             let mut byte = [0u8; 1];

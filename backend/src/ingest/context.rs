@@ -10,17 +10,18 @@ use rdkafka::error::KafkaError;
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use super::status::{IngestStatus, UNKNOWN_TARGET};
+use super::AssignmentHook;
 use crate::engine::EngineSet;
+use crate::status::{InstanceStatus, UNKNOWN_TARGET};
 
 /// librdkafka callbacks of the Vigie consumer.
 #[derive(Debug)]
 pub struct IngestContext {
     engines: Arc<EngineSet>,
-    status: Arc<IngestStatus>,
+    status: Arc<InstanceStatus>,
     rebuild_from: RebuildFrom,
-    /// Scale-out: claims each assigned partition in the partials topic.
-    claimer: Option<crate::partials::Claimer>,
+    /// Told of each assigned partition (scale-out claims it).
+    hook: Option<Box<dyn AssignmentHook>>,
     /// Cancelled once the process is leaving: the revocation on close then keeps the
     /// state, so that nothing reading it meanwhile (a last websocket frame, an alert
     /// round, the demo's last print) sees an empty window.
@@ -39,29 +40,29 @@ pub enum RebuildFrom {
 impl IngestContext {
     pub fn new(
         engines: Arc<EngineSet>,
-        status: Arc<IngestStatus>,
+        status: Arc<InstanceStatus>,
         rebuild_from: RebuildFrom,
     ) -> Self {
         IngestContext {
             engines,
             status,
             rebuild_from,
-            claimer: None,
+            hook: None,
             leaving: tokio_util::sync::CancellationToken::new(),
         }
     }
 
     /// The process's shutdown token: a revocation after it is cancelled keeps the state.
-    pub fn with_shutdown(mut self, shutdown: tokio_util::sync::CancellationToken) -> Self {
+    pub(crate) fn with_shutdown(mut self, shutdown: tokio_util::sync::CancellationToken) -> Self {
         self.leaving = shutdown;
         self
     }
 
-    /// Scale-out: claim every assigned partition in the partials topic, from the
-    /// rebalance callback itself, so that a new owner's claim always follows (in the
-    /// topic) every claim of the partition's former owners.
-    pub fn with_claimer(mut self, claimer: crate::partials::Claimer) -> Self {
-        self.claimer = Some(claimer);
+    /// Tells `hook` of every assigned partition, from the rebalance callback itself
+    /// (scale-out claims it there, so that a new owner's claim always follows every claim
+    /// of the partition's former owners).
+    pub(crate) fn with_hook(mut self, hook: Box<dyn AssignmentHook>) -> Self {
+        self.hook = Some(hook);
         self
     }
 
@@ -117,11 +118,8 @@ impl IngestContext {
             let _ = tpl.set_partition_offset(topic, partition, seek);
             let engine = self.engines.assign(partition);
             self.status.track(partition, start, target);
-            if let Some(claimer) = &self.claimer {
-                // The publisher claims it later if this fails.
-                if let Some(epoch) = claimer.claim(partition) {
-                    engine.set_partial_epoch(epoch);
-                }
+            if let Some(hook) = &self.hook {
+                hook.assigned(partition, &engine);
             }
             tracing::info!(partition, start, target, "partition assigned: rebuilding");
         }

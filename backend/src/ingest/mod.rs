@@ -16,12 +16,10 @@
 
 mod context;
 pub mod produce;
-pub mod status;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -29,10 +27,18 @@ use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{KafkaSettings, PayloadFormat};
-use crate::engine::EngineSet;
-use crate::event::{decode_json, decode_proto, DecodeError, EventRecord};
+use crate::engine::{Engine, EngineSet};
+use crate::event::{decode, DecodeError, Format};
+use crate::kafka::client_config;
+use crate::status::InstanceStatus;
 pub use context::{IngestContext, RebuildFrom};
-pub use status::IngestStatus;
+
+/// Told of every partition assigned to the consumer, from the rebalance callback (on
+/// librdkafka's thread, so it may block), once the partition's fresh engine exists and
+/// before any of its records is consumed. Scale-out claims partitions here.
+pub trait AssignmentHook: Send + Sync + std::fmt::Debug {
+    fn assigned(&self, partition: i32, engine: &Engine);
+}
 
 #[derive(Debug, Error)]
 pub enum IngestError {
@@ -49,20 +55,10 @@ pub enum IngestError {
 /// Header naming why a record was dead-lettered.
 pub const ERROR_HEADER: &str = "vigie-error";
 
-/// librdkafka settings shared by every Vigie client; `properties` from the config come last.
-pub fn client_config(settings: &KafkaSettings) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", &settings.brokers);
-    for (key, value) in &settings.properties {
-        config.set(key, value);
-    }
-    config
-}
-
 /// How far back partitions are replayed: from the earliest record if so configured, else
 /// the configured span, or the longest window plus the repeat horizon (an arrival at the
 /// start of the longest window looks back a whole horizon to classify itself as a repeat).
-pub fn rebuild_from(settings: &KafkaSettings, engines: &EngineSet) -> RebuildFrom {
+pub(crate) fn rebuild_from(settings: &KafkaSettings, engines: &EngineSet) -> RebuildFrom {
     if settings.rebuild_from_earliest {
         return RebuildFrom::Earliest;
     }
@@ -75,11 +71,13 @@ pub fn rebuild_from(settings: &KafkaSettings, engines: &EngineSet) -> RebuildFro
     ))
 }
 
-/// Consumes `settings.topic` into `engines` until `shutdown`, then stores and commits offsets.
+/// Consumes `settings.topic` into `engines` until `shutdown`, then stores and commits
+/// offsets; `hook` (if any) is told of every assigned partition.
 pub async fn run_consumer(
     settings: &KafkaSettings,
     engines: Arc<EngineSet>,
-    status: Arc<IngestStatus>,
+    status: Arc<InstanceStatus>,
+    hook: Option<Box<dyn AssignmentHook>>,
     shutdown: CancellationToken,
 ) -> Result<(), IngestError> {
     let mut context = IngestContext::new(
@@ -88,9 +86,8 @@ pub async fn run_consumer(
         rebuild_from(settings, &engines),
     )
     .with_shutdown(shutdown.clone());
-    if settings.partials {
-        context = context
-            .with_claimer(crate::partials::Claimer::new(settings).map_err(IngestError::Client)?);
+    if let Some(hook) = hook {
+        context = context.with_hook(hook);
     }
     let mut config = client_config(settings);
     config
@@ -153,7 +150,7 @@ async fn handle(
     message: &BorrowedMessage<'_>,
     settings: &KafkaSettings,
     engines: &EngineSet,
-    status: &IngestStatus,
+    status: &InstanceStatus,
     dlq: &FutureProducer,
 ) {
     use std::sync::atomic::Ordering::Relaxed;
@@ -198,9 +195,13 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
 }
 
-fn format_of(message: &BorrowedMessage<'_>, configured: PayloadFormat) -> PayloadFormat {
-    if configured != PayloadFormat::Auto {
-        return configured;
+/// The format of a record: the configured one, else its `content-type` header, else
+/// `None` (sniffed).
+fn format_of(message: &BorrowedMessage<'_>, configured: PayloadFormat) -> Option<Format> {
+    match configured {
+        PayloadFormat::Json => return Some(Format::Jsonl),
+        PayloadFormat::Proto => return Some(Format::Proto),
+        PayloadFormat::Auto => {}
     }
     let content_type = message.headers().and_then(|headers| {
         headers
@@ -208,24 +209,13 @@ fn format_of(message: &BorrowedMessage<'_>, configured: PayloadFormat) -> Payloa
             .find(|h| h.key.eq_ignore_ascii_case("content-type"))
             .and_then(|h| h.value)
             .map(|v| String::from_utf8_lossy(v).to_ascii_lowercase())
-    });
-    match content_type.as_deref() {
-        Some(ct) if ct.contains("json") => PayloadFormat::Json,
-        Some(ct) if ct.contains("protobuf") || ct.contains("proto") => PayloadFormat::Proto,
-        _ => PayloadFormat::Auto,
-    }
-}
-
-/// Decodes a payload; `Auto` sniffs: a JSON event starts with `{`, a protobuf one cannot
-/// (0x7b would be field 15, which the schema does not have).
-pub fn decode(payload: &[u8], format: PayloadFormat) -> Result<EventRecord<'_>, DecodeError> {
-    match format {
-        PayloadFormat::Json => decode_json(payload),
-        PayloadFormat::Proto => decode_proto(payload),
-        PayloadFormat::Auto => match payload.trim_ascii_start().first() {
-            Some(b'{') => decode_json(payload),
-            _ => decode_proto(payload),
-        },
+    })?;
+    if content_type.contains("json") {
+        Some(Format::Jsonl)
+    } else if content_type.contains("proto") {
+        Some(Format::Proto)
+    } else {
+        None
     }
 }
 

@@ -1,38 +1,21 @@
 //! Owns producing interaction events to Kafka, with the key convention (customer_id,
-//! else interaction_id) and a `content-type` header; used by `vigie simulate --brokers`.
+//! else interaction_id) and a `content-type` header; used by `vigie simulate --brokers`
+//! and the demo.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use prost::Message as _;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::KafkaSettings;
-use crate::event::protobuf::to_message;
-use crate::event::EventRecord;
-use crate::replay::InputFormat;
-use crate::simulate::to_json;
+use crate::event::{encode, event_key, EventRecord, Format};
+use crate::kafka::client_config;
 
 /// Deliveries awaited at most this far behind the sends.
 const MAX_IN_FLIGHT: usize = 20_000;
-
-/// The Kafka key of an event: its customer, else its interaction.
-pub fn event_key<'a>(event: &'a EventRecord<'_>) -> &'a str {
-    event
-        .customer_id
-        .as_deref()
-        .unwrap_or(&event.interaction_id)
-}
-
-pub fn encode(event: &EventRecord<'_>, format: InputFormat) -> (Vec<u8>, &'static str) {
-    match format {
-        InputFormat::Jsonl => (to_json(event).into_bytes(), "application/json"),
-        InputFormat::Proto => (to_message(event).encode_to_vec(), "application/x-protobuf"),
-    }
-}
 
 /// How fast to send.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -50,11 +33,11 @@ pub async fn produce(
     settings: &KafkaSettings,
     topic: &str,
     events: impl Iterator<Item = EventRecord<'static>>,
-    format: InputFormat,
+    format: Format,
     pace: Pace,
     shutdown: CancellationToken,
 ) -> Result<u64, KafkaError> {
-    let producer: FutureProducer = super::client_config(settings)
+    let producer: FutureProducer = client_config(settings)
         .set("linger.ms", "5")
         .set("message.timeout.ms", "60000")
         .create()?;
@@ -73,10 +56,10 @@ pub async fn produce(
                 }
             }
         }
-        let (payload, content_type) = encode(&event, format);
+        let payload = encode(&event, format);
         let headers = OwnedHeaders::new().insert(Header {
             key: "content-type",
-            value: Some(content_type),
+            value: Some(format.content_type()),
         });
         let record = FutureRecord::to(topic)
             .key(event_key(&event))

@@ -6,8 +6,7 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
-use vigie_proto::Alert;
+use vigie_proto::{AckRequest, Alert, AlertList, ErrorBody, RulesView};
 
 use super::{ApiError, AppState, Principal};
 use crate::alert::AlertService;
@@ -20,51 +19,78 @@ fn service(state: &AppState) -> Result<&AlertService, ApiError> {
         .ok_or_else(|| ApiError::Unavailable("alerting is not enabled on this instance".into()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-pub struct ListParams {
+#[into_params(parameter_in = Query)]
+pub(super) struct ListParams {
     /// Resolved alerts returned in `history` (default 50, at most 500).
     limit: Option<usize>,
 }
 
-/// `{"alerts": [firing, acknowledged, recently resolved], "history": [resolved, newest
-/// first], "alerting_instance": id or null}`.
-pub async fn list(
+/// Firing, acknowledged and recently resolved alerts, and the resolved history.
+#[utoipa::path(
+    get,
+    path = "/api/v1/alerts",
+    tag = "alerts",
+    params(ListParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = AlertList),
+        (status = 503, description = "alerting not enabled here", body = ErrorBody),
+    )
+)]
+pub(super) async fn list(
     _caller: Principal,
     State(state): State<AppState>,
     params: Result<Query<ListParams>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AlertList>, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::BadQuery(e.body_text()))?;
     let alerts = service(&state)?;
     let limit = params.limit.unwrap_or(50).min(500);
-    Ok(Json(json!({
-        "alerts": *alerts.alerts(),
-        "history": alerts.history(limit),
+    Ok(Json(AlertList {
+        alerts: alerts.alerts().as_ref().clone(),
+        history: alerts.history(limit),
         // Scale-out: which instance evaluates and notifies (null: a single instance).
-        "alerting_instance": alerts.alerting_instance(),
-    })))
+        alerting_instance: alerts.alerting_instance(),
+    }))
 }
 
-/// `{"rules": [...], "sinks": [{"name", "kind"}]}`: no URL, no key.
-pub async fn rules(
+/// The rules in force and the sinks: no URL, no key.
+#[utoipa::path(
+    get,
+    path = "/api/v1/alerts/rules",
+    tag = "alerts",
+    security(("bearer" = [])),
+    responses((status = 200, body = RulesView))
+)]
+pub(super) async fn rules(
     _caller: Principal,
     State(state): State<AppState>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RulesView>, ApiError> {
     let alerts = service(&state)?;
-    Ok(Json(
-        json!({ "rules": alerts.rules(), "sinks": alerts.sinks() }),
-    ))
+    Ok(Json(RulesView {
+        rules: alerts.rules(),
+        sinks: alerts.sinks(),
+    }))
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AckRequest {
-    #[serde(default)]
-    note: Option<String>,
-}
-
-/// Body optional: `{"note": "..."}`. The caller's name is recorded as who acknowledged.
-pub async fn acknowledge(
+/// Acknowledges an alert (supervisor); the body is optional. The caller's name is
+/// recorded as who acknowledged; acknowledging twice keeps the first.
+#[utoipa::path(
+    post,
+    path = "/api/v1/alerts/{id}/ack",
+    tag = "alerts",
+    params(("id" = String, Path, description = "alert id")),
+    request_body(content = Option<AckRequest>, description = "optional note"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the alert, acknowledged", body = Alert),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "already_resolved", body = ErrorBody),
+        (status = 503, description = "the alerting instance did not confirm in time", body = ErrorBody),
+    )
+)]
+pub(super) async fn acknowledge(
     caller: Principal,
     State(state): State<AppState>,
     Path(id): Path<String>,

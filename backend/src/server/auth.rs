@@ -18,45 +18,13 @@ use sha2::{Digest, Sha256};
 
 use tokio_util::sync::CancellationToken;
 
+use super::caller::Principal;
 use super::oidc::{looks_like_jwt, JwtError, Oidc, OidcError};
 use super::{ApiError, AppState};
 use crate::config::{AuthSettings, Role};
 
-/// The caller of a request.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Principal {
-    pub name: String,
-    pub role: Role,
-    /// When its credentials expire (a JWT's `exp`): open websockets are closed then.
-    pub expires_at: Option<std::time::SystemTime>,
-}
-
-impl Principal {
-    /// Refuses the call unless the caller has at least `role`.
-    pub fn require(&self, role: Role) -> Result<(), ApiError> {
-        if self.role >= role {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden(format!(
-                "{:?} {:?} may not do this: it needs the {} role",
-                self.role,
-                self.name,
-                role_name(role)
-            )))
-        }
-    }
-}
-
-fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Viewer => "viewer",
-        Role::Supervisor => "supervisor",
-        Role::Admin => "admin",
-    }
-}
-
 /// Labels of `vigie_auth_failures_total`: a bounded set.
-pub const FAILURE_REASONS: [&str; 13] = [
+pub(crate) const FAILURE_REASONS: [&str; 13] = [
     "missing_token",
     "unknown_token",
     "malformed",
@@ -150,7 +118,7 @@ impl Auth {
 
     /// The caller presenting `token` (anyone on this machine when auth is off): a
     /// configured token, else a JWT of the OIDC issuer.
-    pub async fn principal(&self, token: Option<&str>) -> Result<Principal, ApiError> {
+    pub(crate) async fn principal(&self, token: Option<&str>) -> Result<Principal, ApiError> {
         if !self.enabled() {
             return Ok(Principal {
                 name: "local".into(),
@@ -192,7 +160,7 @@ impl Auth {
     }
 
     /// Counts one mutation by `who`; refuses it past the per-minute limit.
-    pub fn check_rate(&self, who: &str) -> Result<(), ApiError> {
+    pub(crate) fn check_rate(&self, who: &str) -> Result<(), ApiError> {
         if self.mutations_per_minute == 0 {
             return Ok(());
         }
@@ -217,7 +185,7 @@ impl Auth {
 
     /// A browser may open a websocket from the API's own origin or a configured one;
     /// clients without an Origin header (not browsers) are not concerned.
-    pub fn origin_allowed(&self, origin: Option<&str>, host: Option<&str>) -> bool {
+    pub(crate) fn origin_allowed(&self, origin: Option<&str>, host: Option<&str>) -> bool {
         let Some(origin) = origin else { return true };
         let own = host
             .is_some_and(|h| origin == format!("http://{h}") || origin == format!("https://{h}"));

@@ -1,6 +1,6 @@
-//! Owns what the WASM cockpit needs from the server: its settings (bundle directory and
-//! the targets tiles are coloured against), `GET /api/v1/cockpit`, and serving the
-//! bundle itself on every path that is not the API.
+//! Owns what the WASM cockpit needs from the server: the bundle directory found and the
+//! targets tiles are coloured against (from `[cockpit]`), `GET /api/v1/cockpit`, and
+//! serving the bundle itself on every path that is not the API.
 //!
 //! The bundle is built by `scripts/build-cockpit.sh` into `frontend/dist` (index.html,
 //! the wasm-bindgen JS glue, the `.wasm`, each also gzip-compressed). It is looked up at
@@ -9,125 +9,18 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
-use serde::{Deserialize, Serialize};
 use tower::ServiceExt;
 use tower_http::services::{ServeDir, ServeFile};
 use vigie_proto::{ChannelTarget, CockpitInfo, Me, Targets};
 
 use super::{ApiError, AppState, Principal};
 use crate::config::Settings;
-
-/// `[cockpit]`: where the bundle is and what the tiles are coloured against.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CockpitSettings {
-    /// Directory of the built cockpit; default: `cockpit/` next to the binary, else the
-    /// source tree's `frontend/dist` (built by `scripts/build-cockpit.sh`).
-    pub dir: Option<PathBuf>,
-    /// Answer-rate target (fraction, e.g. 0.9).
-    pub answer_rate_target: f64,
-    /// Once-and-done target (fraction).
-    pub once_and_done_target: f64,
-    /// How far below a rate target is still `warning` rather than `breach` (fraction).
-    pub margin: f64,
-    /// Abandon rate (fraction) from which a tile is `warning`, then `breach`.
-    pub abandon_rate_warning: f64,
-    pub abandon_rate_breach: f64,
-    /// Cross-channel reiteration rate (fraction) from which a tile is `warning`, then `breach`.
-    pub cross_channel_warning: f64,
-    pub cross_channel_breach: f64,
-    /// Oldest wait from which a queue is `warning`, then `breach`.
-    #[serde(with = "humantime_serde")]
-    pub oldest_wait_warning: Duration,
-    #[serde(with = "humantime_serde")]
-    pub oldest_wait_breach: Duration,
-    /// No event for this long: the wall's badge says "no event for …" and greys the
-    /// numbers (a dead feed and a quiet hour look alike from here).
-    #[serde(with = "humantime_serde")]
-    pub quiet_after: Duration,
-}
-
-impl Default for CockpitSettings {
-    fn default() -> Self {
-        let t = Targets::default();
-        CockpitSettings {
-            dir: None,
-            answer_rate_target: t.answer_rate,
-            once_and_done_target: t.once_and_done,
-            margin: t.margin,
-            abandon_rate_warning: t.abandon_rate_warning,
-            abandon_rate_breach: t.abandon_rate_breach,
-            cross_channel_warning: t.cross_channel_warning,
-            cross_channel_breach: t.cross_channel_breach,
-            oldest_wait_warning: Duration::from_millis(t.oldest_wait_warning_ms),
-            oldest_wait_breach: Duration::from_millis(t.oldest_wait_breach_ms),
-            quiet_after: Duration::from_millis(t.quiet_after_ms),
-        }
-    }
-}
-
-impl CockpitSettings {
-    /// Every problem, each naming its key and the fix.
-    pub fn problems(&self) -> Vec<String> {
-        let mut errors = Vec::new();
-        let fractions = [
-            ("answer_rate_target", self.answer_rate_target),
-            ("once_and_done_target", self.once_and_done_target),
-            ("margin", self.margin),
-            ("abandon_rate_warning", self.abandon_rate_warning),
-            ("abandon_rate_breach", self.abandon_rate_breach),
-            ("cross_channel_warning", self.cross_channel_warning),
-            ("cross_channel_breach", self.cross_channel_breach),
-        ];
-        for (key, value) in fractions {
-            if !(0.0..=1.0).contains(&value) {
-                errors.push(format!(
-                    "cockpit.{key}: {value} is not a fraction in [0, 1] (e.g. 0.05 for 5 %)"
-                ));
-            }
-        }
-        let ordered = [
-            (
-                "abandon_rate",
-                self.abandon_rate_warning <= self.abandon_rate_breach,
-            ),
-            (
-                "cross_channel",
-                self.cross_channel_warning <= self.cross_channel_breach,
-            ),
-            (
-                "oldest_wait",
-                self.oldest_wait_warning <= self.oldest_wait_breach,
-            ),
-        ];
-        for (kpi, ok) in ordered {
-            if !ok {
-                errors.push(format!(
-                    "cockpit.{kpi}_warning: must not exceed cockpit.{kpi}_breach (warning comes first)"
-                ));
-            }
-        }
-        if self.quiet_after < Duration::from_secs(10) {
-            errors.push("cockpit.quiet_after: at least 10s (e.g. \"2m\")".into());
-        }
-        if let Some(dir) = &self.dir {
-            if !dir.join("index.html").is_file() {
-                errors.push(format!(
-                    "cockpit.dir: {} has no index.html; build the cockpit with scripts/build-cockpit.sh or remove the key",
-                    dir.display()
-                ));
-            }
-        }
-        errors
-    }
-}
 
 /// The cockpit's settings as served: the bundle directory found and the targets.
 #[derive(Clone, Debug)]
@@ -203,7 +96,14 @@ fn find_bundle(configured: Option<&Path>) -> Option<PathBuf> {
 /// Values per dimension offered by the filter selectors (bounded: a selector is for humans).
 const MAX_FILTER_VALUES: usize = 200;
 
-/// `GET /api/v1/cockpit`: the caller, the targets and the filter values.
+/// What the cockpit loads at start: the caller, the targets and the filter values.
+#[utoipa::path(
+    get,
+    path = "/api/v1/cockpit",
+    tag = "cockpit",
+    security(("bearer" = [])),
+    responses((status = 200, body = CockpitInfo))
+)]
 pub async fn info(caller: Principal, State(state): State<AppState>) -> Json<CockpitInfo> {
     Json(CockpitInfo {
         me: Some(Me {
@@ -218,7 +118,7 @@ pub async fn info(caller: Principal, State(state): State<AppState>) -> Json<Cock
 
 /// Every path outside the API: the cockpit's files, and its page for any other path
 /// (`/wall`, `/switchboard`) so that a bookmarked view loads.
-pub async fn assets(State(state): State<AppState>, request: Request) -> Response {
+pub(crate) async fn assets(State(state): State<AppState>, request: Request) -> Response {
     let path = request.uri().path();
     if path.starts_with("/api/") {
         return ApiError::NotFound(path.to_string()).into_response();
@@ -248,31 +148,6 @@ const NOT_BUILT: &str = "<!doctype html><title>Vigie</title><h1>The cockpit is n
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn defaults_are_valid_and_mistakes_name_their_key() {
-        assert!(CockpitSettings::default().problems().is_empty());
-        let bad = CockpitSettings {
-            abandon_rate_warning: 0.2,
-            abandon_rate_breach: 0.1,
-            margin: 5.0,
-            dir: Some(PathBuf::from("/nonexistent")),
-            ..CockpitSettings::default()
-        };
-        let problems = bad.problems().join("\n");
-        assert!(
-            problems.contains("cockpit.margin: 5 is not a fraction"),
-            "{problems}"
-        );
-        assert!(
-            problems.contains("cockpit.abandon_rate_warning: must not exceed"),
-            "{problems}"
-        );
-        assert!(
-            problems.contains("cockpit.dir: /nonexistent has no index.html"),
-            "{problems}"
-        );
-    }
 
     #[test]
     fn channel_targets_come_from_the_engine_rules() {

@@ -4,8 +4,8 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Serialize;
 use thiserror::Error;
+use vigie_proto::ErrorBody;
 
 #[derive(Debug, Error)]
 pub enum ApiError {
@@ -44,13 +44,6 @@ impl From<crate::publisher::QueryError> for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    status: u16,
-    code: &'a str,
-    message: String,
-}
-
 impl ApiError {
     /// The stable code of the body (`bad_window`…), also that of websocket error frames.
     pub fn code(&self) -> &'static str {
@@ -73,7 +66,6 @@ impl ApiError {
                     E::BadId(_) => (StatusCode::BAD_REQUEST, "bad_switch_id"),
                     E::MissingReason => (StatusCode::BAD_REQUEST, "missing_reason"),
                     E::Invalid(_) => (StatusCode::BAD_REQUEST, "bad_body"),
-                    E::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
                     E::VersionConflict { .. } => (StatusCode::CONFLICT, "version_conflict"),
                     E::Conflicting { .. } => (StatusCode::CONFLICT, "conflicting_switch"),
                     E::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
@@ -86,9 +78,7 @@ impl ApiError {
                     E::AlreadyResolved(_) => (StatusCode::CONFLICT, "already_resolved"),
                     E::BadNote(_) => (StatusCode::BAD_REQUEST, "bad_body"),
                     E::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-                    E::Config(_) | E::State { .. } => {
-                        (StatusCode::INTERNAL_SERVER_ERROR, "internal")
-                    }
+                    E::State { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
                 }
             }
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
@@ -108,14 +98,14 @@ impl IntoResponse for ApiError {
             tracing::error!(%detail, "switch store unavailable");
             let body = ErrorBody {
                 status: status.as_u16(),
-                code,
+                code: code.into(),
                 message: "the switch store is unavailable; retry shortly".into(),
             };
             return (status, Json(body)).into_response();
         }
         let body = ErrorBody {
             status: status.as_u16(),
-            code,
+            code: code.into(),
             message: self.to_string(),
         };
         (status, Json(body)).into_response()

@@ -51,7 +51,7 @@ pub fn render(state: &AppState) -> String {
         "Records sent to the dead-letter topic.",
         counter(&status.dead_lettered),
     );
-    let partials = &status.partials;
+    let partials = &status.scaleout;
     for (name, help, value) in [
         (
             "vigie_partials_published_total",

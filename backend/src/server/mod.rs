@@ -1,27 +1,26 @@
-//! The HTTP server: owns the router, the REST handlers and health endpoints.
+//! The HTTP server: owns the route table, the REST handlers of the instance itself
+//! (snapshot, health, readiness, metrics) and the wiring of the others.
 //!
-//! Built by [`serve`] from a bound listener and a shutdown future, so tests bind port 0.
-//! Routes:
-//! - `GET /api/v1/snapshot?window=15m[&channel=..&queue=..&reason=..&segment=..&site=..][&by=channel,queue]`:
-//!   the snapshot JSON of `vigie replay`, over the live state.
-//! - `GET /api/v1/ws`: websocket push of snapshots and status (see [`ws`]).
-//! - `GET /api/v1/switches`, `GET|PUT /api/v1/switches/{id}`, `GET /api/v1/audit`:
-//!   deflection switches and their audit trail.
-//! - `GET /api/v1/cockpit`: the caller's role, KPI targets and filter values.
-//! - Any other path: the WASM cockpit (see [`cockpit`]); unknown `/api/` paths are JSON 404s.
-//! - `GET /api/v1/alerts`, `POST /api/v1/alerts/{id}/ack`, `GET /api/v1/alerts/rules`:
-//!   alerts, acknowledgement, and the rules in force (see [`alerts`]).
-//! - `GET /healthz` (process up), `GET /readyz` (503 while rebuilding, with progress),
-//!   `GET /metrics` (Prometheus).
+//! Built by [`serve`] from a bound listener and a shutdown token, so tests bind port 0.
+//! Every route is in one table ([`routes`]): the router is built from it, `vigie routes`
+//! prints it, and the OpenAPI document ([`openapi`], served at `/api/v1/openapi.json`)
+//! lists each of its routes (a test checks both ways). Every body is a `vigie_proto`
+//! type, the one the cockpit reads; every error is JSON: `{"status", "code", "message"}`.
 //!
-//! Every error is JSON: `{"status", "code", "message"}`.
+//! - [`ws`]: the websocket; [`switches`], [`alerts`]: their REST handlers;
+//!   [`cockpit`]: the cockpit bundle and `GET /api/v1/cockpit`.
+//! - [`auth`] (tokens, OIDC through [`oidc`]) finds the [`caller`] of a request.
+//! - [`error`]: the one API error type; [`metrics`]: the Prometheus exposition.
 
 mod alerts;
 mod auth;
+mod caller;
 pub mod cockpit;
 mod error;
 mod metrics;
 mod oidc;
+pub mod openapi;
+mod routes;
 mod switches;
 mod ws;
 
@@ -32,29 +31,29 @@ use std::time::Duration;
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use vigie_proto::Subscription;
+use vigie_proto::{ErrorBody, Health, Readiness, Snapshot, Subscription};
 
-pub use auth::{sha256_hex, Auth, Principal};
+pub use auth::{sha256_hex, Auth};
+pub use caller::Principal;
 pub use error::ApiError;
 pub use oidc::{claim_values, JwtError, Oidc, OidcError};
+pub use routes::{routes, Route};
 
 use crate::alert::AlertService;
 use crate::deflection::SwitchStore;
 use crate::engine::{EngineSet, SnapshotQuery};
-use crate::ingest::IngestStatus;
 use crate::publisher::Publisher;
+use crate::status::InstanceStatus;
 
 /// What handlers share.
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub engines: Arc<EngineSet>,
-    pub status: Arc<IngestStatus>,
+    pub status: Arc<InstanceStatus>,
     pub publisher: Arc<Publisher>,
     /// Deflection switches; `None` on an instance without them (then their routes answer 503).
     pub switches: Option<Arc<SwitchStore>>,
@@ -69,15 +68,15 @@ pub struct AppState {
 }
 
 /// Request bodies are small JSON objects; anything larger is refused (413).
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Coalescing tick of the publisher: well under the 100 ms freshness target.
-pub const PUBLISH_TICK: Duration = Duration::from_millis(50);
+pub(crate) const PUBLISH_TICK: Duration = Duration::from_millis(50);
 
 impl AppState {
     pub fn new(
         engines: Arc<EngineSet>,
-        status: Arc<IngestStatus>,
+        status: Arc<InstanceStatus>,
         shutdown: CancellationToken,
     ) -> AppState {
         let publisher = Publisher::new(engines.clone(), status.clone(), PUBLISH_TICK);
@@ -120,24 +119,10 @@ impl AppState {
     }
 }
 
+/// The API and the cockpit, from the route table.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/api/v1/snapshot", get(snapshot))
-        .route("/api/v1/ws", get(ws::upgrade))
-        .route("/api/v1/switches", get(switches::list))
-        .route(
-            "/api/v1/switches/{id}",
-            get(switches::get).put(switches::flip),
-        )
-        .route("/api/v1/audit", get(switches::audit))
-        .route("/api/v1/cockpit", get(cockpit::info))
-        .route("/api/v1/alerts", get(alerts::list))
-        .route("/api/v1/alerts/rules", get(alerts::rules))
-        .route("/api/v1/alerts/{id}/ack", post(alerts::acknowledge))
+    routes::router()
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .fallback(cockpit::assets)
         .with_state(state)
 }
@@ -167,15 +152,19 @@ pub fn check_listen_address(addr: SocketAddr, auth_configured: bool) -> Result<(
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// The window, filters and breakdown of a snapshot (the same as a websocket subscription).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct SnapshotParams {
+    /// `5m` … `24h`, or `today` (default `15m`).
     window: Option<String>,
     channel: Option<String>,
     queue: Option<String>,
     reason: Option<String>,
     segment: Option<String>,
     site: Option<String>,
+    /// Dimensions to break down by, comma-separated: `channel,queue,reason,segment,site`.
     by: Option<String>,
 }
 
@@ -200,26 +189,61 @@ impl SnapshotParams {
     }
 }
 
+/// The KPI snapshot of a window over the live state: exactly what `vigie replay` prints.
+#[utoipa::path(
+    get,
+    path = "/api/v1/snapshot",
+    tag = "kpis",
+    params(SnapshotParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the snapshot", body = Snapshot),
+        (status = 400, description = "bad window, filter or breakdown", body = ErrorBody),
+        (status = 401, description = "no or unknown token", body = ErrorBody),
+    )
+)]
 async fn snapshot(
     _caller: Principal,
     State(state): State<AppState>,
     params: Result<Query<SnapshotParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Json<Snapshot>, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::BadQuery(e.body_text()))?;
     let query = params.query()?;
     Ok(Json(state.engines.snapshot(&query)?))
 }
 
-async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+/// Liveness: 200 while the process runs.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "probes",
+    responses((status = 200, description = "the process runs", body = Health))
+)]
+async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+    })
+}
+
+/// Readiness: 200 when every partition is rebuilt and live (scale-out: in the merged
+/// view), 503 before, with the progress.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "probes",
+    responses(
+        (status = 200, description = "live", body = Readiness),
+        (status = 503, description = "rebuilding, or partitions missing", body = Readiness),
+    )
+)]
+async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let ready = state.status.is_ready();
-    let mut body = json!({
-        "ready": ready,
-        "rebuilding": state.status.rebuild_progress(),
-        "stale": state.status.is_stale(),
-    });
-    if let Some(partitions) = state.status.partitions_report() {
-        body["partitions"] = json!(partitions);
-    }
+    let body = Readiness {
+        ready,
+        rebuilding: state.status.rebuild_progress(),
+        stale: state.status.is_stale(),
+        partitions: state.status.partitions_report(),
+    };
     let code = if ready {
         StatusCode::OK
     } else {
@@ -228,6 +252,13 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     (code, Json(body))
 }
 
+/// Prometheus text exposition of the `vigie_*` metrics.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "probes",
+    responses((status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain"))
+)]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -19,7 +19,7 @@ use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::auth::Principal;
+use super::caller::Principal;
 use crate::config::{JwtAlgorithm, OidcSettings, Role};
 
 /// Why a JWT was refused: 401, except `NoRole` (403) and `KeysUnavailable` (503).
@@ -173,7 +173,7 @@ impl Oidc {
     }
 
     /// Number of usable keys held.
-    pub fn key_count(&self) -> usize {
+    pub(crate) fn key_count(&self) -> usize {
         self.keys.read().len()
     }
 
@@ -327,7 +327,7 @@ impl Oidc {
     }
 
     /// The caller presenting the JWT `token`.
-    pub async fn principal(&self, token: &str) -> Result<Principal, JwtError> {
+    pub(crate) async fn principal(&self, token: &str) -> Result<Principal, JwtError> {
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| JwtError::Malformed(e.to_string()))?;
         if !self.allowed.contains(&header.alg) {
@@ -456,7 +456,7 @@ pub fn claim_values<'a>(claims: &'a Map<String, Value>, claim: &str) -> Vec<&'a 
 }
 
 /// A JWT has three base64url parts; the hashed tokens never look like that in practice.
-pub fn looks_like_jwt(token: &str) -> bool {
+pub(crate) fn looks_like_jwt(token: &str) -> bool {
     token.split('.').count() == 3
         && token
             .bytes()

@@ -4,12 +4,11 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
-use vigie_proto::DeflectionSwitch;
+use vigie_proto::{AuditPage, DeflectionSwitch, ErrorBody, FlipRequest, SwitchList};
 
 use super::{ApiError, AppState, Principal};
 use crate::config::Role;
-use crate::deflection::{FlipRequest, SwitchStore};
+use crate::deflection::SwitchStore;
 
 fn store(state: &AppState) -> Result<&SwitchStore, ApiError> {
     state.switches.as_deref().ok_or_else(|| {
@@ -17,16 +16,39 @@ fn store(state: &AppState) -> Result<&SwitchStore, ApiError> {
     })
 }
 
-pub async fn list(
+/// Every switch, with the measured effect of those that are on.
+#[utoipa::path(
+    get,
+    path = "/api/v1/switches",
+    tag = "switches",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = SwitchList),
+        (status = 503, description = "switches not enabled here", body = ErrorBody),
+    )
+)]
+pub(super) async fn list(
     _caller: Principal,
     State(state): State<AppState>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SwitchList>, ApiError> {
     let switches = store(&state)?.list();
     let effects = crate::deflection::switch_effects(&state.engines, &switches);
-    Ok(Json(json!({ "switches": switches, "effects": effects })))
+    Ok(Json(SwitchList { switches, effects }))
 }
 
-pub async fn get(
+/// One switch.
+#[utoipa::path(
+    get,
+    path = "/api/v1/switches/{id}",
+    tag = "switches",
+    params(("id" = String, Path, description = "switch id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = DeflectionSwitch),
+        (status = 404, body = ErrorBody),
+    )
+)]
+pub(super) async fn get(
     _caller: Principal,
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -37,7 +59,26 @@ pub async fn get(
         .ok_or_else(|| ApiError::NotFound(format!("switch {id:?}")))
 }
 
-pub async fn flip(
+/// Creates or flips a switch (supervisor): answered once the change is read back from
+/// the switches topic as the winning version, with its audit record.
+#[utoipa::path(
+    put,
+    path = "/api/v1/switches/{id}",
+    tag = "switches",
+    params(("id" = String, Path, description = "switch id: 1 to 64 of a-z 0-9 . _ -")),
+    request_body = FlipRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the new state", body = DeflectionSwitch),
+        (status = 400, description = "missing_reason, bad_switch_id, bad_body", body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 409, description = "version_conflict or conflicting_switch", body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 429, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    )
+)]
+pub(super) async fn flip(
     caller: Principal,
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -54,22 +95,37 @@ pub async fn flip(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-pub struct AuditParams {
+#[into_params(parameter_in = Query)]
+pub(super) struct AuditParams {
+    /// Only this switch's records.
     switch: Option<String>,
+    /// Newest records returned (default 100, at most 1000).
     limit: Option<usize>,
 }
 
-pub async fn audit(
+/// The audit trail (supervisor), newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit",
+    tag = "switches",
+    params(AuditParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = AuditPage),
+        (status = 403, body = ErrorBody),
+    )
+)]
+pub(super) async fn audit(
     caller: Principal,
     State(state): State<AppState>,
     params: Result<Query<AuditParams>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AuditPage>, ApiError> {
     caller.require(Role::Supervisor)?;
     let Query(params) = params.map_err(|e| ApiError::BadQuery(e.body_text()))?;
     let limit = params.limit.unwrap_or(100).min(1_000);
-    Ok(Json(
-        json!({ "records": store(&state)?.audit(params.switch.as_deref(), limit) }),
-    ))
+    Ok(Json(AuditPage {
+        records: store(&state)?.audit(params.switch.as_deref(), limit),
+    }))
 }

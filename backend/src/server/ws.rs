@@ -24,10 +24,23 @@ const HEARTBEAT: Duration = Duration::from_secs(10);
 /// Client messages are small; anything bigger is refused by the protocol layer.
 const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
 
-/// Checks the caller (token in `Authorization` or `?access_token=`, a configured token
-/// or an OIDC JWT) and, for browsers, the Origin, before upgrading. A JWT's connection is
+/// The live websocket: checks the caller (token in `Authorization` or `?access_token=`,
+/// a configured token or an OIDC JWT) and, for browsers, the Origin, before upgrading.
+/// Frames are `ServerMessage`s; the client sends `ClientMessage`s. A JWT's connection is
 /// closed when the JWT expires (1008), for the client to reconnect with a fresh one.
-pub async fn upgrade(
+#[utoipa::path(
+    get,
+    path = "/api/v1/ws",
+    tag = "kpis",
+    params(("access_token" = Option<String>, Query, description = "the token, for browsers (which cannot set headers on a websocket)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 101, description = "switching to the websocket protocol"),
+        (status = 401, body = vigie_proto::ErrorBody),
+        (status = 403, description = "Origin not allowed", body = vigie_proto::ErrorBody),
+    )
+)]
+pub(crate) async fn upgrade(
     caller: Principal,
     headers: HeaderMap,
     State(state): State<AppState>,

@@ -1,0 +1,273 @@
+//! Owns publishing this instance's partitions to the partials topic: each tick, the
+//! chunks of the effect log that changed, then the header if anything changed (or every
+//! [`KEEPALIVE`]); a claim for a partition whose claim from the rebalance callback failed;
+//! and a new claim when a later one fences a partition still consumed here.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tokio_util::sync::CancellationToken;
+
+use super::{chunk_key, header_key, Switches, KEEPALIVE, PARTITION};
+use crate::engine::partial::{PartialChunk, PartialHeader};
+use crate::engine::{Engine, EngineSet};
+use crate::status::InstanceStatus;
+
+/// What was published of one partition this instance consumes.
+pub(super) struct Owned {
+    engine: Arc<Engine>,
+    epoch: i64,
+    last_header: Option<PartialHeader>,
+    last_sent: Instant,
+    /// Chunks whose publication failed: retried at the next tick.
+    retry: BTreeSet<i64>,
+}
+
+/// Publishes the partitions this instance consumes: claims those the rebalance callback
+/// could not, republishes changed chunks and headers, and claims again when fenced.
+pub(super) struct PartialsWriter {
+    pub(super) id: String,
+    pub(super) source_topic: String,
+    pub(super) topic: String,
+    pub(super) producer: FutureProducer,
+    pub(super) engines: Arc<EngineSet>,
+    pub(super) status: Arc<InstanceStatus>,
+    pub(super) every: Duration,
+    pub(super) owned: BTreeMap<i32, Owned>,
+    /// The switches, whose effect on each owned partition goes in its header.
+    pub(super) switches: Switches,
+}
+
+impl PartialsWriter {
+    pub(super) async fn run(mut self, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(self.every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                // Leaving: no publish after the consumer closed (fenced anyway).
+                biased;
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            self.publish_all().await;
+        }
+    }
+
+    async fn publish_all(&mut self) {
+        let held = self.engines.partitions();
+        self.owned.retain(|p, _| held.contains(p));
+        for partition in held {
+            let Some(engine) = self.engines.get(partition) else {
+                continue;
+            };
+            let fresh = self
+                .owned
+                .get(&partition)
+                .is_none_or(|o| !Arc::ptr_eq(&o.engine, &engine));
+            if fresh {
+                // Claimed by the rebalance callback; else (its claim failed) claim now,
+                // and keep it only if the partition is still ours once claimed.
+                let epoch = match engine.partial_epoch() {
+                    Some(epoch) => epoch,
+                    None => match self.claim(partition).await {
+                        Some(epoch)
+                            if self
+                                .engines
+                                .get(partition)
+                                .is_some_and(|e| Arc::ptr_eq(&e, &engine)) =>
+                        {
+                            engine.set_partial_epoch(epoch);
+                            epoch
+                        }
+                        _ => continue,
+                    },
+                };
+                self.owned.insert(
+                    partition,
+                    Owned {
+                        engine: engine.clone(),
+                        epoch,
+                        last_header: None,
+                        last_sent: Instant::now(),
+                        retry: BTreeSet::new(),
+                    },
+                );
+            }
+            self.reclaim_if_fenced(partition).await;
+            self.publish(partition).await;
+        }
+    }
+
+    /// A later claim of a partition this instance still consumes fences its records
+    /// everywhere: a former owner's claim that reached the topic after ours (its claim
+    /// from the rebalance callback failed, and its publisher's retry was still in flight
+    /// when the partition moved). Claims it again, above that, and republishes every chunk.
+    async fn reclaim_if_fenced(&mut self, partition: i32) {
+        let Some(owned) = self.owned.get(&partition) else {
+            return;
+        };
+        let fenced_by = self
+            .engines
+            .with_replica(partition, |r| {
+                (r.epoch > owned.epoch).then(|| r.header.owner.clone())
+            })
+            .flatten();
+        let Some(other) = fenced_by else {
+            return;
+        };
+        let engine = owned.engine.clone();
+        let Some(epoch) = self.claim(partition).await else {
+            return;
+        };
+        tracing::warn!(partition, %other, epoch, "partition claimed by another instance while consumed here: claimed again");
+        engine.set_partial_epoch(epoch);
+        if let Some(owned) = self.owned.get_mut(&partition) {
+            owned.epoch = epoch;
+            owned.retry = engine.chunk_starts();
+            owned.last_header = None;
+        }
+    }
+
+    fn header(&self, partition: i32, engine: &Engine, epoch: Option<i64>) -> PartialHeader {
+        let progress = self.status.partitions().get(&partition).copied();
+        PartialHeader {
+            owner: self.id.clone(),
+            epoch,
+            rebuilding: match progress {
+                Some(p) if p.is_rebuilt() => None,
+                Some(p) => Some(p.fraction()),
+                None => Some(0.0),
+            },
+            published_at: jiff::Timestamp::now().as_millisecond(),
+            switches: crate::deflection::partition_shares(engine, &self.switches.borrow()),
+            ..engine.partial_header()
+        }
+    }
+
+    /// Produces the claim of `partition`; its offset is the new epoch.
+    async fn claim(&self, partition: i32) -> Option<i64> {
+        let engine = self.engines.get(partition)?;
+        let mut header = self.header(partition, &engine, None);
+        header.rebuilding = Some(header.rebuilding.unwrap_or(0.0));
+        let key = header_key(&self.source_topic, partition);
+        let payload = serde_json::to_vec(&header).ok()?;
+        let record = FutureRecord::to(&self.topic)
+            .partition(PARTITION)
+            .key(&key)
+            .payload(&payload);
+        match self.producer.send(record, Duration::from_secs(10)).await {
+            Ok(delivery) => Some(delivery.offset),
+            Err((error, _)) => {
+                self.status.scaleout.publish_failures.fetch_add(1, Relaxed);
+                tracing::warn!(%error, partition, "claiming the partition in the partials failed; retrying at the next tick");
+                None
+            }
+        }
+    }
+
+    /// Publishes the changed chunks of `partition`, then its header if it changed.
+    async fn publish(&mut self, partition: i32) {
+        let Some(owned) = self.owned.get_mut(&partition) else {
+            return;
+        };
+        let mut chunks = owned.engine.take_changed_chunks();
+        chunks.append(&mut owned.retry);
+        let (engine, epoch) = (owned.engine.clone(), owned.epoch);
+        let mut pending = Vec::with_capacity(chunks.len());
+        for start in &chunks {
+            let chunk: PartialChunk = engine.export_chunk(*start, epoch);
+            let key = chunk_key(&self.source_topic, partition, *start);
+            // An empty chunk (everything retracted) is a tombstone: compaction drops it.
+            let payload = if chunk.effects.is_empty() {
+                None
+            } else {
+                serde_json::to_vec(&chunk).ok()
+            };
+            pending.push((*start, key, payload));
+        }
+        let mut failed = BTreeSet::new();
+        let mut deliveries = Vec::with_capacity(pending.len());
+        for (start, key, payload) in &pending {
+            let mut record = FutureRecord::to(&self.topic).partition(PARTITION).key(key);
+            if let Some(p) = payload {
+                record = record.payload(p);
+            }
+            match self.producer.send_result(record) {
+                Ok(delivery) => {
+                    deliveries.push((*start, payload.as_ref().map_or(0, Vec::len), delivery))
+                }
+                Err((error, _)) => {
+                    tracing::warn!(%error, partition, start, "publishing a partial chunk failed; retrying");
+                    failed.insert(*start);
+                }
+            }
+        }
+        for (start, bytes, delivery) in deliveries {
+            match delivery.await {
+                Ok(Ok(_)) => {
+                    self.status.scaleout.published.fetch_add(1, Relaxed);
+                    self.status
+                        .scaleout
+                        .published_bytes
+                        .fetch_add(bytes as u64, Relaxed);
+                }
+                Ok(Err((error, _))) => {
+                    tracing::warn!(%error, partition, start, "publishing a partial chunk failed; retrying");
+                    failed.insert(start);
+                }
+                Err(_) => {
+                    failed.insert(start);
+                }
+            }
+        }
+        self.status
+            .scaleout
+            .publish_failures
+            .fetch_add(failed.len() as u64, Relaxed);
+        let header = self.header(partition, &engine, Some(epoch));
+        let Some(owned) = self.owned.get_mut(&partition) else {
+            return;
+        };
+        owned.retry = failed;
+        let same = owned.last_header.as_ref().is_some_and(|last| {
+            PartialHeader {
+                published_at: 0,
+                ..last.clone()
+            } == PartialHeader {
+                published_at: 0,
+                ..header.clone()
+            }
+        });
+        if same && chunks.is_empty() && owned.last_sent.elapsed() < KEEPALIVE {
+            return;
+        }
+        let Ok(payload) = serde_json::to_vec(&header) else {
+            return;
+        };
+        let key = header_key(&self.source_topic, partition);
+        let record = FutureRecord::to(&self.topic)
+            .partition(PARTITION)
+            .key(&key)
+            .payload(&payload);
+        match self.producer.send(record, Duration::from_secs(10)).await {
+            Ok(_) => {
+                self.status.scaleout.published.fetch_add(1, Relaxed);
+                self.status
+                    .scaleout
+                    .published_bytes
+                    .fetch_add(payload.len() as u64, Relaxed);
+                if let Some(owned) = self.owned.get_mut(&partition) {
+                    owned.last_header = Some(header);
+                    owned.last_sent = Instant::now();
+                }
+            }
+            Err((error, _)) => {
+                self.status.scaleout.publish_failures.fetch_add(1, Relaxed);
+                tracing::warn!(%error, partition, "publishing a partial header failed; retrying at the next tick");
+            }
+        }
+    }
+}

@@ -1,0 +1,383 @@
+//! Owns what this instance knows of itself: rebuild progress per partition, readiness,
+//! staleness (broker unreachable) and the consumer's and scale-out's counters. Written by
+//! ingestion and scale-out, read by the API, the publisher, alerting and logs.
+//!
+//! Scale-out: with partials on, it also holds what the other instances' partials say
+//! of the partitions this one does not consume ([`ClusterView`]); readiness then means
+//! "every partition of the topic is live here or in a live owner's partial".
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+use vigie_proto::PartitionsReport;
+
+/// Replay progress of one assigned partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartitionProgress {
+    /// First offset replayed (from offsets-for-times).
+    pub start: i64,
+    /// High watermark when the partition was assigned: rebuilt once consumed up to it.
+    pub target: i64,
+    /// Next offset to consume.
+    pub position: i64,
+}
+
+impl PartitionProgress {
+    pub(crate) fn is_rebuilt(&self) -> bool {
+        self.position >= self.target
+    }
+
+    /// Share of this partition's replay done, 0..=1.
+    pub(crate) fn fraction(&self) -> f64 {
+        let total = (self.target - self.start).max(0);
+        if total == 0 {
+            return 1.0;
+        }
+        (self.position - self.start).clamp(0, total) as f64 / total as f64
+    }
+}
+
+/// Shared, lock-light status of this instance.
+#[derive(Debug, Default)]
+pub struct InstanceStatus {
+    partitions: Mutex<BTreeMap<i32, PartitionProgress>>,
+    /// Consumer lag per partition (records behind the high watermark), from librdkafka statistics.
+    lag: Mutex<BTreeMap<i32, i64>>,
+    broker_down: AtomicBool,
+    pub consumed: AtomicU64,
+    pub applied: AtomicU64,
+    pub decode_errors: AtomicU64,
+    pub dead_lettered: AtomicU64,
+    /// Refused records that could not be written to the dead-letter topic either.
+    pub dead_letter_failures: AtomicU64,
+    /// Scale-out: partials published and applied.
+    pub scaleout: ScaleoutStats,
+    /// Scale-out only: the merged view's coverage.
+    cluster: Mutex<Option<ClusterView>>,
+}
+
+/// Counters of the scale-out partials (exported as metrics).
+#[derive(Debug, Default)]
+pub struct ScaleoutStats {
+    pub published: AtomicU64,
+    pub published_bytes: AtomicU64,
+    pub publish_failures: AtomicU64,
+    pub applied: AtomicU64,
+    /// Records of a former owner (older epoch), ignored.
+    pub fenced: AtomicU64,
+    pub unreadable: AtomicU64,
+}
+
+/// What the partials say of every partition (scale-out).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct ClusterView {
+    /// This instance's id (its own former partials do not count once it lost a partition).
+    pub instance_id: String,
+    /// Partitions of the topic; 0 until known.
+    pub partitions: usize,
+    /// The latest owner's header per partition.
+    pub remote: BTreeMap<i32, RemotePartition>,
+}
+
+/// A partition as its owner last published it.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct RemotePartition {
+    pub owner: String,
+    /// Rebuild progress (0..1) while rebuilding, `None` once live.
+    pub rebuilding: Option<f64>,
+    /// When its header was last read here: an owner republishes it at least every 10 s
+    /// (scale-out's keepalive); silent for [`OWNER_SILENT`], it is taken as gone.
+    pub seen: std::time::Instant,
+}
+
+/// A partition whose owner published nothing for this long counts as missing.
+pub(crate) const OWNER_SILENT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Where one partition of the merged view stands.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Coverage {
+    Live,
+    Rebuilding(f64),
+    Missing,
+}
+
+/// The rebuild target of a partition whose high watermark could not be fetched at
+/// assignment: it counts as rebuilding until the consumer statistics report its high
+/// watermark ([`InstanceStatus::learn_target`]), never as rebuilt at once.
+pub(crate) const UNKNOWN_TARGET: i64 = i64::MAX;
+
+impl InstanceStatus {
+    pub fn track(&self, partition: i32, start: i64, target: i64) {
+        self.partitions.lock().insert(
+            partition,
+            PartitionProgress {
+                start,
+                target,
+                position: start,
+            },
+        );
+    }
+
+    pub fn untrack(&self, partition: i32) {
+        self.partitions.lock().remove(&partition);
+        self.lag.lock().remove(&partition);
+    }
+
+    pub fn set_lag(&self, partition: i32, lag: i64) {
+        if self.partitions.lock().contains_key(&partition) {
+            self.lag.lock().insert(partition, lag);
+        }
+    }
+
+    /// Consumer lag per assigned partition, as last reported.
+    pub fn lag(&self) -> BTreeMap<i32, i64> {
+        self.lag.lock().clone()
+    }
+
+    /// Sets an [`UNKNOWN_TARGET`] from the high watermark the consumer statistics report
+    /// (negative: not known yet); a known target never changes. A watermark below what
+    /// was already consumed is a stale report (from an earlier assignment): ignored.
+    pub(crate) fn learn_target(&self, partition: i32, high_watermark: i64) {
+        if let Some(p) = self.partitions.lock().get_mut(&partition) {
+            if p.target == UNKNOWN_TARGET && high_watermark >= 0 && high_watermark >= p.position {
+                p.target = high_watermark;
+            }
+        }
+    }
+
+    /// Records that `offset` of `partition` was consumed.
+    pub fn advance(&self, partition: i32, offset: i64) {
+        if let Some(p) = self.partitions.lock().get_mut(&partition) {
+            p.position = p.position.max(offset + 1);
+        }
+    }
+
+    pub fn partitions(&self) -> BTreeMap<i32, PartitionProgress> {
+        self.partitions.lock().clone()
+    }
+
+    /// Turns on the merged view's coverage (scale-out).
+    pub(crate) fn enable_cluster(&self, instance_id: &str) {
+        *self.cluster.lock() = Some(ClusterView {
+            instance_id: instance_id.to_string(),
+            ..ClusterView::default()
+        });
+    }
+
+    /// Changes the merged view's coverage (no-op when scale-out is off).
+    pub(crate) fn update_cluster(&self, change: impl FnOnce(&mut ClusterView)) {
+        if let Some(cluster) = self.cluster.lock().as_mut() {
+            change(cluster);
+        }
+    }
+
+    /// Coverage of every partition of the topic, `None` without scale-out.
+    fn coverage(&self) -> Option<Vec<(i32, Coverage)>> {
+        let cluster = self.cluster.lock().clone()?;
+        if cluster.partitions == 0 {
+            // The topic's partition count is not known yet: the partitions held here may
+            // be all of it or a twelfth, so nothing can be called whole.
+            return Some(Vec::new());
+        }
+        let local = self.partitions.lock().clone();
+        let n = i32::try_from(cluster.partitions).unwrap_or(i32::MAX);
+        let mut ids: std::collections::BTreeSet<i32> = (0..n).collect();
+        ids.extend(local.keys());
+        Some(
+            ids.into_iter()
+                .map(|p| {
+                    let state = match (local.get(&p), cluster.remote.get(&p)) {
+                        (Some(l), _) if l.is_rebuilt() => Coverage::Live,
+                        (Some(l), _) => Coverage::Rebuilding(l.fraction()),
+                        (None, Some(r))
+                            if r.owner == cluster.instance_id
+                                || r.seen.elapsed() > OWNER_SILENT =>
+                        {
+                            Coverage::Missing
+                        }
+                        (None, Some(r)) => {
+                            r.rebuilding.map_or(Coverage::Live, Coverage::Rebuilding)
+                        }
+                        (None, None) => Coverage::Missing,
+                    };
+                    (p, state)
+                })
+                .collect(),
+        )
+    }
+
+    /// Scale-out: which partitions the merged view holds live; `None` without scale-out.
+    pub(crate) fn partitions_report(&self) -> Option<PartitionsReport> {
+        let coverage = self.coverage()?;
+        let mut report = PartitionsReport {
+            total: coverage.len(),
+            ..PartitionsReport::default()
+        };
+        for (p, c) in coverage {
+            match c {
+                Coverage::Live => report.live += 1,
+                Coverage::Rebuilding(_) => report.rebuilding.push(p),
+                Coverage::Missing => report.missing.push(p),
+            }
+        }
+        Some(report)
+    }
+
+    /// Share of the replay done, 0..=1, over all partitions; `None` once every partition
+    /// is live. Scale-out: the mean over the topic's partitions (a missing one counts 0).
+    pub fn rebuild_progress(&self) -> Option<f64> {
+        if let Some(coverage) = self.coverage() {
+            if coverage.iter().all(|(_, c)| *c == Coverage::Live) && !coverage.is_empty() {
+                return None;
+            }
+            let done: f64 = coverage
+                .iter()
+                .map(|(_, c)| match c {
+                    Coverage::Live => 1.0,
+                    Coverage::Rebuilding(f) => *f,
+                    Coverage::Missing => 0.0,
+                })
+                .sum();
+            return Some(if coverage.is_empty() {
+                0.0
+            } else {
+                done / coverage.len() as f64
+            });
+        }
+        let partitions = self.partitions.lock();
+        if partitions.values().all(PartitionProgress::is_rebuilt) {
+            return None;
+        }
+        // A partition of unknown target counts as 0 done of 1, not as i64::MAX records
+        // to go, which would read 0 % whatever the other partitions did.
+        let (done, total) = partitions.values().fold((0i64, 0i64), |(d, t), p| {
+            if p.target == UNKNOWN_TARGET {
+                return (d, t + 1);
+            }
+            let total = (p.target - p.start).max(0);
+            (d + (p.position - p.start).clamp(0, total), t + total)
+        });
+        Some(if total == 0 {
+            1.0
+        } else {
+            done as f64 / total as f64
+        })
+    }
+
+    /// Serving live: partitions assigned and all rebuilt. Scale-out: every partition of
+    /// the topic is live, here or in its owner's partial.
+    pub fn is_ready(&self) -> bool {
+        if let Some(coverage) = self.coverage() {
+            return !coverage.is_empty() && coverage.iter().all(|(_, c)| *c == Coverage::Live);
+        }
+        let partitions = self.partitions.lock();
+        !partitions.is_empty() && partitions.values().all(PartitionProgress::is_rebuilt)
+    }
+
+    pub fn set_broker_down(&self, down: bool) {
+        self.broker_down.store(down, Ordering::Relaxed);
+    }
+
+    /// The broker was unreachable at last contact: numbers shown are the last known.
+    pub fn is_stale(&self) -> bool {
+        self.broker_down.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_and_readiness_follow_the_consumed_offsets() {
+        let s = InstanceStatus::default();
+        assert!(!s.is_ready(), "nothing assigned yet");
+        s.track(0, 100, 200);
+        s.track(1, 0, 0);
+        assert_eq!(s.rebuild_progress(), Some(0.0));
+        s.advance(0, 149);
+        assert_eq!(s.rebuild_progress(), Some(0.5));
+        assert!(!s.is_ready());
+        s.advance(0, 199);
+        assert_eq!(s.rebuild_progress(), None);
+        assert!(s.is_ready());
+        s.untrack(0);
+        assert!(s.is_ready());
+    }
+
+    #[test]
+    fn an_unknown_target_is_rebuilding_until_the_statistics_give_it() {
+        let s = InstanceStatus::default();
+        s.track(0, 10, UNKNOWN_TARGET);
+        s.advance(0, 59);
+        assert!(!s.is_ready(), "never rebuilt without a target");
+        s.track(1, 0, 100);
+        s.advance(1, 49);
+        assert_eq!(
+            s.rebuild_progress(),
+            Some(50.0 / 101.0),
+            "the other partitions' progress reads as it is, the unknown one 0 of 1"
+        );
+        s.untrack(1);
+        s.learn_target(0, -1001);
+        assert!(!s.is_ready(), "librdkafka's 'not known yet' is no target");
+        s.learn_target(0, 30);
+        assert!(!s.is_ready(), "a watermark below the position is stale");
+        s.learn_target(0, 80);
+        assert_eq!(s.rebuild_progress(), Some(50.0 / 70.0));
+        s.advance(0, 79);
+        assert!(s.is_ready());
+        s.learn_target(0, 500);
+        assert!(s.is_ready(), "a known target stays");
+    }
+
+    #[test]
+    fn scale_out_readiness_needs_every_partition_live_somewhere() {
+        let s = InstanceStatus::default();
+        s.enable_cluster("me");
+        assert!(!s.is_ready(), "partition count unknown");
+        s.track(0, 0, 10);
+        s.advance(0, 9);
+        assert!(
+            !s.is_ready(),
+            "one partition live here, but the topic's partition count is not known yet"
+        );
+        s.update_cluster(|c| c.partitions = 3);
+        let remote = |owner: &str, rebuilding| RemotePartition {
+            owner: owner.into(),
+            rebuilding,
+            seen: std::time::Instant::now(),
+        };
+        s.update_cluster(|c| {
+            c.remote.insert(1, remote("b", Some(0.5)));
+        });
+        let r = s.partitions_report().expect("scale-out");
+        assert_eq!(
+            (r.total, r.live, r.rebuilding, r.missing),
+            (3, 1, vec![1], vec![2])
+        );
+        assert_eq!(s.rebuild_progress(), Some(0.5));
+        assert!(!s.is_ready());
+        s.update_cluster(|c| {
+            c.remote.insert(1, remote("b", None));
+            c.remote.insert(2, remote("me", None));
+        });
+        assert!(
+            !s.is_ready(),
+            "our own former partial of a partition we lost is not an owner"
+        );
+        s.update_cluster(|c| {
+            c.remote.insert(2, remote("c", None));
+        });
+        assert!(s.is_ready());
+        assert_eq!(s.rebuild_progress(), None);
+        s.update_cluster(|c| {
+            if let Some(r) = c.remote.get_mut(&2) {
+                r.seen -= OWNER_SILENT * 2;
+            }
+        });
+        assert!(!s.is_ready(), "an owner silent for too long is gone");
+        assert_eq!(s.partitions_report().map(|r| r.missing), Some(vec![2]));
+    }
+}

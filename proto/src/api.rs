@@ -1,0 +1,98 @@
+//! The bodies of the REST API that are not KPI snapshots, switches or alerts themselves:
+//! lists and pages, probes, and the one error shape every failure has.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Alert, AlertRule, AuditRecord, DeflectionSwitch, PartitionsReport, SwitchEffect};
+
+/// Every error of the API: `{"status": 400, "code": "bad_window", "message": "..."}`.
+/// `code` is stable (programs match on it); `message` says what is wrong, for people.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorBody {
+    /// The HTTP status, repeated.
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+}
+
+/// `GET /healthz`: the process runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Health {
+    /// Always `ok`.
+    pub status: String,
+}
+
+/// `GET /readyz`: 200 when the view is whole and live, 503 before.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Readiness {
+    pub ready: bool,
+    /// Share of the rebuild done (0..1) while rebuilding, `null` once live.
+    pub rebuilding: Option<f64>,
+    /// The broker is unreachable: the numbers are the last known.
+    pub stale: bool,
+    /// Scale-out only: which partitions of the topic the merged view holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<PartitionsReport>,
+}
+
+/// `GET /api/v1/switches`: every switch, and the measured effect of each one that is on.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SwitchList {
+    pub switches: Vec<DeflectionSwitch>,
+    /// By switch id, for the switches that are on.
+    #[serde(default)]
+    pub effects: BTreeMap<String, SwitchEffect>,
+}
+
+/// `GET /api/v1/audit`: the newest audit records first.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditPage {
+    pub records: Vec<AuditRecord>,
+}
+
+/// `GET /api/v1/alerts`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AlertList {
+    /// Firing and acknowledged alerts, and those resolved in the last
+    /// `alerts.show_resolved_for`.
+    pub alerts: Vec<Alert>,
+    /// Resolved alerts, newest first (`limit` of them).
+    pub history: Vec<Alert>,
+    /// Scale-out: the instance that evaluates and notifies; `null` for a single instance.
+    pub alerting_instance: Option<String>,
+}
+
+/// A webhook as the API shows it: never its URL nor its key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SinkView {
+    pub name: String,
+    /// `slack`, `mattermost`, `teams` or `json`.
+    pub kind: String,
+}
+
+/// `GET /api/v1/alerts/rules`: the rules in force and the sinks they notify.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RulesView {
+    pub rules: Vec<AlertRule>,
+    pub sinks: Vec<SinkView>,
+}
+
+/// `POST /api/v1/alerts/{id}/ack`: an optional note (the body may be empty).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AckRequest {
+    /// At most 500 characters.
+    #[serde(default)]
+    pub note: Option<String>,
+}

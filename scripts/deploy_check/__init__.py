@@ -1,0 +1,1 @@
+"""The deploy check, by job: schemas, consistency, runs (see scripts/check_deploy.py)."""

@@ -1,0 +1,9 @@
+//! Ingestion and `vigie serve` against a real Kafka-protocol broker (Tansu) on loopback:
+//! the consumer and producer, the binary as an operator runs it, several instances
+//! merging their partials (scale-out) and alerting for all. Each test has its own
+//! broker, topics and group.
+
+mod kafka_ingest;
+mod scaleout;
+mod scaleout_alerts;
+mod serve_alerts;

@@ -1,0 +1,4 @@
+//! The cockpit in a real headless Chromium against the real `vigie serve` on a real
+//! broker.
+
+mod cockpit;

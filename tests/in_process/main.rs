@@ -1,0 +1,13 @@
+//! The API served in this process (the library's `AppState` and `serve` on port 0,
+//! through `vigie_testkit::TestApp`), driven by real HTTP and websocket clients; some
+//! with a real broker (Tansu) behind the switches, real webhook receivers, a fake OIDC
+//! issuer. Also the engine against a brute-force reference.
+
+mod alerts;
+mod auth;
+mod cockpit_api;
+mod engine_reference;
+mod http_api;
+mod oidc;
+mod switches;
+mod websocket;

@@ -1,0 +1,300 @@
+//! Deflection switches against a real broker (Tansu): flips through the REST API land
+//! on the compacted topic with an audit record, reach websockets of every instance,
+//! survive a restart, refuse bad or concurrent changes, and expire by themselves.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_util::sync::CancellationToken;
+use vigie::config::KafkaSettings;
+use vigie::deflection::SwitchStore;
+use vigie_testkit::broker::read_topic;
+use vigie_testkit::{eventually, Broker, TestApp};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn settings(broker: &Broker) -> KafkaSettings {
+    broker.kafka()
+}
+
+/// One Vigie instance: HTTP API with switches on `settings`' topics (expiry running).
+struct Instance {
+    app: TestApp,
+    store: Arc<SwitchStore>,
+}
+
+impl std::ops::Deref for Instance {
+    type Target = TestApp;
+    fn deref(&self) -> &TestApp {
+        &self.app
+    }
+}
+
+impl Instance {
+    async fn start(settings: &KafkaSettings) -> Instance {
+        let stop = CancellationToken::new();
+        let store = SwitchStore::start(settings, stop.clone())
+            .await
+            .expect("switch store");
+        tokio::spawn(store.clone().run_expiry(stop.clone()));
+        let app = TestApp::builder()
+            .switches(store.clone())
+            .shutdown(stop)
+            .spawn()
+            .await;
+        Instance { app, store }
+    }
+
+    async fn put(&self, id: &str, body: Value) -> (u16, Value) {
+        self.app
+            .put_json(&format!("/api/v1/switches/{id}"), &body)
+            .await
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        self.app.get_json(path).await
+    }
+}
+
+fn flip(on: bool, version: u64) -> Value {
+    json!({"channel": "phone", "reason": "billing", "segment": "low", "target": "visual_ivr",
+           "on": on, "why": "phone queue degraded", "expected_version": version})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flip_is_on_the_topic_audited_and_pushed_to_every_instance() {
+    let broker = Broker::start();
+    let settings = settings(&broker);
+    let a = Instance::start(&settings).await;
+    let b = Instance::start(&settings).await;
+    let url = b.ws_url();
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("websocket");
+
+    let (status, created) = a.put("phone-billing-low", flip(true, 0)).await;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(
+        (created["version"].as_u64(), created["on"].as_bool()),
+        (Some(1), Some(true))
+    );
+    assert_eq!(created["changed_by"], "local");
+
+    // The other instance's websocket client sees it.
+    let pushed = tokio::time::timeout(DEADLINE, async {
+        loop {
+            if let Some(Ok(WsMessage::Text(text))) = ws.next().await {
+                let v: Value = serde_json::from_str(&text).expect("JSON");
+                if v["type"] == "switches"
+                    && v["switches"].as_array().is_some_and(|s| !s.is_empty())
+                {
+                    return v;
+                }
+            }
+        }
+    })
+    .await
+    .expect("the flip reaches the other instance's websocket");
+    assert_eq!(pushed["switches"][0], created);
+    assert_eq!(
+        b.get("/api/v1/switches/phone-billing-low").await,
+        (200, created.clone())
+    );
+
+    let records = read_topic(&settings, &settings.switches_topic, |r| !r.is_empty());
+    assert_eq!(
+        records,
+        vec![("phone-billing-low".to_string(), created.clone())]
+    );
+    let audit = read_topic(&settings, &settings.audit_topic, |r| !r.is_empty());
+    assert_eq!(audit[0].1["who"], "local");
+    assert_eq!(audit[0].1["why"], "phone queue degraded");
+    assert_eq!(audit[0].1["after"], created);
+    let (_, trail) = b.get("/api/v1/audit?switch=phone-billing-low").await;
+    assert_eq!(trail["records"][0]["action"], "create");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_and_concurrent_changes_are_refused_clearly() {
+    let broker = Broker::start();
+    let settings = settings(&broker);
+    let a = Instance::start(&settings).await;
+    let b = Instance::start(&settings).await;
+    assert_eq!(a.put("phone-billing-low", flip(true, 0)).await.0, 200);
+    eventually("b has read the switch", DEADLINE, || {
+        b.store.get("phone-billing-low").is_some()
+    })
+    .await;
+
+    let mut no_reason = flip(false, 1);
+    no_reason["why"] = json!("");
+    let conflicting = json!({"channel": "phone", "target": "callback", "on": true, "why": "overflow", "expected_version": 0});
+    for (id, body, status, code) in [
+        ("phone-billing-low", no_reason, 400, "missing_reason"),
+        ("phone-billing-low", flip(false, 0), 409, "version_conflict"),
+        ("phone-all", conflicting, 409, "conflicting_switch"),
+        ("Phone Billing", flip(true, 0), 400, "bad_switch_id"),
+        ("x", json!({"channel": "phone"}), 400, "bad_body"),
+        (
+            "x",
+            json!({"channel": "phone", "target": "carrier_pigeon", "on": true, "why": "w", "expected_version": 0}),
+            400,
+            "bad_body",
+        ),
+    ] {
+        let (got, body) = a.put(id, body).await;
+        assert_eq!((got, body["code"].as_str()), (status, Some(code)), "{body}");
+        assert_eq!(body["status"], status);
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    let huge = json!({"channel": "phone", "target": "chat", "on": true, "why": "x".repeat(100_000), "expected_version": 0});
+    assert_eq!(a.put("huge", huge).await.0, 413);
+    assert_eq!(a.get("/api/v1/switches/nope").await.0, 404);
+
+    // Two supervisors on two instances turn the same switch off from version 1: one wins.
+    // (Two identical requests in the same millisecond would both succeed: they ask for
+    // exactly the same state, so nothing is overwritten.)
+    let mut from_a = flip(false, 1);
+    from_a["why"] = json!("recovered, says ann");
+    let mut from_b = flip(false, 1);
+    from_b["why"] = json!("recovered, says bob");
+    let (ra, rb) = tokio::join!(
+        a.put("phone-billing-low", from_a),
+        b.put("phone-billing-low", from_b)
+    );
+    let mut statuses = [ra.0, rb.0];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 409], "a: {ra:?}, b: {rb:?}");
+    let winner = if ra.0 == 200 { ra.1 } else { rb.1 };
+    eventually("both instances agree", DEADLINE, || {
+        a.store.get("phone-billing-low").map(|s| s.version) == Some(2)
+            && b.store.get("phone-billing-low").map(|s| s.version) == Some(2)
+    })
+    .await;
+    assert_eq!(
+        serde_json::to_value(a.store.get("phone-billing-low")).expect("json"),
+        winner
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switches_survive_a_restart_and_expire_by_themselves() {
+    let broker = Broker::start();
+    let settings = settings(&broker);
+    let first = Instance::start(&settings).await;
+    let mut timed = flip(true, 0);
+    timed["expires_in"] = json!("2s");
+    let (status, created) = first.put("phone-billing-low", timed).await;
+    assert_eq!(status, 200, "{created}");
+    let mut chat = json!({"channel": "chat", "target": "messaging", "on": true, "why": "chat overloaded", "expected_version": 0});
+    assert_eq!(first.put("chat-all", chat.clone()).await.0, 200);
+    drop(first);
+
+    // A new instance rebuilds the state from the topic.
+    let second = Instance::start(&settings).await;
+    let (_, list) = second.get("/api/v1/switches").await;
+    let ids: Vec<&str> = list["switches"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|s| s["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["chat-all", "phone-billing-low"]);
+    chat["expected_version"] = json!(1);
+    chat["on"] = json!(false);
+    assert_eq!(
+        second.put("chat-all", chat).await.0,
+        200,
+        "versions continue after a restart"
+    );
+
+    eventually("the timed switch turns itself off", DEADLINE, || {
+        second.store.get("phone-billing-low").is_some_and(|s| !s.on)
+    })
+    .await;
+    let expired = second.store.get("phone-billing-low").expect("switch");
+    assert_eq!(
+        (expired.version, expired.changed_by.as_str()),
+        (2, "vigie (expiry)")
+    );
+    assert!(expired.why.starts_with("expired"), "{}", expired.why);
+}
+
+/// Next to each switch that is on: contacts deflected since the flip in its scope, and
+/// how many of those customers came back on any channel (containment).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_switch_shows_its_measured_effect() {
+    use vigie::event::{EventKind, EventRecord};
+    let broker = Broker::start();
+    let settings = settings(&broker);
+    let app = Instance::start(&settings).await;
+    let flip_billing = json!({"channel": "phone", "reason": "billing", "target": "visual_ivr", "on": true,
+                              "why": "billing queue degraded", "expected_version": 0});
+    let (status, switch) = app.put("phone-billing", flip_billing).await;
+    assert_eq!(status, 200, "{switch}");
+    let flipped_at = switch["changed_at"].as_i64().expect("changed_at");
+
+    let engine = app.engines.assign(0);
+    let contact = |n: u32, customer: &str, channel: &str, reason: &str, at: i64, deflect: bool| {
+        let iid = format!("i{n}");
+        let mut arrived = EventRecord::new(
+            format!("{iid}-a"),
+            EventKind::Arrived,
+            flipped_at + at,
+            iid.clone(),
+        );
+        arrived.customer_id = Some(customer.to_string().into());
+        arrived.channel = Some(channel.to_string().into());
+        arrived.reason = Some(reason.to_string().into());
+        let mut events = vec![arrived];
+        if deflect {
+            events.push(EventRecord::new(
+                format!("{iid}-d"),
+                EventKind::Deflected,
+                flipped_at + at + 2_000,
+                iid,
+            ));
+        }
+        events
+    };
+    let stream = [
+        contact(1, "ann", "phone", "billing", 1_000, true),
+        contact(2, "bob", "phone", "billing", 1_500, true),
+        contact(3, "cat", "phone", "sales", 1_700, true), // another scope
+        contact(4, "ann", "chat", "billing", 60_000, false), // ann came back, on chat
+    ];
+    for ev in stream.iter().flatten() {
+        engine.apply(ev);
+    }
+    let (_, list) = app.get("/api/v1/switches").await;
+    let effect = &list["effects"]["phone-billing"];
+    assert_eq!(effect["since"], flipped_at);
+    assert_eq!(
+        (effect["deflected"].as_u64(), effect["came_back"].as_u64()),
+        (Some(2), Some(1)),
+        "{list}"
+    );
+    assert_eq!(effect["containment"].as_f64(), Some(0.5));
+
+    // Websocket clients get the same effects pushed, without asking.
+    let url = app.ws_url();
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("websocket");
+    let pushed = tokio::time::timeout(DEADLINE, async {
+        loop {
+            if let Some(Ok(WsMessage::Text(text))) = ws.next().await {
+                let v: Value = serde_json::from_str(&text).expect("JSON");
+                if v["type"] == "switches" && v["effects"]["phone-billing"]["deflected"] == 2 {
+                    return v;
+                }
+            }
+        }
+    })
+    .await
+    .expect("the effects reach the websocket");
+    assert_eq!(&pushed["effects"]["phone-billing"], effect);
+}
