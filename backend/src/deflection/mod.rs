@@ -102,13 +102,9 @@ pub enum SwitchError {
     Unavailable(String),
 }
 
+/// A switch id follows the one naming rule of `vigie_proto` (that of rule and sink names).
 pub fn validate_id(id: &str) -> Result<(), SwitchError> {
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && id.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
-        });
-    if ok {
+    if vigie_proto::is_valid_name(id) {
         Ok(())
     } else {
         Err(SwitchError::BadId(id.chars().take(80).collect()))
