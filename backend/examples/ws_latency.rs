@@ -1,7 +1,13 @@
-//! Measures event-applied → websocket-frame latency with many connected clients.
+//! Measures event-applied → websocket-frame latency with many connected clients, and
+//! the health probe's latency, optionally while other clients flood the server.
 //!
-//! Run: `cargo run --release -p vigie --example ws_latency -- [CLIENTS] [EVENTS_PER_S] [SECONDS]`
-//! (defaults 500, 10000, 20; `scripts/bench-ws.sh` runs it). One thread applies simulated
+//! Run: `cargo run --release -p vigie --example ws_latency -- [CLIENTS] [EVENTS_PER_S]
+//! [SECONDS] [FLOODERS] [HISTORY_MINUTES]` (defaults 500, 10000, 20, 0, 0;
+//! `scripts/bench-ws.sh` and `scripts/bench-flood.sh` run it). HISTORY_MINUTES of past
+//! traffic (20 contacts/s, as `vigie demo`) is applied first, so that snapshots cost what
+//! they cost on a full wall. Each of FLOODERS clients sends 250 `subscribe` messages a
+//! second, each with another 24 h window broken down by queue and reason (the hardening
+//! issue's hostile viewer); meanwhile `/healthz` is probed every 10 ms. One thread applies simulated
 //! events at the given rate in 10 ms batches and records when each watermark was reached;
 //! CLIENTS websocket clients in the same process (so they compete for the same 2 cores)
 //! read every frame; a frame delivers every batch applied since the client's previous
@@ -39,17 +45,39 @@ async fn main() -> anyhow::Result<()> {
             .unwrap_or(default)
     };
     let (clients, rate, seconds) = (arg(1, 500), arg(2, 10_000), arg(3, 20));
+    let (flooders, history_minutes) = (arg(4, 0), arg(5, 0) as i64);
 
     let engines = Arc::new(EngineSet::new(EngineConfig::default()));
     let engine = engines.assign(0);
     let status = Arc::new(InstanceStatus::default());
     status.track(0, 0, 0);
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    if history_minutes > 0 {
+        let history = Simulator::new(SimulationConfig {
+            seed: 4,
+            contacts: Some(history_minutes as u64 * 60 * 20),
+            start_ms: now_ms - history_minutes * 60_000,
+            contacts_per_second: 20.0,
+            ..SimulationConfig::default()
+        });
+        for ev in history {
+            engine.apply(&ev);
+        }
+    }
     let stop = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("ws://{}/api/v1/ws", listener.local_addr()?);
+    let addr = listener.local_addr()?;
+    let url = format!("ws://{addr}/api/v1/ws");
+    // Every client here is the same caller (`local`): lift the per-caller and total
+    // connection limits, keep the others (the flooders are what they are for).
+    let limits = vigie::config::ServerSettings {
+        max_connections_per_caller: 1_000_000,
+        max_connections: 1_000_000,
+        ..vigie::config::ServerSettings::default()
+    };
     tokio::spawn(serve(
         listener,
-        AppState::new(engines.clone(), status, stop.clone()),
+        AppState::new(engines.clone(), status, stop.clone()).with_limits(&limits),
     ));
 
     // When each watermark was reached, in order.
@@ -103,8 +131,60 @@ async fn main() -> anyhow::Result<()> {
         }));
     }
     println!("{clients} clients connected to {url}");
+    let refused = Arc::new(AtomicU64::new(0));
+    for f in 0..flooders {
+        let (mut ws, _) = tokio_tungstenite::connect_async(&url).await?;
+        let (stop, refused) = (stop.clone(), refused.clone());
+        tokio::spawn(async move {
+            use futures::SinkExt;
+            let mut tick = tokio::time::interval(Duration::from_millis(4));
+            let mut n = 0u64;
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tick.tick() => {
+                        n += 1;
+                        let window = 86_000 + (f * 100_000 + n) % 400;
+                        let message = format!(r#"{{"type":"subscribe","window":"{window}s","by":["queue","reason"]}}"#);
+                        if ws.send(tokio_tungstenite::tungstenite::Message::text(message)).await.is_err() {
+                            break;
+                        }
+                    }
+                    frame = ws.next() => match frame {
+                        Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) => {
+                            if t.starts_with("{\"type\":\"error\"") {
+                                refused.fetch_add(1, Relaxed);
+                            }
+                        }
+                        Some(Ok(_)) => {}
+                        _ => break,
+                    },
+                }
+            }
+        });
+    }
+    // The health probe, every 10 ms while measuring.
+    let probes = Arc::new(Mutex::new(vigie::engine::new_histogram()));
+    let prober = {
+        let (probes, measuring, stop) = (probes.clone(), measuring.clone(), stop.clone());
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let health = format!("http://{addr}/healthz");
+            while !stop.is_cancelled() {
+                let sent = Instant::now();
+                let ok = client
+                    .get(&health)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success());
+                if ok && measuring.load(Relaxed) {
+                    let _ = probes.lock().record(sent.elapsed().as_micros() as u64);
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
 
-    let now_ms = jiff::Timestamp::now().as_millisecond();
     let events: Vec<_> = Simulator::new(SimulationConfig {
         seed: 3,
         contacts: Some(rate * (seconds + 5) / 3),
@@ -146,6 +226,7 @@ async fn main() -> anyhow::Result<()> {
     for r in readers {
         let _ = r.await;
     }
+    let _ = prober.await;
     let h = latencies.lock();
     let frames = frames.load(Relaxed);
     println!(
@@ -157,6 +238,15 @@ async fn main() -> anyhow::Result<()> {
         h.value_at_quantile(0.9) as f64 / 1000.0,
         h.value_at_quantile(0.99) as f64 / 1000.0,
         h.max() as f64 / 1000.0
+    );
+    let p = probes.lock();
+    println!(
+        "{flooders} flooding clients ({} subscribe messages refused): GET /healthz every 10 ms: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} probes)",
+        refused.load(Relaxed),
+        p.value_at_quantile(0.5) as f64 / 1000.0,
+        p.value_at_quantile(0.99) as f64 / 1000.0,
+        p.max() as f64 / 1000.0,
+        p.len()
     );
     Ok(())
 }

@@ -25,17 +25,82 @@ use crate::status::InstanceStatus;
 /// it (cloning is a reference count, not a copy).
 pub(crate) type Frame = axum::extract::ws::Utf8Bytes;
 
+/// One distinct subscription: its frames, and how many clients hold it.
 struct Topic {
-    query: SnapshotQuery,
+    /// The subscription as its frames name it: the canonical form of its query.
+    subscription: Subscription,
     tx: watch::Sender<Frame>,
     trend_tx: watch::Sender<Frame>,
+    /// Leases held (one per client connection subscribed to it).
+    leases: usize,
 }
 
-/// What a client subscribed to receives: the latest snapshot and the latest trend.
+/// The distinct subscriptions computed, and which callers hold them.
+#[derive(Default)]
+struct Subscriptions {
+    topics: HashMap<SnapshotQuery, Topic>,
+    /// Per caller, the subscriptions its connections hold (and how many connections each).
+    by_caller: HashMap<String, HashMap<SnapshotQuery, usize>>,
+}
+
+/// What a client subscribed to receives: the latest snapshot and the latest trend; the
+/// subscription is held until this is dropped.
 #[derive(Debug)]
 pub struct Feed {
     pub snapshots: watch::Receiver<Frame>,
     pub trend: watch::Receiver<Frame>,
+    _lease: Lease,
+}
+
+/// A client's hold on a subscription: released on drop (the last one removes it).
+struct Lease {
+    publisher: std::sync::Weak<Publisher>,
+    caller: String,
+    query: SnapshotQuery,
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease")
+            .field("caller", &self.caller)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(publisher) = self.publisher.upgrade() {
+            publisher.release(&self.caller, &self.query);
+        }
+    }
+}
+
+/// How many distinct subscriptions the publisher computes, in all and per caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SubscriptionCaps {
+    pub max: usize,
+    pub per_caller: usize,
+    /// Breakdown rows when a subscription does not say, and the most it may ask.
+    pub rows: usize,
+    pub max_rows: usize,
+}
+
+impl Default for SubscriptionCaps {
+    fn default() -> Self {
+        let s = crate::config::ServerSettings::default();
+        SubscriptionCaps::of(&s)
+    }
+}
+
+impl SubscriptionCaps {
+    pub fn of(s: &crate::config::ServerSettings) -> SubscriptionCaps {
+        SubscriptionCaps {
+            max: s.max_subscriptions,
+            per_caller: s.max_subscriptions_per_caller,
+            rows: s.breakdown_rows,
+            max_rows: s.max_breakdown_rows,
+        }
+    }
 }
 
 /// Websocket connection counters (read by `/metrics`).
@@ -50,7 +115,8 @@ pub struct Publisher {
     pub clients: ClientStats,
     engines: Arc<EngineSet>,
     status: Arc<InstanceStatus>,
-    topics: Mutex<HashMap<Subscription, Topic>>,
+    subscriptions: Mutex<Subscriptions>,
+    caps: Mutex<SubscriptionCaps>,
     status_tx: watch::Sender<Frame>,
     /// Deflection switches with their effects, when this instance serves them.
     switches: std::sync::OnceLock<Arc<SwitchStore>>,
@@ -83,10 +149,24 @@ pub enum QueryError {
     Window(#[from] WindowError),
     #[error("by: {0}")]
     Breakdown(String),
+    #[error("rows: {0}")]
+    Rows(String),
 }
 
-/// The engine query of a subscription; errors name what is wrong.
-pub(crate) fn query_of(sub: &Subscription) -> Result<SnapshotQuery, QueryError> {
+/// Why a websocket subscription is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscribeError {
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error("the server already computes {0} distinct subscriptions, its limit (server.max_subscriptions): subscribe to a window and filters others use, or retry later")]
+    TooMany(usize),
+    #[error("{caller:?} already holds {held} distinct subscriptions, its limit (server.max_subscriptions_per_caller): close some connections")]
+    TooManyForCaller { caller: String, held: usize },
+}
+
+/// The engine query of a subscription; errors name what is wrong. `caps` gives the
+/// breakdown's rows when the subscription does not, and the most it may ask for.
+pub fn query_of(sub: &Subscription, caps: &SubscriptionCaps) -> Result<SnapshotQuery, QueryError> {
     let window: WindowSpec = sub.window.parse()?;
     let mut breakdown = Vec::new();
     for name in sub.by.iter().map(|d| d.trim()).filter(|d| !d.is_empty()) {
@@ -99,6 +179,17 @@ pub(crate) fn query_of(sub: &Subscription) -> Result<SnapshotQuery, QueryError> 
     if breakdown == [Dimension::Channel] {
         breakdown.clear();
     }
+    let rows = match sub.rows {
+        None => caps.rows,
+        Some(0) => return Err(QueryError::Rows("at least 1".into())),
+        Some(n) if n as usize > caps.max_rows => {
+            return Err(QueryError::Rows(format!(
+                "{n} is more than {} (server.max_breakdown_rows)",
+                caps.max_rows
+            )))
+        }
+        Some(n) => n as usize,
+    };
     let filter = DimensionFilter::from_key(DimensionKey {
         channel: sub.channel.clone(),
         queue: sub.queue.clone(),
@@ -110,7 +201,31 @@ pub(crate) fn query_of(sub: &Subscription) -> Result<SnapshotQuery, QueryError> 
         window,
         filter,
         breakdown,
+        rows,
     })
+}
+
+/// The subscription a query answers, in canonical form (`900s` reads `15m`): what the
+/// frames of every client subscribed to it name.
+fn canonical(query: &SnapshotQuery, asked: &Subscription) -> Subscription {
+    let mut key = DimensionKey::default();
+    for (d, v) in &query.filter.0 {
+        *d.slot(&mut key) = Some(v.clone());
+    }
+    Subscription {
+        window: query.window.to_string(),
+        channel: key.channel,
+        queue: key.queue,
+        reason: key.reason,
+        segment: key.segment,
+        site: key.site,
+        by: query
+            .breakdown
+            .iter()
+            .map(|d| d.as_str().to_string())
+            .collect(),
+        rows: asked.rows,
+    }
 }
 
 fn encode(message: &ServerMessage) -> Frame {
@@ -128,7 +243,8 @@ impl Publisher {
             clients: ClientStats::default(),
             engines,
             status,
-            topics: Mutex::new(HashMap::new()),
+            subscriptions: Mutex::new(Subscriptions::default()),
+            caps: Mutex::new(SubscriptionCaps::default()),
             status_tx: watch::channel(initial).0,
             switches: std::sync::OnceLock::new(),
             switches_tx: watch::channel(Frame::from_static("")).0,
@@ -138,34 +254,94 @@ impl Publisher {
         })
     }
 
-    /// Latest snapshot and trend of `sub`, now and on every change.
-    pub fn subscribe(&self, sub: Subscription) -> Result<Feed, QueryError> {
-        let mut topics = self.topics.lock();
-        if let Some(topic) = topics.get(&sub) {
-            return Ok(Feed {
-                snapshots: topic.tx.subscribe(),
-                trend: topic.trend_tx.subscribe(),
+    /// Sets how many distinct subscriptions are computed (`[server]`).
+    pub fn set_caps(&self, caps: SubscriptionCaps) {
+        *self.caps.lock() = caps;
+    }
+
+    pub fn caps(&self) -> SubscriptionCaps {
+        *self.caps.lock()
+    }
+
+    /// Distinct subscriptions computed now.
+    pub fn subscription_count(&self) -> usize {
+        self.subscriptions.lock().topics.len()
+    }
+
+    /// Latest snapshot and trend of `sub` for `caller`, now and on every change, held
+    /// until the feed is dropped. A new subscription is computed at the next tick (its
+    /// first frames are empty until then), never here: a client subscribing many times
+    /// must not make the server compute in its place.
+    pub fn subscribe(
+        self: &Arc<Self>,
+        caller: &str,
+        sub: &Subscription,
+    ) -> Result<Feed, SubscribeError> {
+        let caps = self.caps();
+        let query = query_of(sub, &caps)?;
+        let mut subs = self.subscriptions.lock();
+        let Subscriptions { topics, by_caller } = &mut *subs;
+        let held = by_caller.get(caller);
+        let holds_it = held.is_some_and(|h| h.contains_key(&query));
+        let held_count = held.map_or(0, HashMap::len);
+        if !holds_it && held_count >= caps.per_caller {
+            return Err(SubscribeError::TooManyForCaller {
+                caller: caller.to_string(),
+                held: held_count,
             });
         }
-        let query = query_of(&sub)?;
-        let frame = self.render(&sub, &query)?;
-        // Filled within a trend round (see `run_trends`): a trend costs tens of ms.
-        let trend = Frame::from_static("");
-        let (tx, snapshots) = watch::channel(frame);
-        let (trend_tx, trend) = watch::channel(trend);
-        topics.insert(
-            sub,
-            Topic {
-                query,
-                tx,
-                trend_tx,
+        if !topics.contains_key(&query) && topics.len() >= caps.max {
+            return Err(SubscribeError::TooMany(topics.len()));
+        }
+        let topic = topics.entry(query.clone()).or_insert_with(|| Topic {
+            subscription: canonical(&query, sub),
+            tx: watch::channel(Frame::from_static("")).0,
+            trend_tx: watch::channel(Frame::from_static("")).0,
+            leases: 0,
+        });
+        topic.leases += 1;
+        let feed = Feed {
+            snapshots: topic.tx.subscribe(),
+            trend: topic.trend_tx.subscribe(),
+            _lease: Lease {
+                publisher: Arc::downgrade(self),
+                caller: caller.to_string(),
+                query: query.clone(),
             },
-        );
-        Ok(Feed { snapshots, trend })
+        };
+        *by_caller
+            .entry(caller.to_string())
+            .or_default()
+            .entry(query)
+            .or_default() += 1;
+        Ok(feed)
+    }
+
+    /// A client let go of `query`: the last one removes it (no frame is computed for a
+    /// subscription nobody holds).
+    fn release(&self, caller: &str, query: &SnapshotQuery) {
+        let mut subs = self.subscriptions.lock();
+        if let Some(held) = subs.by_caller.get_mut(caller) {
+            if let Some(n) = held.get_mut(query) {
+                *n -= 1;
+                if *n == 0 {
+                    held.remove(query);
+                }
+            }
+            if held.is_empty() {
+                subs.by_caller.remove(caller);
+            }
+        }
+        if let Some(topic) = subs.topics.get_mut(query) {
+            topic.leases -= 1;
+            if topic.leases == 0 {
+                subs.topics.remove(query);
+            }
+        }
     }
 
     /// Serves `store`'s switches (with their effects) to websocket clients.
-    pub(crate) fn attach_switches(&self, store: Arc<SwitchStore>) {
+    pub fn attach_switches(&self, store: Arc<SwitchStore>) {
         if self.switches.set(store).is_ok() {
             self.publish_switches();
         }
@@ -187,7 +363,7 @@ impl Publisher {
     }
 
     /// Serves `service`'s alerts to websocket clients.
-    pub(crate) fn attach_alerts(&self, service: Arc<crate::alert::AlertService>) {
+    pub fn attach_alerts(&self, service: Arc<crate::alert::AlertService>) {
         if self.alerts.set(service).is_ok() {
             self.publish_alerts();
         }
@@ -230,6 +406,24 @@ impl Publisher {
             subscription: sub.clone(),
             trend: Box::new(trend),
         }))
+    }
+
+    /// The subscriptions `wanted` selects, with what renders them (taken under the lock,
+    /// rendered outside it).
+    fn work(
+        &self,
+        wanted: impl Fn(&Topic) -> bool,
+        trend: bool,
+    ) -> Vec<(Subscription, SnapshotQuery, watch::Sender<Frame>)> {
+        let subs = self.subscriptions.lock();
+        subs.topics
+            .iter()
+            .filter(|(_, t)| wanted(t))
+            .map(|(q, t)| {
+                let tx = if trend { &t.trend_tx } else { &t.tx };
+                (t.subscription.clone(), q.clone(), tx.clone())
+            })
+            .collect()
     }
 
     /// Publishes changes every tick until `shutdown`.
@@ -279,17 +473,30 @@ impl Publisher {
             self.status_tx
                 .send_if_modified(|current| replace_if_different(current, report));
             let change = self.engines.change_counter();
-            let snapshots = change != last_change;
+            let changed = change != last_change;
             last_change = change;
-            if snapshots {
-                self.publish_snapshots();
+            // Every subscription when the state changed, else the new ones only.
+            let work = self.work(|t| changed || t.tx.borrow().is_empty(), false);
+            if work.is_empty() {
+                continue;
             }
+            // On the blocking pool: a round of large snapshots must not hold an async
+            // worker (the health probe and other clients run there).
+            let me = self.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                for (sub, query, tx) in work {
+                    if let Ok(frame) = me.render(&sub, &query) {
+                        tx.send_if_modified(|current| replace_if_different(current, frame));
+                    }
+                }
+            })
+            .await;
         }
     }
 
     /// Computes the trends, apart from the snapshot ticks (a trend takes tens of ms): a
     /// new subscription's at once, every subscription's every 5 s while traffic flows.
-    pub(crate) async fn run_trends(self: Arc<Self>, shutdown: CancellationToken) {
+    pub async fn run_trends(self: Arc<Self>, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(TREND_CHECK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_change = u64::MAX;
@@ -301,14 +508,7 @@ impl Publisher {
             }
             let change = self.engines.change_counter();
             let all = change != last_change && round_at.elapsed() >= TREND_EVERY;
-            let work: Vec<(Subscription, SnapshotQuery, watch::Sender<Frame>)> = {
-                let topics = self.topics.lock();
-                topics
-                    .iter()
-                    .filter(|(_, t)| all || t.trend_tx.borrow().is_empty())
-                    .map(|(s, t)| (s.clone(), t.query.clone(), t.trend_tx.clone()))
-                    .collect()
-            };
+            let work = self.work(|t| all || t.trend_tx.borrow().is_empty(), true);
             if all {
                 last_change = change;
                 round_at = tokio::time::Instant::now();
@@ -319,30 +519,16 @@ impl Publisher {
             let me = self.clone();
             let _ = tokio::task::spawn_blocking(move || {
                 for (sub, query, tx) in work {
+                    // Dropped meanwhile: no one to send it to.
+                    if tx.receiver_count() == 0 {
+                        continue;
+                    }
                     if let Ok(frame) = me.render_trend(&sub, &query) {
                         tx.send_if_modified(|current| replace_if_different(current, frame));
                     }
                 }
             })
             .await;
-        }
-    }
-
-    /// The snapshot of every subscription.
-    fn publish_snapshots(&self) {
-        // Compute outside the lock: subscribing clients must not wait for a whole round.
-        let work: Vec<(Subscription, SnapshotQuery, watch::Sender<Frame>)> = {
-            let mut topics = self.topics.lock();
-            topics.retain(|_, t| t.tx.receiver_count() > 0);
-            topics
-                .iter()
-                .map(|(s, t)| (s.clone(), t.query.clone(), t.tx.clone()))
-                .collect()
-        };
-        for (sub, query, tx) in work {
-            if let Ok(frame) = self.render(&sub, &query) {
-                tx.send_if_modified(|current| replace_if_different(current, frame));
-            }
         }
     }
 }
@@ -376,16 +562,17 @@ mod tests {
             by: dims.iter().map(|d| d.to_string()).collect(),
             ..Subscription::default()
         };
-        let query = query_of(&by(&["reason", " segment", "reason", ""])).expect("valid");
+        let caps = SubscriptionCaps::default();
+        let query = query_of(&by(&["reason", " segment", "reason", ""]), &caps).expect("valid");
         assert_eq!(query.breakdown, vec![Dimension::Reason, Dimension::Segment]);
         assert!(
-            query_of(&by(&["channel"]))
+            query_of(&by(&["channel"]), &caps)
                 .expect("valid")
                 .breakdown
                 .is_empty(),
             "by channel alone is by_channel"
         );
-        let refused = query_of(&by(&["reason", "motif"])).expect_err("unknown dimension");
+        let refused = query_of(&by(&["reason", "motif"]), &caps).expect_err("unknown dimension");
         assert!(matches!(refused, QueryError::Breakdown(_)));
         assert!(refused.to_string().contains("\"motif\""), "{refused}");
     }

@@ -107,6 +107,10 @@ pub struct Subscription {
     /// phone KPIs of every contact reason (the switchboard's pressure table).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub by: Vec<String>,
+    /// Most rows of the breakdown: the busiest, the others summed in one `(other)` row
+    /// (default and ceiling: the server's `server.breakdown_rows` / `max_breakdown_rows`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u32>,
 }
 
 fn default_window() -> String {
@@ -123,6 +127,7 @@ impl Default for Subscription {
             segment: None,
             site: None,
             by: Vec::new(),
+            rows: None,
         }
     }
 }

@@ -8,6 +8,7 @@ mod auth;
 mod cockpit_api;
 mod engine_reference;
 mod http_api;
+mod limits;
 mod oidc;
 mod switches;
 mod websocket;

@@ -316,7 +316,7 @@ impl AlertService {
                             let query = SnapshotQuery {
                                 window: rule.window,
                                 filter: DimensionFilter::from_key(rule.scope.clone()),
-                                breakdown: Vec::new(),
+                                ..SnapshotQuery::default()
                             };
                             self.engines.snapshot(&query).ok().map(|s| s.total)
                         });

@@ -94,7 +94,8 @@ pub async fn run_pipeline(
         .with_switches(switches)
         .with_alerts(alerts)
         .with_auth(vigie::server::Auth::start(auth, shutdown.clone()).await?)
-        .with_cockpit(vigie::server::cockpit::Cockpit::from_settings(settings));
+        .with_cockpit(vigie::server::cockpit::Cockpit::from_settings(settings))
+        .with_limits(&settings.server);
     let mut claimer: Option<Box<dyn AssignmentHook>> = None;
     if let Some(shared_alerts) = shared_alerts {
         vigie::scaleout::start(

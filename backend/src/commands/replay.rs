@@ -26,6 +26,10 @@ pub struct ReplayArgs {
     /// channel, queue, reason, segment, site (e.g. `channel,queue`).
     #[arg(long, value_delimiter = ',', default_value = "channel")]
     by: Vec<Dimension>,
+    /// Rows of the breakdown: the busiest N (by arrivals), the others summed in one
+    /// `(other)` row (default: every row).
+    #[arg(long)]
+    rows: Option<usize>,
     /// Stop at the first malformed record, with a non-zero exit.
     #[arg(long)]
     strict: bool,
@@ -79,6 +83,7 @@ pub fn run(settings: &Settings, args: ReplayArgs) -> Result<()> {
         } else {
             args.by
         },
+        rows: args.rows.unwrap_or(usize::MAX).max(1),
     };
     // Refuse a bad window before reading a large file.
     engine.snapshot(&query)?;

@@ -16,7 +16,7 @@
 
 //!
 //! Layout: one submodule per section ([`engine`], [`kafka`], [`auth`], [`alerts`],
-//! [`cockpit`]), each owning its types, defaults and checks, and [`window`], the window
+//! [`cockpit`], [`server`]), each owning its types, defaults and checks, and [`window`], the window
 //! vocabulary they share with the API; this module layers the sources and gathers every
 //! section's problems into one [`ConfigError`]. A leaf: it uses nothing else of the crate.
 
@@ -25,6 +25,7 @@ mod auth;
 mod cockpit;
 mod engine;
 mod kafka;
+mod server;
 #[cfg(test)]
 mod tests;
 mod window;
@@ -44,6 +45,7 @@ pub use auth::{AuthSettings, JwtAlgorithm, OidcSettings, Role, TokenSettings};
 pub use cockpit::CockpitSettings;
 pub use engine::{ChannelSettings, EngineSettings, ServiceLevelSettings};
 pub use kafka::{KafkaSettings, PayloadFormat};
+pub use server::ServerSettings;
 pub use window::{WindowError, WindowSpec};
 
 /// The whole configuration.
@@ -56,6 +58,7 @@ pub struct Settings {
     pub alerts: AlertSettings,
     pub log: LogSettings,
     pub cockpit: CockpitSettings,
+    pub server: ServerSettings,
 }
 
 /// Logging.
@@ -128,6 +131,7 @@ impl Settings {
         self.kafka.validate(&mut errors);
         self.auth.validate(&mut errors);
         self.cockpit.validate(&mut errors);
+        self.server.validate(&mut errors);
         self.alerts.validate(&self.engine, &mut errors);
         if errors.is_empty() {
             Ok(())

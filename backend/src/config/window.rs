@@ -8,7 +8,7 @@ use std::str::FromStr;
 use thiserror::Error;
 
 /// A window length, or the current day in the configured time zone.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum WindowSpec {
     /// The last `n` milliseconds (whole seconds).
     Last(i64),
@@ -46,12 +46,15 @@ impl fmt::Display for WindowSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             WindowSpec::Today => f.write_str("today"),
+            // In the largest unit that divides it: `24h`, `90m`, `86401s`; parsed back, the
+            // same window (the websocket names a subscription so).
             WindowSpec::Last(ms) => {
-                write!(
-                    f,
-                    "{}",
-                    humantime::format_duration(std::time::Duration::from_millis(*ms as u64))
-                )
+                let s = ms / 1000;
+                match s {
+                    s if s % 3_600 == 0 => write!(f, "{}h", s / 3_600),
+                    s if s % 60 == 0 => write!(f, "{}m", s / 60),
+                    s => write!(f, "{s}s"),
+                }
             }
         }
     }
@@ -74,6 +77,18 @@ mod tests {
             "soon".parse::<WindowSpec>(),
             Err(WindowError::Unparsable(_))
         ));
-        assert_eq!(WindowSpec::Last(900_000).to_string(), "15m");
+        for (text, canonical) in [
+            ("15m", "15m"),
+            ("900s", "15m"),
+            ("24h", "24h"),
+            ("1day", "24h"),
+            ("90m", "90m"),
+            ("86401s", "86401s"),
+            ("today", "today"),
+        ] {
+            let spec: WindowSpec = text.parse().expect("valid");
+            assert_eq!(spec.to_string(), canonical, "{text}");
+            assert_eq!(canonical.parse(), Ok(spec), "{canonical} reads back");
+        }
     }
 }

@@ -80,7 +80,7 @@ impl FromStr for Dimension {
 }
 
 /// Keeps only the contacts whose dimensions have the given values.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct DimensionFilter(pub Vec<(Dimension, String)>);
 
 impl DimensionFilter {
@@ -106,12 +106,15 @@ impl DimensionFilter {
 }
 
 /// What to compute: a window, a filter, and an optional finer breakdown.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SnapshotQuery {
     pub window: WindowSpec,
     pub filter: DimensionFilter,
     /// Dimensions to break down by, beyond `total` and `by_channel` (empty: none).
     pub breakdown: Vec<Dimension>,
+    /// Most rows of the breakdown: the busiest (by arrivals), the rest summed in one row
+    /// whose dimensions read `(other)`.
+    pub rows: usize,
 }
 
 impl Default for SnapshotQuery {
@@ -120,6 +123,7 @@ impl Default for SnapshotQuery {
             window: WindowSpec::Last(15 * 60_000),
             filter: DimensionFilter::default(),
             breakdown: Vec::new(),
+            rows: usize::MAX,
         }
     }
 }
@@ -133,6 +137,13 @@ struct Scope {
 }
 
 impl Scope {
+    fn merge(&mut self, other: &Scope) {
+        self.agg.merge(&other.agg, 1);
+        if let Some(oldest) = other.oldest_arrival {
+            self.add_waiting(other.in_queue, oldest);
+        }
+    }
+
     fn add_waiting(&mut self, n: u64, arrival_ts: i64) {
         self.in_queue += n;
         self.oldest_arrival = Some(
@@ -335,6 +346,7 @@ pub(super) fn build_snapshot_of(
         });
     }
 
+    let breakdown = capped(breakdown, query.rows, query.breakdown.len());
     let name = |s: Sym| symbols.name(s).to_string();
     let window_ms = bounds.to - bounds.from;
     let sum = |i: usize| -> u64 { sources.iter().map(|s| s.counters()[i]).sum() };
@@ -376,4 +388,31 @@ pub(super) fn build_snapshot_of(
             })
             .collect(),
     })
+}
+
+/// The `rows` busiest rows of a breakdown (by arrivals, then in queue; ties by key), and,
+/// if there were more, one row summing the others whose every dimension reads `(other)`
+/// (which also takes the values the symbol table counted as `(other)`).
+fn capped(
+    mut rows: BTreeMap<Vec<Sym>, Scope>,
+    limit: usize,
+    dimensions: usize,
+) -> Vec<(Vec<Sym>, Scope)> {
+    if rows.len() <= limit {
+        return rows.into_iter().collect();
+    }
+    let other_key = vec![super::symbols::OTHER; dimensions];
+    let mut rest = rows.remove(&other_key).unwrap_or_default();
+    let mut ranked: Vec<(Vec<Sym>, Scope)> = rows.into_iter().collect();
+    ranked.sort_by(|(ka, a), (kb, b)| {
+        (b.agg.counters.arrivals, b.in_queue)
+            .cmp(&(a.agg.counters.arrivals, a.in_queue))
+            .then_with(|| ka.cmp(kb))
+    });
+    let keep = limit.saturating_sub(1);
+    for (_, scope) in ranked.drain(keep.min(ranked.len())..) {
+        rest.merge(&scope);
+    }
+    ranked.push((other_key, rest));
+    ranked
 }

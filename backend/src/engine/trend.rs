@@ -176,6 +176,7 @@ mod tests {
             window: WindowSpec::Last(15 * minute),
             filter: DimensionFilter::default(),
             breakdown: Vec::new(),
+            rows: usize::MAX,
         };
         let trend = build_trend(
             &[&engine],

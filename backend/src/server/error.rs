@@ -31,6 +31,12 @@ pub enum ApiError {
     RateLimited(String),
     #[error("no route for {0}")]
     NotFound(String),
+    /// A limit of `[server]` refused the request (see [`super::limits`]).
+    #[error("{message}")]
+    Limited {
+        limit: super::limits::Limit,
+        message: String,
+    },
     #[error("internal error")]
     Internal(String),
 }
@@ -39,7 +45,7 @@ impl From<crate::publisher::QueryError> for ApiError {
     fn from(e: crate::publisher::QueryError) -> Self {
         match e {
             crate::publisher::QueryError::Window(e) => ApiError::BadWindow(e),
-            e @ crate::publisher::QueryError::Breakdown(_) => ApiError::BadQuery(e.to_string()),
+            e => ApiError::BadQuery(e.to_string()),
         }
     }
 }
@@ -82,6 +88,13 @@ impl ApiError {
                 }
             }
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Limited { limit, .. } => {
+                let status = match limit {
+                    super::limits::Limit::ConcurrentSnapshots => StatusCode::SERVICE_UNAVAILABLE,
+                    _ => StatusCode::TOO_MANY_REQUESTS,
+                };
+                (status, limit.code())
+            }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -108,6 +121,11 @@ impl IntoResponse for ApiError {
             code: code.into(),
             message: self.to_string(),
         };
+        if let ApiError::Limited { .. } = &self {
+            // A limit passes: the client may come back.
+            let retry = [(axum::http::header::RETRY_AFTER, "1")];
+            return (status, retry, Json(body)).into_response();
+        }
         (status, Json(body)).into_response()
     }
 }

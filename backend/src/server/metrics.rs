@@ -182,6 +182,23 @@ pub fn render(state: &AppState) -> String {
         "Websocket clients closed because they stopped reading.",
         counter(&clients.closed_too_slow),
     );
+    out.single(
+        "vigie_websocket_subscriptions",
+        "gauge",
+        "Distinct subscriptions (window, filters, breakdown) computed for websocket clients.",
+        state.publisher.subscription_count() as f64,
+    );
+    let refusals: Vec<(String, f64)> = state
+        .limits
+        .refusals()
+        .map(|(limit, n)| (format!("{{limit=\"{}\"}}", limit.key()), n as f64))
+        .collect();
+    out.metric(
+        "vigie_limit_refusals_total",
+        "counter",
+        "Requests, connections and messages refused by a limit of [server], by its key.",
+        &refusals,
+    );
     let failures: Vec<(String, f64)> = state
         .auth
         .failures()

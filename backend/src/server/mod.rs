@@ -17,6 +17,7 @@ mod auth;
 mod caller;
 pub mod cockpit;
 mod error;
+pub mod limits;
 mod metrics;
 mod oidc;
 pub mod openapi;
@@ -65,6 +66,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// The WASM cockpit's bundle and targets.
     pub cockpit: Arc<cockpit::Cockpit>,
+    /// What one caller may hold and ask at once (`[server]`).
+    pub limits: Arc<limits::Limits>,
 }
 
 /// Request bodies are small JSON objects; anything larger is refused (413).
@@ -89,7 +92,16 @@ impl AppState {
             auth: Arc::new(Auth::default()),
             shutdown,
             cockpit: Arc::default(),
+            limits: Arc::default(),
         }
+    }
+
+    /// The limits of `settings` (default: `[server]`'s defaults).
+    pub fn with_limits(mut self, settings: &crate::config::ServerSettings) -> AppState {
+        self.publisher
+            .set_caps(crate::publisher::SubscriptionCaps::of(settings));
+        self.limits = Arc::new(limits::Limits::new(settings.clone()));
+        self
     }
 
     /// Serves the cockpit bundle and its targets (see [`cockpit`]).
@@ -166,26 +178,33 @@ struct SnapshotParams {
     site: Option<String>,
     /// Dimensions to break down by, comma-separated: `channel,queue,reason,segment,site`.
     by: Option<String>,
+    /// Most rows of the breakdown (default `server.breakdown_rows`, at most
+    /// `server.max_breakdown_rows`): the busiest, the others summed in one `(other)` row.
+    rows: Option<u32>,
 }
 
 impl SnapshotParams {
-    fn query(self) -> Result<SnapshotQuery, ApiError> {
+    fn query(self, caps: &crate::publisher::SubscriptionCaps) -> Result<SnapshotQuery, ApiError> {
         // Same window and filters as a websocket subscription, one definition for both.
         let defaults = Subscription::default();
-        Ok(crate::publisher::query_of(&Subscription {
-            window: self.window.unwrap_or(defaults.window),
-            channel: self.channel,
-            queue: self.queue,
-            reason: self.reason,
-            segment: self.segment,
-            site: self.site,
-            by: self
-                .by
-                .iter()
-                .flat_map(|list| list.split(','))
-                .map(str::to_string)
-                .collect(),
-        })?)
+        Ok(crate::publisher::query_of(
+            &Subscription {
+                window: self.window.unwrap_or(defaults.window),
+                channel: self.channel,
+                queue: self.queue,
+                reason: self.reason,
+                segment: self.segment,
+                site: self.site,
+                by: self
+                    .by
+                    .iter()
+                    .flat_map(|list| list.split(','))
+                    .map(str::to_string)
+                    .collect(),
+                rows: self.rows,
+            },
+            caps,
+        )?)
     }
 }
 
@@ -200,6 +219,7 @@ impl SnapshotParams {
         (status = 200, description = "the snapshot", body = Snapshot),
         (status = 400, description = "bad window, filter or breakdown", body = ErrorBody),
         (status = 401, description = "no or unknown token", body = ErrorBody),
+        (status = 503, description = "busy: server.max_concurrent_snapshots are being computed", body = ErrorBody),
     )
 )]
 async fn snapshot(
@@ -208,8 +228,18 @@ async fn snapshot(
     params: Result<Query<SnapshotParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Snapshot>, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::BadQuery(e.body_text()))?;
-    let query = params.query()?;
-    Ok(Json(state.engines.snapshot(&query)?))
+    let query = params.query(&state.publisher.caps())?;
+    // At most `server.max_concurrent_snapshots` at once, each on the blocking pool: a
+    // flood of 24 h snapshots must not hold the async workers that answer everyone else.
+    let permit = state.limits.snapshot_permit().await?;
+    let engines = state.engines.clone();
+    let snapshot = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        engines.snapshot(&query)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("snapshot task: {e}")))??;
+    Ok(Json(snapshot))
 }
 
 /// Liveness: 200 while the process runs.

@@ -13,8 +13,9 @@ use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 use vigie_proto::{ClientMessage, ServerMessage, Subscription};
 
+use super::limits::{Bucket, ConnectionLease, Limit};
 use super::{ApiError, AppState, Principal};
-use crate::publisher::{Feed, Frame};
+use crate::publisher::{Feed, Frame, SubscribeError};
 use axum::http::HeaderMap;
 
 /// How long a frame may take to leave before the client is considered stalled.
@@ -59,9 +60,10 @@ pub(crate) async fn upgrade(
             "websocket Origin not allowed: add it to auth.allowed_origins".into(),
         ));
     }
+    let lease = state.limits.connect(&caller.name)?;
     Ok(ws
         .max_message_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| client(socket, state, caller.expires_at)))
+        .on_upgrade(move |socket| client(socket, state, caller, lease)))
 }
 
 /// Why the server closed a connection (close code and reason sent to the client).
@@ -72,12 +74,13 @@ enum Closing {
     ClientLeft,
 }
 
-async fn client(socket: WebSocket, state: AppState, expires_at: Option<std::time::SystemTime>) {
+async fn client(socket: WebSocket, state: AppState, caller: Principal, lease: ConnectionLease) {
     use std::sync::atomic::Ordering::Relaxed;
     let stats = &state.publisher.clients;
     stats.connected.fetch_add(1, Relaxed);
-    let closing = serve_client(socket, &state, expires_at).await;
+    let closing = serve_client(socket, &state, &caller).await;
     stats.connected.fetch_sub(1, Relaxed);
+    drop(lease);
     if matches!(closing, Closing::TooSlow) {
         stats.closed_too_slow.fetch_add(1, Relaxed);
         tracing::info!("websocket client closed: too slow, not reading");
@@ -85,11 +88,8 @@ async fn client(socket: WebSocket, state: AppState, expires_at: Option<std::time
 }
 
 /// Runs one connection; says why it ended.
-async fn serve_client(
-    socket: WebSocket,
-    state: &AppState,
-    expires_at: Option<std::time::SystemTime>,
-) -> Closing {
+async fn serve_client(socket: WebSocket, state: &AppState, caller: &Principal) -> Closing {
+    let expires_at = caller.expires_at;
     let expiry = async move {
         match expires_at {
             Some(at) => {
@@ -105,20 +105,26 @@ async fn serve_client(
     let (mut sink, mut stream) = socket.split();
     let send = Message::Text;
     let mut status = state.publisher.status();
-    let Ok(Feed {
-        mut snapshots,
-        mut trend,
-    }) = state.publisher.subscribe(Subscription::default())
-    else {
-        return Closing::ClientLeft;
+    let mut subscribes = Bucket::new(
+        state.limits.settings.subscribe_burst,
+        state.limits.settings.subscribe_per_second,
+    );
+    // The default subscription, unless the limits refuse even that (then the client
+    // gets the error frame and may subscribe to a subscription others hold).
+    let mut outbox: Vec<Frame> = vec![status.borrow_and_update().clone()];
+    let mut feed = match subscribe(state, caller, &Subscription::default()) {
+        Ok(feed) => Some(feed),
+        Err(error) => {
+            outbox.push(error);
+            None
+        }
     };
     let mut heartbeat =
         tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
-    let mut outbox: Vec<Frame> = vec![
-        status.borrow_and_update().clone(),
-        snapshots.borrow_and_update().clone(),
-        trend.borrow_and_update().clone(),
-    ];
+    if let Some(feed) = feed.as_mut() {
+        outbox.push(feed.snapshots.borrow_and_update().clone());
+        outbox.push(feed.trend.borrow_and_update().clone());
+    }
     let mut switches = state.publisher.switches();
     if let Some(rx) = switches.as_mut() {
         outbox.push(rx.borrow_and_update().clone());
@@ -143,28 +149,36 @@ async fn serve_client(
         if stalled {
             break Closing::TooSlow;
         }
+        let (snapshots, trend) = match feed.as_mut() {
+            Some(f) => (Some(&mut f.snapshots), Some(&mut f.trend)),
+            None => (None, None),
+        };
         tokio::select! {
             _ = state.shutdown.cancelled() => break Closing::ShuttingDown,
             _ = &mut expiry => break Closing::TokenExpired,
-            changed = snapshots.changed() => {
+            changed = optional_changed(snapshots) => {
                 if changed.is_err() { break Closing::ShuttingDown; }
-                outbox.push(snapshots.borrow_and_update().clone());
+                if let Some(feed) = feed.as_mut() {
+                    outbox.push(feed.snapshots.borrow_and_update().clone());
+                }
             }
-            changed = trend.changed() => {
+            changed = optional_changed(trend) => {
                 if changed.is_err() { break Closing::ShuttingDown; }
-                outbox.push(trend.borrow_and_update().clone());
+                if let Some(feed) = feed.as_mut() {
+                    outbox.push(feed.trend.borrow_and_update().clone());
+                }
             }
             changed = status.changed() => {
                 if changed.is_err() { break Closing::ShuttingDown; }
                 outbox.push(status.borrow_and_update().clone());
             }
-            changed = optional_changed(&mut switches) => {
+            changed = optional_changed(switches.as_mut()) => {
                 if changed.is_err() { break Closing::ShuttingDown; }
                 if let Some(rx) = switches.as_mut() {
                     outbox.push(rx.borrow_and_update().clone());
                 }
             }
-            changed = optional_changed(&mut alerts) => {
+            changed = optional_changed(alerts.as_mut()) => {
                 if changed.is_err() { break Closing::ShuttingDown; }
                 if let Some(rx) = alerts.as_mut() {
                     outbox.push(rx.borrow_and_update().clone());
@@ -176,14 +190,24 @@ async fn serve_client(
             }
             incoming = stream.next() => match incoming {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break Closing::ClientLeft,
-                Some(Ok(Message::Text(text))) => match handle_client_message(state, &text) {
-                    Ok(feed) => {
-                        (snapshots, trend) = (feed.snapshots, feed.trend);
-                        outbox.push(snapshots.borrow_and_update().clone());
-                        outbox.push(trend.borrow_and_update().clone());
+                Some(Ok(Message::Text(text))) => {
+                    match handle_client_message(state, &mut subscribes, &text) {
+                        Ok(sub) => {
+                            // The former subscription is let go of first, so that
+                            // moving between two subscriptions never needs a third.
+                            drop(feed.take());
+                            match subscribe(state, caller, &sub) {
+                                Ok(mut next) => {
+                                    outbox.push(next.snapshots.borrow_and_update().clone());
+                                    outbox.push(next.trend.borrow_and_update().clone());
+                                    feed = Some(next);
+                                }
+                                Err(error) => outbox.push(error),
+                            }
+                        }
+                        Err(error) => outbox.push(error),
                     }
-                    Err(error) => outbox.push(error),
-                },
+                }
                 Some(Ok(Message::Binary(_))) => outbox.push(error_frame("bad_message", "binary frames are not accepted: send JSON text")),
                 Some(Ok(_)) => {} // ping/pong: answered by the protocol layer
             },
@@ -204,10 +228,10 @@ async fn serve_client(
     closing
 }
 
-/// Waits for a message of an optional feed (switches, alerts), or forever on an
-/// instance without it.
+/// Waits for a message of an optional feed (switches, alerts, a subscription refused),
+/// or forever without it.
 async fn optional_changed(
-    rx: &mut Option<tokio::sync::watch::Receiver<Frame>>,
+    rx: Option<&mut tokio::sync::watch::Receiver<Frame>>,
 ) -> Result<(), tokio::sync::watch::error::RecvError> {
     match rx {
         Some(rx) => rx.changed().await,
@@ -223,14 +247,49 @@ fn error_frame(code: &str, message: &str) -> Frame {
     Frame::from(serde_json::to_string(&error).unwrap_or_default())
 }
 
-fn handle_client_message(state: &AppState, text: &str) -> Result<Feed, Frame> {
+/// The feed of `sub` for `caller`, or the error frame saying why not: the REST API's
+/// codes for the same query errors, the limit's code and key for a limit.
+fn subscribe(state: &AppState, caller: &Principal, sub: &Subscription) -> Result<Feed, Frame> {
+    state.publisher.subscribe(&caller.name, sub).map_err(|e| {
+        let e = match e {
+            SubscribeError::Query(e) => ApiError::from(e),
+            e @ SubscribeError::TooMany(_) => {
+                state.limits.refuse(Limit::Subscriptions, e.to_string())
+            }
+            e @ SubscribeError::TooManyForCaller { .. } => state
+                .limits
+                .refuse(Limit::SubscriptionsPerCaller, e.to_string()),
+        };
+        error_frame(e.code(), &e.to_string())
+    })
+}
+
+/// The subscription a client message asks for, checked (the current one stays if not).
+fn handle_client_message(
+    state: &AppState,
+    subscribes: &mut Bucket,
+    text: &str,
+) -> Result<Subscription, Frame> {
     let message: ClientMessage = serde_json::from_str(text)
         .map_err(|e| error_frame("bad_message", &format!("not a client message: {e}")))?;
     match message {
-        // The REST API's codes for the same query errors.
-        ClientMessage::Subscribe(sub) => state.publisher.subscribe(sub).map_err(|e| {
-            let e = ApiError::from(e);
-            error_frame(e.code(), &e.to_string())
-        }),
+        ClientMessage::Subscribe(sub) => {
+            if !subscribes.take() {
+                let s = &state.limits.settings;
+                let e = state.limits.refuse(
+                    Limit::SubscribeRate,
+                    format!(
+                        "too many subscribe messages: {} at once, then {} a second (server.subscribe_burst, server.subscribe_per_second); the current subscription stays",
+                        s.subscribe_burst, s.subscribe_per_second
+                    ),
+                );
+                return Err(error_frame(e.code(), &e.to_string()));
+            }
+            crate::publisher::query_of(&sub, &state.publisher.caps()).map_err(|e| {
+                let e = ApiError::from(e);
+                error_frame(e.code(), &e.to_string())
+            })?;
+            Ok(sub)
+        }
     }
 }

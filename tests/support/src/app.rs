@@ -11,9 +11,11 @@ use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 use vigie::alert::AlertService;
+use vigie::config::ServerSettings;
 use vigie::deflection::SwitchStore;
 use vigie::engine::{EngineConfig, EngineSet};
 use vigie::server::cockpit::Cockpit;
+use vigie::server::limits::Limits;
 use vigie::server::{serve, AppState, Auth};
 use vigie::status::InstanceStatus;
 
@@ -30,6 +32,8 @@ pub struct TestApp {
     pub status: Arc<InstanceStatus>,
     pub stop: CancellationToken,
     pub client: reqwest::Client,
+    /// The limits in force (a test may hold what they count).
+    pub limits: Arc<Limits>,
 }
 
 /// What a [`TestApp`] is built from; anything not given is what `AppState::new` has.
@@ -41,6 +45,7 @@ pub struct TestAppBuilder {
     switches: Option<Arc<SwitchStore>>,
     alerts: Option<Arc<AlertService>>,
     cockpit: Option<Cockpit>,
+    limits: Option<ServerSettings>,
     stop: Option<CancellationToken>,
 }
 
@@ -75,6 +80,12 @@ impl TestAppBuilder {
         self
     }
 
+    /// The `[server]` limits (their defaults otherwise).
+    pub fn limits(mut self, settings: ServerSettings) -> Self {
+        self.limits = Some(settings);
+        self
+    }
+
     /// The shutdown token (one of the app's own otherwise), for a test that also stops
     /// other tasks with it.
     pub fn shutdown(mut self, stop: CancellationToken) -> Self {
@@ -102,6 +113,10 @@ impl TestAppBuilder {
         if let Some(cockpit) = self.cockpit {
             state = state.with_cockpit(cockpit);
         }
+        if let Some(limits) = &self.limits {
+            state = state.with_limits(limits);
+        }
+        let limits = state.limits.clone();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         tokio::spawn(serve(listener, state));
@@ -111,6 +126,7 @@ impl TestAppBuilder {
             status,
             stop,
             client: reqwest::Client::new(),
+            limits,
         }
     }
 }
