@@ -378,3 +378,33 @@ fn routes_prints_the_route_table() {
     let doc: Value = serde_json::from_slice(&doc.stdout).expect("the OpenAPI document");
     assert!(doc["paths"]["/api/v1/snapshot"]["get"].is_object());
 }
+
+/// A producer bug putting an id in `channel`: the snapshot keeps 64 channels beyond
+/// the ten of the contract and counts the rest as `(other)` (it was 73 MB for 200,000
+/// such events), with the totals exact.
+#[test]
+fn channels_beyond_the_limit_keep_the_snapshot_small_and_the_totals_exact() {
+    let dir = temp_dir();
+    let file = dir.path().join("ids-as-channels.jsonl");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&file).expect("file"));
+    for n in 0..30_000 {
+        writeln!(
+            out,
+            r#"{{"event_id":"e{n}","type":"arrived","ts":"2026-11-25T09:00:{:02}Z","interaction_id":"i{n}","channel":"bug-{n}"}}"#,
+            n % 60
+        )
+        .expect("write");
+    }
+    drop(out);
+    let out = run(vigie().args(["replay", "--window", "1h"]).arg(&file));
+    assert!(
+        out.stdout.len() < 100_000,
+        "{} bytes of snapshot",
+        out.stdout.len()
+    );
+    let s = stdout_json(&out);
+    assert_eq!(s["total"]["arrivals"], 30_000);
+    let channels = s["by_channel"].as_object().expect("channels");
+    assert_eq!(channels.len(), 65, "64 kept, then (other)");
+    assert_eq!(channels["(other)"]["arrivals"], 30_000 - 64);
+}

@@ -30,6 +30,21 @@ pub struct EngineSettings {
     /// producer puts ids in a dimension field. Channels are always kept (they carry the
     /// service-level rules and the cross-channel logic).
     pub max_dimension_values: usize,
+    /// Most channels beyond the ten of the contract and those configured below; more
+    /// are counted as the channel `(other)` (with the default rules: no service-level
+    /// target) and in `vigie_channels_overflow_total`.
+    pub max_channels: usize,
+    /// Most dimension keys (channel × queue × reason × segment × site combinations) in
+    /// use at once; a new one beyond is counted under its channel with every other
+    /// dimension `(other)` (`vigie_dimension_keys_overflow_total`). A key unused for
+    /// longer than anything can hold it (the horizon or the TTL, plus the longest window)
+    /// is freed (`vigie_dimension_keys_freed_total`).
+    pub max_dimension_keys: usize,
+    /// Most arrivals of one customer id held within the allowed lateness: an id shared
+    /// by many contacts (an anonymous placeholder such as `0`) would make each arrival
+    /// cost as much as all of them. The oldest beyond are settled early
+    /// (`vigie_customer_arrivals_folded_total`).
+    pub max_recent_arrivals_per_customer: usize,
     /// IANA time zone of the `today` window (e.g. `Europe/Paris`).
     pub time_zone: String,
     /// Short-abandon threshold of channels that do not set their own (0s disables).
@@ -80,6 +95,9 @@ impl Default for EngineSettings {
             max_window: Duration::from_secs(86_400),
             interaction_ttl: Duration::from_secs(86_400),
             max_dimension_values: 10_000,
+            max_channels: 64,
+            max_dimension_keys: 100_000,
+            max_recent_arrivals_per_customer: 1_000,
             time_zone: "UTC".into(),
             short_abandon: Duration::from_secs(5),
             channels: [
@@ -115,6 +133,17 @@ impl EngineSettings {
         }
         if !(16..=10_000_000).contains(&e.max_dimension_values) {
             errors.push("engine.max_dimension_values: between 16 and 10000000 (e.g. 10000)".into());
+        }
+        if !(1..=10_000).contains(&e.max_channels) {
+            errors.push("engine.max_channels: between 1 and 10000 (e.g. 64)".into());
+        }
+        if !(1..=1_000_000).contains(&e.max_recent_arrivals_per_customer) {
+            errors.push(
+                "engine.max_recent_arrivals_per_customer: between 1 and 1000000 (e.g. 1000)".into(),
+            );
+        }
+        if !(64..=100_000_000).contains(&e.max_dimension_keys) {
+            errors.push("engine.max_dimension_keys: between 64 and 100000000 (e.g. 100000)".into());
         }
         if e.interaction_ttl <= e.allowed_lateness {
             errors.push("engine.interaction_ttl: must be longer than engine.allowed_lateness (e.g. \"24h\")".into());

@@ -117,6 +117,25 @@ impl CustomerHistory {
         }
     }
 
+    /// Settles the oldest of the recent arrivals beyond `max` as if the lateness had
+    /// passed them; how many. One customer id shared by thousands of contacts within the
+    /// lateness (an anonymous placeholder) would otherwise make each arrival sort among
+    /// all of them. An arrival reported later still, before those, reads the newest
+    /// settled one as its predecessor.
+    pub(crate) fn cap_recent(&mut self, max: usize) -> usize {
+        let Some(recent) = self.recent.as_mut() else {
+            return 0;
+        };
+        let extra = recent.len().saturating_sub(max.max(1));
+        if extra > 0 {
+            let newest_old = recent[extra - 1];
+            self.settled_ts = self.settled_ts.max(newest_old.ts);
+            self.settled_channel = newest_old.channel;
+            recent.drain(..extra);
+        }
+        extra
+    }
+
     pub fn newest_ts(&self) -> i64 {
         self.recent
             .as_ref()
@@ -202,5 +221,21 @@ mod tests {
             "the settled arrival is still a predecessor"
         );
         assert_eq!(succ, None);
+    }
+
+    #[test]
+    fn one_id_shared_by_many_contacts_keeps_only_its_newest_recent_arrivals() {
+        let mut h = CustomerHistory::default();
+        for i in 0..50 {
+            h.insert(at(i * 1_000, i as u64, 1), H, 0);
+            h.cap_recent(10);
+        }
+        assert_eq!(h.len(), 11, "ten recent and the newest settled");
+        assert_eq!(h.settled_ts, 39_000);
+        let (class, _) = h.insert(at(60_000, 99, 2), H, 0);
+        assert!(
+            class.repeat && class.cross_channel,
+            "still classified against the newest"
+        );
     }
 }

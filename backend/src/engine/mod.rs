@@ -73,6 +73,14 @@ pub struct EngineConfig {
     pub shards: usize,
     /// Most distinct dimension values kept; more are counted as `(other)`.
     pub max_dimension_values: usize,
+    /// Most channels beyond the standard ones and those with rules; more are `(other)`.
+    pub max_channels: usize,
+    /// Most dimension keys (combinations) in use at once; more go to their channel's
+    /// overflow key.
+    pub max_dimension_keys: usize,
+    /// Most arrivals of one customer held within the lateness (each new one is sorted
+    /// among them): a placeholder id shared by every anonymous contact stays cheap.
+    pub max_recent_arrivals_per_customer: usize,
 }
 
 impl Default for EngineConfig {
@@ -103,6 +111,9 @@ impl Default for EngineConfig {
             default_rules: rules(None),
             shards: 8,
             max_dimension_values: 10_000,
+            max_channels: 64,
+            max_dimension_keys: 100_000,
+            max_recent_arrivals_per_customer: 1_000,
         }
     }
 }
@@ -132,8 +143,37 @@ impl EngineConfig {
                 .collect(),
             default_rules: rules(None),
             max_dimension_values: e.max_dimension_values,
+            max_channels: e.max_channels,
+            max_dimension_keys: e.max_dimension_keys,
+            max_recent_arrivals_per_customer: e.max_recent_arrivals_per_customer,
             ..EngineConfig::default()
         })
+    }
+
+    /// The channels always kept as themselves: the ten of the contract, and those with
+    /// rules of their own.
+    pub fn known_channels(&self) -> Vec<&str> {
+        let mut channels: Vec<&str> = STANDARD_CHANNELS.to_vec();
+        channels.extend(self.channels.keys().map(String::as_str));
+        channels.sort_unstable();
+        channels.dedup();
+        channels
+    }
+
+    /// The symbol table's limits: a key is freed once unused for longer than anything
+    /// may hold it (an interaction or a deflection follow-up, then the cells its effects
+    /// landed in, and the lateness).
+    pub fn symbol_limits(&self) -> symbols::SymbolLimits {
+        symbols::SymbolLimits {
+            values: self.max_dimension_values,
+            channels: self.max_channels,
+            keys: self.max_dimension_keys,
+            key_lifetime_ms: self
+                .interaction_ttl_ms
+                .max(self.repeat_horizon_ms)
+                .saturating_add(self.retention_ms())
+                .saturating_add(self.allowed_lateness_ms),
+        }
     }
 
     /// How long aggregates are kept: the longest window (at least a 25 h "today") plus lateness.
@@ -141,6 +181,20 @@ impl EngineConfig {
         self.max_window_ms.max(25 * 3_600_000) + self.allowed_lateness_ms
     }
 }
+
+/// The channels of the contract, always kept as themselves.
+pub const STANDARD_CHANNELS: [&str; 10] = [
+    "phone",
+    "callback",
+    "voicebot",
+    "visual_ivr",
+    "chat",
+    "chatbot",
+    "messaging",
+    "email",
+    "webform",
+    "social",
+];
 
 /// What happened to one event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -161,6 +215,9 @@ pub struct EngineStats {
     pub conflicting: AtomicU64,
     /// Interactions forgotten without an arrival, or unfinished after the TTL.
     pub expired_interactions: AtomicU64,
+    /// Arrivals of one customer id beyond `max_recent_arrivals_per_customer` within the
+    /// lateness, settled early (an anonymous placeholder id such as `0`).
+    pub customer_arrivals_folded: AtomicU64,
 }
 
 /// No event seen yet.
@@ -179,7 +236,8 @@ pub struct Engine {
     stores: Box<[Mutex<BucketStore>]>,
     /// Deflected contacts of identified customers, followed for the repeat horizon.
     deflections: containment::DeflectionLog,
-    watermark: AtomicI64,
+    /// Shared with the symbol table, which frees no key this engine may still hold.
+    watermark: Arc<AtomicI64>,
     next_sweep: AtomicI64,
     next_customer_sweep: AtomicI64,
     stats: EngineStats,
@@ -189,7 +247,7 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(cfg: EngineConfig) -> Engine {
-        let symbols = Arc::new(Symbols::with_limit(cfg.max_dimension_values));
+        let symbols = Arc::new(Symbols::new(cfg.symbol_limits(), &cfg.known_channels()));
         Engine::with_symbols(cfg, symbols)
     }
 
@@ -197,6 +255,8 @@ impl Engine {
     /// ([`build_snapshot`]): one engine per Kafka partition.
     pub fn with_symbols(cfg: EngineConfig, symbols: Arc<Symbols>) -> Engine {
         let shards = cfg.shards.max(1);
+        let watermark = Arc::new(AtomicI64::new(NO_WATERMARK));
+        symbols.register_watermark(&watermark);
         Engine {
             symbols,
             rules_by_channel: RwLock::new(Vec::new()),
@@ -207,7 +267,7 @@ impl Engine {
                 .map(|_| Mutex::new(BucketStore::default()))
                 .collect(),
             deflections: containment::DeflectionLog::default(),
-            watermark: AtomicI64::new(NO_WATERMARK),
+            watermark,
             next_sweep: AtomicI64::new(i64::MIN),
             next_customer_sweep: AtomicI64::new(i64::MIN),
             stats: EngineStats::default(),
@@ -327,11 +387,16 @@ impl Engine {
                         channel: arrival.channel,
                     };
                     let settled = watermark - self.cfg.allowed_lateness_ms;
-                    let (class, successor) = self.customers.entry(customer).or_default().insert(
-                        past,
-                        self.cfg.repeat_horizon_ms,
-                        settled,
-                    );
+                    let mut history = self.customers.entry(customer).or_default();
+                    let (class, successor) =
+                        history.insert(past, self.cfg.repeat_horizon_ms, settled);
+                    let folded = history.cap_recent(self.cfg.max_recent_arrivals_per_customer);
+                    drop(history);
+                    if folded > 0 {
+                        self.stats
+                            .customer_arrivals_folded
+                            .fetch_add(folded as u64, Ordering::Relaxed);
+                    }
                     it.repeat = Some(class);
                     reclassify = successor;
                     self.deflections
@@ -375,8 +440,11 @@ impl Engine {
         change(it);
         if rekey {
             if let Some(key) = it.dim_key() {
-                it.key = self.symbols.key_id(key);
+                it.key = self.symbols.key_id(key, it.newest_ts);
             }
+        } else if it.arrival.is_some() {
+            // Its key is in use as long as it changes (its effects land in its cells).
+            self.symbols.touch(it.key, it.newest_ts);
         }
         let mut after = self.effects(it);
         cancel_common(&mut before, &mut after);

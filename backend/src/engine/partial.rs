@@ -138,15 +138,19 @@ fn wire_key(symbols: &Symbols, key: &DimKey) -> WireKey {
     [key.channel, key.queue, key.reason, key.segment, key.site].map(|s| symbols.name(s).to_string())
 }
 
-fn intern_key(symbols: &Symbols, key: &WireKey) -> KeyId {
+/// The id of a key of another instance's partial, used at `ts` (event time).
+fn intern_key(symbols: &Symbols, key: &WireKey, ts: i64) -> KeyId {
     let s = |i: usize| symbols.intern(Some(&key[i]));
-    symbols.key_id(DimKey {
-        channel: symbols.intern_channel(Some(&key[0])),
-        queue: s(1),
-        reason: s(2),
-        segment: s(3),
-        site: s(4),
-    })
+    symbols.key_id(
+        DimKey {
+            channel: symbols.intern_channel(Some(&key[0])),
+            queue: s(1),
+            reason: s(2),
+            segment: s(3),
+            site: s(4),
+        },
+        ts,
+    )
 }
 
 impl Engine {
@@ -306,7 +310,7 @@ impl Replica {
         self.waiting = header
             .waiting
             .iter()
-            .map(|(key, n, oldest)| (intern_key(symbols, key), *n, *oldest))
+            .map(|(key, n, oldest)| (intern_key(symbols, key, *oldest), *n, *oldest))
             .collect();
         self.header = header;
         self.has_header = true;
@@ -325,7 +329,11 @@ impl Replica {
         if chunk.start.rem_euclid(CHUNK_MS) != 0 {
             return Err(PartialError::Misaligned(chunk.start));
         }
-        let keys: Vec<KeyId> = chunk.keys.iter().map(|k| intern_key(symbols, k)).collect();
+        let keys: Vec<KeyId> = chunk
+            .keys
+            .iter()
+            .map(|k| intern_key(symbols, k, chunk.start + CHUNK_MS))
+            .collect();
         let mut decoded = Vec::with_capacity(chunk.effects.len());
         for (i, &[offset, key, code, value]) in chunk.effects.iter().enumerate() {
             let key = usize::try_from(key).ok().and_then(|k| keys.get(k));

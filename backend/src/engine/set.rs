@@ -41,7 +41,7 @@ pub struct EngineSet {
 impl EngineSet {
     pub fn new(cfg: EngineConfig) -> EngineSet {
         EngineSet {
-            symbols: Arc::new(Symbols::with_limit(cfg.max_dimension_values)),
+            symbols: Arc::new(Symbols::new(cfg.symbol_limits(), &cfg.known_channels())),
             partitions: RwLock::new(BTreeMap::new()),
             generation: AtomicU64::new(0),
             replicas: RwLock::new(BTreeMap::new()),
@@ -72,6 +72,14 @@ impl EngineSet {
     ) -> T {
         let mut replicas = self.replicas.write();
         let out = change(replicas.entry(partition).or_default(), &self.symbols);
+        // No key a replica may hold is freed: the oldest replica bounds them (one
+        // without a watermark yet holds everything back).
+        let oldest = replicas
+            .values()
+            .map(|r| r.header.watermark.unwrap_or(i64::MIN))
+            .min()
+            .unwrap_or(i64::MAX);
+        self.symbols.set_remote_floor(oldest);
         self.generation.fetch_add(1, Ordering::Relaxed);
         out
     }
@@ -258,6 +266,7 @@ fn merged<'a>(
 mod tests {
     use super::*;
     use crate::engine::{Dimension, WindowSpec};
+    use crate::event::{EventKind, EventRecord};
     use crate::simulate::{SimulationConfig, Simulator};
 
     /// A stream whose dimension values overflow the table: nothing is lost, the values
@@ -302,5 +311,121 @@ mod tests {
         let arrivals = |s: &Snapshot| s.breakdown.iter().map(|b| b.kpis.arrivals).sum::<u64>();
         assert_eq!(arrivals(&bounded), arrivals(&whole));
         assert!(bounded.breakdown.len() < whole.breakdown.len());
+    }
+
+    /// A producer bug putting an id in `channel`: the channels beyond the limit count as
+    /// `(other)`, the snapshot stays small, the totals exact.
+    #[test]
+    fn channels_beyond_the_limit_are_counted_as_other() {
+        let set = EngineSet::new(EngineConfig {
+            max_channels: 5,
+            ..EngineConfig::default()
+        });
+        let engine = set.assign(0);
+        for n in 0..2_000 {
+            let mut ev = EventRecord::new(
+                format!("e{n}"),
+                EventKind::Arrived,
+                1_795_593_600_000 + n,
+                format!("i{n}"),
+            );
+            ev.channel = Some(if n % 2 == 0 {
+                "phone".into()
+            } else {
+                format!("bug-{n}").into()
+            });
+            engine.apply(&ev);
+        }
+        let s = set.snapshot(&SnapshotQuery::default()).expect("snapshot");
+        assert_eq!(s.total.arrivals, 2_000, "totals never change");
+        assert_eq!(
+            s.by_channel["phone"].arrivals, 1_000,
+            "a known channel stays whole"
+        );
+        assert_eq!(
+            s.by_channel.len(),
+            1 + 5 + 1,
+            "phone, five more, and (other)"
+        );
+        assert_eq!(
+            s.by_channel[super::super::symbols::OTHER_NAME].arrivals,
+            1_000 - 5
+        );
+        assert_eq!(
+            set.symbols().channels_overflowed.load(Ordering::Relaxed),
+            995
+        );
+    }
+
+    /// Ever new combinations of dimensions: the keys in use stay within the limit (the
+    /// new ones counted under their channel's overflow key), unused ones are freed as
+    /// time passes, and the totals stay exact.
+    #[test]
+    fn dimension_keys_stay_within_their_limit_and_unused_ones_are_freed() {
+        let cfg = EngineConfig {
+            max_dimension_keys: 200,
+            repeat_horizon_ms: 60_000,
+            interaction_ttl_ms: 60_000,
+            max_window_ms: 60_000,
+            allowed_lateness_ms: 1_000,
+            ..EngineConfig::default()
+        };
+        let lifetime = cfg.symbol_limits().key_lifetime_ms;
+        let set = EngineSet::new(cfg);
+        let engine = set.assign(0);
+        let start = 1_795_593_600_000;
+        let n = 3_000;
+        for i in 0..n {
+            // Each contact a new combination, time moving so that old keys fall out of use.
+            let mut ev = EventRecord::new(
+                format!("e{i}"),
+                EventKind::Arrived,
+                start + i * (3 * lifetime / n),
+                format!("i{i}"),
+            );
+            ev.channel = Some("chat".into());
+            ev.queue = Some(format!("q{}", i % 97).into());
+            ev.reason = Some(format!("r{i}").into());
+            engine.apply(&ev);
+            assert!(
+                set.symbols().key_count() <= 200 + 2,
+                "at most the limit and the overflow keys"
+            );
+        }
+        assert!(
+            set.symbols().keys_freed.load(Ordering::Relaxed) > 0,
+            "unused keys were freed"
+        );
+        let s = set
+            .snapshot(&SnapshotQuery {
+                window: WindowSpec::Last(60_000),
+                ..SnapshotQuery::default()
+            })
+            .expect("snapshot");
+        let reference = {
+            let e = Engine::new(EngineConfig {
+                max_dimension_keys: usize::MAX,
+                ..set.config().clone()
+            });
+            for i in 0..n {
+                let mut ev = EventRecord::new(
+                    format!("e{i}"),
+                    EventKind::Arrived,
+                    start + i * (3 * lifetime / n),
+                    format!("i{i}"),
+                );
+                ev.channel = Some("chat".into());
+                ev.queue = Some(format!("q{}", i % 97).into());
+                ev.reason = Some(format!("r{i}").into());
+                e.apply(&ev);
+            }
+            e.snapshot(&SnapshotQuery {
+                window: WindowSpec::Last(60_000),
+                ..SnapshotQuery::default()
+            })
+            .expect("snapshot")
+        };
+        assert_eq!(s.total, reference.total, "totals never change");
+        assert_eq!(s.by_channel, reference.by_channel);
     }
 }

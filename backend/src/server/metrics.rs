@@ -121,6 +121,12 @@ pub fn render(state: &AppState) -> String {
         "Redelivered events, counted once.",
         sum(&|e| e.stats().duplicates.load(Relaxed)),
     );
+    out.single(
+        "vigie_customer_arrivals_folded_total",
+        "counter",
+        "Arrivals of one customer id beyond engine.max_recent_arrivals_per_customer within the lateness, settled early.",
+        sum(&|e| e.stats().customer_arrivals_folded.load(Relaxed)),
+    );
     let symbols = state.engines.symbols();
     out.single(
         "vigie_dimension_values",
@@ -133,6 +139,30 @@ pub fn render(state: &AppState) -> String {
         "counter",
         "Dimension values seen beyond engine.max_dimension_values, counted as (other).",
         counter(&symbols.overflowed),
+    );
+    out.single(
+        "vigie_channels_overflow_total",
+        "counter",
+        "Events of a channel beyond engine.max_channels, counted as the channel (other).",
+        counter(&symbols.channels_overflowed),
+    );
+    out.single(
+        "vigie_dimension_keys",
+        "gauge",
+        "Dimension keys (combinations) in use (bounded by engine.max_dimension_keys).",
+        symbols.key_count() as f64,
+    );
+    out.single(
+        "vigie_dimension_keys_overflow_total",
+        "counter",
+        "New combinations beyond engine.max_dimension_keys, counted under their channel's (other) key.",
+        counter(&symbols.keys_overflowed),
+    );
+    out.single(
+        "vigie_dimension_keys_freed_total",
+        "counter",
+        "Dimension keys freed after being unused longer than anything may hold them.",
+        counter(&symbols.keys_freed),
     );
     out.single(
         "vigie_tracked_customers",
