@@ -97,7 +97,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::spawn(async move { run_consumer(&settings, engines, status, None, stop).await })
     };
     let started = Instant::now();
-    while !(status.is_ready() && status.consumed.load(Relaxed) >= produced) {
+    while !(status.is_whole() && status.consumed.load(Relaxed) >= produced) {
         anyhow::ensure!(
             started.elapsed() < Duration::from_secs(3_600),
             "rebuild did not finish within an hour"

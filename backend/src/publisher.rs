@@ -544,11 +544,12 @@ fn replace_if_different(current: &mut Frame, new: Frame) -> bool {
 
 pub fn status_report(engines: &EngineSet, status: &InstanceStatus) -> StatusReport {
     StatusReport {
-        live: status.is_ready() && !status.is_stale(),
+        live: status.is_whole() && !status.is_stale(),
         rebuilding: status.rebuild_progress(),
         stale: status.is_stale(),
         watermark: engines.watermark(),
         partitions: status.partitions_report(),
+        waiting: status.waiting_for_partitions(),
     }
 }
 

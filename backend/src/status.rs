@@ -55,6 +55,8 @@ pub struct InstanceStatus {
     pub scaleout: ScaleoutStats,
     /// Scale-out only: the merged view's coverage.
     cluster: Mutex<Option<ClusterView>>,
+    consumer_started: AtomicBool,
+    partials_caught_up: AtomicBool,
 }
 
 /// Counters of the scale-out partials (exported as metrics).
@@ -265,14 +267,70 @@ impl InstanceStatus {
         })
     }
 
-    /// Serving live: partitions assigned and all rebuilt. Scale-out: every partition of
-    /// the topic is live, here or in its owner's partial.
-    pub fn is_ready(&self) -> bool {
+    /// The view is whole and live: partitions assigned and all rebuilt. Scale-out: every
+    /// partition of the topic is live, here or in its owner's partial.
+    pub fn is_whole(&self) -> bool {
         if let Some(coverage) = self.coverage() {
             return !coverage.is_empty() && coverage.iter().all(|(_, c)| *c == Coverage::Live);
         }
         let partitions = self.partitions.lock();
         !partitions.is_empty() && partitions.values().all(PartitionProgress::is_rebuilt)
+    }
+
+    /// This instance can serve a cockpit (its readiness): the partitions it consumes are
+    /// rebuilt and, with scale-out, it has read every instance's partials once and knows
+    /// the topic's partition count. A view missing another instance's partitions (one
+    /// restarting in a rolling update) is still served, and says so (`whole` false, the
+    /// badge "partial"): otherwise every replica would refuse traffic at once.
+    pub fn can_serve(&self) -> bool {
+        let local_rebuilt = {
+            let partitions = self.partitions.lock();
+            partitions.values().all(PartitionProgress::is_rebuilt)
+                && (!partitions.is_empty() || self.cluster.lock().is_some())
+        };
+        let cluster_known = match self.cluster.lock().as_ref() {
+            None => true,
+            Some(c) => c.partitions > 0 && self.partials_caught_up.load(Ordering::Relaxed),
+        };
+        local_rebuilt && cluster_known
+    }
+
+    /// Member of its consumer group, holding no partition (a single instance): waiting
+    /// for the group to give it its partitions (just restarted, or more instances than
+    /// partitions), with nothing to show.
+    pub fn waiting_for_partitions(&self) -> bool {
+        self.consumer_started.load(Ordering::Relaxed)
+            && self.cluster.lock().is_none()
+            && self.partitions.lock().is_empty()
+    }
+
+    /// The consumer has joined (or is joining) its group.
+    pub(crate) fn set_consumer_started(&self) {
+        self.consumer_started.store(true, Ordering::Relaxed);
+    }
+
+    /// Scale-out: the partials topic has been read up to where it was at start.
+    pub(crate) fn set_partials_caught_up(&self) {
+        self.partials_caught_up.store(true, Ordering::Relaxed);
+    }
+
+    /// Partitions not live in the view: scale-out, those of the topic rebuilding or
+    /// missing; else those consumed here still rebuilding, or 1 while waiting for any.
+    pub fn partitions_not_live(&self) -> usize {
+        if let Some(report) = self.partitions_report() {
+            return report
+                .total
+                .saturating_sub(report.live)
+                .max(usize::from(report.total == 0));
+        }
+        if self.waiting_for_partitions() {
+            return 1;
+        }
+        self.partitions
+            .lock()
+            .values()
+            .filter(|p| !p.is_rebuilt())
+            .count()
     }
 
     pub fn set_broker_down(&self, down: bool) {
@@ -292,18 +350,18 @@ mod tests {
     #[test]
     fn progress_and_readiness_follow_the_consumed_offsets() {
         let s = InstanceStatus::default();
-        assert!(!s.is_ready(), "nothing assigned yet");
+        assert!(!s.is_whole(), "nothing assigned yet");
         s.track(0, 100, 200);
         s.track(1, 0, 0);
         assert_eq!(s.rebuild_progress(), Some(0.0));
         s.advance(0, 149);
         assert_eq!(s.rebuild_progress(), Some(0.5));
-        assert!(!s.is_ready());
+        assert!(!s.is_whole());
         s.advance(0, 199);
         assert_eq!(s.rebuild_progress(), None);
-        assert!(s.is_ready());
+        assert!(s.is_whole());
         s.untrack(0);
-        assert!(s.is_ready());
+        assert!(s.is_whole());
     }
 
     #[test]
@@ -311,7 +369,7 @@ mod tests {
         let s = InstanceStatus::default();
         s.track(0, 10, UNKNOWN_TARGET);
         s.advance(0, 59);
-        assert!(!s.is_ready(), "never rebuilt without a target");
+        assert!(!s.is_whole(), "never rebuilt without a target");
         s.track(1, 0, 100);
         s.advance(1, 49);
         assert_eq!(
@@ -321,26 +379,56 @@ mod tests {
         );
         s.untrack(1);
         s.learn_target(0, -1001);
-        assert!(!s.is_ready(), "librdkafka's 'not known yet' is no target");
+        assert!(!s.is_whole(), "librdkafka's 'not known yet' is no target");
         s.learn_target(0, 30);
-        assert!(!s.is_ready(), "a watermark below the position is stale");
+        assert!(!s.is_whole(), "a watermark below the position is stale");
         s.learn_target(0, 80);
         assert_eq!(s.rebuild_progress(), Some(50.0 / 70.0));
         s.advance(0, 79);
-        assert!(s.is_ready());
+        assert!(s.is_whole());
         s.learn_target(0, 500);
-        assert!(s.is_ready(), "a known target stays");
+        assert!(s.is_whole(), "a known target stays");
+    }
+
+    #[test]
+    fn an_instance_serves_once_its_own_partitions_are_rebuilt_whole_or_not() {
+        let s = InstanceStatus::default();
+        s.set_consumer_started();
+        assert!(
+            s.waiting_for_partitions() && !s.can_serve(),
+            "nothing to show yet"
+        );
+        assert_eq!(s.partitions_not_live(), 1);
+        s.track(0, 0, 10);
+        assert!(!s.waiting_for_partitions() && !s.can_serve());
+        s.advance(0, 9);
+        assert!(s.can_serve() && s.is_whole());
+        assert_eq!(s.partitions_not_live(), 0);
+        // Scale-out: served once the partials are read, though another's partition is missing.
+        let c = InstanceStatus::default();
+        c.set_consumer_started();
+        c.enable_cluster("me");
+        c.update_cluster(|v| v.partitions = 2);
+        c.track(0, 0, 0);
+        assert!(!c.can_serve(), "the others' partials not read yet");
+        c.set_partials_caught_up();
+        assert!(c.can_serve() && !c.is_whole());
+        assert!(
+            !c.waiting_for_partitions(),
+            "scale-out shows the others' partitions"
+        );
+        assert_eq!(c.partitions_not_live(), 1, "partition 1 is missing");
     }
 
     #[test]
     fn scale_out_readiness_needs_every_partition_live_somewhere() {
         let s = InstanceStatus::default();
         s.enable_cluster("me");
-        assert!(!s.is_ready(), "partition count unknown");
+        assert!(!s.is_whole(), "partition count unknown");
         s.track(0, 0, 10);
         s.advance(0, 9);
         assert!(
-            !s.is_ready(),
+            !s.is_whole(),
             "one partition live here, but the topic's partition count is not known yet"
         );
         s.update_cluster(|c| c.partitions = 3);
@@ -358,26 +446,26 @@ mod tests {
             (3, 1, vec![1], vec![2])
         );
         assert_eq!(s.rebuild_progress(), Some(0.5));
-        assert!(!s.is_ready());
+        assert!(!s.is_whole());
         s.update_cluster(|c| {
             c.remote.insert(1, remote("b", None));
             c.remote.insert(2, remote("me", None));
         });
         assert!(
-            !s.is_ready(),
+            !s.is_whole(),
             "our own former partial of a partition we lost is not an owner"
         );
         s.update_cluster(|c| {
             c.remote.insert(2, remote("c", None));
         });
-        assert!(s.is_ready());
+        assert!(s.is_whole());
         assert_eq!(s.rebuild_progress(), None);
         s.update_cluster(|c| {
             if let Some(r) = c.remote.get_mut(&2) {
                 r.seen -= OWNER_SILENT * 2;
             }
         });
-        assert!(!s.is_ready(), "an owner silent for too long is gone");
+        assert!(!s.is_whole(), "an owner silent for too long is gone");
         assert_eq!(s.partitions_report().map(|r| r.missing), Some(vec![2]));
     }
 }

@@ -62,6 +62,9 @@ pub enum Freshness {
     /// Scale-out: only `live` of the topic's `total` partitions are live in the merged
     /// view (an instance died and its partitions are not taken over yet).
     Partial { live: usize, total: usize },
+    /// The server is a member of its consumer group but holds no partition yet (it just
+    /// restarted): nothing to show.
+    Waiting,
     /// No link to the server; retrying in this many ms. The numbers are the last seen.
     Offline { age_ms: i64, retry_in_ms: i64 },
 }
@@ -73,6 +76,7 @@ impl Freshness {
         let age = || s.watermark.map_or(0, |w| (now - w as f64).max(0.0) as i64);
         let partial = s.partitions.as_ref().filter(|p| p.live < p.total);
         match (s.rebuilding, partial) {
+            _ if s.waiting => Freshness::Waiting,
             (Some(done), _) => Freshness::Rebuilding(done),
             _ if s.stale => Freshness::Stale(age()),
             (None, Some(p)) => Freshness::Partial {
@@ -101,6 +105,7 @@ impl Freshness {
             Freshness::Partial { live, total } => {
                 format!("{} {live}/{total}", lang.text(Text::Partial))
             }
+            Freshness::Waiting => lang.text(Text::Waiting).into(),
             Freshness::Offline { age_ms, .. } => {
                 format!("{} {}", lang.text(Text::Offline), age(age_ms))
             }
@@ -118,6 +123,7 @@ impl Freshness {
             Freshness::Rebuilding(_)
             | Freshness::Connecting
             | Freshness::Partial { .. }
+            | Freshness::Waiting
             | Freshness::Quiet(_) => "badge rebuilding",
             Freshness::Stale(_) | Freshness::Offline { .. } => "badge stale",
         }
@@ -208,6 +214,14 @@ mod tests {
             Freshness::Live,
             "within its own quiet limit"
         );
+        let waiting = StatusReport {
+            waiting: true,
+            ..StatusReport::default()
+        };
+        assert_eq!(
+            Freshness::of_status(&waiting, now, QUIET),
+            Freshness::Waiting
+        );
     }
 
     #[test]
@@ -237,11 +251,14 @@ mod tests {
                 "aucun événement depuis 3 min 05",
             ),
             (Freshness::Quiet(185_000), Lang::En, "no event for 3 min 05"),
+            (Freshness::Waiting, Lang::En, "waiting for partitions"),
+            (Freshness::Waiting, Lang::Fr, "en attente des partitions"),
         ] {
             assert_eq!(badge.label(lang), says);
         }
         for f in [
             Freshness::Partial { live: 5, total: 6 },
+            Freshness::Waiting,
             Freshness::Connecting,
             Freshness::Rebuilding(0.99),
             Freshness::Stale(1_000),

@@ -35,6 +35,7 @@ texts! {
     Quiet => "no event for", "aucun événement depuis";
     Rebuilding => "rebuilding", "reconstruction";
     Partial => "partial", "partiel";
+    Waiting => "waiting for partitions", "en attente des partitions";
     Offline => "offline", "hors ligne";
     Connecting => "connecting", "connexion";
     WallView => "Wall", "Mur";

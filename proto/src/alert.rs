@@ -110,6 +110,9 @@ pub enum Kpi {
     /// Time since the newest event (a duration, by this server's clock): a feed that
     /// stopped upstream of Kafka, which the broker's health does not show.
     Silence,
+    /// Partitions not live in the view (rebuilding, or missing an owner; 1 while an
+    /// instance waits for any): the view is not whole.
+    PartitionsNotLive,
 }
 
 /// The unit of a KPI's values and thresholds.
@@ -123,7 +126,7 @@ pub enum Unit {
 }
 
 impl Kpi {
-    pub const ALL: [Kpi; 17] = [
+    pub const ALL: [Kpi; 18] = [
         Kpi::ServiceLevel,
         Kpi::AnswerRate,
         Kpi::AbandonRate,
@@ -141,6 +144,7 @@ impl Kpi {
         Kpi::Stale,
         Kpi::DeadLettered,
         Kpi::Silence,
+        Kpi::PartitionsNotLive,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -162,6 +166,7 @@ impl Kpi {
             Kpi::Stale => "stale",
             Kpi::DeadLettered => "dead_lettered",
             Kpi::Silence => "silence",
+            Kpi::PartitionsNotLive => "partitions_not_live",
         }
     }
 
@@ -180,9 +185,12 @@ impl Kpi {
             | Kpi::CrossChannelRepeatRate
             | Kpi::OnceAndDoneRate => Unit::Rate,
             Kpi::Asa | Kpi::Aht | Kpi::WaitP90 | Kpi::OldestWait | Kpi::Silence => Unit::Millis,
-            Kpi::Arrivals | Kpi::InQueue | Kpi::ConsumerLag | Kpi::Stale | Kpi::DeadLettered => {
-                Unit::Count
-            }
+            Kpi::Arrivals
+            | Kpi::InQueue
+            | Kpi::ConsumerLag
+            | Kpi::Stale
+            | Kpi::DeadLettered
+            | Kpi::PartitionsNotLive => Unit::Count,
         }
     }
 
@@ -190,13 +198,19 @@ impl Kpi {
     pub fn is_system(self) -> bool {
         matches!(
             self,
-            Kpi::ConsumerLag | Kpi::Stale | Kpi::DeadLettered | Kpi::Silence
+            Kpi::ConsumerLag
+                | Kpi::Stale
+                | Kpi::DeadLettered
+                | Kpi::Silence
+                | Kpi::PartitionsNotLive
         )
     }
 
-    /// Judged only once the partitions are rebuilt (partial numbers would mislead).
+    /// Judged only while the view is whole (partial numbers would mislead): the KPIs of
+    /// the contacts. The consumer's health is judged whatever the view: it is what tells
+    /// why the view is not whole.
     pub fn needs_ready(self) -> bool {
-        !matches!(self, Kpi::Stale | Kpi::DeadLettered)
+        !self.is_system()
     }
 
     /// The value in `kpis`, `None` when undefined or judged on fewer than `min_volume`
@@ -217,7 +231,11 @@ impl Kpi {
             Kpi::InQueue => (Some(kpis.in_queue as f64), u64::MAX),
             // No contact waiting: nothing is stuck.
             Kpi::OldestWait => (Some(kpis.oldest_wait_ms.unwrap_or(0) as f64), u64::MAX),
-            Kpi::ConsumerLag | Kpi::Stale | Kpi::DeadLettered | Kpi::Silence => (None, 0),
+            Kpi::ConsumerLag
+            | Kpi::Stale
+            | Kpi::DeadLettered
+            | Kpi::Silence
+            | Kpi::PartitionsNotLive => (None, 0),
         };
         value.filter(|_| volume >= min_volume)
     }

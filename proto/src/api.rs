@@ -26,11 +26,19 @@ pub struct Health {
     pub status: String,
 }
 
-/// `GET /readyz`: 200 when the view is whole and live, 503 before.
+/// `GET /readyz`: 200 when this instance can serve a cockpit (its own partitions
+/// rebuilt; scale-out: every instance's partials read once), 503 before. Whether the view
+/// is whole (every partition live) is said apart, and shown by the cockpit's badge.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Readiness {
     pub ready: bool,
+    /// Every partition is live in the view (scale-out: here or in its owner's partial).
+    #[serde(default)]
+    pub whole: bool,
+    /// Member of the consumer group but holding no partition yet: nothing to show.
+    #[serde(default)]
+    pub waiting_for_partitions: bool,
     /// Share of the rebuild done (0..1) while rebuilding, `null` once live.
     pub rebuilding: Option<f64>,
     /// The broker is unreachable: the numbers are the last known.

@@ -78,6 +78,7 @@ pub mod label {
         CONSUMER_LAG => "Consumer lag (records behind)", "Retard de lecture (enregistrements)";
         DEAD_LETTERED => "Records dead-lettered", "Enregistrements rejetés";
         SILENCE => "Time since the newest event", "Temps depuis le dernier événement";
+        PARTITIONS_NOT_LIVE => "Partitions not live", "Partitions non à jour";
         STALE_FIRING => "The Kafka broker is unreachable: the numbers shown are the last known",
             "Le courtier Kafka est injoignable : les chiffres affichés sont les derniers connus";
         STALE_RESOLVED => "The Kafka broker is reachable again", "Le courtier Kafka est de nouveau joignable";
@@ -107,6 +108,7 @@ pub fn kpi(code: &str) -> Option<(Label, Unit)> {
         Kpi::ConsumerLag => CONSUMER_LAG,
         Kpi::DeadLettered => DEAD_LETTERED,
         Kpi::Silence => SILENCE,
+        Kpi::PartitionsNotLive => PARTITIONS_NOT_LIVE,
         Kpi::Stale => return None,
     };
     Some((label, kpi.unit()))

@@ -58,6 +58,10 @@ pub struct StatusReport {
     /// the merged view holds live, and which it does not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partitions: Option<PartitionsReport>,
+    /// Member of its consumer group but holding no partition yet (just restarted, or more
+    /// instances than partitions): nothing to show.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub waiting: bool,
 }
 
 /// Coverage of the merged view: every partition is live, rebuilding, or missing.

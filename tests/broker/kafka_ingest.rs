@@ -147,7 +147,7 @@ async fn produced_events_give_exactly_the_replay_numbers() {
         consumer.status.consumed.load(Relaxed) >= sent
     })
     .await;
-    eventually("rebuild finished", DEADLINE, || consumer.status.is_ready()).await;
+    eventually("rebuild finished", DEADLINE, || consumer.status.is_whole()).await;
     assert_eq!(
         consumer.engines.partitions(),
         vec![0, 1, 2],
@@ -184,7 +184,7 @@ async fn a_restarted_consumer_rebuilds_the_same_state() {
     let a = start_consumer(&settings);
     eventually("first half consumed", DEADLINE, || {
         // At least: a rebalance would replay some; the rebuild then covers them all.
-        a.status.consumed.load(Relaxed) >= sent && a.status.is_ready()
+        a.status.consumed.load(Relaxed) >= sent && a.status.is_whole()
     })
     .await;
     assert_same_kpis(&a.snapshot(), &replayed(first));
@@ -194,7 +194,7 @@ async fn a_restarted_consumer_rebuilds_the_same_state() {
     produce_all(&settings, second.iter().cloned(), Format::Jsonl).await;
     let b = start_consumer(&settings);
     eventually("rebuilt and caught up", DEADLINE, || {
-        b.status.is_ready() && b.status.consumed.load(Relaxed) >= events.len() as u64
+        b.status.is_whole() && b.status.consumed.load(Relaxed) >= events.len() as u64
     })
     .await;
     assert_same_kpis(&b.snapshot(), &replayed(&events));
@@ -556,7 +556,7 @@ async fn a_rebalance_moves_partitions_without_double_counting() {
     eventually("a owns both partitions", DEADLINE, || {
         a.engines.partitions() == vec![0, 1]
             && a.status.consumed.load(Relaxed) >= sent
-            && a.status.is_ready()
+            && a.status.is_whole()
     })
     .await;
     let whole = a.snapshot();
@@ -564,7 +564,7 @@ async fn a_rebalance_moves_partitions_without_double_counting() {
     let b = start_consumer(&settings);
     eventually("the partitions are split and rebuilt", DEADLINE, || {
         let (pa, pb) = (a.engines.partitions(), b.engines.partitions());
-        pa.len() == 1 && pb.len() == 1 && pa != pb && a.status.is_ready() && b.status.is_ready()
+        pa.len() == 1 && pb.len() == 1 && pa != pb && a.status.is_whole() && b.status.is_whole()
     })
     .await;
     let (sa, sb) = (a.snapshot(), b.snapshot());
@@ -621,7 +621,7 @@ async fn with_rebuild_from_earliest_every_retained_record_is_replayed() {
     }
     let consumer = start_consumer(&settings);
     eventually("every record replayed", DEADLINE, || {
-        consumer.status.consumed.load(Relaxed) >= events.len() as u64 && consumer.status.is_ready()
+        consumer.status.consumed.load(Relaxed) >= events.len() as u64 && consumer.status.is_whole()
     })
     .await;
     assert_same_kpis(&consumer.snapshot(), &replayed(&events));

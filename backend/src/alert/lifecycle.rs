@@ -280,6 +280,7 @@ fn subject(rule: &Rule) -> String {
     match rule.kpi {
         Kpi::ConsumerLag => "consumer lag (records behind)".into(),
         Kpi::Silence => "time since the newest event".into(),
+        Kpi::PartitionsNotLive => "partitions not live in the view".into(),
         Kpi::DeadLettered => format!("records dead-lettered in the last {}", rule.window),
         Kpi::InQueue | Kpi::OldestWait => format!("{} of {scope}", rule.kpi.as_str()),
         _ => format!("{} of {scope} over {}", rule.kpi.as_str(), rule.window),

@@ -264,7 +264,7 @@ impl AlertService {
 
     /// Every rule's value now; snapshots are shared by rules of one window and scope.
     fn measure(&self, now: i64) -> HashMap<String, Measure> {
-        let ready = self.status.is_ready();
+        let ready = self.status.is_whole();
         let dead_lettered = self.status.dead_lettered.load(Relaxed);
         let growth = |window_ms: i64| {
             let mut samples = self.dlq_samples.lock();
@@ -305,6 +305,9 @@ impl AlertService {
                     // Never an event yet: nothing to say of silence.
                     Kpi::Silence => {
                         Measure::Value(self.engines.watermark().map(|w| (now - w).max(0) as f64))
+                    }
+                    Kpi::PartitionsNotLive => {
+                        Measure::Value(Some(self.status.partitions_not_live() as f64))
                     }
                     Kpi::DeadLettered => Measure::Value(Some(growth(match rule.window {
                         WindowSpec::Last(ms) => ms,

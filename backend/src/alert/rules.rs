@@ -152,6 +152,7 @@ mod tests {
             "consumer-lag",
             "stale-data",
             "dead-letter-growth",
+            "view-not-whole",
         ] {
             assert!(names.contains(&expected), "{expected} in {names:?}");
         }

@@ -181,7 +181,7 @@ pub async fn report_progress(
                     bar.set_position((p * 1000.0) as u64);
                     bar.set_message(format!("{consumed} events"));
                 }
-                None if !bar.is_finished() && status.is_ready() => {
+                None if !bar.is_finished() && status.is_whole() => {
                     bar.finish_with_message(format!("{consumed} events: live"));
                 }
                 None => {}

@@ -38,7 +38,7 @@ use super::window::WindowSpec;
 #[serde(deny_unknown_fields, default)]
 pub struct AlertSettings {
     /// Include Vigie's built-in rules (service level below target per channel, abandon
-    /// spike, queue stuck, consumer lag, stale data, dead-letter growth). A rule of the
+    /// spike, queue stuck, consumer lag, stale data, dead-letter growth, view not whole). A rule of the
     /// same name in `rules` replaces the built-in one.
     pub default_rules: bool,
     /// How often rules are evaluated on the live state.
@@ -560,6 +560,15 @@ pub fn builtin_rules(engine: &EngineSettings) -> Vec<AlertRuleSettings> {
         Threshold::Number(0.5),
         30,
         Severity::Critical,
+    ));
+    rules.push(rule(
+        "view-not-whole".into(),
+        Kpi::PartitionsNotLive,
+        Comparison::Above,
+        Threshold::Number(0.0),
+        Threshold::Number(0.0),
+        600,
+        Severity::Warning,
     ));
     rules.push(rule(
         "dead-letter-growth".into(),

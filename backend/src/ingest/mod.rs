@@ -98,6 +98,11 @@ pub async fn run_consumer(
         .set("enable.partition.eof", "false")
         // Consumer lag per partition, reported to the status every 5 s.
         .set("statistics.interval.ms", "5000");
+    if let Some(id) = settings.static_member_id() {
+        // Static membership: a restart within the session timeout is the same member,
+        // given its partitions back at once (no rebalance, no wait for it to expire).
+        config.set("group.instance.id", id);
+    }
     for (key, value) in &settings.properties {
         config.set(key, value);
     }
@@ -110,11 +115,12 @@ pub async fn run_consumer(
             topic: settings.topic.clone(),
             source,
         })?;
+    status.set_consumer_started();
     let dlq: FutureProducer = client_config(settings)
         .set("message.timeout.ms", "30000")
         .create()
         .map_err(IngestError::Client)?;
-    tracing::info!(topic = %settings.topic, group = %settings.group_id, brokers = %settings.brokers, "consuming");
+    tracing::info!(topic = %settings.topic, group = %settings.group_id, brokers = %settings.brokers, static_member = ?settings.static_member_id(), "consuming");
 
     loop {
         let message = tokio::select! {

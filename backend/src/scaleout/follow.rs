@@ -20,6 +20,7 @@ use crate::status::{InstanceStatus, RemotePartition};
 /// hands the records it does not own to the [`Piggyback`]s.
 pub(super) struct PartialsReader {
     pub(super) source_topic: String,
+    pub(super) partials_topic: String,
     pub(super) engines: Arc<EngineSet>,
     pub(super) status: Arc<InstanceStatus>,
     /// Other records of the topic (the shared alert state).
@@ -50,6 +51,9 @@ impl PartialsReader {
         // The partition count decides readiness: asked for often until known, then every 5 s.
         let mut metadata = tokio::time::interval(Duration::from_millis(250));
         let mut refreshed: Option<Instant> = None;
+        // Where the topic ended at start: read up to it, this instance knows every
+        // other's partials and may serve (its readiness).
+        let mut end = None;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -57,6 +61,12 @@ impl PartialsReader {
                     let due = refreshed.is_none_or(|at| at.elapsed() >= Duration::from_secs(5));
                     if due && self.refresh_partition_count(&consumer).await {
                         refreshed = Some(Instant::now());
+                    }
+                    if end.is_none() {
+                        end = self.topic_end(&consumer).await;
+                        if end == Some(0) {
+                            self.status.set_partials_caught_up();
+                        }
                     }
                 }
                 message = consumer.recv() => match message {
@@ -66,11 +76,29 @@ impl PartialsReader {
                         for piggyback in &self.piggybacks {
                             piggyback.read_up_to(message.offset());
                         }
+                        if end.is_some_and(|end| message.offset() + 1 >= end) {
+                            self.status.set_partials_caught_up();
+                        }
                     }
                     Err(error) => tracing::warn!(%error, "partials follower error"),
                 },
             }
         }
+    }
+
+    /// The partials topic's high watermark, if it can be read now.
+    async fn topic_end(&self, consumer: &Arc<StreamConsumer>) -> Option<i64> {
+        let consumer = consumer.clone();
+        let topic = self.partials_topic.clone();
+        tokio::task::spawn_blocking(move || {
+            consumer
+                .fetch_watermarks(&topic, super::PARTITION, Duration::from_secs(5))
+                .ok()
+                .map(|(_, high)| high)
+        })
+        .await
+        .ok()
+        .flatten()
     }
 
     /// `true` once the count is known.

@@ -151,6 +151,7 @@ pub async fn start(
     tracing::info!(instance = %id, %topic, every = ?settings.partials_every, "scale-out: publishing and merging partials");
     let reader = follow::PartialsReader {
         source_topic: settings.topic.clone(),
+        partials_topic: topic.clone(),
         engines: engines.clone(),
         status: status.clone(),
         piggybacks,

@@ -260,8 +260,20 @@ pub fn render(state: &AppState) -> String {
     out.single(
         "vigie_ready",
         "gauge",
-        "1 when every assigned partition is rebuilt.",
-        f64::from(u8::from(status.is_ready())),
+        "1 when this instance can serve a cockpit (its partitions rebuilt; scale-out: the partials read).",
+        f64::from(u8::from(status.can_serve())),
+    );
+    out.single(
+        "vigie_view_whole",
+        "gauge",
+        "1 when every partition is live in the view (scale-out: here or in its owner's partial).",
+        f64::from(u8::from(status.is_whole())),
+    );
+    out.single(
+        "vigie_partitions_not_live",
+        "gauge",
+        "Partitions not live in the view (rebuilding or missing; 1 while waiting for any).",
+        status.partitions_not_live() as f64,
     );
     out.single(
         "vigie_broker_up",

@@ -255,8 +255,9 @@ async fn healthz() -> Json<Health> {
     })
 }
 
-/// Readiness: 200 when every partition is rebuilt and live (scale-out: in the merged
-/// view), 503 before, with the progress.
+/// Readiness: 200 once this instance can serve a cockpit (its partitions rebuilt;
+/// scale-out: every instance's partials read once), 503 before, with the progress and
+/// whether the view is whole.
 #[utoipa::path(
     get,
     path = "/readyz",
@@ -267,9 +268,11 @@ async fn healthz() -> Json<Health> {
     )
 )]
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
-    let ready = state.status.is_ready();
+    let ready = state.status.can_serve();
     let body = Readiness {
         ready,
+        whole: state.status.is_whole(),
+        waiting_for_partitions: state.status.waiting_for_partitions(),
         rebuilding: state.status.rebuild_progress(),
         stale: state.status.is_stale(),
         partitions: state.status.partitions_report(),
