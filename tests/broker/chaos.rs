@@ -22,8 +22,10 @@ const DEADLINE: Duration = Duration::from_secs(120);
 /// `vigie serve` settings: the chaos instance is a static member named `chaos`; the
 /// reference one is alone in a group of its own.
 fn settings(kafka: &vigie::config::KafkaSettings, chaos: bool) -> Settings {
-    let mut settings = Settings::default();
-    settings.kafka = kafka.clone();
+    let mut settings = Settings {
+        kafka: kafka.clone(),
+        ..Settings::default()
+    };
     if chaos {
         settings.kafka.instance_id = Some("chaos".into());
         settings.kafka.static_membership = true;
