@@ -107,6 +107,9 @@ pub enum Kpi {
     Stale,
     /// Records sent to the dead-letter topic during the rule's window.
     DeadLettered,
+    /// Refused records that could not be written to the dead-letter topic during the
+    /// rule's window (they stay in the source topic).
+    DeadLetterFailures,
     /// Time since the newest event (a duration, by this server's clock): a feed that
     /// stopped upstream of Kafka, which the broker's health does not show.
     Silence,
@@ -126,7 +129,7 @@ pub enum Unit {
 }
 
 impl Kpi {
-    pub const ALL: [Kpi; 18] = [
+    pub const ALL: [Kpi; 19] = [
         Kpi::ServiceLevel,
         Kpi::AnswerRate,
         Kpi::AbandonRate,
@@ -143,6 +146,7 @@ impl Kpi {
         Kpi::ConsumerLag,
         Kpi::Stale,
         Kpi::DeadLettered,
+        Kpi::DeadLetterFailures,
         Kpi::Silence,
         Kpi::PartitionsNotLive,
     ];
@@ -165,6 +169,7 @@ impl Kpi {
             Kpi::ConsumerLag => "consumer_lag",
             Kpi::Stale => "stale",
             Kpi::DeadLettered => "dead_lettered",
+            Kpi::DeadLetterFailures => "dead_letter_failures",
             Kpi::Silence => "silence",
             Kpi::PartitionsNotLive => "partitions_not_live",
         }
@@ -190,6 +195,7 @@ impl Kpi {
             | Kpi::ConsumerLag
             | Kpi::Stale
             | Kpi::DeadLettered
+            | Kpi::DeadLetterFailures
             | Kpi::PartitionsNotLive => Unit::Count,
         }
     }
@@ -201,6 +207,7 @@ impl Kpi {
             Kpi::ConsumerLag
                 | Kpi::Stale
                 | Kpi::DeadLettered
+                | Kpi::DeadLetterFailures
                 | Kpi::Silence
                 | Kpi::PartitionsNotLive
         )
@@ -234,6 +241,7 @@ impl Kpi {
             Kpi::ConsumerLag
             | Kpi::Stale
             | Kpi::DeadLettered
+            | Kpi::DeadLetterFailures
             | Kpi::Silence
             | Kpi::PartitionsNotLive => (None, 0),
         };

@@ -162,19 +162,28 @@ pub struct SwitchEffect {
     pub containment: Option<f64>,
 }
 
-/// One change of one switch, on the `vigie.audit` topic.
+/// One effective change, on the `vigie.audit` topic: a switch created, turned on or off
+/// (`switch_id`, `before`, `after`), or an alert acknowledged (`alert_id`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditRecord {
     /// Epoch ms.
     pub at: i64,
     pub who: String,
+    /// `create`, `switch_on`, `switch_off`, `acknowledge`.
     pub action: String,
+    /// The switch changed (empty for an acknowledgement).
+    #[serde(default)]
     pub switch_id: String,
     pub why: String,
     #[serde(default)]
     pub before: Option<DeflectionSwitch>,
-    pub after: DeflectionSwitch,
+    /// The switch as changed (none for an acknowledgement).
+    #[serde(default)]
+    pub after: Option<DeflectionSwitch>,
+    /// The alert acknowledged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_id: Option<String>,
 }
 
 #[cfg(test)]

@@ -77,6 +77,7 @@ pub mod label {
         OLDEST_WAIT => "Oldest wait", "Plus longue attente";
         CONSUMER_LAG => "Consumer lag (records behind)", "Retard de lecture (enregistrements)";
         DEAD_LETTERED => "Records dead-lettered", "Enregistrements rejetés";
+        DEAD_LETTER_FAILURES => "Rejected records not dead-lettered", "Rejets non archivés";
         SILENCE => "Time since the newest event", "Temps depuis le dernier événement";
         PARTITIONS_NOT_LIVE => "Partitions not live", "Partitions non à jour";
         STALE_FIRING => "The Kafka broker is unreachable: the numbers shown are the last known",
@@ -107,6 +108,7 @@ pub fn kpi(code: &str) -> Option<(Label, Unit)> {
         Kpi::OldestWait => OLDEST_WAIT,
         Kpi::ConsumerLag => CONSUMER_LAG,
         Kpi::DeadLettered => DEAD_LETTERED,
+        Kpi::DeadLetterFailures => DEAD_LETTER_FAILURES,
         Kpi::Silence => SILENCE,
         Kpi::PartitionsNotLive => PARTITIONS_NOT_LIVE,
         Kpi::Stale => return None,

@@ -229,11 +229,11 @@ async fn malformed_records_go_to_the_dead_letter_topic_with_a_reason() {
     let sent = produce_all(&settings, events.clone().into_iter(), Format::Jsonl).await;
 
     let consumer = start_consumer(&settings);
-    eventually("everything consumed", DEADLINE, || {
+    eventually("everything consumed and dead-lettered", DEADLINE, || {
         consumer.status.consumed.load(Relaxed) == sent + 4
+            && consumer.status.dead_lettered.load(Relaxed) == 4
     })
     .await;
-    assert_eq!(consumer.status.dead_lettered.load(Relaxed), 4);
     let got = consumer.snapshot();
     assert_eq!(got.rejected, 4);
     assert_same_kpis(&got, &replayed(&events));
@@ -270,6 +270,55 @@ async fn malformed_records_go_to_the_dead_letter_topic_with_a_reason() {
         reasons["future"].contains("ahead of this server's clock"),
         "{reasons:?}"
     );
+}
+
+/// A dead-letter topic that refuses every record never stops the healthy ones: each
+/// refused record is counted as a failure (it stays in the source topic) while the
+/// consumer goes on. (It waited up to five attempts per record, every partition stalled.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_dead_letter_topic_never_stops_the_healthy_records() {
+    let broker = Broker::start();
+    let mut settings = settings(&broker);
+    create_topics(&settings, 1).await;
+    // A name no broker takes: every dead-letter write fails.
+    settings.dlq_topic = "no such topic!".into();
+    settings.dead_letter_timeout = Duration::from_secs(2);
+    let events = simulated(300, 28);
+    let producer: FutureProducer = vigie::kafka::client_config(&settings)
+        .create()
+        .expect("producer");
+    // Twenty-odd poison pills spread in the stream.
+    let (mut sent, mut poison) = (0, 0);
+    for (n, chunk) in events.chunks(events.len() / 20).enumerate() {
+        poison += 1;
+        producer
+            .send(
+                FutureRecord::to(&settings.topic)
+                    .key("poison")
+                    .payload(&format!("{{\"event_id\": {n}")),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("poison sent");
+        sent += 1 + produce_all(&settings, chunk.iter().cloned(), Format::Jsonl).await;
+    }
+    let consumer = start_consumer(&settings);
+    eventually(
+        "every record consumed, the healthy ones applied",
+        Duration::from_secs(30),
+        || consumer.status.consumed.load(Relaxed) == sent,
+    )
+    .await;
+    eventually(
+        "each poison pill counted as a dead-letter failure",
+        DEADLINE,
+        || consumer.status.dead_letter_failures.load(Relaxed) == poison,
+    )
+    .await;
+    assert_eq!(consumer.status.dead_lettered.load(Relaxed), 0);
+    assert_same_kpis(&consumer.snapshot(), &replayed(&events));
+    assert_eq!(consumer.snapshot().rejected, poison);
+    consumer.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

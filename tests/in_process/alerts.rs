@@ -430,6 +430,11 @@ async fn rest_and_websocket_show_alerts_and_a_supervisor_acknowledges() {
     let settings = settings(vec![("hook", hook)], dir.path());
     let mut live = Live::new();
     let running = Running::start(&settings, &live);
+    let audited: Arc<parking_lot::Mutex<Vec<vigie_proto::AuditRecord>>> = Arc::default();
+    running.service.audit_to({
+        let audited = audited.clone();
+        Arc::new(move |record| audited.lock().push(record))
+    });
     let app = TestApp::builder()
         .engines(live.engines.clone())
         .status(live.status.clone())
@@ -478,6 +483,24 @@ async fn rest_and_websocket_show_alerts_and_a_supervisor_acknowledges() {
         .await
         .expect("ack again");
     assert_eq!(empty_body.status(), 200, "idempotent, body optional");
+    {
+        let audited = audited.lock();
+        assert_eq!(
+            audited.len(),
+            1,
+            "acknowledged twice, audited once: {audited:?}"
+        );
+        let record = &audited[0];
+        assert_eq!(
+            (
+                record.action.as_str(),
+                record.who.as_str(),
+                record.why.as_str()
+            ),
+            ("acknowledge", "local", "calling the telco")
+        );
+        assert_eq!(record.alert_id.as_deref(), Some(id.as_str()));
+    }
     let unknown = http
         .post(format!("{base}/api/v1/alerts/nope/ack"))
         .send()

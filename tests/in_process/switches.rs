@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_util::sync::CancellationToken;
 use vigie::config::KafkaSettings;
 use vigie::deflection::SwitchStore;
-use vigie_testkit::broker::read_topic;
+use vigie_testkit::broker::{read_topic, read_topic_to_end};
 use vigie_testkit::{eventually, Broker, TestApp};
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -34,12 +34,18 @@ impl std::ops::Deref for Instance {
 }
 
 impl Instance {
+    /// An instance that expires switches (the leader).
     async fn start(settings: &KafkaSettings) -> Instance {
+        Instance::start_as(settings, true).await
+    }
+
+    /// An instance that expires switches if `leading`.
+    async fn start_as(settings: &KafkaSettings, leading: bool) -> Instance {
         let stop = CancellationToken::new();
         let store = SwitchStore::start(settings, stop.clone())
             .await
             .expect("switch store");
-        tokio::spawn(store.clone().run_expiry(stop.clone()));
+        tokio::spawn(store.clone().run_expiry(move || leading, stop.clone()));
         let app = TestApp::builder()
             .switches(store.clone())
             .shutdown(stop)
@@ -69,7 +75,7 @@ async fn a_flip_is_on_the_topic_audited_and_pushed_to_every_instance() {
     let broker = Broker::start();
     let settings = settings(&broker);
     let a = Instance::start(&settings).await;
-    let b = Instance::start(&settings).await;
+    let b = Instance::start_as(&settings, false).await;
     let url = b.ws_url();
     let (mut ws, _) = tokio_tungstenite::connect_async(url)
         .await
@@ -113,6 +119,7 @@ async fn a_flip_is_on_the_topic_audited_and_pushed_to_every_instance() {
     assert_eq!(audit[0].1["who"], "local");
     assert_eq!(audit[0].1["why"], "phone queue degraded");
     assert_eq!(audit[0].1["after"], created);
+    assert_eq!(audit.len(), 1, "one audit record per change");
     let (_, trail) = b.get("/api/v1/audit?switch=phone-billing-low").await;
     assert_eq!(trail["records"][0]["action"], "create");
 }
@@ -122,7 +129,7 @@ async fn bad_and_concurrent_changes_are_refused_clearly() {
     let broker = Broker::start();
     let settings = settings(&broker);
     let a = Instance::start(&settings).await;
-    let b = Instance::start(&settings).await;
+    let b = Instance::start_as(&settings, false).await;
     assert_eq!(a.put("phone-billing-low", flip(true, 0)).await.0, 200);
     eventually("b has read the switch", DEADLINE, || {
         b.store.get("phone-billing-low").is_some()
@@ -297,4 +304,92 @@ async fn each_switch_shows_its_measured_effect() {
     .await
     .expect("the effects reach the websocket");
     assert_eq!(&pushed["effects"]["phone-billing"], effect);
+}
+
+/// The last record of each key in the topic: what Kafka's compaction keeps, and so what
+/// routing systems and instances started later read.
+fn compacted(settings: &KafkaSettings) -> std::collections::HashMap<String, Value> {
+    read_topic_to_end(settings, &settings.switches_topic)
+        .into_iter()
+        .collect()
+}
+
+/// Two instances racing on one switch, round after round: each round one write wins
+/// (200) and one loses (409); the topic always ends on the confirmed state (the loser
+/// rewrites it over its own record), each confirmed change has exactly one audit record
+/// (the loser's has none), and an expiry both instances see is written and audited once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_writers_leave_the_topic_on_the_confirmed_state_with_one_audit_each() {
+    let broker = Broker::start();
+    let settings = settings(&broker);
+    // Both expire switches: the race of their expiry writes is part of the test.
+    let a = Instance::start(&settings).await;
+    let b = Instance::start(&settings).await;
+    let id = "phone-billing-low";
+    let mut version = 0;
+    for round in 0..6 {
+        let on = round % 2 == 0;
+        let mut from_a = flip(on, version);
+        from_a["why"] = json!(format!("round {round}, says ann"));
+        let mut from_b = flip(on, version);
+        from_b["why"] = json!(format!("round {round}, says bob"));
+        let (ra, rb) = tokio::join!(a.put(id, from_a), b.put(id, from_b));
+        let winners = [&ra, &rb].iter().filter(|r| r.0 == 200).count();
+        assert!(winners >= 1, "one write wins: {ra:?} {rb:?}");
+        let confirmed = if ra.0 == 200 { &ra.1 } else { &rb.1 };
+        version = confirmed["version"].as_u64().expect("version");
+        eventually("both instances hold the confirmed state", DEADLINE, || {
+            let want: vigie_proto::DeflectionSwitch =
+                serde_json::from_value(confirmed.clone()).expect("switch");
+            a.store.get(id) == Some(want.clone()) && b.store.get(id) == Some(want)
+        })
+        .await;
+        let last = compacted(&settings);
+        assert_eq!(
+            &last[id], confirmed,
+            "round {round}: the topic ends on the confirmed state"
+        );
+    }
+    let audit = read_topic(&settings, &settings.audit_topic, |r| r.len() >= 6);
+    assert_eq!(
+        audit.len(),
+        6,
+        "one audit record per confirmed change: {audit:?}"
+    );
+    // An instance started now reads the confirmed state.
+    let c = Instance::start_as(&settings, false).await;
+    assert_eq!(c.store.get(id), a.store.get(id));
+
+    // A switch that expires: both instances see it due; it is turned off and audited once.
+    let mut timed = flip(true, version);
+    timed["expires_in"] = json!("1s");
+    assert_eq!(a.put(id, timed).await.0, 200);
+    eventually("the switch expired everywhere", DEADLINE, || {
+        [&a, &b, &c].iter().all(|i| {
+            i.store
+                .get(id)
+                .is_some_and(|s| !s.on && s.changed_by == "vigie (expiry)")
+        })
+    })
+    .await;
+    let expiries = |records: &[(String, Value)]| {
+        records
+            .iter()
+            .filter(|(_, r)| r["who"] == "vigie (expiry)")
+            .count()
+    };
+    // Any second expiry write would land within a few of the store's one-second rounds.
+    let until = std::time::Instant::now() + Duration::from_secs(4);
+    while std::time::Instant::now() < until {
+        let audit = read_topic(&settings, &settings.audit_topic, |r| r.len() >= 8);
+        assert!(expiries(&audit) <= 1, "one expiry, audited once: {audit:?}");
+    }
+    let audit = read_topic(&settings, &settings.audit_topic, |r| r.len() >= 8);
+    assert_eq!(expiries(&audit), 1);
+    let off = a.store.get(id).expect("switch");
+    assert_eq!(
+        compacted(&settings)[id],
+        serde_json::to_value(off).expect("json"),
+        "the topic ends on the expiry"
+    );
 }

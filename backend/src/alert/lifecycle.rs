@@ -282,6 +282,10 @@ fn subject(rule: &Rule) -> String {
         Kpi::Silence => "time since the newest event".into(),
         Kpi::PartitionsNotLive => "partitions not live in the view".into(),
         Kpi::DeadLettered => format!("records dead-lettered in the last {}", rule.window),
+        Kpi::DeadLetterFailures => format!(
+            "refused records not dead-lettered in the last {} (they stay in the source topic)",
+            rule.window
+        ),
         Kpi::InQueue | Kpi::OldestWait => format!("{} of {scope}", rule.kpi.as_str()),
         _ => format!("{} of {scope} over {}", rule.kpi.as_str(), rule.window),
     }

@@ -59,6 +59,37 @@ pub enum AlertError {
     },
 }
 
+/// Samples of a counter, to tell how much it grew over a window.
+#[derive(Clone, Debug, Default)]
+struct CounterHistory(VecDeque<(i64, u64)>);
+
+impl CounterHistory {
+    /// Adds the value at `now`, keeping what a window of `keep_ms` needs.
+    fn record(&mut self, now: i64, value: u64, keep_ms: i64) {
+        let samples = &mut self.0;
+        samples.push_back((now, value));
+        while samples.len() > 1 && samples.get(1).is_some_and(|(t, _)| *t <= now - keep_ms) {
+            samples.pop_front();
+        }
+    }
+
+    /// How much it grew over the last `window_ms` (since the oldest sample if younger).
+    fn growth(&self, now: i64, window_ms: i64) -> u64 {
+        let latest = self.0.back().map_or(0, |(_, v)| *v);
+        let base = self
+            .0
+            .iter()
+            .rev()
+            .find(|(t, _)| *t <= now - window_ms)
+            .or(self.0.front())
+            .map_or(latest, |(_, c)| *c);
+        latest.saturating_sub(base)
+    }
+}
+
+/// Writes an audit record (never waits).
+pub type AuditWriter = Arc<dyn Fn(vigie_proto::AuditRecord) + Send + Sync>;
+
 /// Longest acknowledgement note kept.
 pub(crate) const MAX_NOTE_CHARS: usize = 500;
 
@@ -72,13 +103,15 @@ pub struct AlertService {
     evaluate_every: Duration,
     engines: Arc<EngineSet>,
     status: Arc<InstanceStatus>,
-    /// (epoch ms, dead-lettered counter) samples, for `dead_lettered` growth.
-    dlq_samples: Mutex<VecDeque<(i64, u64)>>,
+    /// Samples of the dead-lettered and dead-letter failure counters, for their growth.
+    counter_samples: Mutex<[CounterHistory; 2]>,
     visible: watch::Sender<Arc<Vec<Alert>>>,
     /// Evaluation rounds done (a test can wait for rounds to pass).
     pub evaluations: AtomicU64,
     /// Scale-out: the state shared through the partials topic.
     shared: OnceLock<Arc<SharedAlerts>>,
+    /// Where acknowledgements are audited (the audit topic), when given.
+    audit: OnceLock<AuditWriter>,
     /// Scale-out: the epoch this instance is the alerting instance with, if it is.
     leading: Mutex<Option<i64>>,
     /// Scale-out: generation of the shared state last adopted (not alerting).
@@ -156,10 +189,11 @@ impl AlertService {
             evaluate_every: a.evaluate_every,
             engines,
             status,
-            dlq_samples: Mutex::new(VecDeque::new()),
+            counter_samples: Mutex::default(),
             visible: watch::channel(Arc::new(visible)).0,
             evaluations: AtomicU64::new(0),
             shared: OnceLock::new(),
+            audit: OnceLock::new(),
             leading: Mutex::new(None),
             adopted: AtomicU64::new(0),
             last_shared: Mutex::new(None),
@@ -228,7 +262,7 @@ impl AlertService {
             if let Ok((alert, Some(notice))) =
                 lifecycle.acknowledge(&ack.id, &ack.who, ack.note, ack.at)
             {
-                tracing::info!(target: "vigie::audit", alert = %ack.id, who = %ack.who, note = ?alert.ack_note, "alert acknowledged");
+                self.audit_ack(&alert, ack.at);
                 notices.push(notice);
             }
         }
@@ -265,30 +299,28 @@ impl AlertService {
     /// Every rule's value now; snapshots are shared by rules of one window and scope.
     fn measure(&self, now: i64) -> HashMap<String, Measure> {
         let ready = self.status.is_whole();
-        let dead_lettered = self.status.dead_lettered.load(Relaxed);
-        let growth = |window_ms: i64| {
-            let mut samples = self.dlq_samples.lock();
-            samples.push_back((now, dead_lettered));
-            let longest = self
-                .rules
-                .iter()
-                .filter(|r| r.kpi == Kpi::DeadLettered)
-                .filter_map(|r| match r.window {
-                    WindowSpec::Last(ms) => Some(ms),
-                    WindowSpec::Today => None,
-                })
-                .max()
-                .unwrap_or(0);
-            while samples.len() > 1 && samples.get(1).is_some_and(|(t, _)| *t <= now - longest) {
-                samples.pop_front();
-            }
-            let base = samples
-                .iter()
-                .rev()
-                .find(|(t, _)| *t <= now - window_ms)
-                .or(samples.front())
-                .map_or(dead_lettered, |(_, c)| *c);
-            dead_lettered.saturating_sub(base) as f64
+        // Counters judged by their growth over a rule's window: sampled once a round,
+        // kept as long as the longest such window.
+        let longest = self
+            .rules
+            .iter()
+            .filter(|r| matches!(r.kpi, Kpi::DeadLettered | Kpi::DeadLetterFailures))
+            .filter_map(|r| match r.window {
+                WindowSpec::Last(ms) => Some(ms),
+                WindowSpec::Today => None,
+            })
+            .max()
+            .unwrap_or(0);
+        let (dead_lettered, dead_letter_failures) = {
+            let mut samples = self.counter_samples.lock();
+            let [lettered, failures] = &mut *samples;
+            lettered.record(now, self.status.dead_lettered.load(Relaxed), longest);
+            failures.record(now, self.status.dead_letter_failures.load(Relaxed), longest);
+            (lettered.clone(), failures.clone())
+        };
+        let window_ms = |rule: &Rule| match rule.window {
+            WindowSpec::Last(ms) => ms,
+            WindowSpec::Today => 0,
         };
         let mut snapshots: HashMap<(String, DimensionKey), Option<vigie_proto::Kpis>> =
             HashMap::new();
@@ -309,10 +341,12 @@ impl AlertService {
                     Kpi::PartitionsNotLive => {
                         Measure::Value(Some(self.status.partitions_not_live() as f64))
                     }
-                    Kpi::DeadLettered => Measure::Value(Some(growth(match rule.window {
-                        WindowSpec::Last(ms) => ms,
-                        WindowSpec::Today => 0,
-                    }))),
+                    Kpi::DeadLettered => {
+                        Measure::Value(Some(dead_lettered.growth(now, window_ms(rule)) as f64))
+                    }
+                    Kpi::DeadLetterFailures => Measure::Value(Some(
+                        dead_letter_failures.growth(now, window_ms(rule)) as f64,
+                    )),
                     _ => {
                         let key = (rule.window.to_string(), rule.scope.clone());
                         let kpis = snapshots.entry(key).or_insert_with(|| {
@@ -396,7 +430,7 @@ impl AlertService {
         let mut lifecycle = self.lifecycle.lock();
         let (alert, notice) = lifecycle.acknowledge(id, who, note, now)?;
         if let Some(notice) = &notice {
-            tracing::info!(target: "vigie::audit", alert = %id, who, note = ?alert.ack_note, "alert acknowledged");
+            self.audit_ack(&alert, now);
             self.enqueue(notice);
             self.save(&lifecycle);
         }
@@ -407,6 +441,29 @@ impl AlertService {
         drop(lifecycle);
         self.publish(visible);
         Ok(alert)
+    }
+
+    /// Audits every acknowledgement with `writer` (the audit topic's), besides the log.
+    pub fn audit_to(&self, writer: AuditWriter) {
+        let _ = self.audit.set(writer);
+    }
+
+    /// An acknowledgement took effect (once per alert): logged, and audited.
+    fn audit_ack(&self, alert: &Alert, at: i64) {
+        let who = alert.acknowledged_by.clone().unwrap_or_default();
+        tracing::info!(target: "vigie::audit", alert = %alert.id, who, note = ?alert.ack_note, "alert acknowledged");
+        if let Some(write) = self.audit.get() {
+            write(vigie_proto::AuditRecord {
+                at,
+                who,
+                action: "acknowledge".into(),
+                switch_id: String::new(),
+                why: alert.ack_note.clone().unwrap_or_default(),
+                before: None,
+                after: None,
+                alert_id: Some(alert.id.clone()),
+            });
+        }
     }
 
     /// Firing and acknowledged alerts, and those resolved in the last `show_resolved_for`.

@@ -318,7 +318,7 @@ impl AlertService {
     }
 
     /// Whether this instance is the one evaluating and notifying.
-    pub(crate) fn is_alerting(&self) -> bool {
+    pub fn is_alerting(&self) -> bool {
         !matches!(self.part(), Part::Following(_))
     }
 

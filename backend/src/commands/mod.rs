@@ -77,7 +77,18 @@ pub async fn run_pipeline(
     let switches = vigie::deflection::SwitchStore::start(kafka, shutdown.clone())
         .await
         .context("loading the deflection switches")?;
-    tokio::spawn(switches.clone().run_expiry(shutdown.clone()));
+    // One instance expires switches: the one that alerts (every instance alone).
+    tokio::spawn(switches.clone().run_expiry(
+        {
+            let alerts = alerts.clone();
+            move || alerts.is_alerting()
+        },
+        shutdown.clone(),
+    ));
+    alerts.audit_to({
+        let switches = switches.clone();
+        Arc::new(move |record| switches.audit_later(record))
+    });
     // Scale-out: one instance alerts for all, its state on the partials topic.
     let shared_alerts = if kafka.partials {
         let shared = Arc::new(

@@ -38,7 +38,8 @@ use super::window::WindowSpec;
 #[serde(deny_unknown_fields, default)]
 pub struct AlertSettings {
     /// Include Vigie's built-in rules (service level below target per channel, abandon
-    /// spike, queue stuck, consumer lag, stale data, dead-letter growth, view not whole). A rule of the
+    /// spike, queue stuck, consumer lag, stale data, dead-letter growth, dead-lettering
+    /// failing, view not whole). A rule of the
     /// same name in `rules` replaces the built-in one.
     pub default_rules: bool,
     /// How often rules are evaluated on the live state.
@@ -404,9 +405,14 @@ impl AlertSettings {
                 r.window,
                 humantime::format_duration(engine.max_window)
             )),
-            Ok(WindowSpec::Today) if r.kpi == Kpi::DeadLettered => errors.push(format!(
-                "{key}.window: dead_lettered counts over a duration (e.g. \"15m\"), not today"
-            )),
+            Ok(WindowSpec::Today)
+                if matches!(r.kpi, Kpi::DeadLettered | Kpi::DeadLetterFailures) =>
+            {
+                errors.push(format!(
+                    "{key}.window: {} counts over a duration (e.g. \"15m\"), not today",
+                    r.kpi
+                ))
+            }
             Ok(_) => {}
             Err(e) => errors.push(format!("{key}.window: {e}")),
         }
@@ -559,6 +565,15 @@ pub fn builtin_rules(engine: &EngineSettings) -> Vec<AlertRuleSettings> {
         Threshold::Number(0.5),
         Threshold::Number(0.5),
         30,
+        Severity::Critical,
+    ));
+    rules.push(rule(
+        "dead-letter-failing".into(),
+        Kpi::DeadLetterFailures,
+        Comparison::Above,
+        Threshold::Number(0.0),
+        Threshold::Number(0.0),
+        0,
         Severity::Critical,
     ));
     rules.push(rule(

@@ -39,6 +39,14 @@ pub struct KafkaSettings {
     /// exactly the history to show. Records older than the windows and the horizon are
     /// read and aged out.
     pub rebuild_from_earliest: bool,
+    /// Longest a refused record may take to reach the dead-letter topic (retries
+    /// included); the consumer never waits for it. Past it, the record is counted in
+    /// `vigie_dead_letter_failures_total` and stays in the source topic.
+    #[serde(with = "humantime_serde")]
+    pub dead_letter_timeout: Duration,
+    /// Refused records waiting for the dead-letter topic at once; more are counted as
+    /// failures at once (a dead-letter topic down must not grow memory).
+    pub dead_letter_max_in_flight: usize,
     /// Events dated further ahead of this server's clock are dead-lettered: one
     /// producer with a wrong clock would otherwise make every other event "late".
     #[serde(with = "humantime_serde")]
@@ -89,6 +97,8 @@ impl Default for KafkaSettings {
             payload_format: PayloadFormat::Auto,
             rebuild_span: None,
             rebuild_from_earliest: false,
+            dead_letter_timeout: Duration::from_secs(30),
+            dead_letter_max_in_flight: 10_000,
             max_clock_skew: Duration::from_secs(300),
             properties: BTreeMap::new(),
             partials: false,
@@ -195,6 +205,15 @@ impl KafkaSettings {
             .is_some_and(|id| id.trim().is_empty() || id.contains('/'))
         {
             errors.push("kafka.instance_id: must not be empty nor contain '/' (e.g. \"vigie-0\"); remove it for a generated one".into());
+        }
+        if k.dead_letter_timeout < Duration::from_secs(1)
+            || k.dead_letter_timeout > Duration::from_secs(300)
+        {
+            errors.push("kafka.dead_letter_timeout: between 1s and 5m (e.g. \"30s\")".into());
+        }
+        if !(1..=1_000_000).contains(&k.dead_letter_max_in_flight) {
+            errors
+                .push("kafka.dead_letter_max_in_flight: between 1 and 1000000 (e.g. 10000)".into());
         }
         if k.static_membership && k.instance_id.is_none() {
             errors.push("kafka.static_membership: needs a stable kafka.instance_id (e.g. the pod name: VIGIE__KAFKA__INSTANCE_ID)".into());

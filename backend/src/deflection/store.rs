@@ -1,5 +1,15 @@
 //! Owns the shared switch state: a follower of the switches and audit topics, and
 //! confirmed writes to them.
+//!
+//! Readers keep the first record of a version (by offset): two writers racing on one
+//! version both write, the first one wins, the second is told 409. Kafka's compaction
+//! keeps the *last* record of a key, so the loser then rewrites the winner's state
+//! (a compensating record, identical to what readers hold: no reader changes), and goes
+//! on until the last record of the key in the topic is the state readers hold: the
+//! compacted topic, which routing systems and new instances read, always ends on the
+//! confirmed state. Only effective changes are audited, each once: the winner's, after
+//! it is confirmed (retried in the background until written if the audit topic is
+//! slow); expiries run on one instance (the leader the caller names).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -22,6 +32,8 @@ use crate::kafka::{client_config, ensure_topics, TopicSpec};
 const AUDIT_IN_MEMORY: usize = 10_000;
 /// How long a write may take to be read back before the API gives up.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
+/// Audit records waiting to be written again, at most.
+const AUDIT_RETRY_QUEUE: usize = 1_000;
 
 /// The two topics the store follows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -31,7 +43,11 @@ enum Feed {
 }
 
 pub struct SwitchStore {
+    /// The state readers hold: per switch, the first record of its highest version.
     switches: RwLock<BTreeMap<String, DeflectionSwitch>>,
+    /// The last record of each switch in the topic, whatever its version: what
+    /// compaction keeps.
+    last_record: RwLock<HashMap<String, DeflectionSwitch>>,
     audit: RwLock<VecDeque<AuditRecord>>,
     changes: watch::Sender<Arc<Vec<DeflectionSwitch>>>,
     /// Last offset applied, per (topic, partition) of the switches and audit topics.
@@ -41,6 +57,10 @@ pub struct SwitchStore {
     audit_topic: String,
     /// One local write at a time: check, produce and confirm as a unit.
     write_lock: tokio::sync::Mutex<()>,
+    /// Audit records to write again (the audit topic did not take them in time).
+    audit_retry: tokio::sync::mpsc::Sender<AuditRecord>,
+    /// Audit records that failed a write (each is retried until written).
+    pub audit_write_failures: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for SwitchStore {
@@ -68,8 +88,10 @@ impl SwitchStore {
             .set("enable.idempotence", "true")
             .create()
             .map_err(|e| unavailable("creating the producer", e))?;
+        let (audit_retry, retries) = tokio::sync::mpsc::channel(AUDIT_RETRY_QUEUE);
         let store = Arc::new(SwitchStore {
             switches: RwLock::new(BTreeMap::new()),
+            last_record: RwLock::new(HashMap::new()),
             audit: RwLock::new(VecDeque::new()),
             changes: watch::channel(Arc::new(Vec::new())).0,
             applied: watch::channel(HashMap::new()).0,
@@ -77,7 +99,10 @@ impl SwitchStore {
             switches_topic: settings.switches_topic.clone(),
             audit_topic: settings.audit_topic.clone(),
             write_lock: tokio::sync::Mutex::new(()),
+            audit_retry,
+            audit_write_failures: std::sync::atomic::AtomicU64::new(0),
         });
+        tokio::spawn(store.clone().retry_audit(retries, shutdown.clone()));
         let consumer: StreamConsumer = client_config(settings)
             .set("group.id", format!("vigie-switches-{}", std::process::id()))
             .set("enable.auto.commit", "false")
@@ -124,7 +149,12 @@ impl SwitchStore {
             );
             if feed == Feed::Switches {
                 match serde_json::from_slice::<DeflectionSwitch>(payload) {
-                    Ok(switch) => self.apply(switch),
+                    Ok(switch) => {
+                        self.last_record
+                            .write()
+                            .insert(switch.id.clone(), switch.clone());
+                        self.apply(switch);
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, offset = message.offset(), "unreadable switch record skipped")
                     }
@@ -154,12 +184,13 @@ impl SwitchStore {
     /// an older or equal one lost a race and is ignored.
     fn apply(&self, switch: DeflectionSwitch) {
         let mut switches = self.switches.write();
-        if switches
-            .get(&switch.id)
-            .is_some_and(|c| c.version >= switch.version)
-        {
-            tracing::warn!(id = %switch.id, version = switch.version, "stale switch record ignored (concurrent write lost)");
-            return;
+        if let Some(current) = switches.get(&switch.id) {
+            if current.version >= switch.version {
+                if *current != switch {
+                    tracing::info!(id = %switch.id, version = switch.version, "a concurrent write of the same version lost: ignored");
+                }
+                return;
+            }
         }
         switches.insert(switch.id.clone(), switch);
         let all: Vec<DeflectionSwitch> = switches.values().cloned().collect();
@@ -235,61 +266,148 @@ impl SwitchStore {
             )?;
             (current, next)
         };
-        let value = serde_json::to_vec(&next).map_err(|e| unavailable("encoding", e))?;
+        self.write_switch(&next).await?;
+        match self.get(id) {
+            Some(stored) if stored == next => {
+                let audit = AuditRecord {
+                    at: now_ms,
+                    who: who.into(),
+                    action: if current.is_none() {
+                        "create"
+                    } else if next.on {
+                        "switch_on"
+                    } else {
+                        "switch_off"
+                    }
+                    .into(),
+                    switch_id: id.into(),
+                    why: next.why.clone(),
+                    before: current,
+                    after: Some(next.clone()),
+                    alert_id: None,
+                };
+                // Confirmed: answered once its audit record is read back too (so the
+                // trail read next has it), or handed to the retrier if the audit topic
+                // is slow: the change took effect, its record follows.
+                if let Err(error) = self.write_audit(&audit).await {
+                    tracing::warn!(%error, id, "the audit record of a confirmed change is late: retried until written");
+                    self.audit_later(audit);
+                }
+                Ok(next)
+            }
+            stored => {
+                // Lost to a concurrent write of the same version: the topic must not end
+                // on this record, which compaction would keep over the winner's.
+                self.compensate(id).await;
+                Err(SwitchError::VersionConflict {
+                    id: id.into(),
+                    expected: request.expected_version,
+                    current: stored.map_or(0, |s| s.version),
+                })
+            }
+        }
+    }
+
+    /// Produces `switch` and waits until it is read back.
+    async fn write_switch(&self, switch: &DeflectionSwitch) -> Result<(), SwitchError> {
+        let value = serde_json::to_vec(switch).map_err(|e| unavailable("encoding", e))?;
         let (partition, offset) = self
             .producer
             .send(
                 FutureRecord::to(&self.switches_topic)
-                    .key(id)
+                    .key(&switch.id)
                     .payload(&value),
                 CONFIRM_TIMEOUT,
             )
             .await
             .map(|delivery| (delivery.partition, delivery.offset))
             .map_err(|(e, _)| unavailable("writing the switch", e))?;
-        let audit = AuditRecord {
-            at: now_ms,
-            who: who.into(),
-            action: if current.is_none() {
-                "create"
-            } else if next.on {
-                "switch_on"
-            } else {
-                "switch_off"
+        self.wait_applied(
+            &HashMap::from([((Feed::Switches, partition), offset + 1)]),
+            CONFIRM_TIMEOUT,
+        )
+        .await
+    }
+
+    /// Rewrites the state readers hold of switch `id` until it is the last record of
+    /// the key in the topic (a few rounds at most: each is a concurrent writer's).
+    async fn compensate(&self, id: &str) {
+        for _ in 0..5 {
+            let (held, last) = (self.get(id), self.last_record.read().get(id).cloned());
+            let Some(held) = held else { return };
+            if last.as_ref() == Some(&held) {
+                return;
             }
-            .into(),
-            switch_id: id.into(),
-            why: next.why.clone(),
-            before: current,
-            after: next.clone(),
-        };
-        let audit = serde_json::to_vec(&audit).map_err(|e| unavailable("encoding", e))?;
-        let (audit_partition, audit_offset) = self
+            if let Err(error) = self.write_switch(&held).await {
+                tracing::warn!(%error, id, "rewriting the confirmed state after a lost race failed");
+                return;
+            }
+        }
+        tracing::warn!(
+            id,
+            "the switch's last record still differs from its confirmed state after five rewrites"
+        );
+    }
+
+    /// Produces an audit record and waits until it is read back.
+    async fn write_audit(&self, audit: &AuditRecord) -> Result<(), SwitchError> {
+        let key = audit.alert_id.as_deref().unwrap_or(&audit.switch_id);
+        let payload = serde_json::to_vec(audit).map_err(|e| unavailable("encoding", e))?;
+        let written = self
             .producer
             .send(
-                FutureRecord::to(&self.audit_topic).key(id).payload(&audit),
+                FutureRecord::to(&self.audit_topic)
+                    .key(key)
+                    .payload(&payload),
                 CONFIRM_TIMEOUT,
             )
             .await
-            .map(|delivery| (delivery.partition, delivery.offset))
-            .map_err(|(e, _)| unavailable("writing the audit record", e))?;
-        // Confirmed only when read back as the winning version, with its audit record
-        // (so a caller reading the audit trail next finds it).
+            .map(|delivery| (delivery.partition, delivery.offset));
+        let (partition, offset) = match written {
+            Ok(at) => at,
+            Err((e, _)) => {
+                self.audit_write_failures
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return Err(unavailable("writing the audit record", e));
+            }
+        };
         self.wait_applied(
-            &HashMap::from([
-                ((Feed::Switches, partition), offset + 1),
-                ((Feed::Audit, audit_partition), audit_offset + 1),
-            ]),
+            &HashMap::from([((Feed::Audit, partition), offset + 1)]),
             CONFIRM_TIMEOUT,
         )
-        .await?;
-        match self.get(id) {
-            Some(stored) if stored == next => Ok(next),
-            stored => Err(SwitchError::VersionConflict {
-                id: id.into(),
-                expected: request.expected_version,
-                current: stored.map_or(0, |s| s.version),
-            }),
+        .await
+    }
+
+    /// Writes `audit` in the background, retried until written (an acknowledgement, or
+    /// a confirmed change whose record was late). Never waits: a full queue drops the
+    /// record, counted and logged.
+    pub fn audit_later(&self, audit: AuditRecord) {
+        if let Err(error) = self.audit_retry.try_send(audit) {
+            self.audit_write_failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::error!(%error, "too many audit records waiting: one is dropped");
+        }
+    }
+
+    async fn retry_audit(
+        self: Arc<Self>,
+        mut pending: tokio::sync::mpsc::Receiver<AuditRecord>,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            let audit = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                a = pending.recv() => match a { Some(a) => a, None => break },
+            };
+            let mut backoff = Duration::from_millis(500);
+            while let Err(error) = self.write_audit(&audit).await {
+                tracing::warn!(%error, "writing an audit record failed; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
         }
     }
 
@@ -318,13 +436,23 @@ impl SwitchStore {
         }
     }
 
-    /// Expires switches every second until `shutdown`.
-    pub async fn run_expiry(self: Arc<Self>, shutdown: CancellationToken) {
+    /// Expires switches every second until `shutdown`, while `leading` says this
+    /// instance is the one that does (one instance for all: each would otherwise write
+    /// the same expiry, and all but one lose).
+    pub async fn run_expiry(
+        self: Arc<Self>,
+        leading: impl Fn() -> bool + Send + 'static,
+        shutdown: CancellationToken,
+    ) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = tick.tick() => self.expire_due(jiff::Timestamp::now().as_millisecond()).await,
+                _ = tick.tick() => {
+                    if leading() {
+                        self.expire_due(jiff::Timestamp::now().as_millisecond()).await;
+                    }
+                }
             }
         }
     }

@@ -9,20 +9,22 @@
 //!   it reaches the high watermark it had when assigned. Revocation drops its state.
 //! - Poison pills: an undecodable record, or one dated beyond the allowed clock skew,
 //!   goes to the dead-letter topic with the reason in the `vigie-error` header and never
-//!   stops the consumer (if even the dead-letter topic refuses it, it is logged with its
-//!   position and skipped).
+//!   stops the consumer: it is handed to the dead-letter producer and the consumer moves
+//!   on; a record the dead-letter topic does not take within `kafka.dead_letter_timeout`
+//!   is counted (`vigie_dead_letter_failures_total`, the `dead-letter-failing` alert) and
+//!   logged with its position, and stays in the source topic.
 //! - Broker outage: librdkafka reconnects by itself; meanwhile the status says stale
 //!   and the engines keep their last state.
 
 mod context;
+mod dead_letter;
 pub mod produce;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
@@ -52,8 +54,7 @@ pub enum IngestError {
     },
 }
 
-/// Header naming why a record was dead-lettered.
-pub const ERROR_HEADER: &str = "vigie-error";
+pub use dead_letter::{ERROR_HEADER, ORIGIN_HEADER};
 
 /// How far back partitions are replayed: from the earliest record if so configured, else
 /// the configured span, or the longest window plus the repeat horizon (an arrival at the
@@ -116,10 +117,8 @@ pub async fn run_consumer(
             source,
         })?;
     status.set_consumer_started();
-    let dlq: FutureProducer = client_config(settings)
-        .set("message.timeout.ms", "30000")
-        .create()
-        .map_err(IngestError::Client)?;
+    let dlq =
+        dead_letter::DeadLetters::new(settings, status.clone()).map_err(IngestError::Client)?;
     tracing::info!(topic = %settings.topic, group = %settings.group_id, brokers = %settings.brokers, static_member = ?settings.static_member_id(), "consuming");
 
     loop {
@@ -149,15 +148,14 @@ pub async fn run_consumer(
     Ok(())
 }
 
-/// Decodes and applies one record, or dead-letters it. Never fails: a record that can
-/// be neither applied nor dead-lettered is logged with its position and skipped (it
-/// stays in the source topic).
+/// Decodes and applies one record, or hands it to the dead-letter topic (never waiting
+/// for it there: see [`dead_letter`]). Never fails.
 async fn handle(
     message: &BorrowedMessage<'_>,
     settings: &KafkaSettings,
     engines: &EngineSet,
     status: &InstanceStatus,
-    dlq: &FutureProducer,
+    dlq: &dead_letter::DeadLetters,
 ) {
     use std::sync::atomic::Ordering::Relaxed;
     status.consumed.fetch_add(1, Relaxed);
@@ -188,11 +186,7 @@ async fn handle(
         Err(error) => {
             engine.record_rejected();
             status.decode_errors.fetch_add(1, Relaxed);
-            if dead_letter(message, &error, &settings.dlq_topic, dlq).await {
-                status.dead_lettered.fetch_add(1, Relaxed);
-            } else {
-                status.dead_letter_failures.fetch_add(1, Relaxed);
-            }
+            dlq.send(message, &error);
         }
     }
 }
@@ -223,50 +217,4 @@ fn format_of(message: &BorrowedMessage<'_>, configured: PayloadFormat) -> Option
     } else {
         None
     }
-}
-
-/// Sends a refused record to the dead-letter topic, retrying with backoff; `false` if
-/// it could not be sent (then it is logged with its position, and stays in the source).
-async fn dead_letter(
-    message: &BorrowedMessage<'_>,
-    error: &DecodeError,
-    topic: &str,
-    dlq: &FutureProducer,
-) -> bool {
-    let reason = error.to_string();
-    let origin = format!(
-        "{}/{}/{}",
-        message.topic(),
-        message.partition(),
-        message.offset()
-    );
-    let mut backoff = Duration::from_millis(200);
-    for attempt in 1..=5 {
-        let headers = OwnedHeaders::new()
-            .insert(Header {
-                key: ERROR_HEADER,
-                value: Some(reason.as_bytes()),
-            })
-            .insert(Header {
-                key: "vigie-origin",
-                value: Some(origin.as_bytes()),
-            });
-        let mut record = FutureRecord::to(topic).headers(headers);
-        if let Some(key) = message.key() {
-            record = record.key(key);
-        }
-        if let Some(payload) = message.payload() {
-            record = record.payload(payload);
-        }
-        match dlq.send(record, Duration::from_secs(10)).await {
-            Ok(_) => return true,
-            Err((e, _)) => {
-                tracing::warn!(%origin, attempt, error = %e, "dead-lettering failed; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff *= 2;
-            }
-        }
-    }
-    tracing::error!(%origin, %reason, %topic, "could not dead-letter a refused record: skipped, it stays in the source topic");
-    false
 }

@@ -51,6 +51,12 @@ pub fn render(state: &AppState) -> String {
         "Records sent to the dead-letter topic.",
         counter(&status.dead_lettered),
     );
+    out.single(
+        "vigie_dead_letter_failures_total",
+        "counter",
+        "Refused records the dead-letter topic did not take within kafka.dead_letter_timeout (they stay in the source topic).",
+        counter(&status.dead_letter_failures),
+    );
     let partials = &status.scaleout;
     for (name, help, value) in [
         (
@@ -281,6 +287,14 @@ pub fn render(state: &AppState) -> String {
         "0 while the broker is unreachable.",
         f64::from(u8::from(!status.is_stale())),
     );
+    if let Some(switches) = &state.switches {
+        out.single(
+            "vigie_audit_write_failures_total",
+            "counter",
+            "Audit records the audit topic did not take in time (each retried until written).",
+            counter(&switches.audit_write_failures),
+        );
+    }
     if let Some(alerts) = &state.alerts {
         let by_severity = alerts.active_by_severity();
         let active: Vec<(String, f64)> = [

@@ -61,7 +61,7 @@ pub fn AuditTrail() -> impl IntoView {
                                         <td>{clock(r.at, c.lang.get().code())}</td>
                                         <td>{r.who.clone()}</td>
                                         <td>{r.action.clone()}</td>
-                                        <td>{r.switch_id.clone()}</td>
+                                        <td>{r.alert_id.clone().unwrap_or_else(|| r.switch_id.clone())}</td>
                                         <td>{r.why.clone()}</td>
                                     </tr>
                                 }

@@ -199,3 +199,30 @@ pub fn read_topic(
     }
     records
 }
+
+/// Every record of `topic` (all partitions) up to its end now, as (key, JSON value).
+pub fn read_topic_to_end(
+    settings: &KafkaSettings,
+    topic: &str,
+) -> Vec<(String, serde_json::Value)> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let probe: BaseConsumer = vigie::kafka::client_config(settings)
+        .set("group.id", unique("probe"))
+        .create()
+        .expect("probe");
+    let metadata = probe
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let total: i64 = metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions())
+        .map(|p| {
+            let (low, high) = probe
+                .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+                .expect("watermarks");
+            high - low
+        })
+        .sum();
+    read_topic(settings, topic, |records| records.len() as i64 >= total)
+}
