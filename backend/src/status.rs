@@ -69,6 +69,8 @@ pub struct ScaleoutStats {
     /// Records of a former owner (older epoch), ignored.
     pub fenced: AtomicU64,
     pub unreadable: AtomicU64,
+    /// Times the partials topic started over (recreated), every replica forgotten.
+    pub resets: AtomicU64,
 }
 
 /// What the partials say of every partition (scale-out).
@@ -88,9 +90,11 @@ pub(crate) struct RemotePartition {
     pub owner: String,
     /// Rebuild progress (0..1) while rebuilding, `None` once live.
     pub rebuilding: Option<f64>,
-    /// When its header was last read here: an owner republishes it at least every 10 s
-    /// (scale-out's keepalive); silent for [`OWNER_SILENT`], it is taken as gone.
-    pub seen: std::time::Instant,
+    /// When its owner published its header (epoch ms, the owner's clock): an owner
+    /// republishes it at least every 10 s (scale-out's keepalive); silent for
+    /// [`OWNER_SILENT`], it is taken as gone. (From the publication, not the reading: an
+    /// instance reading the topic from its start must not take old headers as news.)
+    pub published_at_ms: i64,
 }
 
 /// A partition whose owner published nothing for this long counts as missing.
@@ -183,6 +187,8 @@ impl InstanceStatus {
             return Some(Vec::new());
         }
         let local = self.partitions.lock().clone();
+        let now_ms = jiff::Timestamp::now().as_millisecond();
+        let silent_ms = OWNER_SILENT.as_millis() as i64;
         let n = i32::try_from(cluster.partitions).unwrap_or(i32::MAX);
         let mut ids: std::collections::BTreeSet<i32> = (0..n).collect();
         ids.extend(local.keys());
@@ -194,7 +200,7 @@ impl InstanceStatus {
                         (Some(l), _) => Coverage::Rebuilding(l.fraction()),
                         (None, Some(r))
                             if r.owner == cluster.instance_id
-                                || r.seen.elapsed() > OWNER_SILENT =>
+                                || now_ms - r.published_at_ms > silent_ms =>
                         {
                             Coverage::Missing
                         }
@@ -435,7 +441,7 @@ mod tests {
         let remote = |owner: &str, rebuilding| RemotePartition {
             owner: owner.into(),
             rebuilding,
-            seen: std::time::Instant::now(),
+            published_at_ms: jiff::Timestamp::now().as_millisecond(),
         };
         s.update_cluster(|c| {
             c.remote.insert(1, remote("b", Some(0.5)));
@@ -462,7 +468,7 @@ mod tests {
         assert_eq!(s.rebuild_progress(), None);
         s.update_cluster(|c| {
             if let Some(r) = c.remote.get_mut(&2) {
-                r.seen -= OWNER_SILENT * 2;
+                r.published_at_ms -= 2 * OWNER_SILENT.as_millis() as i64;
             }
         });
         assert!(!s.is_whole(), "an owner silent for too long is gone");

@@ -273,6 +273,13 @@ impl Piggyback for SharedAlerts {
     fn read_up_to(&self, offset: i64) {
         self.read_offset.fetch_max(offset, Relaxed);
     }
+
+    fn reset(&self) {
+        *self.state.lock() = None;
+        self.read_offset.store(-1, Relaxed);
+        self.acks.lock().clear();
+        self.generation.fetch_add(1, Relaxed);
+    }
 }
 
 /// The shared alert state is republished at least this often, even unchanged (the

@@ -285,6 +285,11 @@ impl Engine {
         self.partial_epoch.store(epoch, Ordering::Release);
     }
 
+    /// Scale-out: forgets the claim (the partials topic was recreated: claim again).
+    pub(crate) fn clear_partial_epoch(&self) {
+        self.partial_epoch.store(NO_WATERMARK, Ordering::Release);
+    }
+
     /// The epoch of this partition's claim, once claimed.
     pub(crate) fn partial_epoch(&self) -> Option<i64> {
         let e = self.partial_epoch.load(Ordering::Acquire);

@@ -58,6 +58,17 @@ impl EngineSet {
         }
     }
 
+    /// Scale-out: forgets every replica and every claim of the partitions consumed here
+    /// (the partials topic was recreated: its offsets, the epochs, started over).
+    pub(crate) fn reset_partials(&self) {
+        self.replicas.write().clear();
+        self.symbols.set_remote_floor(i64::MAX);
+        for engine in self.partitions.read().values() {
+            engine.clear_partial_epoch();
+        }
+        self.generation.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The symbol table shared by every engine and replica.
     pub fn symbols(&self) -> &Symbols {
         &self.symbols

@@ -54,6 +54,7 @@ impl PartialsReader {
         // Where the topic ended at start: read up to it, this instance knows every
         // other's partials and may serve (its readiness).
         let mut end = None;
+        let mut last_offset: Option<i64> = None;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -71,6 +72,9 @@ impl PartialsReader {
                 }
                 message = consumer.recv() => match message {
                     Ok(message) => {
+                        if started_over(&mut last_offset, message.offset()) {
+                            self.reset(message.offset());
+                        }
                         self.apply(&message);
                         // After applying: "read up to a claim" implies its state is known.
                         for piggyback in &self.piggybacks {
@@ -84,6 +88,21 @@ impl PartialsReader {
                 },
             }
         }
+    }
+
+    /// The topic went back to an earlier offset: it was recreated, every epoch known is
+    /// from the former one.
+    fn reset(&self, offset: i64) {
+        tracing::warn!(offset, topic = %self.partials_topic, "the partials topic started over (recreated?): every replica and claim forgotten, partitions claimed again");
+        self.engines.reset_partials();
+        self.status.update_cluster(|c| c.remote.clear());
+        for piggyback in &self.piggybacks {
+            piggyback.reset();
+        }
+        self.status
+            .scaleout
+            .resets
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The partials topic's high watermark, if it can be read now.
@@ -137,11 +156,9 @@ impl PartialsReader {
         };
         let retention = self.engines.config().retention_ms();
         let result = match (key, message.payload()) {
-            (Key::Chunk(partition, start), None) => {
-                self.engines
-                    .update_replica(partition, |r, _| r.remove_chunk(start));
-                Ok(true)
-            }
+            // A tombstone carries no epoch to fence: owners publish an empty chunk
+            // instead, and a tombstone (compaction's, or a former version's) is ignored.
+            (Key::Chunk(..), None) => return,
             (Key::Chunk(partition, _), Some(payload)) => {
                 serde_json::from_slice::<PartialChunk>(payload)
                     .map_err(|e| e.to_string())
@@ -162,7 +179,7 @@ impl PartialsReader {
                         let remote = RemotePartition {
                             owner: header.owner.clone(),
                             rebuilding: header.rebuilding,
-                            seen: std::time::Instant::now(),
+                            published_at_ms: header.published_at,
                         };
                         let watermark = header.watermark;
                         let applied = self
@@ -199,9 +216,31 @@ impl PartialsReader {
     }
 }
 
+/// Whether `offset`, read after `last`, shows the topic started over (deleted and
+/// created again: offsets only grow in one topic's life); remembers it as the last.
+fn started_over(last: &mut Option<i64>, offset: i64) -> bool {
+    let back = last.is_some_and(|last| offset <= last);
+    *last = Some(offset);
+    back
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_offset_going_back_means_the_topic_started_over() {
+        let mut last = None;
+        assert!(!started_over(&mut last, 5), "the first record read");
+        assert!(!started_over(&mut last, 6));
+        assert!(
+            !started_over(&mut last, 40),
+            "a gap (compaction) is no restart"
+        );
+        assert!(started_over(&mut last, 0), "back to the start");
+        assert!(!started_over(&mut last, 1), "then on from there");
+        assert!(started_over(&mut last, 1), "the same offset twice");
+    }
 
     #[test]
     fn keys_name_the_source_topic_partition_and_chunk() {

@@ -25,6 +25,13 @@
 //!   last tick, then the header if anything changed (at least every [`KEEPALIVE`]); an
 //!   owner silent for longer than the status's `OWNER_SILENT` counts as gone.
 //!
+//! - **Recreation**: a partials topic deleted and created again starts its offsets over,
+//!   below every epoch known: the reader sees an offset go back, forgets every replica
+//!   and claim (and tells the [`Piggyback`]s); a writer whose record lands at or before
+//!   its claim's offset claims its partition again and republishes it whole. (Deleting
+//!   the topic under running instances on Tansu 0.6.0 crashes librdkafka 2.12.1 in its
+//!   metadata cache — Tansu answers with a nameless topic — so there, restart them.)
+//!
 //! Other parts of Vigie may keep records of their own on the same topic, ordered with the
 //! claims (the shared alert state): they implement [`Piggyback`], and the reader
 //! ([`follow`]) hands them every record whose key they take.
@@ -86,6 +93,8 @@ pub trait Piggyback: Send + Sync {
     fn accept(&self, key: &str, payload: Option<&[u8]>, offset: i64) -> bool;
     /// Every record up to `offset` has been read (and applied).
     fn read_up_to(&self, offset: i64);
+    /// The topic was recreated: its offsets (the epochs) start over.
+    fn reset(&self);
 }
 
 /// Key of a partition's header.
@@ -142,6 +151,8 @@ pub async fn start(
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
         .set("fetch.wait.max.ms", "100")
+        // A recreated topic (offsets starting over) is read from its start again.
+        .set("auto.offset.reset", "earliest")
         .create()
         .map_err(kafka("creating the follower"))?;
     let mut tpl = TopicPartitionList::new();

@@ -24,6 +24,9 @@ pub(super) struct Owned {
     last_sent: Instant,
     /// Chunks whose publication failed: retried at the next tick.
     retry: BTreeSet<i64>,
+    /// No new claim over another's before this (ping-pong backoff).
+    reclaim_at: Option<Instant>,
+    reclaim_backoff: Duration,
 }
 
 /// Publishes the partitions this instance consumes: claims those the rebalance callback
@@ -63,10 +66,10 @@ impl PartialsWriter {
             let Some(engine) = self.engines.get(partition) else {
                 continue;
             };
-            let fresh = self
-                .owned
-                .get(&partition)
-                .is_none_or(|o| !Arc::ptr_eq(&o.engine, &engine));
+            // New here, or its claim forgotten (the partials topic started over).
+            let fresh = self.owned.get(&partition).is_none_or(|o| {
+                !Arc::ptr_eq(&o.engine, &engine) || engine.partial_epoch() != Some(o.epoch)
+            });
             if fresh {
                 // Claimed by the rebalance callback; else (its claim failed) claim now,
                 // and keep it only if the partition is still ours once claimed.
@@ -92,7 +95,11 @@ impl PartialsWriter {
                         epoch,
                         last_header: None,
                         last_sent: Instant::now(),
-                        retry: BTreeSet::new(),
+                        // Everything held, under this epoch (after a recreated topic,
+                        // nothing of ours is left in it).
+                        retry: engine.chunk_starts(),
+                        reclaim_at: None,
+                        reclaim_backoff: Duration::from_secs(1),
                     },
                 );
             }
@@ -118,17 +125,35 @@ impl PartialsWriter {
         let Some(other) = fenced_by else {
             return;
         };
+        // Two instances that both believe they own the partition (a rebalance not
+        // settled yet) would claim it back and forth: after each claim, wait longer
+        // before the next (1 s, doubling to a minute), for the group to settle it.
+        if owned.reclaim_at.is_some_and(|at| Instant::now() < at) {
+            return;
+        }
+        let backoff = owned.reclaim_backoff;
         let engine = owned.engine.clone();
         let Some(epoch) = self.claim(partition).await else {
             return;
         };
-        tracing::warn!(partition, %other, epoch, "partition claimed by another instance while consumed here: claimed again");
+        tracing::warn!(partition, %other, epoch, next_in = ?backoff, "partition claimed by another instance while consumed here: claimed again");
         engine.set_partial_epoch(epoch);
         if let Some(owned) = self.owned.get_mut(&partition) {
             owned.epoch = epoch;
             owned.retry = engine.chunk_starts();
             owned.last_header = None;
+            owned.reclaim_at = Some(Instant::now() + backoff);
+            owned.reclaim_backoff = (backoff * 2).min(Duration::from_secs(60));
         }
+    }
+
+    /// A record of ours landed at or before our claim's offset: the partials topic was
+    /// deleted and created again (its offsets started over), and our epoch means nothing
+    /// there. The claim is forgotten; the next tick claims again and republishes it all.
+    fn forget_claim(&mut self, partition: i32, engine: &Arc<Engine>) {
+        tracing::warn!(partition, topic = %self.topic, "the partials topic started over (recreated?): claiming the partition again");
+        engine.clear_partial_epoch();
+        self.owned.remove(&partition);
     }
 
     fn header(&self, partition: i32, engine: &Engine, epoch: Option<i64>) -> PartialHeader {
@@ -180,12 +205,10 @@ impl PartialsWriter {
         for start in &chunks {
             let chunk: PartialChunk = engine.export_chunk(*start, epoch);
             let key = chunk_key(&self.source_topic, partition, *start);
-            // An empty chunk (everything retracted) is a tombstone: compaction drops it.
-            let payload = if chunk.effects.is_empty() {
-                None
-            } else {
-                serde_json::to_vec(&chunk).ok()
-            };
+            // An empty chunk (everything retracted) is published as such, with its epoch,
+            // never as a tombstone: a tombstone has no epoch to fence, so a former
+            // owner's could erase the current owner's chunk.
+            let payload = serde_json::to_vec(&chunk).ok();
             pending.push((*start, key, payload));
         }
         let mut failed = BTreeSet::new();
@@ -205,9 +228,11 @@ impl PartialsWriter {
                 }
             }
         }
+        let mut restarted = false;
         for (start, bytes, delivery) in deliveries {
             match delivery.await {
-                Ok(Ok(_)) => {
+                Ok(Ok(delivery)) => {
+                    restarted |= delivery.offset <= epoch;
                     self.status.scaleout.published.fetch_add(1, Relaxed);
                     self.status
                         .scaleout
@@ -227,6 +252,10 @@ impl PartialsWriter {
             .scaleout
             .publish_failures
             .fetch_add(failed.len() as u64, Relaxed);
+        if restarted {
+            self.forget_claim(partition, &engine);
+            return;
+        }
         let header = self.header(partition, &engine, Some(epoch));
         let Some(owned) = self.owned.get_mut(&partition) else {
             return;
@@ -253,6 +282,7 @@ impl PartialsWriter {
             .key(&key)
             .payload(&payload);
         match self.producer.send(record, Duration::from_secs(10)).await {
+            Ok(delivery) if delivery.offset <= epoch => self.forget_claim(partition, &engine),
             Ok(_) => {
                 self.status.scaleout.published.fetch_add(1, Relaxed);
                 self.status

@@ -89,6 +89,11 @@ pub fn render(state: &AppState) -> String {
             "Partial records that could not be read, skipped.",
             &partials.unreadable,
         ),
+        (
+            "vigie_partials_resets_total",
+            "Times the partials topic started over (deleted and created again): every replica forgotten, partitions claimed again.",
+            &partials.resets,
+        ),
     ] {
         out.single(name, "counter", help, counter(value));
     }
