@@ -301,3 +301,65 @@ async fn one_instance_alerts_for_all_acks_go_through_any_and_a_kill_loses_nothin
     assert_ne!(names[0], json!(killed_name));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An alerting instance queued a notification (on its disk) and crashed before
+/// publishing its state: only its disk has it. Restarted in a scale-out, it hands it to
+/// whichever instance alerts, which delivers it once; the file is gone once handed over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notification_queued_before_a_crash_is_delivered_by_the_alerting_instance() {
+    let broker = Broker::start();
+    let kafka = broker.kafka();
+    create_topics(&kafka, PARTITIONS).await;
+    let dir = temp_dir();
+    let receiver = Receiver::start(0).await;
+    let outbox = dir.join("b-state").join("outbox").join("hook");
+    std::fs::create_dir_all(&outbox).expect("outbox dir");
+    let now = jiff::Timestamp::now().as_millisecond();
+    let delivery = format!("phone-abandon.{now}.fired");
+    let queued = json!({
+        "id": delivery, "event": "fired", "created_at": now,
+        "body": json!({"text": "queued before the crash"}).to_string(),
+    });
+    std::fs::write(
+        outbox.join(format!("{now:013}-000000.json")),
+        queued.to_string(),
+    )
+    .expect("queued notification");
+
+    let instances: Vec<Instance> = ["a", "b"]
+        .into_iter()
+        .map(|name| {
+            let config = alerting(&receiver, &dir.join(format!("{name}-state")));
+            Instance::start_with(&dir, name, &kafka, true, &config)
+        })
+        .collect();
+    let delivered = |receiver: &Receiver| {
+        receiver
+            .received()
+            .iter()
+            .filter(|r| {
+                r.status == 200
+                    && r.headers
+                        .get("x-vigie-delivery")
+                        .is_some_and(|d| *d == delivery)
+            })
+            .count()
+    };
+    eventually("the queued notification delivered", DEADLINE, || {
+        delivered(&receiver) >= 1
+    })
+    .await;
+    let all: Vec<&Instance> = instances.iter().collect();
+    group_settled(&all).await;
+    rounds(&all, 20.0).await;
+    assert_eq!(delivered(&receiver), 1, "delivered once");
+    let left = std::fs::read_dir(&outbox).expect("outbox").count();
+    assert_eq!(left, 0, "handed over: its file removed from b's disk");
+    assert_eq!(
+        instances[1]
+            .metric("vigie_alert_notifications_handed_off_total")
+            .await,
+        Some(1.0)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

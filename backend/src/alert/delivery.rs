@@ -42,12 +42,18 @@ pub struct SinkStats {
     pub dropped: AtomicU64,
 }
 
+/// Delivery ids remembered per sink once out of the queue.
+const FINISHED_KEPT: usize = 1_000;
+
 /// One sink: its settings, queue and counters.
 pub struct Sink {
     pub name: String,
     settings: SinkSettings,
     dir: Option<PathBuf>,
     queue: Mutex<VecDeque<Pending>>,
+    /// Delivery ids that left the queue lately (delivered, refused, given up): a
+    /// notification handed over again after a takeover is not sent twice.
+    finished: Mutex<VecDeque<String>>,
     wake: Notify,
     /// Orders files raised within one millisecond.
     sequence: AtomicU64,
@@ -112,6 +118,7 @@ impl Sink {
             settings,
             dir,
             queue: Mutex::new(queue),
+            finished: Mutex::new(VecDeque::new()),
             wake: Notify::new(),
             sequence: AtomicU64::new(0),
             stats: SinkStats::default(),
@@ -164,21 +171,22 @@ impl Sink {
         self.queue.lock().iter().cloned().collect()
     }
 
-    /// Queues `pending` unless a notification with its id is already waiting; `true` if queued.
-    pub(crate) fn push_unless_queued(&self, pending: Pending) -> bool {
-        if self.queue.lock().iter().any(|p| p.id == pending.id) {
+    /// Queues `pending` unless a notification with its id is waiting or left the queue
+    /// lately; `true` if queued.
+    pub(crate) fn push_unless_known(&self, pending: Pending) -> bool {
+        if self.queue.lock().iter().any(|p| p.id == pending.id)
+            || self.finished.lock().contains(&pending.id)
+        {
             return false;
         }
         self.push(pending);
         true
     }
 
-    /// Forgets every waiting notification, files included (scale-out: another instance
-    /// delivers them now); how many.
-    pub fn clear(&self) -> usize {
-        let dropped: Vec<Pending> = self.queue.lock().drain(..).collect();
-        dropped.iter().for_each(remove);
-        dropped.len()
+    /// Takes every waiting notification out of the queue, their files kept (scale-out:
+    /// they are handed to the alerting instance, and their files removed once it has them).
+    pub(crate) fn take_all(&self) -> Vec<Pending> {
+        self.queue.lock().drain(..).collect()
     }
 
     /// Removes `id` from the front of the queue (if it is still there) and its file.
@@ -187,6 +195,11 @@ impl Sink {
         if queue.front().is_some_and(|p| p.id == id) {
             if let Some(p) = queue.pop_front() {
                 remove(&p);
+                let mut finished = self.finished.lock();
+                finished.push_back(p.id);
+                if finished.len() > FINISHED_KEPT {
+                    finished.pop_front();
+                }
             }
         }
     }
@@ -309,7 +322,7 @@ pub(crate) fn backoff(
     half + half.mul_f64(rng.random::<f64>())
 }
 
-fn remove(pending: &Pending) {
+pub(super) fn remove(pending: &Pending) {
     if let Some(file) = &pending.file {
         if let Err(error) = std::fs::remove_file(file) {
             if error.kind() != std::io::ErrorKind::NotFound {
@@ -393,5 +406,22 @@ mod tests {
             !debug.contains("127.0.0.1") && !debug.contains("0123456789"),
             "{debug}"
         );
+    }
+
+    #[test]
+    fn a_notification_handed_over_is_queued_once_and_never_after_it_left() {
+        let sink = Sink::open("ops", settings(10), None).expect("sink");
+        assert!(sink.push_unless_known(pending("a", 1)));
+        assert!(!sink.push_unless_known(pending("a", 1)), "already queued");
+        let taken = sink.take_all();
+        assert_eq!(taken.len(), 1);
+        assert_eq!(sink.queued(), 0, "taken out to hand over");
+        assert!(sink.push_unless_known(pending("a", 1)), "handed back");
+        sink.done("a");
+        assert!(
+            !sink.push_unless_known(pending("a", 1)),
+            "delivered: a late handoff of it is not sent again"
+        );
+        assert_eq!(sink.queued(), 0);
     }
 }

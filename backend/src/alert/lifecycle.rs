@@ -261,6 +261,22 @@ impl Lifecycle {
         self.history.iter().rev().take(limit).cloned().collect()
     }
 
+    /// Resolved alerts kept.
+    pub(crate) fn history_len(&self) -> usize {
+        self.history.len()
+    }
+
+    /// Keeps the newest `keep` resolved alerts (a shared state too large for Kafka).
+    pub(crate) fn trim_history(&mut self, keep: usize) {
+        let excess = self.history.len().saturating_sub(keep);
+        self.history.drain(..excess);
+    }
+
+    #[cfg(test)]
+    pub(crate) fn push_resolved(&mut self, alert: Alert) {
+        self.push_history(alert);
+    }
+
     pub fn active_count(&self) -> usize {
         self.active.len()
     }

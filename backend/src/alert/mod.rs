@@ -14,6 +14,7 @@
 //! notices to the sinks' outboxes, then saves `<state_dir>/alerts.json`.
 
 pub mod delivery;
+mod handoff;
 pub mod lifecycle;
 pub mod payload;
 pub mod rules;
@@ -118,6 +119,11 @@ pub struct AlertService {
     adopted: AtomicU64,
     /// Scale-out: the state last published (without its time), and when.
     last_shared: Mutex<Option<(SharedState, i64)>>,
+    /// Scale-out: notifications taken from this instance's queues, for the alerting
+    /// instance ([`handoff`]).
+    carried: Arc<Mutex<Vec<shared::Handoff>>>,
+    /// Scale-out: a batch of `carried` is being published.
+    handing_off: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for AlertService {
@@ -197,6 +203,8 @@ impl AlertService {
             leading: Mutex::new(None),
             adopted: AtomicU64::new(0),
             last_shared: Mutex::new(None),
+            carried: Arc::default(),
+            handing_off: Arc::default(),
         }))
     }
 
@@ -247,11 +255,14 @@ impl AlertService {
             Part::Single => None,
             Part::Following(shared) => {
                 self.follow(&shared, now);
+                self.hand_off(&shared);
                 self.evaluations.fetch_add(1, Relaxed);
                 return;
             }
             Part::Alerting(shared, epoch) => {
                 self.take_over(&shared, epoch);
+                self.hand_off(&shared);
+                self.adopt_handoffs(&shared);
                 Some((shared, epoch))
             }
         };

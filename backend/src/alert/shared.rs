@@ -12,6 +12,10 @@
 //!   history) and every sink's undelivered notifications, republished when it changes.
 //! - Key `<events topic>/alerts/ack/<alert id>`: an [`AckRequest`] from any instance;
 //!   the alerting instance applies it (acknowledging twice keeps the first).
+//! - Key `<events topic>/alerts/handoff/<sink>/<delivery id>`: a [`Handoff`], a
+//!   notification an instance found queued on its disk (queued before a crash, or
+//!   while it was the alerting instance) and hands to the alerting one, which queues it
+//!   unless already queued and writes a tombstone ([`super::handoff`]).
 //!
 //! Takeover: a new alerting instance first reads the topic up to its own claim. The
 //! group revokes partition 0 from the former owner before assigning it, so by then it
@@ -33,6 +37,7 @@ use tokio::sync::Notify;
 use vigie_proto::{Alert, AlertState};
 
 use super::delivery::Pending;
+use super::handoff::SHARED_MAX_BYTES;
 use super::lifecycle::Lifecycle;
 use super::{now_ms, AlertError, AlertService};
 use crate::config::KafkaSettings;
@@ -67,23 +72,34 @@ pub(crate) struct AckRequest {
     pub at: i64,
 }
 
+/// A notification handed to the alerting instance.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Handoff {
+    pub sink: String,
+    pub pending: Pending,
+}
+
 /// What a key of the partials topic names, for alerts.
 #[derive(Debug, PartialEq, Eq)]
 enum AlertKey {
     State,
     Ack,
+    Handoff,
 }
 
 /// Parses `<topic>/alerts` and `<topic>/alerts/ack/<id>`.
 fn parse_key(key: &str, topic: &str) -> Option<AlertKey> {
     let rest = key.strip_prefix(topic)?.strip_prefix("/alerts")?;
-    match rest {
-        "" => Some(AlertKey::State),
-        _ => rest
-            .strip_prefix("/ack/")
-            .filter(|id| !id.is_empty())
-            .map(|_| AlertKey::Ack),
+    if rest.is_empty() {
+        return Some(AlertKey::State);
     }
+    if rest.strip_prefix("/ack/").is_some_and(|id| !id.is_empty()) {
+        return Some(AlertKey::Ack);
+    }
+    rest.strip_prefix("/handoff/")
+        .and_then(|r| r.split_once('/'))
+        .filter(|(sink, id)| !sink.is_empty() && !id.is_empty())
+        .map(|_| AlertKey::Handoff)
 }
 
 /// The shared alert records seen, and the producer to publish this instance's.
@@ -101,6 +117,8 @@ pub struct SharedAlerts {
     read_offset: AtomicI64,
     /// Acknowledgements read, not yet applied by the alerting instance.
     acks: Mutex<Vec<AckRequest>>,
+    /// Handed-off notifications read and not tombstoned yet, by key.
+    handoffs: Mutex<BTreeMap<String, Handoff>>,
     /// Woken whenever a state is applied (acknowledgements wait on it).
     changed: Notify,
     /// A tokio runtime to await deliveries on (publishing runs on blocking threads).
@@ -116,6 +134,14 @@ pub struct SharedStats {
     /// States of a former alerting instance (older epoch), ignored.
     pub fenced: AtomicU64,
     pub unreadable: AtomicU64,
+    /// Notifications found on this instance's disk and handed to the alerting instance.
+    pub handed_off: AtomicU64,
+    /// Handed-off notifications this instance queued, as the alerting instance.
+    pub adopted: AtomicU64,
+    /// Bytes of the last alert state published (kept under [`SHARED_MAX_BYTES`]).
+    pub state_bytes: AtomicU64,
+    /// Alert states trimmed to fit (oldest history, then oldest pending notifications).
+    pub trimmed: AtomicU64,
 }
 
 impl std::fmt::Debug for SharedAlerts {
@@ -143,6 +169,7 @@ impl SharedAlerts {
             generation: AtomicU64::new(0),
             read_offset: AtomicI64::new(-1),
             acks: Mutex::new(Vec::new()),
+            handoffs: Mutex::new(BTreeMap::new()),
             changed: Notify::new(),
             runtime: tokio::runtime::Handle::current(),
             stats: Arc::default(),
@@ -192,6 +219,49 @@ impl SharedAlerts {
         std::mem::take(&mut *self.acks.lock())
     }
 
+    /// Takes the handed-off notifications read so far (the caller writes their tombstones).
+    pub(crate) fn take_handoffs(&self) -> Vec<(String, Handoff)> {
+        std::mem::take(&mut *self.handoffs.lock())
+            .into_iter()
+            .collect()
+    }
+
+    /// Key of a handed-off notification.
+    pub(crate) fn handoff_key(&self, sink: &str, id: &str) -> String {
+        format!("{}/alerts/handoff/{sink}/{id}", self.source_topic)
+    }
+
+    /// Publishes a handed-off notification; whether the topic took it.
+    pub(crate) async fn publish_handoff(&self, handoff: &Handoff) -> bool {
+        let Ok(payload) = serde_json::to_vec(handoff) else {
+            return false;
+        };
+        let key = self.handoff_key(&handoff.sink, &handoff.pending.id);
+        let record = FutureRecord::to(&self.partials_topic)
+            .partition(0)
+            .key(&key)
+            .payload(&payload);
+        match self.producer.send(record, Duration::from_secs(10)).await {
+            Ok(_) => {
+                self.stats.published.fetch_add(1, Relaxed);
+                true
+            }
+            Err((error, _)) => {
+                self.stats.publish_failures.fetch_add(1, Relaxed);
+                tracing::warn!(%error, "handing a pending notification to the alerting instance failed; retrying");
+                false
+            }
+        }
+    }
+
+    /// Writes the tombstone of a handed-off notification once queued (compaction drops both).
+    pub(crate) fn publish_tombstone(&self, key: String) {
+        let record: FutureRecord<'_, String, [u8]> = FutureRecord::to(&self.partials_topic)
+            .partition(0)
+            .key(&key);
+        self.deliver(record, "handed-off notification's tombstone");
+    }
+
     /// The newest state and its generation.
     pub fn state(&self) -> (u64, Option<SharedState>) {
         let state = self.state.lock().clone();
@@ -208,10 +278,7 @@ impl SharedAlerts {
     }
 
     /// Publishes this instance's state (never waits: the outcome is counted and logged).
-    pub(crate) fn publish_state(&self, state: &SharedState) {
-        let Ok(payload) = serde_json::to_vec(state) else {
-            return;
-        };
+    pub(crate) fn publish_state(&self, payload: Vec<u8>) {
         let key = format!("{}/alerts", self.source_topic);
         self.send(key, payload, "alert state");
     }
@@ -229,7 +296,11 @@ impl SharedAlerts {
         let record = FutureRecord::to(&self.partials_topic)
             .partition(0)
             .key(&key)
-            .payload(&payload);
+            .payload(&payload[..]);
+        self.deliver(record, what);
+    }
+
+    fn deliver(&self, record: FutureRecord<'_, String, [u8]>, what: &'static str) {
         match self.producer.send_result(record) {
             Ok(delivery) => {
                 let stats = self.stats.clone();
@@ -254,11 +325,20 @@ impl SharedAlerts {
 /// The shared alert records ride on the partials topic: applied as they are read, in the
 /// topic's order with the claims.
 impl Piggyback for SharedAlerts {
-    fn accept(&self, key: &str, payload: Option<&[u8]>, offset: i64) -> bool {
-        let Some(key) = parse_key(key, &self.source_topic) else {
+    fn accept(&self, key_text: &str, payload: Option<&[u8]>, offset: i64) -> bool {
+        let Some(key) = parse_key(key_text, &self.source_topic) else {
             return false;
         };
         let result = match (key, payload) {
+            (AlertKey::Handoff, None) => {
+                self.handoffs.lock().remove(key_text);
+                Ok(())
+            }
+            (AlertKey::Handoff, Some(payload)) => serde_json::from_slice::<Handoff>(payload)
+                .map(|h| {
+                    self.handoffs.lock().insert(key_text.to_string(), h);
+                })
+                .map_err(|e| e.to_string()),
             (_, None) => Ok(()),
             (AlertKey::State, Some(payload)) => self.apply_state(payload).map(drop),
             (AlertKey::Ack, Some(payload)) => self.apply_ack(payload),
@@ -278,6 +358,7 @@ impl Piggyback for SharedAlerts {
         *self.state.lock() = None;
         self.read_offset.store(-1, Relaxed);
         self.acks.lock().clear();
+        self.handoffs.lock().clear();
         self.generation.fetch_add(1, Relaxed);
     }
 }
@@ -299,16 +380,10 @@ pub(super) enum Part {
 /// The scale-out part of the alerting service.
 impl AlertService {
     /// Scale-out: from now on one instance alerts for all, its state on the partials
-    /// topic (see [`shared`]). This instance's local queues are dropped: the alerting
-    /// instance's published outbox is what gets delivered.
+    /// topic (see [`shared`]). The notifications queued on this instance's disk (queued
+    /// before a crash, perhaps never published) are handed to the alerting instance.
     pub fn share(&self, shared: Arc<SharedAlerts>) {
-        let dropped: usize = self.sinks.values().map(|s| s.clear()).sum();
-        if dropped > 0 {
-            tracing::info!(
-                dropped,
-                "scale-out: local pending notifications left to the alerting instance"
-            );
-        }
+        self.carry("found on disk at start");
         let _ = self.shared.set(shared);
     }
 
@@ -359,7 +434,7 @@ impl AlertService {
                 match self.sinks.get(&name) {
                     Some(sink) => {
                         for p in pending {
-                            requeued += usize::from(sink.push_unless_queued(p));
+                            requeued += usize::from(sink.push_unless_known(p));
                         }
                     }
                     None => tracing::warn!(
@@ -381,11 +456,7 @@ impl AlertService {
     /// Not (or no longer) the alerting instance: shows the alerting instance's state.
     pub(super) fn follow(&self, shared: &SharedAlerts, now: i64) {
         if self.leading.lock().take().is_some() {
-            let dropped: usize = self.sinks.values().map(|s| s.clear()).sum();
-            tracing::info!(
-                dropped,
-                "scale-out: no longer the alerting instance; pending notifications left to the next one"
-            );
+            self.carry("no longer the alerting instance");
         }
         // Acknowledgements are the alerting instance's to apply; recent ones are kept, so
         // that one read during a change of alerting instance is applied by the next.
@@ -429,10 +500,22 @@ impl AlertService {
             .as_ref()
             .is_none_or(|(prev, at)| *prev != state || now - at >= SHARED_KEEPALIVE_MS);
         if due {
-            shared.publish_state(&SharedState {
+            let mut published = SharedState {
                 published_at: now,
                 ..state.clone()
-            });
+            };
+            let (payload, trimmed) = super::handoff::fit(&mut published, SHARED_MAX_BYTES);
+            if trimmed {
+                shared.stats.trimmed.fetch_add(1, Relaxed);
+                if shared.stats.trimmed.load(Relaxed) == 1 {
+                    tracing::warn!(bytes = payload.len(), "the shared alert state was too large for one Kafka record: its oldest history and pending notifications trimmed (vigie_shared_alert_states_trimmed_total)");
+                }
+            }
+            shared
+                .stats
+                .state_bytes
+                .store(payload.len() as u64, Relaxed);
+            shared.publish_state(payload);
             *last = Some((state, now));
         }
     }
@@ -566,5 +649,12 @@ mod tests {
         assert_eq!(parse_key("t.x/alertsx", "t.x"), None);
         assert_eq!(parse_key("t.y/alerts", "t.x"), None);
         assert_eq!(parse_key("t.x/3", "t.x"), None);
+        assert_eq!(
+            parse_key("t.x/alerts/handoff/hook/r.1.fired", "t.x"),
+            Some(AlertKey::Handoff)
+        );
+        assert_eq!(parse_key("t.x/alerts/handoff/hook/", "t.x"), None);
+        assert_eq!(parse_key("t.x/alerts/handoff//r.1", "t.x"), None);
+        assert_eq!(parse_key("t.x/alerts/handoff/hook", "t.x"), None);
     }
 }

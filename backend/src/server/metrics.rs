@@ -353,9 +353,30 @@ pub fn render(state: &AppState) -> String {
                     "Shared alert records that could not be read, skipped.",
                     &shared.unreadable,
                 ),
+                (
+                    "vigie_alert_notifications_handed_off_total",
+                    "Notifications found queued on this instance's disk (after a crash, or when it stopped alerting) handed to the alerting instance.",
+                    &shared.handed_off,
+                ),
+                (
+                    "vigie_alert_notifications_adopted_total",
+                    "Handed-off notifications queued here as the alerting instance (not already queued).",
+                    &shared.adopted,
+                ),
+                (
+                    "vigie_shared_alert_states_trimmed_total",
+                    "Alert states published trimmed to fit one Kafka record (oldest history, then oldest pending notifications).",
+                    &shared.trimmed,
+                ),
             ] {
                 out.single(name, "counter", help, counter(value));
             }
+            out.single(
+                "vigie_shared_alert_state_bytes",
+                "gauge",
+                "Size of the last alert state published to the partials topic (trimmed beyond 900 KB).",
+                counter(&shared.state_bytes),
+            );
         }
         out.single(
             "vigie_alert_evaluations_total",
