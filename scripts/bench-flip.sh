@@ -20,7 +20,7 @@ trap cleanup EXIT
 # Starts one instance on a free port (its address is printed in its log).
 launch() {
   # No mutation limit for the benchmark's single caller ("local").
-  VIGIE__AUTH__MUTATIONS_PER_MINUTE=0 RUST_LOG=warn \
+  VIGIE__AUTH__OPEN=true VIGIE__AUTH__MUTATIONS_PER_MINUTE=0 RUST_LOG=warn \
     "$target/release/vigie" serve --brokers "127.0.0.1:${port}" --listen 127.0.0.1:0 \
     > "$target/bench-flip-$1.log" 2>&1 &
   pids+=($!)

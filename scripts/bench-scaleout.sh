@@ -62,6 +62,8 @@ audit_topic = "bench-audit-$run"
 partials = true
 partials_topic = "bench-partials-$run"
 instance_id = "$name"
+[auth]
+open = true
 [kafka.properties]
 "session.timeout.ms" = "6000"
 "heartbeat.interval.ms" = "500"

@@ -1,6 +1,7 @@
 //! Roles through the public API: the whole role × endpoint matrix (hashed tokens and
 //! OIDC JWTs side by side), websocket token and Origin checks, the mutation rate limit,
-//! and the refusal to expose an open API.
+//! the refusal to run open unless asked and beyond loopback, the `Host` allow-list (DNS
+//! rebinding) and the security headers.
 
 use tokio_util::sync::CancellationToken;
 use vigie::config::{AuthSettings, Role, TokenSettings};
@@ -24,10 +25,16 @@ async fn spawn(mutations_per_minute: u32) -> (TestApp, Issuer) {
                 token("wall", Role::Viewer),
                 token("sup", Role::Supervisor),
                 token("adm", Role::Admin),
+                TokenSettings {
+                    name: "base64".into(),
+                    role: Role::Viewer,
+                    sha256: sha256_hex(BASE64_TOKEN),
+                },
             ],
             allowed_origins: vec!["https://cockpit.example".into()],
             mutations_per_minute,
             oidc: Some(issuer.settings()),
+            ..AuthSettings::default()
         },
         stop.clone(),
     )
@@ -36,6 +43,9 @@ async fn spawn(mutations_per_minute: u32) -> (TestApp, Issuer) {
     let app = TestApp::builder().auth(auth).shutdown(stop).spawn().await;
     (app, issuer)
 }
+
+/// A token as base64 makes them: `+`, `/` and `=` in it.
+const BASE64_TOKEN: &str = "q+Zr/9w=";
 
 const FLIP: &str =
     r#"{"channel":"phone","target":"callback","on":true,"why":"test","expected_version":0}"#;
@@ -133,6 +143,19 @@ async fn websockets_check_the_token_and_the_origin() {
         tokio_tungstenite::connect_async(request).await.is_ok(),
         "configured origin"
     );
+    // The cockpit percent-encodes the token in the URL (encodeURIComponent).
+    assert!(
+        tokio_tungstenite::connect_async(url("q%2BZr%2F9w%3D"))
+            .await
+            .is_ok(),
+        "a percent-encoded token is decoded"
+    );
+    assert!(
+        tokio_tungstenite::connect_async(url(BASE64_TOKEN))
+            .await
+            .is_ok(),
+        "a raw `+` stays a `+`"
+    );
 }
 
 #[tokio::test]
@@ -158,16 +181,136 @@ async fn mutations_are_rate_limited_per_caller() {
 }
 
 #[test]
-fn an_open_api_is_refused_beyond_loopback() {
-    let out = vigie_testkit::serve::vigie()
-        .args(["serve", "--brokers", "127.0.0.1:9", "--listen", "0.0.0.0:0"])
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("vigie runs");
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+fn an_open_api_must_be_asked_for_and_stays_on_loopback() {
+    let serve = |listen: &str, open: Option<&str>| {
+        let mut command = vigie_testkit::serve::vigie();
+        command.args(["serve", "--brokers", "127.0.0.1:9", "--listen", listen]);
+        if let Some(open) = open {
+            command.env("VIGIE__AUTH__OPEN", open);
+        }
+        let out = command.output().expect("vigie runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = serve("127.0.0.1:0", None);
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(
-        stderr.contains("refusing to listen on 0.0.0.0:0 without authentication"),
+        stderr.contains("no authentication configured") && stderr.contains("auth.open = true"),
+        "the error names the key: {stderr}"
+    );
+    let (code, stderr) = serve("0.0.0.0:0", Some("true"));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("refusing to listen on 0.0.0.0:0 with auth.open = true"),
         "{stderr}"
     );
+}
+
+/// GET `path` with `host` as the `Host` header: status and JSON body (if any).
+async fn with_host(app: &TestApp, path: &str, host: &str, token: Option<&str>) -> (u16, String) {
+    let mut request = reqwest::Client::new()
+        .get(app.url(path))
+        .header(reqwest::header::HOST, host);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("body"))
+}
+
+#[tokio::test]
+async fn an_open_api_answers_loopback_names_only() {
+    // Open (no token): a page of evil.example whose name now resolves to 127.0.0.1 sends
+    // `Host: evil.example` and is refused.
+    let app = TestApp::builder().spawn().await;
+    let port = app.base.rsplit(':').next().expect("port");
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+    ] {
+        assert_eq!(
+            with_host(&app, "/api/v1/snapshot", &host, None).await.0,
+            200,
+            "{host}"
+        );
+    }
+    let (status, body) = with_host(
+        &app,
+        "/api/v1/snapshot",
+        &format!("evil.example:{port}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 421, "{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).expect("JSON error");
+    assert_eq!(body["code"], "host_not_allowed");
+    assert!(body["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("auth.allowed_hosts")));
+    assert_eq!(
+        with_host(&app, "/", "evil.example", None).await.0,
+        421,
+        "nor the cockpit"
+    );
+    assert_eq!(
+        with_host(&app, "/healthz", "10.1.2.3:8080", None).await.0,
+        200,
+        "probes call by address"
+    );
+    let (_, metrics) = with_host(&app, "/metrics", "127.0.0.1", None).await;
+    assert!(
+        metrics.contains("vigie_auth_failures_total{reason=\"host_not_allowed\"} 2"),
+        "counted"
+    );
+}
+
+#[tokio::test]
+async fn allowed_hosts_are_the_only_ones_answered() {
+    let auth = Auth::from_settings(&AuthSettings {
+        tokens: vec![TokenSettings {
+            name: "wall".into(),
+            role: Role::Viewer,
+            sha256: sha256_hex("wall-token"),
+        }],
+        allowed_hosts: vec!["Vigie.Example.com".into()],
+        ..AuthSettings::default()
+    });
+    let app = TestApp::builder().auth(auth).spawn().await;
+    let token = Some("wall-token");
+    let ok = with_host(&app, "/api/v1/snapshot", "vigie.example.com:443", token).await;
+    assert_eq!(ok.0, 200, "{ok:?}");
+    let refused = with_host(&app, "/api/v1/snapshot", "127.0.0.1", token).await;
+    assert_eq!(refused.0, 421, "not in the list, loopback or not");
+}
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers() {
+    let app = TestApp::builder().spawn().await;
+    for path in ["/", "/wall", "/api/v1/snapshot", "/api/v1/nothing"] {
+        let response = reqwest::get(app.url(path)).await.expect("request");
+        let headers = response.headers();
+        let csp = headers
+            .get("content-security-policy")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert!(
+            csp.contains("frame-ancestors 'none'")
+                && csp.contains("script-src 'self' 'wasm-unsafe-eval'"),
+            "{path}: {csp}"
+        );
+        assert_eq!(
+            headers.get("x-content-type-options").map(|v| v.as_bytes()),
+            Some(&b"nosniff"[..]),
+            "{path}"
+        );
+        assert_eq!(
+            headers.get("x-frame-options").map(|v| v.as_bytes()),
+            Some(&b"DENY"[..]),
+            "{path}"
+        );
+    }
 }

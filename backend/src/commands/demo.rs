@@ -33,7 +33,7 @@ pub struct DemoArgs {
     history: humantime::Duration,
 }
 
-pub fn run(settings: Settings, args: DemoArgs) -> Result<()> {
+pub fn run(mut settings: Settings, args: DemoArgs) -> Result<()> {
     use rdkafka::mocking::MockCluster;
     use std::sync::atomic::Ordering::Relaxed;
     use std::sync::Arc;
@@ -42,6 +42,9 @@ pub fn run(settings: Settings, args: DemoArgs) -> Result<()> {
         args.rate > 0.0,
         "--rate must be above 0 contacts per second"
     );
+    // The demo runs on this machine with nothing to set up: open, unless the config
+    // asked for authentication (loopback only either way, unless authenticated).
+    settings.auth.open = !settings.auth.enabled();
     let mut kafka = settings.kafka.clone();
     // The mock cluster cannot seek by time; its topic holds exactly the demo's history.
     kafka.rebuild_from_earliest = true;

@@ -73,7 +73,7 @@ pub async fn run_pipeline(
     // Whatever way this returns, everything else stops too.
     let _stop_all = shutdown.clone().drop_guard();
     // Refuse an unauthenticated API beyond loopback before connecting to anything.
-    vigie::server::check_listen_address(listen, auth.enabled()).map_err(anyhow::Error::msg)?;
+    vigie::server::check_listen_address(listen, auth).map_err(anyhow::Error::msg)?;
     let switches = vigie::deflection::SwitchStore::start(kafka, shutdown.clone())
         .await
         .context("loading the deflection switches")?;
@@ -141,8 +141,6 @@ async fn start_http(
     listen: SocketAddr,
     state: vigie::server::AppState,
 ) -> Result<tokio::task::JoinHandle<std::io::Result<()>>> {
-    vigie::server::check_listen_address(listen, state.auth.enabled())
-        .map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding the HTTP API to {listen}"))?;

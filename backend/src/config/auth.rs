@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// Who may call the API. With no token configured, the API is open but binds loopback only.
+/// Who may call the API. Without tokens or OIDC, `vigie serve` starts only with
+/// `open = true` (anyone reaching the API is admin), and then binds loopback only.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthSettings {
@@ -19,6 +20,15 @@ pub struct AuthSettings {
     /// JWTs of an OpenID Connect issuer, accepted besides the tokens above; absent = none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oidc: Option<OidcSettings>,
+    /// No authentication at all: whoever reaches the API is admin. Only on loopback, for
+    /// a laptop or the demo; `vigie serve` refuses to start with neither tokens, OIDC nor
+    /// this.
+    pub open: bool,
+    /// Host names (`Host` header, port ignored) the API answers to; others get 421. Empty:
+    /// any host when authentication is on; in open mode, loopback names only (`localhost`,
+    /// `127.0.0.1`, `[::1]`), which defeats DNS rebinding. `/healthz` and `/readyz`
+    /// answer any host (probes).
+    pub allowed_hosts: Vec<String>,
 }
 
 /// OpenID Connect: a bearer JWT signed by `issuer` for `audience`, its role read from a claim.
@@ -132,6 +142,8 @@ impl Default for AuthSettings {
             allowed_origins: Vec::new(),
             mutations_per_minute: 30,
             oidc: None,
+            open: false,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -242,6 +254,18 @@ impl AuthSettings {
         }
         if let Some(oidc) = &self.oidc {
             oidc.validate(errors);
+        }
+        if self.open && self.enabled() {
+            errors.push("auth.open: true while tokens or OIDC are configured; remove `open` (callers authenticate) or the tokens and [auth.oidc]".into());
+        }
+        for (i, host) in self.allowed_hosts.iter().enumerate() {
+            let bad =
+                host.is_empty() || host.contains(['/', ' ', '@', '*']) || host.contains("://");
+            if bad {
+                errors.push(format!(
+                    "auth.allowed_hosts[{i}]: {host:?} is not a host name; write it as in the address bar, without scheme or path (e.g. \"vigie.example.com\")"
+                ));
+            }
         }
     }
 }

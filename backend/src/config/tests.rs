@@ -225,6 +225,25 @@ fn tokens_are_checked_and_roles_parsed() {
 }
 
 #[test]
+fn open_mode_excludes_tokens_and_allowed_hosts_are_host_names() {
+    let token = format!(
+        "[[auth.tokens]]\nname = \"wall\"\nrole = \"viewer\"\nsha256 = \"{}\"\n",
+        "a".repeat(64)
+    );
+    let err = load_toml(&format!("[auth]\nopen = true\n{token}")).expect_err("both");
+    assert!(err.to_string().contains("auth.open"), "{err}");
+    let s = load_toml("[auth]\nopen = true\nallowed_hosts = [\"wall.localhost\"]\n").expect("open");
+    assert!(s.auth.open && !s.auth.enabled());
+    let err = load_toml(
+        "[auth]\nopen = true\nallowed_hosts = [\"https://vigie.example.com/\", \"ok.example\", \"\"]\n",
+    )
+    .expect_err("a URL is not a host");
+    assert_eq!(err.0.len(), 2, "{err}");
+    assert!(err.to_string().contains("auth.allowed_hosts[0]"), "{err}");
+    assert!(err.to_string().contains("auth.allowed_hosts[2]"), "{err}");
+}
+
+#[test]
 fn the_commented_oidc_example_is_valid() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/vigie.example.toml");
     let text = std::fs::read_to_string(path).expect("example");

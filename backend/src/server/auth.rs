@@ -24,7 +24,7 @@ use super::{ApiError, AppState};
 use crate::config::{AuthSettings, Role};
 
 /// Labels of `vigie_auth_failures_total`: a bounded set.
-pub(crate) const FAILURE_REASONS: [&str; 13] = [
+pub(crate) const FAILURE_REASONS: [&str; 14] = [
     "missing_token",
     "unknown_token",
     "malformed",
@@ -38,6 +38,7 @@ pub(crate) const FAILURE_REASONS: [&str; 13] = [
     "missing_claim",
     "no_role",
     "keys_unavailable",
+    "host_not_allowed",
 ];
 
 /// The configured tokens and limits.
@@ -48,6 +49,8 @@ pub struct Auth {
     /// JWTs of an OIDC issuer, when configured.
     oidc: Option<Arc<Oidc>>,
     allowed_origins: Vec<String>,
+    /// Host names answered (lower case, no port); empty: see [`Auth::host_allowed`].
+    allowed_hosts: Vec<String>,
     mutations_per_minute: u32,
     recent_mutations: Mutex<HashMap<String, VecDeque<Instant>>>,
     /// Refused callers, by `FAILURE_REASONS` index.
@@ -72,6 +75,11 @@ impl Auth {
                 .collect(),
             oidc: None,
             allowed_origins: settings.allowed_origins.clone(),
+            allowed_hosts: settings
+                .allowed_hosts
+                .iter()
+                .map(|h| super::guard::host_name(h))
+                .collect(),
             mutations_per_minute: settings.mutations_per_minute,
             recent_mutations: Mutex::new(HashMap::new()),
             failures: Default::default(),
@@ -110,10 +118,14 @@ impl Auth {
     }
 
     fn refuse(&self, reason: &str, error: ApiError) -> ApiError {
+        self.count_failure(reason);
+        error
+    }
+
+    fn count_failure(&self, reason: &str) {
         if let Some(i) = FAILURE_REASONS.iter().position(|r| *r == reason) {
             self.failures[i].fetch_add(1, Relaxed);
         }
-        error
     }
 
     /// The caller presenting `token` (anyone on this machine when auth is off): a
@@ -183,6 +195,25 @@ impl Auth {
         Ok(())
     }
 
+    /// Whether a request with this `Host` is answered: one of `auth.allowed_hosts` when
+    /// set; else any host when callers authenticate, and only loopback names when the API
+    /// is open (DNS rebinding: a page of another site whose name now points to 127.0.0.1
+    /// still sends its own name).
+    pub(crate) fn host_allowed(&self, host: Option<&str>) -> bool {
+        let name = host.map(super::guard::host_name);
+        let allowed = if !self.allowed_hosts.is_empty() {
+            name.is_some_and(|n| self.allowed_hosts.contains(&n))
+        } else if self.enabled() {
+            true
+        } else {
+            name.is_some_and(|n| super::guard::is_loopback_name(&n))
+        };
+        if !allowed {
+            self.count_failure("host_not_allowed");
+        }
+        allowed
+    }
+
     /// A browser may open a websocket from the API's own origin or a configured one;
     /// clients without an Origin header (not browsers) are not concerned.
     pub(crate) fn origin_allowed(&self, origin: Option<&str>, host: Option<&str>) -> bool {
@@ -204,11 +235,14 @@ fn presented_token(parts: &Parts) -> Option<String> {
         return value.strip_prefix("Bearer ").map(|t| t.trim().to_string());
     }
     if parts.uri.path() == "/api/v1/ws" {
+        // The cockpit percent-encodes it (a base64 token holds `+`, `/`, `=`); a raw `+`
+        // stays a `+` (tokens have no spaces).
         return parts.uri.query().and_then(|q| {
             q.split('&')
                 .filter_map(|kv| kv.split_once('='))
                 .find(|(k, _)| *k == "access_token")
-                .map(|(_, v)| v.to_string())
+                .and_then(|(_, v)| percent_encoding::percent_decode_str(v).decode_utf8().ok())
+                .map(|v| v.into_owned())
         });
     }
     None
@@ -242,7 +276,7 @@ mod tests {
             }],
             allowed_origins: vec!["https://cockpit.example".into()],
             mutations_per_minute: 2,
-            oidc: None,
+            ..AuthSettings::default()
         })
     }
 

@@ -31,6 +31,9 @@ pub enum ApiError {
     RateLimited(String),
     #[error("no route for {0}")]
     NotFound(String),
+    /// The `Host` of the request is not one this server answers to (`auth.allowed_hosts`).
+    #[error("{0}")]
+    MisdirectedHost(String),
     /// A limit of `[server]` refused the request (see [`super::limits`]).
     #[error("{message}")]
     Limited {
@@ -88,6 +91,7 @@ impl ApiError {
                 }
             }
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::MisdirectedHost(_) => (StatusCode::MISDIRECTED_REQUEST, "host_not_allowed"),
             ApiError::Limited { limit, .. } => {
                 let status = match limit {
                     super::limits::Limit::ConcurrentSnapshots => StatusCode::SERVICE_UNAVAILABLE,

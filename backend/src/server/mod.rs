@@ -10,13 +10,15 @@
 //! - [`ws`]: the websocket; [`switches`], [`alerts`]: their REST handlers;
 //!   [`cockpit`]: the cockpit bundle and `GET /api/v1/cockpit`.
 //! - [`auth`] (tokens, OIDC through [`oidc`]) finds the [`caller`] of a request.
-//! - [`error`]: the one API error type; [`metrics`]: the Prometheus exposition.
+//! - [`error`]: the one API error type; [`metrics`]: the Prometheus exposition;
+//!   [`guard`]: the `Host` allow-list and security headers of every response.
 
 mod alerts;
 mod auth;
 mod caller;
 pub mod cockpit;
 mod error;
+mod guard;
 pub mod limits;
 mod metrics;
 mod oidc;
@@ -136,6 +138,10 @@ pub fn router(state: AppState) -> Router {
     routes::router()
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .fallback(cockpit::assets)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::guard,
+        ))
         .with_state(state)
 }
 
@@ -152,13 +158,26 @@ pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()
     served
 }
 
-/// Refuses to expose an unauthenticated API beyond this machine.
-pub fn check_listen_address(addr: SocketAddr, auth_configured: bool) -> Result<(), String> {
-    if addr.ip().is_loopback() || auth_configured {
+/// Refuses an API without authentication unless `auth.open` asks for it, and then
+/// beyond this machine.
+pub fn check_listen_address(
+    addr: SocketAddr,
+    auth: &crate::config::AuthSettings,
+) -> Result<(), String> {
+    if auth.enabled() {
+        Ok(())
+    } else if !auth.open {
+        Err(
+            "no authentication configured: add bearer tokens ([[auth.tokens]]) or an OIDC issuer \
+             ([auth.oidc]); or, on a laptop, set auth.open = true (VIGIE__AUTH__OPEN=true) to let \
+             anyone on this machine act as admin"
+                .into(),
+        )
+    } else if addr.ip().is_loopback() {
         Ok(())
     } else {
         Err(format!(
-            "refusing to listen on {addr} without authentication: bind a loopback address (127.0.0.1) \
+            "refusing to listen on {addr} with auth.open = true: bind a loopback address (127.0.0.1) \
              or configure authentication"
         ))
     }
