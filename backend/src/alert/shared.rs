@@ -158,7 +158,7 @@ impl SharedAlerts {
     /// Must be called inside a tokio runtime.
     pub fn new(settings: &KafkaSettings) -> Result<SharedAlerts, rdkafka::error::KafkaError> {
         Ok(SharedAlerts {
-            producer: crate::kafka::client_config(settings)
+            producer: crate::kafka::internal_client_config(settings)
                 .set("message.timeout.ms", "10000")
                 .set("enable.idempotence", "true")
                 .create()?,

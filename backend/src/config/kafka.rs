@@ -83,6 +83,15 @@ pub struct KafkaSettings {
     /// static member its partitions back (after two 3 s pauses) but, with several, has
     /// been seen to leave partitions unassigned.
     pub static_membership: bool,
+    /// Replicas of the topics Vigie creates (switches, audit, partials); default: three,
+    /// or as many brokers as the cluster has if fewer. Existing topics are not changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_factor: Option<i16>,
+    /// How long the audit topic keeps every switch change and acknowledgement (its
+    /// `retention.ms` when Vigie creates it; a shorter one on an existing topic is
+    /// warned about at start).
+    #[serde(with = "humantime_serde")]
+    pub audit_retention: Duration,
 }
 
 impl Default for KafkaSettings {
@@ -106,6 +115,8 @@ impl Default for KafkaSettings {
             partials_every: Duration::from_millis(250),
             instance_id: None,
             static_membership: false,
+            replication_factor: None,
+            audit_retention: Duration::from_secs(400 * 86_400),
         }
     }
 }
@@ -220,6 +231,12 @@ impl KafkaSettings {
         }
         if k.rebuild_from_earliest && k.rebuild_span.is_some() {
             errors.push("kafka.rebuild_span: not used with kafka.rebuild_from_earliest = true; remove one of them".into());
+        }
+        if k.replication_factor.is_some_and(|r| !(1..=32).contains(&r)) {
+            errors.push("kafka.replication_factor: between 1 and 32 (e.g. 3); remove it for min(3, brokers)".into());
+        }
+        if k.audit_retention < Duration::from_secs(86_400) {
+            errors.push("kafka.audit_retention: at least 1day (e.g. \"400days\"): the audit trail is evidence".into());
         }
         if k.topic == k.dlq_topic {
             errors.push(

@@ -26,7 +26,7 @@ use vigie_proto::{AuditRecord, DeflectionSwitch};
 
 use super::{next_state, FlipRequest, SwitchError};
 use crate::config::KafkaSettings;
-use crate::kafka::{client_config, ensure_topics, TopicSpec};
+use crate::kafka::{ensure_topics, internal_client_config, TopicSpec};
 
 /// Audit records kept in memory for the API (the topic keeps them all).
 const AUDIT_IN_MEMORY: usize = 10_000;
@@ -83,7 +83,7 @@ impl SwitchStore {
         shutdown: CancellationToken,
     ) -> Result<Arc<SwitchStore>, SwitchError> {
         ensure_switch_topics(settings).await?;
-        let producer: FutureProducer = client_config(settings)
+        let producer: FutureProducer = internal_client_config(settings)
             .set("message.timeout.ms", "10000")
             .set("enable.idempotence", "true")
             .create()
@@ -103,7 +103,7 @@ impl SwitchStore {
             audit_write_failures: std::sync::atomic::AtomicU64::new(0),
         });
         tokio::spawn(store.clone().retry_audit(retries, shutdown.clone()));
-        let consumer: StreamConsumer = client_config(settings)
+        let consumer: StreamConsumer = internal_client_config(settings)
             .set("group.id", format!("vigie-switches-{}", std::process::id()))
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "false")
@@ -493,8 +493,12 @@ async fn ensure_switch_topics(settings: &KafkaSettings) -> Result<(), SwitchErro
     ensure_topics(
         settings,
         &[
-            TopicSpec::compacted(&settings.switches_topic, None),
-            TopicSpec::plain(&settings.audit_topic),
+            TopicSpec::compacted("the switches topic", &settings.switches_topic, None),
+            TopicSpec::retained(
+                "the audit topic",
+                &settings.audit_topic,
+                settings.audit_retention,
+            ),
         ],
     )
     .await

@@ -10,7 +10,7 @@ use crate::config::KafkaSettings;
 use crate::engine::partial::{PartialHeader, PARTIAL_VERSION};
 use crate::engine::Engine;
 use crate::ingest::AssignmentHook;
-use crate::kafka::{block_on, client_config, instance_id};
+use crate::kafka::{block_on, instance_id, internal_client_config};
 
 /// Claims partitions in the partials topic from the consumer's rebalance callback (the
 /// [`AssignmentHook`] of ingestion), so that a new owner's claim always follows, in the
@@ -34,7 +34,7 @@ impl std::fmt::Debug for PartitionClaimer {
 impl PartitionClaimer {
     pub fn new(settings: &KafkaSettings) -> Result<PartitionClaimer, rdkafka::error::KafkaError> {
         Ok(PartitionClaimer {
-            producer: client_config(settings)
+            producer: internal_client_config(settings)
                 .set("message.timeout.ms", "10000")
                 .set("enable.idempotence", "true")
                 .create()?,

@@ -56,7 +56,7 @@ pub use claim::PartitionClaimer;
 
 use crate::config::KafkaSettings;
 use crate::engine::EngineSet;
-use crate::kafka::{client_config, ensure_topics, instance_id, TopicError, TopicSpec};
+use crate::kafka::{ensure_topics, instance_id, internal_client_config, TopicError, TopicSpec};
 use crate::status::InstanceStatus;
 
 /// A header is republished at least this often, even unchanged (liveness, and the
@@ -124,12 +124,19 @@ pub async fn start(
     let retention = Duration::from_millis(
         u64::try_from(engines.config().retention_ms()).unwrap_or(0) + 3_600_000,
     );
-    ensure_topics(settings, &[TopicSpec::compacted(&topic, Some(retention))])
-        .await
-        .map_err(|source| ScaleoutError::Topic {
-            topic: topic.clone(),
-            source,
-        })?;
+    ensure_topics(
+        settings,
+        &[TopicSpec::compacted(
+            "the partials topic",
+            &topic,
+            Some(retention),
+        )],
+    )
+    .await
+    .map_err(|source| ScaleoutError::Topic {
+        topic: topic.clone(),
+        source,
+    })?;
     engines.enable_partials();
     status.enable_cluster(&id);
     let kafka = |what| {
@@ -140,13 +147,13 @@ pub async fn start(
             source,
         }
     };
-    let producer: FutureProducer = client_config(settings)
+    let producer: FutureProducer = internal_client_config(settings)
         .set("message.timeout.ms", "30000")
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
         .create()
         .map_err(kafka("creating the producer"))?;
-    let consumer: StreamConsumer = client_config(settings)
+    let consumer: StreamConsumer = internal_client_config(settings)
         .set("group.id", format!("vigie-partials-{id}"))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
