@@ -142,6 +142,19 @@ async fn bad_jwts_are_refused_saying_what_is_wrong() {
         change(claims.as_object_mut().expect("object"));
         issuer.mint("rsa-1", &claims)
     };
+    // An `exp` beyond what a SystemTime holds: valid, never expiring, no panic (REST and
+    // the websocket, which closes at expiry).
+    for exp in [u64::MAX, 1 << 63] {
+        let far = with(&|c| {
+            c.insert("exp".into(), json!(exp));
+        });
+        assert_eq!(call(&app, snapshot, &far, None).await.0, 200, "exp {exp}");
+        let url = format!("{}?access_token={far}", app.ws_url());
+        assert!(
+            tokio_tungstenite::connect_async(url).await.is_ok(),
+            "websocket with exp {exp}"
+        );
+    }
     let expired = with(&|c| {
         c.insert("exp".into(), json!(now() - 600));
     });

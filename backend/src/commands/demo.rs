@@ -46,7 +46,8 @@ pub fn run(mut settings: Settings, args: DemoArgs) -> Result<()> {
     // asked for authentication (loopback only either way, unless authenticated).
     settings.auth.open = !settings.auth.enabled();
     let mut kafka = settings.kafka.clone();
-    // The mock cluster cannot seek by time; its topic holds exactly the demo's history.
+    kafka.check_existing_topics = false; // the mock cluster does not describe topics
+                                         // The mock cluster cannot seek by time; its topic holds exactly the demo's history.
     kafka.rebuild_from_earliest = true;
     let history_ms = i64::try_from(args.history.as_millis()).unwrap_or(i64::MAX);
     // librdkafka's in-process mock cluster: the real client code paths, no broker to install.

@@ -145,6 +145,27 @@ impl EngineSettings {
         if !(64..=100_000_000).contains(&e.max_dimension_keys) {
             errors.push("engine.max_dimension_keys: between 64 and 100000000 (e.g. 100000)".into());
         }
+        // Upper bounds: beyond them nothing real is described, and the engine's time
+        // arithmetic stays far from overflow.
+        let day = Duration::from_secs(86_400);
+        for (key, value, max, example) in [
+            ("allowed_lateness", e.allowed_lateness, day, "5m"),
+            ("repeat_horizon", e.repeat_horizon, 90 * day, "7days"),
+            ("interaction_ttl", e.interaction_ttl, 31 * day, "1day"),
+            (
+                "short_abandon",
+                e.short_abandon,
+                Duration::from_secs(3_600),
+                "5s",
+            ),
+        ] {
+            if value > max {
+                errors.push(format!(
+                    "engine.{key}: at most {} (e.g. \"{example}\")",
+                    humantime::format_duration(max)
+                ));
+            }
+        }
         if e.interaction_ttl <= e.allowed_lateness {
             errors.push("engine.interaction_ttl: must be longer than engine.allowed_lateness (e.g. \"24h\")".into());
         }
@@ -158,7 +179,20 @@ impl EngineSettings {
             if name.is_empty() {
                 errors.push("engine.channels: a channel name is empty".into());
             }
+            if channel
+                .short_abandon
+                .is_some_and(|d| d > Duration::from_secs(3_600))
+            {
+                errors.push(format!(
+                    "engine.channels.{name}.short_abandon: at most 1h (e.g. \"5s\")"
+                ));
+            }
             if let Some(sl) = &channel.service_level {
+                if sl.threshold > Duration::from_secs(7 * 86_400) {
+                    errors.push(format!(
+                        "engine.channels.{name}.service_level.threshold: at most 7days (e.g. \"20s\")"
+                    ));
+                }
                 if sl.threshold.is_zero() {
                     errors.push(format!(
                     "engine.channels.{name}.service_level.threshold: must be longer than 0s (e.g. \"20s\")"

@@ -48,7 +48,9 @@ pub struct KafkaSettings {
     /// failures at once (a dead-letter topic down must not grow memory).
     pub dead_letter_max_in_flight: usize,
     /// Events dated further ahead of this server's clock are dead-lettered: one
-    /// producer with a wrong clock would otherwise make every other event "late".
+    /// producer with a wrong clock would otherwise make every other event "late". At
+    /// most half of `engine.allowed_lateness` (a producer just under it still moves the
+    /// watermark that far).
     #[serde(with = "humantime_serde")]
     pub max_clock_skew: Duration,
     /// librdkafka properties (security.protocol, sasl.*, ssl.*, ...), applied last. In
@@ -92,6 +94,15 @@ pub struct KafkaSettings {
     /// warned about at start).
     #[serde(with = "humantime_serde")]
     pub audit_retention: Duration,
+    /// Whether existing topics' configuration is checked at start (not a config key:
+    /// `vigie demo` turns it off, its in-process mock cluster does not answer
+    /// DescribeConfigs).
+    #[serde(skip, default = "yes")]
+    pub check_existing_topics: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for KafkaSettings {
@@ -108,7 +119,7 @@ impl Default for KafkaSettings {
             rebuild_from_earliest: false,
             dead_letter_timeout: Duration::from_secs(30),
             dead_letter_max_in_flight: 10_000,
-            max_clock_skew: Duration::from_secs(300),
+            max_clock_skew: Duration::from_secs(120),
             properties: BTreeMap::new(),
             partials: false,
             partials_topic: "vigie.partials".into(),
@@ -117,6 +128,7 @@ impl Default for KafkaSettings {
             static_membership: false,
             replication_factor: None,
             audit_retention: Duration::from_secs(400 * 86_400),
+            check_existing_topics: true,
         }
     }
 }

@@ -133,6 +133,15 @@ impl Settings {
         self.cockpit.validate(&mut errors);
         self.server.validate(&mut errors);
         self.alerts.validate(&self.engine, &mut errors);
+        // One producer whose clock runs `max_clock_skew` ahead moves the watermark that
+        // far: every event delayed by more than `allowed_lateness - max_clock_skew` is then
+        // late. At most half the lateness keeps that margin for on-time events.
+        if self.kafka.max_clock_skew > self.engine.allowed_lateness / 2 {
+            errors.push(format!(
+                "kafka.max_clock_skew: at most half of engine.allowed_lateness ({}), or one producer's fast clock makes on-time events late; lower it (e.g. \"2m\") or raise the lateness",
+                humantime::format_duration(self.engine.allowed_lateness / 2)
+            ));
+        }
         if errors.is_empty() {
             Ok(())
         } else {

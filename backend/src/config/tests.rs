@@ -85,10 +85,10 @@ fn unknown_keys_and_bad_values_are_all_reported_by_key() {
 #[allow(clippy::result_large_err)] // figment's test harness returns its own error type
 fn environment_overrides_the_file() {
     figment::Jail::expect_with(|jail| {
-        jail.set_env("VIGIE__ENGINE__ALLOWED_LATENESS", "2m");
+        jail.set_env("VIGIE__ENGINE__ALLOWED_LATENESS", "4m");
         jail.create_file("vigie.toml", "[engine]\nallowed_lateness = \"10m\"\n")?;
         let s = Settings::load(Some(Path::new("vigie.toml"))).map_err(|e| e.to_string())?;
-        assert_eq!(s.engine.allowed_lateness, Duration::from_secs(120));
+        assert_eq!(s.engine.allowed_lateness, Duration::from_secs(240));
         Ok(())
     });
 }
@@ -328,4 +328,28 @@ fn kafka_settings_are_checked() {
 fn a_missing_file_is_named() {
     let err = Settings::load(Some(Path::new("/nonexistent/vigie.toml"))).expect_err("missing");
     assert!(err.to_string().contains("/nonexistent/vigie.toml"), "{err}");
+}
+
+#[test]
+fn the_clock_skew_is_at_most_half_the_lateness_and_durations_are_bounded() {
+    let err = load_toml("[kafka]\nmax_clock_skew = \"3m\"\n").expect_err("3m > 5m / 2");
+    assert!(
+        err.to_string().contains("kafka.max_clock_skew") && err.to_string().contains("2m 30s"),
+        "{err}"
+    );
+    load_toml("[kafka]\nmax_clock_skew = \"3m\"\n[engine]\nallowed_lateness = \"10m\"\n")
+        .expect("with more lateness");
+    let err = load_toml(
+        "[engine]\nallowed_lateness = \"100000days\"\nrepeat_horizon = \"1000days\"\nshort_abandon = \"2h\"\n\
+         [engine.channels.phone.service_level]\nthreshold = \"30days\"\ntarget = 0.8\n",
+    )
+    .expect_err("absurd durations");
+    for key in [
+        "engine.allowed_lateness",
+        "engine.repeat_horizon",
+        "engine.short_abandon",
+        "engine.channels.phone.service_level.threshold",
+    ] {
+        assert!(err.to_string().contains(key), "{key}: {err}");
+    }
 }

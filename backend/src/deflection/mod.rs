@@ -24,6 +24,10 @@ use vigie_proto::{DimensionKey, SwitchEffect};
 use crate::engine::partial::SwitchShare;
 use crate::engine::{DimensionFilter, Engine, EngineSet};
 
+/// Longest `expires_in` of a flip: a deflection is an operational decision of the day or
+/// the week, not a setting (a switch without expiry stays on until turned off).
+pub(crate) const MAX_EXPIRES_IN: Duration = Duration::from_secs(31 * 86_400);
+
 /// The contacts a switch acts on: its channel and scope, every site.
 fn switch_scope(s: &DeflectionSwitch) -> DimensionFilter {
     DimensionFilter::from_key(DimensionKey {
@@ -147,7 +151,13 @@ pub(crate) fn next_state<'a>(
             let d: Duration = humantime::parse_duration(d).map_err(|e| {
                 SwitchError::Invalid(format!("`expires_in` {d:?}: {e} (e.g. \"30m\")"))
             })?;
-            Some(now_ms + i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2))
+            if d.is_zero() || d > MAX_EXPIRES_IN {
+                return Err(SwitchError::Invalid(format!(
+                    "`expires_in` must be between 1s and {} (e.g. \"30m\"); leave it out for a switch that stays on",
+                    humantime::format_duration(MAX_EXPIRES_IN)
+                )));
+            }
+            Some(now_ms.saturating_add(d.as_millis() as i64))
         }
     };
     let next = DeflectionSwitch {
@@ -311,11 +321,25 @@ mod tests {
         timed.expires_in = Some("30m".into());
         let s = next_state("a", &timed, "ann", 1_000, None, [].iter()).expect("valid");
         assert_eq!(s.expires_at, Some(1_000 + 1_800_000));
-        timed.expires_in = Some("soon".into());
-        assert!(matches!(
-            next_state("a", &timed, "ann", 0, None, [].iter()),
-            Err(SwitchError::Invalid(_))
-        ));
+        for bad in [
+            "soon",
+            "0s",
+            "32days",
+            "9223372036854775807ms",
+            "584942417355years",
+        ] {
+            timed.expires_in = Some(bad.into());
+            assert!(
+                matches!(
+                    next_state("a", &timed, "ann", 0, None, [].iter()),
+                    Err(SwitchError::Invalid(_))
+                ),
+                "{bad}"
+            );
+        }
+        timed.expires_in = Some("31days".into());
+        let s = next_state("a", &timed, "ann", 1_000, None, [].iter()).expect("a month");
+        assert_eq!(s.expires_at, Some(1_000 + 31 * 86_400_000));
         let mut callback = request(true, 0);
         callback.target = DeflectionTarget::Callback;
         callback.reason = None;

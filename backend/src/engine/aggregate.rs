@@ -9,7 +9,10 @@ use smallvec::SmallVec;
 use vigie_proto::{EstimatedWait, Kpis};
 
 /// Signed counters of one (time bucket, dimension key) cell: counts in `i32`
-/// (a cell never holds 2 billion contacts), sums of milliseconds in `i64`.
+/// (a cell never holds 2 billion contacts), sums of milliseconds in `i64`. Additions
+/// wrap (a forged or absurd input cannot panic) and stay exact: retracting what was
+/// added restores the value bit for bit, and a total whose true value fits is right
+/// whatever the order of additions.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
     pub arrivals: i32,
@@ -38,21 +41,23 @@ pub struct Counters {
 
 impl Counters {
     pub fn add(&mut self, other: &Counters, sign: i32) {
-        self.arrivals += sign * other.arrivals;
-        self.deflected += sign * other.deflected;
-        self.answered += sign * other.answered;
-        self.abandoned += sign * other.abandoned;
-        self.short_abandoned += sign * other.short_abandoned;
-        self.wait_sum_ms += i64::from(sign) * other.wait_sum_ms;
-        self.sl_met += sign * other.sl_met;
-        self.sl_eligible += sign * other.sl_eligible;
-        self.handled += sign * other.handled;
-        self.handle_sum_ms += i64::from(sign) * other.handle_sum_ms;
-        self.repeat_eligible += sign * other.repeat_eligible;
-        self.repeats += sign * other.repeats;
-        self.cross_repeats += sign * other.cross_repeats;
-        self.ood_eligible += sign * other.ood_eligible;
-        self.ood_met += sign * other.ood_met;
+        let count = |a: &mut i32, b: i32| *a = a.wrapping_add(sign.wrapping_mul(b));
+        let sum = |a: &mut i64, b: i64| *a = a.wrapping_add(i64::from(sign).wrapping_mul(b));
+        count(&mut self.arrivals, other.arrivals);
+        count(&mut self.deflected, other.deflected);
+        count(&mut self.answered, other.answered);
+        count(&mut self.abandoned, other.abandoned);
+        count(&mut self.short_abandoned, other.short_abandoned);
+        sum(&mut self.wait_sum_ms, other.wait_sum_ms);
+        count(&mut self.sl_met, other.sl_met);
+        count(&mut self.sl_eligible, other.sl_eligible);
+        count(&mut self.handled, other.handled);
+        sum(&mut self.handle_sum_ms, other.handle_sum_ms);
+        count(&mut self.repeat_eligible, other.repeat_eligible);
+        count(&mut self.repeats, other.repeats);
+        count(&mut self.cross_repeats, other.cross_repeats);
+        count(&mut self.ood_eligible, other.ood_eligible);
+        count(&mut self.ood_met, other.ood_met);
     }
 
     pub fn is_zero(&self) -> bool {
@@ -73,7 +78,7 @@ impl WaitCounts {
     pub fn add(&mut self, bucket: u32, count: i32) {
         match self.0.binary_search_by_key(&bucket, |&(b, _)| b) {
             Ok(i) => {
-                self.0[i].1 += count;
+                self.0[i].1 = self.0[i].1.wrapping_add(count);
                 if self.0[i].1 == 0 {
                     self.0.remove(i);
                 }
@@ -84,7 +89,7 @@ impl WaitCounts {
 
     pub fn merge(&mut self, other: &WaitCounts, sign: i32) {
         for &(bucket, count) in &other.0 {
-            self.add(bucket, sign * count);
+            self.add(bucket, sign.wrapping_mul(count));
         }
     }
 
@@ -235,6 +240,22 @@ mod tests {
         cell.merge(&one, 1);
         assert!(!cell.is_zero());
         cell.merge(&one, -1);
+        assert!(cell.is_zero(), "{cell:?}");
+    }
+
+    #[test]
+    fn additions_wrap_instead_of_panicking_and_retractions_stay_exact() {
+        let mut cell = Aggregate::default();
+        let mut huge = Aggregate::default();
+        huge.counters.arrivals = i32::MAX;
+        huge.counters.wait_sum_ms = i64::MAX;
+        huge.waits.add(7, i32::MAX);
+        cell.merge(&huge, 1);
+        cell.merge(&huge, 1); // beyond i32 / i64: wraps (a debug build would panic)
+        cell.merge(&huge, -1);
+        assert_eq!(cell.counters.arrivals, i32::MAX, "exact after retracting");
+        assert_eq!(cell.counters.wait_sum_ms, i64::MAX);
+        cell.merge(&huge, -1);
         assert!(cell.is_zero(), "{cell:?}");
     }
 

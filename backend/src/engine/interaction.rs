@@ -219,7 +219,7 @@ impl Interaction {
             place(ts, Effect::Deflection);
         }
         if let Some(ts) = self.answered {
-            let wait_ms = (ts - arrival.ts).max(0);
+            let wait_ms = (ts - arrival.ts).clamp(0, MAX_DURATION_MS);
             place(
                 ts,
                 Effect::Answer {
@@ -228,7 +228,7 @@ impl Interaction {
                 },
             );
         } else if let Some(ts) = self.abandoned {
-            let wait_ms = (ts - arrival.ts).max(0);
+            let wait_ms = (ts - arrival.ts).clamp(0, MAX_DURATION_MS);
             let short = wait_ms < rules.short_abandon_ms;
             place(
                 ts,
@@ -243,7 +243,7 @@ impl Interaction {
             let once_and_done = arrival
                 .customer
                 .map(|_| resolved && !self.repeat.is_some_and(|r| r.repeat));
-            let handle_ms = self.answered.map(|a| (ts - a).max(0));
+            let handle_ms = self.answered.map(|a| (ts - a).clamp(0, MAX_DURATION_MS));
             // An anonymous contact that ended unanswered counts in no KPI: placing
             // nothing keeps its channel out of windows it has no number in.
             if handle_ms.is_some() || once_and_done.is_some() {
@@ -260,26 +260,33 @@ impl Interaction {
     }
 }
 
+/// Longest wait or handling time counted, ms (49 days, the wait histogram's cap): a
+/// forged timestamp cannot make a sum overflow.
+pub(crate) const MAX_DURATION_MS: i64 = u32::MAX as i64;
+
 impl Effect {
-    /// Adds (sign = 1) or retracts (sign = -1) this effect in a cell.
+    /// Adds (sign = 1) or retracts (sign = -1) this effect in a cell (wrapping, like
+    /// [`super::aggregate::Counters::add`]: exact, never a panic).
     pub fn apply(&self, cell: &mut Aggregate, sign: i32, quantizer: &WaitQuantizer) {
         let c = &mut cell.counters;
+        let count = |a: &mut i32, on: bool| *a = a.wrapping_add(sign * i32::from(on));
+        let sum = |a: &mut i64, ms: i64| *a = a.wrapping_add(i64::from(sign).wrapping_mul(ms));
         match *self {
             Effect::Arrival { repeat } => {
-                c.arrivals += sign;
+                count(&mut c.arrivals, true);
                 if let Some(r) = repeat {
-                    c.repeat_eligible += sign;
-                    c.repeats += sign * i32::from(r.repeat);
-                    c.cross_repeats += sign * i32::from(r.cross_channel);
+                    count(&mut c.repeat_eligible, true);
+                    count(&mut c.repeats, r.repeat);
+                    count(&mut c.cross_repeats, r.cross_channel);
                 }
             }
-            Effect::Deflection => c.deflected += sign,
+            Effect::Deflection => count(&mut c.deflected, true),
             Effect::Answer { wait_ms, sl_met } => {
-                c.answered += sign;
-                c.wait_sum_ms += i64::from(sign) * wait_ms;
+                count(&mut c.answered, true);
+                sum(&mut c.wait_sum_ms, wait_ms);
                 if let Some(met) = sl_met {
-                    c.sl_eligible += sign;
-                    c.sl_met += sign * i32::from(met);
+                    count(&mut c.sl_eligible, true);
+                    count(&mut c.sl_met, met);
                 }
                 cell.waits.add(quantizer.bucket(wait_ms), sign);
             }
@@ -287,23 +294,23 @@ impl Effect {
                 short, sl_eligible, ..
             } => {
                 if short {
-                    c.short_abandoned += sign;
+                    count(&mut c.short_abandoned, true);
                 } else {
-                    c.abandoned += sign;
+                    count(&mut c.abandoned, true);
                 }
-                c.sl_eligible += sign * i32::from(sl_eligible);
+                count(&mut c.sl_eligible, sl_eligible);
             }
             Effect::End {
                 handle_ms,
                 once_and_done,
             } => {
                 if let Some(h) = handle_ms {
-                    c.handled += sign;
-                    c.handle_sum_ms += i64::from(sign) * h;
+                    count(&mut c.handled, true);
+                    sum(&mut c.handle_sum_ms, h);
                 }
                 if let Some(ood) = once_and_done {
-                    c.ood_eligible += sign;
-                    c.ood_met += sign * i32::from(ood);
+                    count(&mut c.ood_eligible, true);
+                    count(&mut c.ood_met, ood);
                 }
             }
         }

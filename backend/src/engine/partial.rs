@@ -104,6 +104,10 @@ fn encode_effect(effect: Effect) -> (i64, i64) {
 }
 
 fn decode_effect(code: i64, value: i64) -> Option<Effect> {
+    // Waits and handling times as the owner computes them: never beyond the cap.
+    if !(0..=super::interaction::MAX_DURATION_MS).contains(&value) {
+        return None;
+    }
     let opt = |n: i64| match n {
         0 => None,
         n => Some(n == 2),
@@ -273,9 +277,24 @@ pub(crate) enum PartialError {
     Version(u32),
     #[error("chunk start {0} is not a multiple of {CHUNK_MS} ms")]
     Misaligned(i64),
-    #[error("effect {0} of the chunk is malformed (unknown code, key index or second)")]
+    #[error("effect {0} of the chunk is malformed (unknown code, key index, second or value)")]
     BadEffect(usize),
+    #[error("{0} {1} is out of range")]
+    OutOfRange(&'static str, i64),
 }
+
+/// A time of a partial: within the dates an event may carry.
+fn check_time(what: &'static str, ms: i64) -> Result<(), PartialError> {
+    if (0..=crate::event::MAX_TS_MS).contains(&ms) {
+        Ok(())
+    } else {
+        Err(PartialError::OutOfRange(what, ms))
+    }
+}
+
+/// Most contacts one key may have waiting in a header (far beyond any queue; keeps sums
+/// of forged counts from overflowing).
+const MAX_WAITING: u64 = 1 << 32;
 
 impl Replica {
     /// Moves to `epoch` if it is newer, forgetting the former owner's state; `false` if
@@ -304,6 +323,17 @@ impl Replica {
         if header.v != PARTIAL_VERSION {
             return Err(PartialError::Version(header.v));
         }
+        // Forged or corrupted numbers are refused here, before any arithmetic on them.
+        if let Some(w) = header.watermark {
+            check_time("watermark", w)?;
+        }
+        check_time("published_at", header.published_at)?;
+        for (_, n, oldest) in &header.waiting {
+            check_time("oldest waiting arrival", *oldest)?;
+            if *n > MAX_WAITING {
+                return Err(PartialError::OutOfRange("waiting count", *n as i64));
+            }
+        }
         if !self.enter(epoch) {
             return Ok(false);
         }
@@ -329,6 +359,7 @@ impl Replica {
         if chunk.start.rem_euclid(CHUNK_MS) != 0 {
             return Err(PartialError::Misaligned(chunk.start));
         }
+        check_time("chunk start", chunk.start)?;
         let keys: Vec<KeyId> = chunk
             .keys
             .iter()
@@ -565,6 +596,83 @@ mod tests {
         assert_eq!(
             replica.apply_chunk(&bad, &symbols),
             Err(PartialError::BadEffect(0))
+        );
+    }
+
+    #[test]
+    fn forged_numbers_are_refused_before_any_arithmetic() {
+        let symbols = Symbols::default();
+        let engine = Engine::new(EngineConfig::default());
+        engine.track_changes();
+        for ev in Simulator::new(SimulationConfig {
+            contacts: Some(200),
+            ..SimulationConfig::default()
+        }) {
+            engine.apply(&ev);
+        }
+        let is_answer = |e: &[i64; 4]| (6..=8).contains(&(e[2] & !RETRACT));
+        let good = engine
+            .take_changed_chunks()
+            .into_iter()
+            .map(|start| engine.export_chunk(start, 3))
+            .find(|c| c.effects.iter().any(is_answer))
+            .expect("a chunk with an answer");
+        let answer = good.effects.iter().position(is_answer).expect("answer");
+        let mut replica = Replica::default();
+        for value in [-1, i64::MAX, super::super::interaction::MAX_DURATION_MS + 1] {
+            let mut forged = good.clone();
+            forged.effects[answer][3] = value;
+            assert_eq!(
+                replica.apply_chunk(&forged, &symbols),
+                Err(PartialError::BadEffect(answer)),
+                "wait {value}"
+            );
+        }
+        let mut far = good.clone();
+        far.start = (i64::MAX / CHUNK_MS) * CHUNK_MS;
+        assert!(matches!(
+            replica.apply_chunk(&far, &symbols),
+            Err(PartialError::OutOfRange("chunk start", _))
+        ));
+        let header = PartialHeader {
+            v: PARTIAL_VERSION,
+            ..PartialHeader::default()
+        };
+        for (what, forged) in [
+            (
+                "watermark",
+                PartialHeader {
+                    watermark: Some(i64::MIN),
+                    ..header.clone()
+                },
+            ),
+            (
+                "published_at",
+                PartialHeader {
+                    published_at: i64::MIN,
+                    ..header.clone()
+                },
+            ),
+            (
+                "waiting count",
+                PartialHeader {
+                    waiting: vec![(WireKey::default(), u64::MAX, 0)],
+                    ..header.clone()
+                },
+            ),
+        ] {
+            assert!(
+                matches!(
+                    replica.apply_header(forged, 3, &symbols),
+                    Err(PartialError::OutOfRange(w, _)) if w == what
+                ),
+                "{what}"
+            );
+        }
+        assert_eq!(
+            replica.apply_chunk(&good, &symbols),
+            Ok(true),
+            "the real one"
         );
     }
 

@@ -145,7 +145,7 @@ impl Scope {
     }
 
     fn add_waiting(&mut self, n: u64, arrival_ts: i64) {
-        self.in_queue += n;
+        self.in_queue = self.in_queue.saturating_add(n);
         self.oldest_arrival = Some(
             self.oldest_arrival
                 .map_or(arrival_ts, |o| o.min(arrival_ts)),
@@ -349,7 +349,12 @@ pub(super) fn build_snapshot_of(
     let breakdown = capped(breakdown, query.rows, query.breakdown.len());
     let name = |s: Sym| symbols.name(s).to_string();
     let window_ms = bounds.to - bounds.from;
-    let sum = |i: usize| -> u64 { sources.iter().map(|s| s.counters()[i]).sum() };
+    // Saturating: a forged remote header cannot overflow the sum.
+    let sum = |i: usize| -> u64 {
+        sources
+            .iter()
+            .fold(0u64, |acc, s| acc.saturating_add(s.counters()[i]))
+    };
     Ok(Snapshot {
         window: bounds,
         watermark,

@@ -113,7 +113,7 @@ pub enum DecodeError {
 }
 
 /// Largest epoch millisecond accepted (9999-12-31T23:59:59.999Z).
-const MAX_TS_MS: i64 = 253_402_300_799_999;
+pub(crate) const MAX_TS_MS: i64 = 253_402_300_799_999;
 
 /// Largest record accepted, in bytes: events are small; a huge line is a broken producer.
 pub(crate) const MAX_RECORD_BYTES: usize = 64 * 1024;

@@ -193,8 +193,8 @@ pub(crate) async fn ensure_topics(
     let (present, missing): (Vec<&TopicSpec>, Vec<&TopicSpec>) =
         topics.iter().partition(|t| exists(&t.name));
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    if !present.is_empty() {
-        check(&admin, &options, &present).await?;
+    if !present.is_empty() && settings.check_existing_topics {
+        check(&admin, &present).await?;
     }
     if missing.is_empty() {
         return Ok(());
@@ -228,14 +228,22 @@ pub(crate) async fn ensure_topics(
 /// Describes the existing `topics` and says what is wrong with them.
 async fn check(
     admin: &AdminClient<DefaultClientContext>,
-    options: &AdminOptions,
     topics: &[&TopicSpec],
 ) -> Result<(), TopicError> {
     let resources: Vec<ResourceSpecifier<'_>> = topics
         .iter()
         .map(|t| ResourceSpecifier::Topic(&t.name))
         .collect();
-    let described = match admin.describe_configs(&resources, options).await {
+    // A broker answers in milliseconds; one that does not answer at all (some
+    // Kafka-protocol brokers) must not hold the start for long.
+    let wait = Duration::from_secs(5);
+    let options = AdminOptions::new().request_timeout(Some(wait));
+    let described = tokio::time::timeout(wait, admin.describe_configs(&resources, &options))
+        .await
+        .unwrap_or(Err(KafkaError::AdminOp(
+            RDKafkaErrorCode::OperationTimedOut,
+        )));
+    let described = match described {
         Ok(described) => described,
         Err(error) => {
             tracing::warn!(%error, "the broker did not describe Vigie's topics: their configuration is not checked");

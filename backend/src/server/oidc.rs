@@ -418,7 +418,10 @@ impl Oidc {
                 expires_at: claims
                     .get("exp")
                     .and_then(Value::as_u64)
-                    .map(|exp| std::time::UNIX_EPOCH + std::time::Duration::from_secs(exp)),
+                    // An `exp` beyond what a SystemTime holds (≥ 2^63 s) never comes.
+                    .and_then(|exp| {
+                        std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(exp))
+                    }),
             }),
             None => Err(JwtError::NoRole {
                 name,
