@@ -178,6 +178,11 @@ async fn mutations_are_rate_limited_per_caller() {
         503,
         "another caller"
     );
+    let (_, metrics) = app.call("GET", "/metrics", None, None).await;
+    assert!(
+        metrics.contains("vigie_limit_refusals_total{limit=\"auth.mutations_per_minute\"} 1"),
+        "counted as a limit"
+    );
 }
 
 #[test]

@@ -101,6 +101,22 @@ async fn bad_requests_get_a_json_error_saying_what_is_wrong() {
         let message = body["message"].as_str().expect("message");
         assert!(message.contains(needle), "{path}: {message}");
     }
+    // A method a route does not have (found by scripts/fuzz-api.sh: axum's own 405 was empty).
+    for (method, path) in [("TRACE", "/healthz"), ("DELETE", "/api/v1/snapshot")] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let response = reqwest::Client::new()
+            .request(method.clone(), app.url(path))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status().as_u16(), 405, "{method} {path}");
+        let body: serde_json::Value = response.json().await.expect("a JSON error");
+        assert_eq!(
+            body["code"], "method_not_allowed",
+            "{method} {path}: {body}"
+        );
+        assert_eq!(body["status"], 405);
+    }
 }
 
 #[tokio::test]

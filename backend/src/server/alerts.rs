@@ -8,6 +8,7 @@ use axum::Json;
 use serde::Deserialize;
 use vigie_proto::{AckRequest, Alert, AlertList, ErrorBody, RulesView};
 
+use super::limits::Limit;
 use super::{ApiError, AppState, Principal};
 use crate::alert::AlertService;
 use crate::config::Role;
@@ -97,7 +98,10 @@ pub(super) async fn acknowledge(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Alert>, ApiError> {
     caller.require(Role::Supervisor)?;
-    state.auth.check_rate(&caller.name)?;
+    state
+        .auth
+        .check_rate(&caller.name)
+        .map_err(|message| state.limits.refuse(Limit::Mutations, message))?;
     let body = body.map_err(|e| match e.status() {
         axum::http::StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(super::MAX_BODY_BYTES),
         _ => ApiError::BadBody(e.body_text()),

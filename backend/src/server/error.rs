@@ -27,10 +27,10 @@ pub enum ApiError {
     Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
-    #[error("{0}")]
-    RateLimited(String),
     #[error("no route for {0}")]
     NotFound(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// The `Host` of the request is not one this server answers to (`auth.allowed_hosts`).
     #[error("{0}")]
     MisdirectedHost(String),
@@ -68,7 +68,6 @@ impl ApiError {
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
-            ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Switch(e) => {
                 use crate::deflection::SwitchError as E;
                 match e {
@@ -91,6 +90,7 @@ impl ApiError {
                 }
             }
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::MisdirectedHost(_) => (StatusCode::MISDIRECTED_REQUEST, "host_not_allowed"),
             ApiError::Limited { limit, .. } => {
                 let status = match limit {

@@ -14,7 +14,7 @@ use super::ApiError;
 use crate::config::ServerSettings;
 use crate::telemetry::Occasional;
 
-/// A limit of `[server]`.
+/// A limit of `[server]` (and `auth.mutations_per_minute`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Limit {
     ConnectionsPerCaller,
@@ -23,16 +23,18 @@ pub enum Limit {
     SubscriptionsPerCaller,
     SubscribeRate,
     ConcurrentSnapshots,
+    Mutations,
 }
 
 impl Limit {
-    pub const ALL: [Limit; 6] = [
+    pub const ALL: [Limit; 7] = [
         Limit::ConnectionsPerCaller,
         Limit::Connections,
         Limit::Subscriptions,
         Limit::SubscriptionsPerCaller,
         Limit::SubscribeRate,
         Limit::ConcurrentSnapshots,
+        Limit::Mutations,
     ];
 
     /// Its config key, also its metric label.
@@ -44,6 +46,7 @@ impl Limit {
             Limit::SubscriptionsPerCaller => "server.max_subscriptions_per_caller",
             Limit::SubscribeRate => "server.subscribe_per_second",
             Limit::ConcurrentSnapshots => "server.max_concurrent_snapshots",
+            Limit::Mutations => "auth.mutations_per_minute",
         }
     }
 
@@ -54,6 +57,7 @@ impl Limit {
             Limit::Subscriptions | Limit::SubscriptionsPerCaller => "too_many_subscriptions",
             Limit::SubscribeRate => "too_many_messages",
             Limit::ConcurrentSnapshots => "busy",
+            Limit::Mutations => "rate_limited",
         }
     }
 }

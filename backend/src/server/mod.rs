@@ -138,11 +138,17 @@ pub fn router(state: AppState) -> Router {
     routes::router()
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .fallback(cockpit::assets)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             guard::guard,
         ))
         .with_state(state)
+}
+
+/// A method a route does not have: Vigie's JSON error, like every other.
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{method} is not a method of {}", uri.path()))
 }
 
 /// Serves `router(state)` on `listener`, with the publisher, until `state.shutdown`.

@@ -6,6 +6,7 @@ use axum::Json;
 use serde::Deserialize;
 use vigie_proto::{AuditPage, DeflectionSwitch, ErrorBody, FlipRequest, SwitchList};
 
+use super::limits::Limit;
 use super::{ApiError, AppState, Principal};
 use crate::config::Role;
 use crate::deflection::SwitchStore;
@@ -85,7 +86,10 @@ pub(super) async fn flip(
     body: Result<Json<FlipRequest>, JsonRejection>,
 ) -> Result<Json<DeflectionSwitch>, ApiError> {
     caller.require(Role::Supervisor)?;
-    state.auth.check_rate(&caller.name)?;
+    state
+        .auth
+        .check_rate(&caller.name)
+        .map_err(|message| state.limits.refuse(Limit::Mutations, message))?;
     let Json(request) = body.map_err(|e| match e.status() {
         axum::http::StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(super::MAX_BODY_BYTES),
         _ => ApiError::BadBody(e.body_text()),
