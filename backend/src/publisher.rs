@@ -83,6 +83,8 @@ pub struct SubscriptionCaps {
     /// Breakdown rows when a subscription does not say, and the most it may ask.
     pub rows: usize,
     pub max_rows: usize,
+    /// Most rows of an agent list (`server.max_agent_rows`).
+    pub agent_rows: usize,
 }
 
 impl Default for SubscriptionCaps {
@@ -99,6 +101,7 @@ impl SubscriptionCaps {
             per_caller: s.max_subscriptions_per_caller,
             rows: s.breakdown_rows,
             max_rows: s.max_breakdown_rows,
+            agent_rows: s.max_agent_rows,
         }
     }
 }
@@ -202,6 +205,7 @@ pub fn query_of(sub: &Subscription, caps: &SubscriptionCaps) -> Result<SnapshotQ
         filter,
         breakdown,
         rows,
+        agent_list: sub.agents,
     })
 }
 
@@ -225,6 +229,7 @@ fn canonical(query: &SnapshotQuery, asked: &Subscription) -> Subscription {
             .map(|d| d.as_str().to_string())
             .collect(),
         rows: asked.rows,
+        agents: query.agent_list,
     }
 }
 
@@ -390,9 +395,18 @@ impl Publisher {
 
     fn render(&self, sub: &Subscription, query: &SnapshotQuery) -> Result<Frame, WindowError> {
         let snapshot = self.engines.snapshot(query)?;
+        let agents = if query.agent_list {
+            Some(Box::new(self.engines.agent_list(
+                query.window,
+                &crate::engine::AgentQuery::of_filter(&query.filter, self.caps().agent_rows),
+            )?))
+        } else {
+            None
+        };
         Ok(encode(&ServerMessage::Snapshot {
             subscription: sub.clone(),
             snapshot: Box::new(snapshot),
+            agents,
         }))
     }
 

@@ -9,6 +9,7 @@
 //! # Layout
 //! - [`snapshot`]: [`Snapshot`], [`Kpis`], [`QueueStatus`]: the KPI snapshot printed by
 //!   `vigie replay` and pushed live, one type everywhere.
+//! - [`agent`]: capacity: [`AgentState`], the [`Staffing`] block, the [`AgentList`].
 //! - [`switch`]: deflection switches ([`DeflectionSwitch`]).
 //! - [`cockpit`]: what the cockpit loads at start ([`CockpitInfo`]: caller, targets,
 //!   filter values) and the last hour's [`Trend`].
@@ -20,6 +21,7 @@
 //!   chat notifications: KPI and channel names, numbers, an alert as one line.
 //! - [`v1`]: generated protobuf types ([`v1::InteractionEvent`]).
 
+pub mod agent;
 pub mod alert;
 pub mod api;
 pub mod cockpit;
@@ -28,6 +30,7 @@ pub mod switch;
 pub mod words;
 pub mod ws;
 
+pub use agent::{AgentList, AgentRow, AgentState, Staffing};
 pub use alert::{Alert, AlertRule, AlertState, Comparison, Kpi, Severity, Unit};
 pub use api::{
     AckRequest, AlertList, AuditPage, ErrorBody, Health, Readiness, RulesView, SinkView, SwitchList,

@@ -67,6 +67,14 @@ pub struct Kpis {
     pub in_queue: u64,
     /// Age of the oldest contact in queue, from its arrival (live, not windowed).
     pub oldest_wait_ms: Option<i64>,
+    /// Agents of the scope by state at `to` (live); absent when no agent event was seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staffing: Option<crate::Staffing>,
+    /// Time on contact or in after-contact work / time available, on contact or in
+    /// after-contact work, over the window, summed over the scope's agents; absent when
+    /// that denominator is 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occupancy: Option<f64>,
 }
 
 /// Live state of one queue with its estimated wait range.
@@ -80,6 +88,12 @@ pub struct QueueStatus {
     pub in_queue: u64,
     pub oldest_wait_ms: Option<i64>,
     pub estimated_wait: Option<EstimatedWait>,
+    /// The queue's agents (those serving it) by state at `to`; absent without agent events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staffing: Option<crate::Staffing>,
+    /// Occupancy of the queue's agents over the window (see [`Kpis::occupancy`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occupancy: Option<f64>,
 }
 
 /// A wait range ("5 to 10 minutes"), as users expect, rather than one number.

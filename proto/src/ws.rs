@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Alert, DeflectionSwitch, Snapshot, SwitchEffect, Trend};
+use crate::{AgentList, Alert, DeflectionSwitch, Snapshot, SwitchEffect, Trend};
 
 /// Server → client.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -14,6 +14,10 @@ pub enum ServerMessage {
         /// The subscription this answers (window and filters), as the client asked.
         subscription: Subscription,
         snapshot: Box<Snapshot>,
+        /// The agent list of the subscription's queue and site, when it asks for it
+        /// (`agents`): the first `server.max_agent_rows`, longest in state first.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agents: Option<Box<AgentList>>,
     },
     /// The last hour of the subscription's KPIs, one point a minute, for sparklines:
     /// sent on connect and refreshed every few seconds while traffic flows.
@@ -115,6 +119,9 @@ pub struct Subscription {
     /// (default and ceiling: the server's `server.breakdown_rows` / `max_breakdown_rows`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rows: Option<u32>,
+    /// Also send the agent list (queue and site filters apply): `agents` frames.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub agents: bool,
 }
 
 fn default_window() -> String {
@@ -132,6 +139,7 @@ impl Default for Subscription {
             site: None,
             by: Vec::new(),
             rows: None,
+            agents: false,
         }
     }
 }

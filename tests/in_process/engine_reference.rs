@@ -102,6 +102,9 @@ impl Tally {
             once_and_done_rate: ratio(self.ood_met as f64, self.ood_eligible as f64),
             in_queue: self.in_queue,
             oldest_wait_ms: self.oldest_arrival.map(|a| now - a),
+            // No agent in these streams: no staffing block (tests/in_process/agents_reference.rs).
+            staffing: None,
+            occupancy: None,
         }
     }
 }
@@ -151,6 +154,7 @@ fn reference(events: &[EventRecord<'static>], cfg: &EngineConfig, window_ms: i64
                 let e = (ev.ts_ms, ev.resolved.unwrap_or(false));
                 c.ended = Some(c.ended.map_or(e, |x| x.min(e)));
             }
+            EventKind::AgentState => {}
         }
     }
     // Arrivals of each customer, ordered by (time, interaction id hash).

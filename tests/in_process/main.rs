@@ -3,6 +3,8 @@
 //! with a real broker (Tansu) behind the switches, real webhook receivers, a fake OIDC
 //! issuer. Also the engine against a brute-force reference.
 
+mod agents_api;
+mod agents_reference;
 mod alerts;
 mod auth;
 mod cockpit_api;

@@ -84,6 +84,7 @@ pub fn run(settings: &Settings, args: ReplayArgs) -> Result<()> {
             args.by
         },
         rows: args.rows.unwrap_or(usize::MAX).max(1),
+        agent_list: false,
     };
     // Refuse a bad window before reading a large file.
     engine.snapshot(&query)?;

@@ -45,6 +45,15 @@ pub struct EngineSettings {
     /// cost as much as all of them. The oldest beyond are settled early
     /// (`vigie_customer_arrivals_folded_total`).
     pub max_recent_arrivals_per_customer: usize,
+    /// Most agents known at once per partition: an agent id put in the wrong field would
+    /// otherwise add one agent per event. A new agent beyond is refused and counted in
+    /// `vigie_agents_refused_total`; an agent logged out for longer than the retention is
+    /// forgotten.
+    pub max_agents: usize,
+    /// Most state changes kept per agent within the retention (a flapping softphone
+    /// sending thousands a day); the oldest beyond are folded into the state they leave,
+    /// counted in `vigie_agent_changes_folded_total` (older occupancy becomes inexact).
+    pub max_agent_changes: usize,
     /// IANA time zone of the `today` window (e.g. `Europe/Paris`).
     pub time_zone: String,
     /// Short-abandon threshold of channels that do not set their own (0s disables).
@@ -98,6 +107,8 @@ impl Default for EngineSettings {
             max_channels: 64,
             max_dimension_keys: 100_000,
             max_recent_arrivals_per_customer: 1_000,
+            max_agents: 50_000,
+            max_agent_changes: 5_000,
             time_zone: "UTC".into(),
             short_abandon: Duration::from_secs(5),
             channels: [
@@ -141,6 +152,12 @@ impl EngineSettings {
             errors.push(
                 "engine.max_recent_arrivals_per_customer: between 1 and 1000000 (e.g. 1000)".into(),
             );
+        }
+        if !(1..=10_000_000).contains(&e.max_agents) {
+            errors.push("engine.max_agents: between 1 and 10000000 (e.g. 50000)".into());
+        }
+        if !(16..=1_000_000).contains(&e.max_agent_changes) {
+            errors.push("engine.max_agent_changes: between 16 and 1000000 (e.g. 5000)".into());
         }
         if !(64..=100_000_000).contains(&e.max_dimension_keys) {
             errors.push("engine.max_dimension_keys: between 64 and 100000000 (e.g. 100000)".into());

@@ -36,6 +36,9 @@ pub struct ServerSettings {
     pub breakdown_rows: usize,
     /// The most rows a query may ask for.
     pub max_breakdown_rows: usize,
+    /// The most agents in one page of the agent list (REST `limit=`, and the websocket's
+    /// list, which sends the first ones).
+    pub max_agent_rows: usize,
 }
 
 impl Default for ServerSettings {
@@ -51,6 +54,7 @@ impl Default for ServerSettings {
             snapshot_wait: Duration::from_secs(2),
             breakdown_rows: 200,
             max_breakdown_rows: 2_000,
+            max_agent_rows: 500,
         }
     }
 }
@@ -71,6 +75,7 @@ impl ServerSettings {
             ),
             ("max_concurrent_snapshots", self.max_concurrent_snapshots),
             ("breakdown_rows", self.breakdown_rows),
+            ("max_agent_rows", self.max_agent_rows),
             ("subscribe_burst", self.subscribe_burst as usize),
         ];
         for (key, value) in at_least_one {
@@ -95,6 +100,9 @@ impl ServerSettings {
         }
         if self.max_breakdown_rows > 100_000 {
             errors.push("server.max_breakdown_rows: at most 100000 (e.g. 2000)".into());
+        }
+        if self.max_agent_rows > 10_000 {
+            errors.push("server.max_agent_rows: at most 10000 (e.g. 500)".into());
         }
         if self.snapshot_wait > Duration::from_secs(60) {
             errors.push("server.snapshot_wait: at most 60s (e.g. \"2s\")".into());

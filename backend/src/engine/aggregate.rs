@@ -177,6 +177,8 @@ pub fn derive_kpis(agg: &Aggregate) -> Kpis {
         once_and_done_rate: ratio(c.ood_met, c.ood_eligible),
         in_queue: 0,
         oldest_wait_ms: None,
+        staffing: None,
+        occupancy: None,
     }
 }
 

@@ -16,7 +16,9 @@
 //! in parallel; a customer's events must come from one task at a time (Kafka's keying
 //! by customer gives that) for the repeat classification to stay exact.
 
+mod agents;
 mod aggregate;
+mod capacity;
 mod containment;
 mod customer;
 mod interaction;
@@ -37,6 +39,7 @@ use dashmap::DashMap;
 use parking_lot::{Mutex, RwLock};
 
 pub use aggregate::{derive_kpis, estimate_wait, new_histogram, Aggregate, Counters};
+pub use capacity::AgentQuery;
 pub use containment::DeflectionEffect;
 pub use interaction::ChannelRules;
 pub use set::EngineSet;
@@ -81,6 +84,10 @@ pub struct EngineConfig {
     /// Most arrivals of one customer held within the lateness (each new one is sorted
     /// among them): a placeholder id shared by every anonymous contact stays cheap.
     pub max_recent_arrivals_per_customer: usize,
+    /// Most agents known at once per engine; a new agent beyond is refused (counted).
+    pub max_agents: usize,
+    /// Most state changes kept per agent within the retention; older ones are folded.
+    pub max_agent_changes: usize,
 }
 
 impl Default for EngineConfig {
@@ -114,6 +121,8 @@ impl Default for EngineConfig {
             max_channels: 64,
             max_dimension_keys: 100_000,
             max_recent_arrivals_per_customer: 1_000,
+            max_agents: 50_000,
+            max_agent_changes: 5_000,
         }
     }
 }
@@ -146,6 +155,8 @@ impl EngineConfig {
             max_channels: e.max_channels,
             max_dimension_keys: e.max_dimension_keys,
             max_recent_arrivals_per_customer: e.max_recent_arrivals_per_customer,
+            max_agents: e.max_agents,
+            max_agent_changes: e.max_agent_changes,
             ..EngineConfig::default()
         })
     }
@@ -236,6 +247,8 @@ pub struct Engine {
     stores: Box<[Mutex<BucketStore>]>,
     /// Deflected contacts of identified customers, followed for the repeat horizon.
     deflections: containment::DeflectionLog,
+    /// Every agent's timeline of states (capacity).
+    agents: agents::AgentBook,
     /// Shared with the symbol table, which frees no key this engine may still hold.
     watermark: Arc<AtomicI64>,
     next_sweep: AtomicI64,
@@ -267,6 +280,7 @@ impl Engine {
                 .map(|_| Mutex::new(BucketStore::default()))
                 .collect(),
             deflections: containment::DeflectionLog::default(),
+            agents: agents::AgentBook::default(),
             watermark,
             next_sweep: AtomicI64::new(i64::MIN),
             next_customer_sweep: AtomicI64::new(i64::MIN),
@@ -316,6 +330,20 @@ impl Engine {
         self.customers.len()
     }
 
+    /// Number of agents known.
+    pub fn tracked_agents(&self) -> usize {
+        self.agents.len()
+    }
+
+    /// New agents refused beyond `engine.max_agents`, and agent state changes folded
+    /// early beyond `engine.max_agent_changes`.
+    pub fn agent_limits_hit(&self) -> (u64, u64) {
+        (
+            self.agents.refused.load(Ordering::Relaxed),
+            self.agents.folded.load(Ordering::Relaxed),
+        )
+    }
+
     /// Number of interactions held (in flight or recently finished).
     pub fn tracked_interactions(&self) -> usize {
         self.interactions.len()
@@ -335,6 +363,9 @@ impl Engine {
             return Applied::Late;
         }
         let watermark = self.watermark.fetch_max(ts, Ordering::AcqRel).max(ts);
+        if ev.kind == EventKind::AgentState {
+            return self.apply_agent(ev, watermark);
+        }
         let iid = id_hash(&ev.interaction_id);
         let Some(reclassify) = self.join(iid, ev, watermark) else {
             self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
@@ -348,6 +379,28 @@ impl Engine {
         self.stats.applied.fetch_add(1, Ordering::Relaxed);
         self.maybe_sweep(watermark);
         Applied::Applied
+    }
+
+    /// Applies an agent's state change to its timeline.
+    fn apply_agent(&self, ev: &EventRecord<'_>, watermark: i64) -> Applied {
+        match self.agents.apply(
+            ev,
+            &self.symbols,
+            self.cfg.max_agents,
+            self.cfg.max_agent_changes,
+        ) {
+            Ok(()) => {
+                self.stats.applied.fetch_add(1, Ordering::Relaxed);
+                self.maybe_sweep(watermark);
+                Applied::Applied
+            }
+            Err(agents::AgentRefusal::Duplicate) => {
+                self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                Applied::Duplicate
+            }
+            // Counted by the book (vigie_agents_refused_total): a limit, not bad input.
+            Err(agents::AgentRefusal::TooManyAgents) => Applied::Applied,
+        }
     }
 
     /// Joins `ev` into its interaction; returns a re-classification owed to another
@@ -413,6 +466,7 @@ impl Engine {
             EventKind::Answered => it.record_answered(ev.ts_ms),
             EventKind::Abandoned => it.record_abandoned(ev.ts_ms),
             EventKind::Ended => it.record_ended(ev.ts_ms, ev.resolved.unwrap_or(false)),
+            EventKind::AgentState => {}
         });
         if let (Some(arrival), Some(ts), false) = (it.arrival, it.deflected, it.deflection_followed)
         {
@@ -537,6 +591,7 @@ impl Engine {
         for store in self.stores.iter() {
             store.lock().evict_before(retention_start);
         }
+        self.agents.fold_before(retention_start);
         let due = self.next_customer_sweep.load(Ordering::Relaxed);
         if watermark >= due {
             self.next_customer_sweep.store(

@@ -16,10 +16,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use super::agents::{AgentBase, AgentBook, AgentEntry};
 use super::aggregate::{Aggregate, WaitQuantizer};
 use super::interaction::{Effect, RepeatClass};
 use super::store::{cover, Exported, CHUNK_MS, LEVELS_MS};
-use super::symbols::{DimKey, FastHash, KeyId, Symbols};
+use super::symbols::{DimKey, FastHash, KeyId, Sym, Symbols, UNKNOWN};
 use super::Engine;
 
 /// Format version of partial records.
@@ -51,6 +52,73 @@ pub(crate) struct PartialHeader {
     /// deflection log is per customer and too large to ship, its counts per switch are not.
     #[serde(default)]
     pub switches: Vec<SwitchShare>,
+    /// What each agent's changes older than the owner's retention left (capacity).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agents: Vec<WireAgentBase>,
+}
+
+/// One agent state change, as strings.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct WireAgentEntry {
+    pub agent: String,
+    pub ts: i64,
+    /// Hash of the `event_id` (redeliveries, order of equal times).
+    pub event: u64,
+    pub state: Option<vigie_proto::AgentState>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub away_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queues: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interaction: Option<String>,
+}
+
+/// An agent's folded changes: the last one with the queues and site then in effect.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct WireAgentBase {
+    pub last: WireAgentEntry,
+    pub until: i64,
+    pub since: i64,
+}
+
+fn wire_agent(symbols: &Symbols, agent: &str, e: &AgentEntry) -> WireAgentEntry {
+    let name = |s: Sym| symbols.name(s).to_string();
+    WireAgentEntry {
+        agent: agent.to_string(),
+        ts: e.ts,
+        event: e.event,
+        state: Some(e.state),
+        away_reason: (e.away_reason != UNKNOWN).then(|| name(e.away_reason)),
+        queues: e
+            .queues
+            .as_ref()
+            .map(|q| q.iter().map(|s| name(*s)).collect()),
+        site: e.site.map(name),
+        interaction: e.interaction.as_ref().map(|i| i.to_string()),
+    }
+}
+
+fn intern_agent(symbols: &Symbols, w: &WireAgentEntry) -> Result<AgentEntry, PartialError> {
+    check_time("agent change", w.ts)?;
+    let state = w
+        .state
+        .ok_or(PartialError::OutOfRange("agent state", w.ts))?;
+    Ok(AgentEntry {
+        ts: w.ts,
+        event: w.event,
+        state,
+        away_reason: symbols.intern(w.away_reason.as_deref()),
+        queues: w.queues.as_ref().map(|q| {
+            let mut syms: Vec<Sym> = q.iter().map(|q| symbols.intern(Some(q))).collect();
+            syms.sort_unstable();
+            syms.dedup();
+            syms.into()
+        }),
+        site: w.site.as_deref().map(|s| symbols.intern(Some(s))),
+        interaction: w.interaction.as_deref().map(std::sync::Arc::from),
+    })
 }
 
 /// One switch's effect on one partition: deflections since the switch was turned on,
@@ -75,6 +143,9 @@ pub(crate) struct PartialChunk {
     pub keys: Vec<WireKey>,
     /// `[ms offset of the second in the chunk, key index, code, value]`, see [`encode_effect`].
     pub effects: Vec<[i64; 4]>,
+    /// Agent state changes of the chunk's time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agents: Vec<WireAgentEntry>,
 }
 
 /// Effect code flag of a retraction whose addition was evicted.
@@ -163,6 +234,7 @@ impl Engine {
         for store in self.stores.iter() {
             store.lock().track_changes();
         }
+        self.agents.track_changes();
     }
 
     /// Starts of the chunks changed since the last call.
@@ -171,6 +243,7 @@ impl Engine {
         for store in self.stores.iter() {
             all.append(&mut store.lock().take_changed());
         }
+        all.append(&mut self.agents.take_changed());
         all
     }
 
@@ -180,6 +253,7 @@ impl Engine {
         for store in self.stores.iter() {
             all.append(&mut store.lock().chunk_starts());
         }
+        all.append(&mut self.agents.chunk_starts());
         all
     }
 
@@ -212,12 +286,19 @@ impl Engine {
                 ]
             })
             .collect();
+        let agents = self
+            .agents
+            .entries_between(start, start + CHUNK_MS)
+            .iter()
+            .map(|(agent, e)| wire_agent(&self.symbols, agent, e))
+            .collect();
         PartialChunk {
             v: PARTIAL_VERSION,
             epoch,
             start,
             keys,
             effects,
+            agents,
         }
     }
 
@@ -248,6 +329,16 @@ impl Engine {
                     ))
                 })
                 .collect(),
+            agents: self
+                .agents
+                .bases()
+                .iter()
+                .map(|(agent, b)| WireAgentBase {
+                    last: wire_agent(&self.symbols, agent, &b.last),
+                    until: b.until,
+                    since: b.since,
+                })
+                .collect(),
             ..PartialHeader::default()
         }
     }
@@ -268,6 +359,10 @@ pub(crate) struct Replica {
     cells: [BTreeMap<i64, Cells>; 2],
     waiting: Vec<(KeyId, u64, i64)>,
     quantizer: WaitQuantizer,
+    /// The owner's agents: bases from the header, changes from the chunks.
+    pub(super) agents: AgentBook,
+    /// The agent changes of each chunk: (agent, event), to replace them with the chunk.
+    agent_chunks: BTreeMap<i64, Vec<(String, u64)>>,
 }
 
 /// Why a partial record was not applied.
@@ -334,9 +429,23 @@ impl Replica {
                 return Err(PartialError::OutOfRange("waiting count", *n as i64));
             }
         }
+        let mut bases = Vec::with_capacity(header.agents.len());
+        for b in &header.agents {
+            check_time("agent base", b.until)?;
+            check_time("agent state start", b.since)?;
+            bases.push((
+                std::sync::Arc::from(b.last.agent.as_str()),
+                AgentBase {
+                    until: b.until,
+                    last: intern_agent(symbols, &b.last)?,
+                    since: b.since,
+                },
+            ));
+        }
         if !self.enter(epoch) {
             return Ok(false);
         }
+        self.agents.set_bases(bases);
         self.waiting = header
             .waiting
             .iter()
@@ -378,6 +487,13 @@ impl Replica {
                 _ => return Err(PartialError::BadEffect(i)),
             }
         }
+        let mut agents = Vec::with_capacity(chunk.agents.len());
+        for w in &chunk.agents {
+            if !(chunk.start..chunk.start + CHUNK_MS).contains(&w.ts) {
+                return Err(PartialError::OutOfRange("agent change time", w.ts));
+            }
+            agents.push((w.agent.clone(), intern_agent(symbols, w)?));
+        }
         if !self.enter(chunk.epoch) {
             return Ok(false);
         }
@@ -386,6 +502,13 @@ impl Replica {
         if !decoded.is_empty() {
             self.chunks.insert(chunk.start, decoded);
         }
+        if !agents.is_empty() {
+            let held = agents.iter().map(|(a, e)| (a.clone(), e.event)).collect();
+            for (agent, entry) in agents {
+                self.agents.insert(&agent, entry);
+            }
+            self.agent_chunks.insert(chunk.start, held);
+        }
         Ok(true)
     }
 
@@ -393,6 +516,9 @@ impl Replica {
     pub(crate) fn remove_chunk(&mut self, start: i64) {
         if let Some(old) = self.chunks.remove(&start) {
             self.place(&old, -1);
+        }
+        for (agent, event) in self.agent_chunks.remove(&start).unwrap_or_default() {
+            self.agents.remove(&agent, event);
         }
     }
 
@@ -418,6 +544,13 @@ impl Replica {
     pub(crate) fn evict_before(&mut self, before: i64) {
         let first = before.div_euclid(CHUNK_MS) * CHUNK_MS;
         self.chunks = self.chunks.split_off(&first);
+        let kept = self.agent_chunks.split_off(&first);
+        for (agent, event) in std::mem::replace(&mut self.agent_chunks, kept)
+            .into_values()
+            .flatten()
+        {
+            self.agents.remove(&agent, event);
+        }
         for (level, width) in self.cells.iter_mut().zip(&LEVELS_MS[1..]) {
             *level = level.split_off(&(before.div_euclid(*width) * width));
         }
@@ -553,6 +686,102 @@ mod tests {
                 remote.trend(&query, TrendShape::default()).expect("trend")
             );
         }
+    }
+
+    #[test]
+    fn agents_merge_exactly_including_what_was_folded_into_bases() {
+        use crate::engine::AgentQuery;
+        use crate::event::{AgentState, EventKind, EventRecord};
+        let cfg = EngineConfig::default();
+        let local = EngineSet::new(cfg.clone());
+        local.enable_partials();
+        let remote = EngineSet::new(cfg);
+        for p in 0..3 {
+            local.assign(p);
+        }
+        let base = 1_795_597_200_000;
+        let mut seed = 11u64;
+        let mut next = |n: u64| {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (seed >> 33) % n
+        };
+        let queues = ["billing", "sales", "tech"];
+        // 30 hours of 40 agents changing state every 1 to 40 minutes (the oldest
+        // changes are folded into bases, which must travel too).
+        let mut events = Vec::new();
+        for a in 0..40 {
+            let mut ts = base + a * 977;
+            let mut i = 0;
+            while ts < base + 30 * 3_600_000 {
+                let state = AgentState::ALL[next(5) as usize];
+                let mut ev = EventRecord::agent(format!("e{a}-{i}"), ts, format!("ag{a}"), state);
+                if i == 0 || next(6) == 0 {
+                    ev.queues = Some(vec![
+                        queues[next(3) as usize].into(),
+                        queues[next(3) as usize].into(),
+                    ]);
+                    ev.site = Some(["lyon", "lille"][next(2) as usize].into());
+                }
+                if state == AgentState::Away {
+                    ev.away_reason = Some(["lunch", "break"][next(2) as usize].into());
+                }
+                events.push(ev);
+                ts += 60_000 * (1 + next(40) as i64);
+                i += 1;
+            }
+        }
+        events.sort_by_key(|e| e.ts_ms);
+        let mut contact = EventRecord::new("k", EventKind::Arrived, base + 30 * 3_600_000, "k");
+        contact.channel = Some("phone".into());
+        let mut queued = EventRecord::new("kq", EventKind::Queued, base + 30 * 3_600_000, "k");
+        queued.queue = Some("billing".into());
+        events.extend([contact, queued]);
+        let (first, second) = events.split_at(events.len() * 2 / 3);
+        for (round, batch) in [first, second].into_iter().enumerate() {
+            for ev in batch {
+                let p = (crate::engine::id_hash(crate::event::event_key(ev)) % 3) as i32;
+                local.get(p).expect("assigned").apply(ev);
+            }
+            ship(&local, &remote, 7);
+            let mut queries = queries();
+            queries.push(SnapshotQuery {
+                breakdown: vec![Dimension::Queue, Dimension::Site],
+                ..SnapshotQuery::default()
+            });
+            for query in queries {
+                let (mut a, mut b) = (
+                    local.snapshot(&query).expect("local"),
+                    remote.snapshot(&query).expect("merged"),
+                );
+                a.breakdown.sort_by_key(|r| format!("{:?}", r.key));
+                b.breakdown.sort_by_key(|r| format!("{:?}", r.key));
+                let staffed = a.total.staffing.as_ref().map_or(0, |s| s.staffed);
+                assert!(staffed > 0, "round {round}: agents on the wall");
+                assert_eq!(a, b, "round {round}, window {}", query.window);
+            }
+            let list = |set: &EngineSet| {
+                set.agent_list(
+                    WindowSpec::Last(3_600_000),
+                    &AgentQuery {
+                        limit: 100,
+                        ..AgentQuery::default()
+                    },
+                )
+                .expect("list")
+            };
+            assert_eq!(list(&local), list(&remote), "round {round}");
+        }
+        let folded = (0..3)
+            .map(|p| {
+                local
+                    .get(p)
+                    .expect("assigned")
+                    .partial_header()
+                    .agents
+                    .len()
+            })
+            .sum::<usize>();
+        assert!(folded > 0, "some changes were folded into bases");
     }
 
     #[test]

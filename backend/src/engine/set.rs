@@ -246,6 +246,18 @@ impl EngineSet {
         build_snapshot_of(&self.cfg, &self.symbols, &sources, query)
     }
 
+    /// The agent list over every partition held, at the end of `window`.
+    pub fn agent_list(
+        &self,
+        window: super::WindowSpec,
+        query: &super::AgentQuery,
+    ) -> Result<vigie_proto::AgentList, WindowError> {
+        let engines = self.local();
+        let replicas = self.replicas.read();
+        let sources = merged(&engines, &replicas);
+        super::snapshot::build_agent_list_of(&self.cfg, &self.symbols, &sources, window, query)
+    }
+
     /// Newest event time of the merged view.
     pub fn watermark(&self) -> Option<i64> {
         let engines = self.local();

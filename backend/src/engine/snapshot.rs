@@ -9,6 +9,7 @@ use std::sync::Arc;
 use vigie_proto::{Breakdown, DimensionKey, Kpis, QueueStatus, Snapshot};
 
 use super::aggregate::{derive_kpis, estimate_wait, Aggregate};
+use super::capacity::{breakdown_has_agents, capacity, QueueChannels, Tally};
 use super::partial::Replica;
 use super::symbols::{DimKey, FastHash, KeyId, Sym};
 use super::window::{window_end, WindowError, WindowSpec};
@@ -115,6 +116,8 @@ pub struct SnapshotQuery {
     /// Most rows of the breakdown: the busiest (by arrivals), the rest summed in one row
     /// whose dimensions read `(other)`.
     pub rows: usize,
+    /// Also the agent list of the queue and site filters (the websocket's `agents`).
+    pub agent_list: bool,
 }
 
 impl Default for SnapshotQuery {
@@ -124,6 +127,7 @@ impl Default for SnapshotQuery {
             filter: DimensionFilter::default(),
             breakdown: Vec::new(),
             rows: usize::MAX,
+            agent_list: false,
         }
     }
 }
@@ -200,7 +204,7 @@ pub(super) enum Source<'a> {
     Remote(&'a Replica),
 }
 
-impl Source<'_> {
+impl<'a> Source<'a> {
     pub(super) fn watermark(&self) -> Option<i64> {
         match self {
             Source::Local(e) => e.watermark(),
@@ -234,6 +238,14 @@ impl Source<'_> {
                     f(key, n, oldest);
                 }
             }
+        }
+    }
+
+    /// The agents of the partition.
+    pub(super) fn agents(&self) -> &'a super::agents::AgentBook {
+        match self {
+            Source::Local(e) => &e.agents,
+            Source::Remote(r) => &r.agents,
         }
     }
 
@@ -291,6 +303,42 @@ pub(super) fn build_snapshot_of(
     }
     let keys = symbols.keys();
     let matches = query.filter.matcher(symbols);
+    // Each queue's channels (for its agents), from every contact of the window.
+    let mut queue_channels = QueueChannels::default();
+    let mut note_queue_channel = |key: &DimKey| {
+        let channels = queue_channels.entry(key.queue).or_default();
+        if !channels.contains(&key.channel) {
+            channels.push(key.channel);
+        }
+    };
+    for key_id in per_key.keys() {
+        if let Some(key) = keys.get(*key_id as usize) {
+            note_queue_channel(key);
+        }
+    }
+    for source in sources {
+        source.for_each_waiting(|key_id, _, _| {
+            if let Some(key) = keys.get(key_id as usize) {
+                note_queue_channel(key);
+            }
+        });
+    }
+    let books: Vec<&super::agents::AgentBook> = sources.iter().map(Source::agents).collect();
+    let capacity = capacity(
+        &books,
+        bounds,
+        &query.filter,
+        symbols,
+        &queue_channels,
+        &query.breakdown,
+    );
+    let staffing_of = |tally: Option<&Tally>| {
+        if !capacity.any {
+            return (None, None);
+        }
+        let tally = tally.cloned().unwrap_or_default();
+        (tally.occupancy(), Some(tally.staffing))
+    };
 
     let mut total = Scope::default();
     let mut by_channel: BTreeMap<Sym, Scope> = BTreeMap::new();
@@ -346,6 +394,15 @@ pub(super) fn build_snapshot_of(
         });
     }
 
+    // A queue with agents and no contact yet is listed.
+    for q in capacity.by_queue.keys() {
+        by_queue.entry(*q).or_default();
+    }
+    if breakdown_has_agents(&query.breakdown) {
+        for row in capacity.breakdown.keys() {
+            breakdown.entry(row.clone()).or_default();
+        }
+    }
     let breakdown = capped(breakdown, query.rows, query.breakdown.len());
     let name = |s: Sym| symbols.name(s).to_string();
     let window_ms = bounds.to - bounds.from;
@@ -361,20 +418,31 @@ pub(super) fn build_snapshot_of(
         late_events: sum(0),
         rejected: sum(1),
         duplicates: sum(2),
-        total: total.kpis(to),
+        total: {
+            let mut kpis = total.kpis(to);
+            (kpis.occupancy, kpis.staffing) = staffing_of(Some(&capacity.total));
+            kpis
+        },
         by_channel: by_channel
             .iter()
-            .map(|(c, s)| (name(*c), s.kpis(to)))
+            .map(|(c, s)| {
+                let mut kpis = s.kpis(to);
+                (kpis.occupancy, kpis.staffing) = staffing_of(capacity.by_channel.get(c));
+                (name(*c), kpis)
+            })
             .collect(),
         queues: by_queue
             .iter()
             .map(|(q, s)| {
                 let kpis = s.kpis(to);
+                let (occupancy, staffing) = staffing_of(capacity.by_queue.get(q));
                 let status = QueueStatus {
                     channel: queue_channel.get(q).copied().flatten().map(name),
                     in_queue: kpis.in_queue,
                     oldest_wait_ms: kpis.oldest_wait_ms,
                     estimated_wait: estimate_wait(&kpis, window_ms),
+                    staffing,
+                    occupancy,
                 };
                 (name(*q), status)
             })
@@ -386,13 +454,53 @@ pub(super) fn build_snapshot_of(
                 for (d, v) in query.breakdown.iter().zip(values) {
                     *d.slot(&mut key) = Some(name(*v));
                 }
-                Breakdown {
-                    key,
-                    kpis: s.kpis(to),
+                let mut kpis = s.kpis(to);
+                if breakdown_has_agents(&query.breakdown) {
+                    (kpis.occupancy, kpis.staffing) = staffing_of(capacity.breakdown.get(values));
                 }
+                Breakdown { key, kpis }
             })
             .collect(),
     })
+}
+
+/// The agent list of `sources` at the end of `window` (contacts handled over it).
+pub(super) fn build_agent_list_of(
+    cfg: &super::EngineConfig,
+    symbols: &super::Symbols,
+    sources: &[Source<'_>],
+    window: WindowSpec,
+    query: &super::AgentQuery,
+) -> Result<vigie_proto::AgentList, WindowError> {
+    if let WindowSpec::Last(ms) = window {
+        if ms > cfg.max_window_ms {
+            return Err(WindowError::TooLong {
+                length: window.to_string(),
+                max: WindowSpec::Last(cfg.max_window_ms).to_string(),
+            });
+        }
+    }
+    let watermark = sources.iter().filter_map(Source::watermark).max();
+    let bounds = window.bounds(window_end(watermark), &cfg.time_zone);
+    let books: Vec<&super::agents::AgentBook> = sources.iter().map(Source::agents).collect();
+    Ok(super::capacity::agent_list(&books, bounds, query, symbols))
+}
+
+impl Engine {
+    /// The agent list of this engine at the end of `window`.
+    pub fn agent_list(
+        &self,
+        window: WindowSpec,
+        query: &super::AgentQuery,
+    ) -> Result<vigie_proto::AgentList, WindowError> {
+        build_agent_list_of(
+            &self.cfg,
+            &self.symbols,
+            &[Source::Local(self)],
+            window,
+            query,
+        )
+    }
 }
 
 /// The `rows` busiest rows of a breakdown (by arrivals, then in queue; ties by key), and,

@@ -177,6 +177,7 @@ mod tests {
             filter: DimensionFilter::default(),
             breakdown: Vec::new(),
             rows: usize::MAX,
+            agent_list: false,
         };
         let trend = build_trend(
             &[&engine],

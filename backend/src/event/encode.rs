@@ -9,7 +9,7 @@ use prost::Message;
 use serde::Serialize;
 
 use super::protobuf::to_message;
-use super::{format_rfc3339_ms, EventRecord};
+use super::{format_rfc3339_ms, AgentState, EventKind, EventRecord};
 
 /// Encoding of events: in a recorded stream, and in a Kafka record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -45,8 +45,14 @@ impl FromStr for Format {
 }
 
 /// The Kafka key of an event: its customer, else its interaction, so that one
-/// customer's contacts land on one partition.
+/// customer's contacts land on one partition; an agent event's agent, so that one
+/// agent's states land on one partition in order.
 pub fn event_key<'a>(event: &'a EventRecord<'_>) -> &'a str {
+    if event.kind == EventKind::AgentState {
+        if let Some(agent) = event.agent_id.as_deref() {
+            return agent;
+        }
+    }
     event
         .customer_id
         .as_deref()
@@ -68,6 +74,7 @@ struct JsonOut<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     ts: String,
+    #[serde(skip_serializing_if = "str::is_empty")]
     interaction_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     customer_id: Option<&'a str>,
@@ -85,6 +92,14 @@ struct JsonOut<'a> {
     deflected_to: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     resolved: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    away_reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    queues: Option<Vec<&'a str>>,
 }
 
 /// Encodes one event as a JSON object (no newline).
@@ -102,6 +117,13 @@ pub fn to_json(ev: &EventRecord<'_>) -> String {
         site: ev.site.as_deref(),
         deflected_to: ev.deflected_to.as_deref(),
         resolved: ev.resolved,
+        agent_id: ev.agent_id.as_deref(),
+        state: ev.agent_state.map(AgentState::as_str),
+        away_reason: ev.away_reason.as_deref(),
+        queues: ev
+            .queues
+            .as_ref()
+            .map(|q| q.iter().map(|c| c.as_ref()).collect()),
     };
     serde_json::to_string(&out).unwrap_or_default()
 }
@@ -150,6 +172,25 @@ mod tests {
         ev.customer_id = None;
         assert_eq!(event_key(&ev), "i1", "anonymous: keyed by interaction");
         assert_eq!("protobuf".parse(), Ok(Format::Proto));
+        let mut agent = EventRecord::agent("a1", 1_795_593_600_250, "ag7", AgentState::Away);
+        agent.away_reason = Some("lunch".into());
+        agent.queues = Some(vec!["billing".into(), "sales".into()]);
+        agent.site = Some("lyon".into());
+        assert_eq!(
+            decode_json(&encode(&agent, Format::Jsonl)),
+            Ok(agent.clone())
+        );
+        assert_eq!(
+            decode_proto(&encode(&agent, Format::Proto)),
+            Ok(agent.clone())
+        );
+        assert_eq!(event_key(&agent), "ag7");
+        agent.queues = Some(Vec::new());
+        assert_eq!(
+            decode_proto(&encode(&agent, Format::Proto)),
+            Ok(agent.clone()),
+            "an empty queue list is not an absent one"
+        );
         assert!("xml".parse::<Format>().is_err());
     }
 }

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::{parse_rfc3339_ms, DecodeError, EventKind, EventRecord, MAX_RECORD_BYTES};
+use super::{parse_rfc3339_ms, AgentState, DecodeError, EventKind, EventRecord, MAX_RECORD_BYTES};
 
 /// The JSON object as written by producers; every field optional here so that a
 /// missing one is reported by name. Unknown fields are ignored (forward compatibility).
@@ -33,6 +33,14 @@ struct JsonEvent<'a> {
     #[serde(borrow)]
     deflected_to: Option<Cow<'a, str>>,
     resolved: Option<bool>,
+    #[serde(borrow)]
+    agent_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    state: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    away_reason: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    queues: Option<Vec<Cow<'a, str>>>,
 }
 
 /// Decodes one JSON object (one line of a JSONL stream).
@@ -51,13 +59,23 @@ pub fn decode_json(bytes: &[u8]) -> Result<EventRecord<'_>, DecodeError> {
     let kind = EventKind::parse(&kind_str)
         .ok_or_else(|| DecodeError::UnknownType(kind_str.chars().take(64).collect()))?;
     let ts = raw.ts.ok_or(DecodeError::MissingField("ts"))?;
+    let agent_state = match raw.state {
+        Some(state) => Some(
+            AgentState::parse(&state)
+                .ok_or_else(|| DecodeError::UnknownAgentState(state.chars().take(64).collect()))?,
+        ),
+        None => None,
+    };
+    let interaction_id = match (raw.interaction_id, kind) {
+        (Some(id), _) => id,
+        (None, EventKind::AgentState) => Cow::Borrowed(""),
+        (None, _) => return Err(DecodeError::MissingField("interaction_id")),
+    };
     let record = EventRecord {
         event_id: raw.event_id.ok_or(DecodeError::MissingField("event_id"))?,
         kind,
         ts_ms: parse_rfc3339_ms(&ts)?,
-        interaction_id: raw
-            .interaction_id
-            .ok_or(DecodeError::MissingField("interaction_id"))?,
+        interaction_id,
         customer_id: raw.customer_id.filter(|c| !c.is_empty()),
         channel: raw.channel,
         queue: raw.queue,
@@ -66,6 +84,10 @@ pub fn decode_json(bytes: &[u8]) -> Result<EventRecord<'_>, DecodeError> {
         site: raw.site,
         deflected_to: raw.deflected_to,
         resolved: raw.resolved,
+        agent_id: raw.agent_id,
+        agent_state,
+        away_reason: raw.away_reason.filter(|r| !r.is_empty()),
+        queues: raw.queues,
     };
     record.validate()?;
     Ok(record)
@@ -169,6 +191,43 @@ mod tests {
         );
         let long = format!(r#"{{"event_id":"{}"}}"#, "x".repeat(MAX_RECORD_BYTES));
         assert!(matches!(err(&long), DecodeError::TooLarge { .. }));
+    }
+
+    #[test]
+    fn agent_events_decode_and_bad_ones_name_their_field() {
+        let ev = decode_json(
+            br#"{"event_id":"a1","type":"agent_state","ts":"2026-11-25T09:00:00Z","agent_id":"ag7","state":"away","away_reason":"lunch","queues":["billing","sales"],"site":"lyon"}"#,
+        )
+        .expect("valid");
+        assert_eq!(ev.kind, EventKind::AgentState);
+        assert_eq!(ev.agent_state, Some(AgentState::Away));
+        assert_eq!(ev.away_reason.as_deref(), Some("lunch"));
+        assert_eq!(
+            ev.queues.as_deref(),
+            Some(&[Cow::Borrowed("billing"), Cow::Borrowed("sales")][..])
+        );
+        assert_eq!(ev.interaction_id, "", "optional on agent events");
+        let base = r#""event_id":"a","type":"agent_state","ts":"2026-11-25T09:00:00Z""#;
+        assert_eq!(
+            err(&format!(r#"{{{base},"agent_id":"x","state":"napping"}}"#)),
+            DecodeError::UnknownAgentState("napping".into())
+        );
+        assert_eq!(
+            err(&format!(r#"{{{base},"state":"available"}}"#)),
+            DecodeError::MissingField("agent_id")
+        );
+        assert_eq!(
+            err(&format!(r#"{{{base},"agent_id":"x"}}"#)),
+            DecodeError::MissingField("state")
+        );
+        let e = err(&format!(
+            r#"{{{base},"agent_id":"x","state":"available","queues":"billing"}}"#
+        ));
+        assert!(e.to_string().contains("queues"), "{e}");
+        let e = err(&format!(
+            r#"{{{base},"agent_id":"x","state":"available","queues":[1]}}"#
+        ));
+        assert!(e.to_string().contains("queues"), "{e}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod protobuf;
 use std::borrow::Cow;
 
 use thiserror::Error;
+pub use vigie_proto::AgentState;
 
 pub use encode::{encode, event_key, to_json, write_events, Format};
 pub use json::decode_json;
@@ -32,7 +33,7 @@ pub fn decode(payload: &[u8], format: Option<Format>) -> Result<EventRecord<'_>,
     }
 }
 
-/// The six lifecycle steps of an interaction.
+/// The six lifecycle steps of an interaction, and the change of state of an agent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EventKind {
     Arrived,
@@ -41,16 +42,19 @@ pub enum EventKind {
     Answered,
     Abandoned,
     Ended,
+    /// An agent's state change (capacity): `agent_id` and `agent_state` set.
+    AgentState,
 }
 
 impl EventKind {
-    pub(crate) const ALL: [EventKind; 6] = [
+    pub(crate) const ALL: [EventKind; 7] = [
         EventKind::Arrived,
         EventKind::Deflected,
         EventKind::Queued,
         EventKind::Answered,
         EventKind::Abandoned,
         EventKind::Ended,
+        EventKind::AgentState,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -61,6 +65,7 @@ impl EventKind {
             EventKind::Answered => "answered",
             EventKind::Abandoned => "abandoned",
             EventKind::Ended => "ended",
+            EventKind::AgentState => "agent_state",
         }
     }
 
@@ -69,7 +74,9 @@ impl EventKind {
     }
 }
 
-/// One decoded, validated interaction event. Strings borrow from the input when possible.
+/// One decoded, validated event: a step of an interaction, or an agent's state change
+/// (then `interaction_id` is the contact being handled, empty when none). Strings borrow
+/// from the input when possible.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EventRecord<'a> {
     pub event_id: Cow<'a, str>,
@@ -85,6 +92,14 @@ pub struct EventRecord<'a> {
     pub site: Option<Cow<'a, str>>,
     pub deflected_to: Option<Cow<'a, str>>,
     pub resolved: Option<bool>,
+    /// The agent: required on `agent_state`, optional on `answered` (who answered).
+    pub agent_id: Option<Cow<'a, str>>,
+    /// On `agent_state`: the state that begins at `ts`.
+    pub agent_state: Option<AgentState>,
+    /// On `agent_state` `away`: break, lunch, training, ...
+    pub away_reason: Option<Cow<'a, str>>,
+    /// On `agent_state`: the queues served from this event on; `None` = unchanged.
+    pub queues: Option<Vec<Cow<'a, str>>>,
 }
 
 /// Why a record was refused. Each variant names the field at fault.
@@ -94,8 +109,10 @@ pub enum DecodeError {
     MissingField(&'static str),
     #[error("field `{field}` is empty")]
     EmptyField { field: &'static str },
-    #[error("field `type`: unknown event type {0:?} (expected arrived, deflected, queued, answered, abandoned or ended)")]
+    #[error("field `type`: unknown event type {0:?} (expected arrived, deflected, queued, answered, abandoned, ended or agent_state)")]
     UnknownType(String),
+    #[error("field `state`: unknown agent state {0:?} (expected available, on_contact, after_contact_work, away or logged_out)")]
+    UnknownAgentState(String),
     #[error("field `ts`: {value:?} is not an RFC 3339 time with offset ({reason})")]
     BadTimestamp { value: String, reason: String },
     #[error("field `ts`: {0} ms is outside the supported range (years 1970 to 9999)")]
@@ -139,7 +156,24 @@ impl<'a> EventRecord<'a> {
             site: None,
             deflected_to: None,
             resolved: None,
+            agent_id: None,
+            agent_state: None,
+            away_reason: None,
+            queues: None,
         }
+    }
+
+    /// An agent's change to `state` at `ts_ms`; every optional field empty.
+    pub fn agent(
+        event_id: impl Into<Cow<'a, str>>,
+        ts_ms: i64,
+        agent_id: impl Into<Cow<'a, str>>,
+        state: AgentState,
+    ) -> Self {
+        let mut ev = EventRecord::new(event_id, EventKind::AgentState, ts_ms, "");
+        ev.agent_id = Some(agent_id.into());
+        ev.agent_state = Some(state);
+        ev
     }
 }
 
@@ -149,7 +183,16 @@ impl EventRecord<'_> {
         if self.event_id.is_empty() {
             return Err(DecodeError::EmptyField { field: "event_id" });
         }
-        if self.interaction_id.is_empty() {
+        if self.kind == EventKind::AgentState {
+            match self.agent_id.as_deref() {
+                None => return Err(DecodeError::MissingField("agent_id")),
+                Some("") => return Err(DecodeError::EmptyField { field: "agent_id" }),
+                Some(_) => {}
+            }
+            if self.agent_state.is_none() {
+                return Err(DecodeError::MissingField("state"));
+            }
+        } else if self.interaction_id.is_empty() {
             return Err(DecodeError::EmptyField {
                 field: "interaction_id",
             });
@@ -181,6 +224,12 @@ impl EventRecord<'_> {
             site: own(self.site),
             deflected_to: own(self.deflected_to),
             resolved: self.resolved,
+            agent_id: own(self.agent_id),
+            agent_state: self.agent_state,
+            away_reason: own(self.away_reason),
+            queues: self
+                .queues
+                .map(|q| q.into_iter().map(|c| Cow::Owned(c.into_owned())).collect()),
         }
     }
 }

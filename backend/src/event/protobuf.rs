@@ -5,9 +5,9 @@ use std::borrow::Cow;
 use std::io::{self, Read};
 
 use prost::Message;
-use vigie_proto::v1::{EventType, InteractionEvent};
+use vigie_proto::v1::{AgentStatus, EventType, InteractionEvent, QueueList};
 
-use super::{DecodeError, EventKind, EventRecord, MAX_RECORD_BYTES};
+use super::{AgentState, DecodeError, EventKind, EventRecord, MAX_RECORD_BYTES};
 
 /// Decodes one protobuf message into an owned record.
 pub fn decode_proto(bytes: &[u8]) -> Result<EventRecord<'static>, DecodeError> {
@@ -30,8 +30,18 @@ pub(crate) fn from_message(msg: InteractionEvent) -> Result<EventRecord<'static>
         Ok(EventType::Answered) => EventKind::Answered,
         Ok(EventType::Abandoned) => EventKind::Abandoned,
         Ok(EventType::Ended) => EventKind::Ended,
+        Ok(EventType::AgentState) => EventKind::AgentState,
         Ok(EventType::Unspecified) => return Err(DecodeError::MissingField("type")),
         Err(_) => return Err(DecodeError::UnknownType(msg.r#type.to_string())),
+    };
+    let agent_state = match AgentStatus::try_from(msg.state) {
+        Ok(AgentStatus::Unspecified) => None,
+        Ok(AgentStatus::Available) => Some(AgentState::Available),
+        Ok(AgentStatus::OnContact) => Some(AgentState::OnContact),
+        Ok(AgentStatus::AfterContactWork) => Some(AgentState::AfterContactWork),
+        Ok(AgentStatus::Away) => Some(AgentState::Away),
+        Ok(AgentStatus::LoggedOut) => Some(AgentState::LoggedOut),
+        Err(_) => return Err(DecodeError::UnknownAgentState(msg.state.to_string())),
     };
     let record = EventRecord {
         event_id: Cow::Owned(msg.event_id),
@@ -46,6 +56,12 @@ pub(crate) fn from_message(msg: InteractionEvent) -> Result<EventRecord<'static>
         site: msg.site.map(Cow::Owned),
         deflected_to: msg.deflected_to.map(Cow::Owned),
         resolved: msg.resolved,
+        agent_id: msg.agent_id.map(Cow::Owned),
+        agent_state,
+        away_reason: msg.away_reason.filter(|r| !r.is_empty()).map(Cow::Owned),
+        queues: msg
+            .queues
+            .map(|q| q.names.into_iter().map(Cow::Owned).collect()),
     };
     record.validate()?;
     Ok(record)
@@ -63,6 +79,7 @@ pub fn to_message(ev: &EventRecord<'_>) -> InteractionEvent {
             EventKind::Answered => EventType::Answered,
             EventKind::Abandoned => EventType::Abandoned,
             EventKind::Ended => EventType::Ended,
+            EventKind::AgentState => EventType::AgentState,
         } as i32,
         ts_ms: ev.ts_ms,
         interaction_id: ev.interaction_id.to_string(),
@@ -74,6 +91,19 @@ pub fn to_message(ev: &EventRecord<'_>) -> InteractionEvent {
         site: own(&ev.site),
         deflected_to: own(&ev.deflected_to),
         resolved: ev.resolved,
+        agent_id: own(&ev.agent_id),
+        state: match ev.agent_state {
+            None => AgentStatus::Unspecified,
+            Some(AgentState::Available) => AgentStatus::Available,
+            Some(AgentState::OnContact) => AgentStatus::OnContact,
+            Some(AgentState::AfterContactWork) => AgentStatus::AfterContactWork,
+            Some(AgentState::Away) => AgentStatus::Away,
+            Some(AgentState::LoggedOut) => AgentStatus::LoggedOut,
+        } as i32,
+        away_reason: own(&ev.away_reason),
+        queues: ev.queues.as_ref().map(|q| QueueList {
+            names: q.iter().map(|c| c.to_string()).collect(),
+        }),
     }
 }
 

@@ -182,6 +182,24 @@ pub fn render(state: &AppState) -> String {
         sum(&|e| e.tracked_customers() as u64),
     );
     out.single(
+        "vigie_tracked_agents",
+        "gauge",
+        "Agents known (bounded by engine.max_agents per partition).",
+        sum(&|e| e.tracked_agents() as u64),
+    );
+    out.single(
+        "vigie_agents_refused_total",
+        "counter",
+        "Events of new agents refused because engine.max_agents were known.",
+        sum(&|e| e.agent_limits_hit().0),
+    );
+    out.single(
+        "vigie_agent_changes_folded_total",
+        "counter",
+        "State changes of one agent beyond engine.max_agent_changes, folded early.",
+        sum(&|e| e.agent_limits_hit().1),
+    );
+    out.single(
         "vigie_tracked_interactions",
         "gauge",
         "Interactions held in memory.",

@@ -7,12 +7,13 @@
 //! lists each of its routes (a test checks both ways). Every body is a `vigie_proto`
 //! type, the one the cockpit reads; every error is JSON: `{"status", "code", "message"}`.
 //!
-//! - [`ws`]: the websocket; [`switches`], [`alerts`]: their REST handlers;
+//! - [`ws`]: the websocket; [`switches`], [`alerts`], [`agents`]: their REST handlers;
 //!   [`cockpit`]: the cockpit bundle and `GET /api/v1/cockpit`.
 //! - [`auth`] (tokens, OIDC through [`oidc`]) finds the [`caller`] of a request.
 //! - [`error`]: the one API error type; [`metrics`]: the Prometheus exposition;
 //!   [`guard`]: the `Host` allow-list and security headers of every response.
 
+mod agents;
 mod alerts;
 mod auth;
 mod caller;
@@ -227,6 +228,7 @@ impl SnapshotParams {
                     .map(str::to_string)
                     .collect(),
                 rows: self.rows,
+                agents: false,
             },
             caps,
         )?)

@@ -16,6 +16,7 @@ use utoipa::{Modify, OpenApi};
     ),
     paths(
         super::snapshot,
+        super::agents::list,
         super::ws::upgrade,
         super::switches::list,
         super::switches::get,

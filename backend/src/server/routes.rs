@@ -7,7 +7,9 @@ use axum::http::Method;
 use axum::routing::MethodRouter;
 use axum::Router;
 
-use super::{alerts, cockpit, healthz, metrics, openapi, readyz, snapshot, switches, ws, AppState};
+use super::{
+    agents, alerts, cockpit, healthz, metrics, openapi, readyz, snapshot, switches, ws, AppState,
+};
 
 /// One route: a method and a path (`{id}` for a path parameter, as in OpenAPI).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -30,6 +32,7 @@ fn table() -> Vec<(Route, MethodRouter<AppState>)> {
     use axum::routing::{get, post, put};
     vec![
         route(Method::GET, "/api/v1/snapshot", get(snapshot)),
+        route(Method::GET, "/api/v1/agents", get(agents::list)),
         route(Method::GET, "/api/v1/ws", get(ws::upgrade)),
         route(Method::GET, "/api/v1/switches", get(switches::list)),
         route(Method::GET, "/api/v1/switches/{id}", get(switches::get)),

@@ -1,0 +1,499 @@
+//! Owns agent capacity state: each agent's timeline of `agent_state` events within the
+//! retention, kept sorted by event time so that events may come in any order, and
+//! redeliveries recognised.
+//!
+//! An agent's state at t is that of its latest event with `ts < t` (ties broken by the
+//! hash of `event_id`, so every instance orders them alike); its queues and site, those
+//! of its latest event with `ts < t` that carries them. Entries older than the retention
+//! are folded into the timeline's `base`, the state they leave the agent in.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use parking_lot::Mutex;
+use vigie_proto::AgentState;
+
+use super::store::CHUNK_MS;
+use super::symbols::{id_hash, FastHash, Sym, Symbols, UNKNOWN};
+use crate::event::EventRecord;
+
+/// One `agent_state` event, interned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct AgentEntry {
+    pub ts: i64,
+    /// Hash of the `event_id`: redeliveries, and the order of events at the same time.
+    pub event: u64,
+    pub state: AgentState,
+    /// `UNKNOWN` unless away with a reason.
+    pub away_reason: Sym,
+    /// The queues served from this event on; `None`: unchanged.
+    pub queues: Option<Arc<[Sym]>>,
+    pub site: Option<Sym>,
+    /// The contact being handled (on `on_contact`).
+    pub interaction: Option<Arc<str>>,
+}
+
+impl AgentEntry {
+    fn order(&self) -> (i64, u64) {
+        (self.ts, self.event)
+    }
+}
+
+/// What the folded entries leave: the state of the last one, and the queues and site
+/// carried last. Every entry before `until` is in it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct AgentBase {
+    pub until: i64,
+    /// The last folded entry, its `queues` and `site` replaced by the effective ones.
+    pub last: AgentEntry,
+    /// When the state of `last` began (a run of equal states keeps its start).
+    pub since: i64,
+}
+
+/// One agent's events within the retention.
+#[derive(Clone, Debug)]
+pub(crate) struct AgentTimeline {
+    pub id: Arc<str>,
+    pub base: Option<AgentBase>,
+    /// Sorted by (ts, event).
+    pub entries: Vec<AgentEntry>,
+}
+
+impl AgentTimeline {
+    fn new(id: &str) -> AgentTimeline {
+        AgentTimeline {
+            id: Arc::from(id),
+            base: None,
+            entries: Vec::new(),
+        }
+    }
+
+    /// Inserts `entry` in order; `false` if its event is already there (a redelivery).
+    pub(crate) fn insert(&mut self, entry: AgentEntry) -> bool {
+        if self.entries.iter().any(|e| e.event == entry.event)
+            || self
+                .base
+                .as_ref()
+                .is_some_and(|b| b.last.event == entry.event)
+        {
+            return false;
+        }
+        let at = self.entries.partition_point(|e| e.order() < entry.order());
+        self.entries.insert(at, entry);
+        true
+    }
+
+    /// Removes the entry of `event`, if held.
+    pub(crate) fn remove(&mut self, event: u64) {
+        self.entries.retain(|e| e.event != event);
+    }
+
+    /// Folds the entries before `before` into the base.
+    pub(crate) fn fold_before(&mut self, before: i64) -> usize {
+        let n = self.entries.partition_point(|e| e.ts < before);
+        self.fold_first(n, before);
+        n
+    }
+
+    /// Folds the first `n` entries into the base, which then covers times before `until`.
+    fn fold_first(&mut self, n: usize, until: i64) {
+        if n == 0 {
+            return;
+        }
+        let mut walk = Walk::start(self.base.as_ref());
+        for e in self.entries.drain(..n) {
+            walk.step(&e);
+        }
+        if let Some(base) = walk.into_base(until) {
+            self.base = Some(base);
+        }
+    }
+
+    /// Walks the timeline up to `to` (exclusive), calling `f` for each span of constant
+    /// state, queues and site: [start, end) with `end <= to`.
+    pub(crate) fn spans(&self, to: i64, mut f: impl FnMut(&Span<'_>)) {
+        let mut walk = Walk::start(self.base.as_ref());
+        let skip_before = self.base.as_ref().map_or(i64::MIN, |b| b.until);
+        for e in self.entries.iter().filter(|e| e.ts >= skip_before) {
+            if e.ts >= to {
+                break;
+            }
+            if let Some(span) = walk.span_until(e.ts) {
+                f(&span);
+            }
+            walk.step(e);
+        }
+        if let Some(span) = walk.span_until(to) {
+            f(&span);
+        }
+    }
+}
+
+/// The effective state while walking a timeline.
+#[derive(Clone, Debug, Default)]
+struct Walk {
+    /// The latest entry applied, if any.
+    last: Option<AgentEntry>,
+    queues: Option<Arc<[Sym]>>,
+    site: Option<Sym>,
+    since: i64,
+}
+
+/// A stretch of time in one state, with the queues and site that held then.
+#[derive(Debug)]
+pub(crate) struct Span<'a> {
+    pub start: i64,
+    pub end: i64,
+    pub state: AgentState,
+    pub away_reason: Sym,
+    pub queues: &'a [Sym],
+    pub site: Sym,
+    /// When this state began (earlier than `start` when a change kept the state).
+    pub since: i64,
+    pub interaction: Option<&'a Arc<str>>,
+}
+
+impl Walk {
+    fn start(base: Option<&AgentBase>) -> Walk {
+        match base {
+            Some(b) => Walk {
+                queues: b.last.queues.clone(),
+                site: b.last.site,
+                since: b.since,
+                last: Some(b.last.clone()),
+            },
+            None => Walk::default(),
+        }
+    }
+
+    fn step(&mut self, e: &AgentEntry) {
+        let same_state = self.last.as_ref().is_some_and(|l| {
+            l.state == e.state
+                && l.away_reason == e.away_reason
+                && (e.state != AgentState::OnContact || l.interaction == e.interaction)
+        });
+        if !same_state {
+            self.since = e.ts;
+        }
+        if e.queues.is_some() {
+            self.queues.clone_from(&e.queues);
+        }
+        if e.site.is_some() {
+            self.site = e.site;
+        }
+        self.last = Some(e.clone());
+    }
+
+    fn span_until(&self, end: i64) -> Option<Span<'_>> {
+        let last = self.last.as_ref()?;
+        Some(Span {
+            start: last.ts,
+            end,
+            state: last.state,
+            away_reason: last.away_reason,
+            queues: self.queues.as_deref().unwrap_or(&[]),
+            site: self.site.unwrap_or(UNKNOWN),
+            since: self.since,
+            interaction: last.interaction.as_ref(),
+        })
+    }
+
+    fn into_base(self, until: i64) -> Option<AgentBase> {
+        let mut last = self.last?;
+        last.queues = self.queues;
+        last.site = self.site;
+        Some(AgentBase {
+            until,
+            last,
+            since: self.since,
+        })
+    }
+}
+
+/// Why an agent event was not kept.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum AgentRefusal {
+    Duplicate,
+    /// A new agent beyond `engine.max_agents`.
+    TooManyAgents,
+}
+
+/// Every agent of one partition (or of a replica of one).
+#[derive(Debug, Default)]
+pub(crate) struct AgentBook {
+    agents: DashMap<u64, AgentTimeline, FastHash>,
+    /// Chunk starts changed since last taken (scale-out); `None`: not tracked.
+    changed: Mutex<Option<BTreeSet<i64>>>,
+    /// New agents refused because `engine.max_agents` were known.
+    pub refused: AtomicU64,
+    /// Oldest changes of one agent folded early, beyond `engine.max_agent_changes`.
+    pub folded: AtomicU64,
+}
+
+impl AgentBook {
+    /// Applies a validated `agent_state` event.
+    pub(crate) fn apply(
+        &self,
+        ev: &EventRecord<'_>,
+        symbols: &Symbols,
+        max_agents: usize,
+        max_changes: usize,
+    ) -> Result<(), AgentRefusal> {
+        let (Some(agent), Some(state)) = (ev.agent_id.as_deref(), ev.agent_state) else {
+            return Err(AgentRefusal::Duplicate);
+        };
+        let entry = AgentEntry {
+            ts: ev.ts_ms,
+            event: id_hash(&ev.event_id),
+            state,
+            away_reason: if state == AgentState::Away {
+                symbols.intern(ev.away_reason.as_deref())
+            } else {
+                UNKNOWN
+            },
+            queues: ev.queues.as_ref().map(|q| {
+                let mut syms: Vec<Sym> = q.iter().map(|q| symbols.intern(Some(q))).collect();
+                syms.sort_unstable();
+                syms.dedup();
+                syms.into()
+            }),
+            site: ev.site.as_deref().map(|s| symbols.intern(Some(s))),
+            interaction: (state == AgentState::OnContact && !ev.interaction_id.is_empty())
+                .then(|| Arc::from(&*ev.interaction_id)),
+        };
+        let key = id_hash(agent);
+        if !self.agents.contains_key(&key) && self.agents.len() >= max_agents {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(AgentRefusal::TooManyAgents);
+        }
+        let ts = entry.ts;
+        let mut timeline = self
+            .agents
+            .entry(key)
+            .or_insert_with(|| AgentTimeline::new(agent));
+        if !timeline.insert(entry) {
+            return Err(AgentRefusal::Duplicate);
+        }
+        let excess = timeline.entries.len().saturating_sub(max_changes);
+        if excess > 0 {
+            let until = timeline.entries[excess].ts;
+            timeline.fold_first(excess, until);
+            self.folded.fetch_add(excess as u64, Ordering::Relaxed);
+        }
+        drop(timeline);
+        self.mark_changed(ts);
+        Ok(())
+    }
+
+    fn mark_changed(&self, ts: i64) {
+        if let Some(changed) = self.changed.lock().as_mut() {
+            changed.insert(ts.div_euclid(CHUNK_MS) * CHUNK_MS);
+        }
+    }
+
+    /// Agents known.
+    pub(crate) fn len(&self) -> usize {
+        self.agents.len()
+    }
+
+    /// Folds what is older than `before` into each timeline's base, and forgets agents
+    /// logged out since before it.
+    pub(crate) fn fold_before(&self, before: i64) {
+        self.agents.retain(|_, t| {
+            t.fold_before(before);
+            !(t.entries.is_empty()
+                && t.base
+                    .as_ref()
+                    .is_none_or(|b| b.last.state == AgentState::LoggedOut))
+        });
+    }
+
+    /// Calls `f` with every timeline.
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&AgentTimeline)) {
+        for t in self.agents.iter() {
+            f(t.value());
+        }
+    }
+
+    /// Starts remembering which chunks change (scale-out).
+    pub(crate) fn track_changes(&self) {
+        let mut changed = self.changed.lock();
+        if changed.is_none() {
+            *changed = Some(BTreeSet::new());
+        }
+    }
+
+    /// Starts of the chunks changed since the last call.
+    pub(crate) fn take_changed(&self) -> BTreeSet<i64> {
+        self.changed
+            .lock()
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Starts of the chunks holding entries.
+    pub(crate) fn chunk_starts(&self) -> BTreeSet<i64> {
+        let mut all = BTreeSet::new();
+        for t in self.agents.iter() {
+            all.extend(
+                t.entries
+                    .iter()
+                    .map(|e| e.ts.div_euclid(CHUNK_MS) * CHUNK_MS),
+            );
+        }
+        all
+    }
+
+    /// The entries with `ts` in `[from, to)`, with their agent, in order.
+    pub(crate) fn entries_between(&self, from: i64, to: i64) -> Vec<(Arc<str>, AgentEntry)> {
+        let mut out = Vec::new();
+        for t in self.agents.iter() {
+            let first = t.entries.partition_point(|e| e.ts < from);
+            out.extend(
+                t.entries[first..]
+                    .iter()
+                    .take_while(|e| e.ts < to)
+                    .map(|e| (t.id.clone(), e.clone())),
+            );
+        }
+        out.sort_by(|a, b| (a.1.order(), &a.0).cmp(&(b.1.order(), &b.0)));
+        out
+    }
+
+    /// Every agent's base (what the folded entries left).
+    pub(crate) fn bases(&self) -> Vec<(Arc<str>, AgentBase)> {
+        let mut out: Vec<_> = self
+            .agents
+            .iter()
+            .filter_map(|t| Some((t.id.clone(), t.base.clone()?)))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Replica side: inserts an entry of `agent` (already known events are left alone).
+    pub(crate) fn insert(&self, agent: &str, entry: AgentEntry) {
+        self.agents
+            .entry(id_hash(agent))
+            .or_insert_with(|| AgentTimeline::new(agent))
+            .insert(entry);
+    }
+
+    /// Replica side: removes an entry of `agent`.
+    pub(crate) fn remove(&self, agent: &str, event: u64) {
+        let key = id_hash(agent);
+        let empty = self.agents.get_mut(&key).is_some_and(|mut t| {
+            t.remove(event);
+            t.entries.is_empty() && t.base.is_none()
+        });
+        if empty {
+            self.agents.remove(&key);
+        }
+    }
+
+    /// Replica side: replaces every base with the owner's.
+    pub(crate) fn set_bases(&self, bases: Vec<(Arc<str>, AgentBase)>) {
+        let mut by_key: std::collections::HashMap<u64, (Arc<str>, AgentBase), FastHash> = bases
+            .into_iter()
+            .map(|(id, b)| (id_hash(&id), (id, b)))
+            .collect();
+        self.agents.retain(|key, t| {
+            t.base = by_key.remove(key).map(|(_, b)| b);
+            if let Some(until) = t.base.as_ref().map(|b| b.until) {
+                t.entries.retain(|e| e.ts >= until);
+            }
+            !(t.entries.is_empty() && t.base.is_none())
+        });
+        for (key, (id, base)) in by_key {
+            let mut t = AgentTimeline::new(&id);
+            t.base = Some(base);
+            self.agents.insert(key, t);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(ts: i64, event: u64, state: AgentState, queues: Option<&[Sym]>) -> AgentEntry {
+        AgentEntry {
+            ts,
+            event,
+            state,
+            away_reason: UNKNOWN,
+            queues: queues.map(Arc::from),
+            site: None,
+            interaction: None,
+        }
+    }
+
+    fn states(t: &AgentTimeline, to: i64) -> Vec<(i64, i64, AgentState, Vec<Sym>, i64)> {
+        let mut out = Vec::new();
+        t.spans(to, |s| {
+            out.push((s.start, s.end, s.state, s.queues.to_vec(), s.since));
+        });
+        out
+    }
+
+    #[test]
+    fn events_in_any_order_give_the_same_spans_and_redeliveries_count_once() {
+        use AgentState::*;
+        let events = [
+            entry(100, 1, Available, Some(&[5])),
+            entry(200, 2, OnContact, None),
+            entry(300, 3, AfterContactWork, None),
+            entry(350, 4, Available, Some(&[5, 6])),
+            entry(400, 5, Available, None),
+        ];
+        let mut in_order = AgentTimeline::new("a");
+        for e in events.iter().cloned() {
+            assert!(in_order.insert(e));
+        }
+        let mut shuffled = AgentTimeline::new("a");
+        for i in [3, 0, 4, 2, 1, 3, 0] {
+            shuffled.insert(events[i].clone());
+        }
+        assert_eq!(shuffled.entries, in_order.entries);
+        assert_eq!(
+            states(&in_order, 500),
+            vec![
+                (100, 200, Available, vec![5], 100),
+                (200, 300, OnContact, vec![5], 200),
+                (300, 350, AfterContactWork, vec![5], 300),
+                (350, 400, Available, vec![5, 6], 350),
+                (400, 500, Available, vec![5, 6], 350),
+            ]
+        );
+        assert_eq!(
+            states(&in_order, 150),
+            vec![(100, 150, Available, vec![5], 100)]
+        );
+        assert!(
+            states(&in_order, 100).is_empty(),
+            "state at t: events with ts < t"
+        );
+    }
+
+    #[test]
+    fn folding_keeps_the_state_queues_and_start_of_the_run() {
+        use AgentState::*;
+        let mut t = AgentTimeline::new("a");
+        t.insert(entry(100, 1, Available, Some(&[5])));
+        t.insert(entry(200, 2, Available, None));
+        t.insert(entry(300, 3, Away, None));
+        let before = states(&t, 1_000);
+        assert_eq!(t.fold_before(250), 2);
+        assert_eq!(t.entries.len(), 1);
+        let after = states(&t, 1_000);
+        assert_eq!(after.last(), before.last());
+        assert_eq!(after[0], (200, 300, Available, vec![5], 100));
+        assert!(
+            !t.insert(entry(200, 2, Available, None)),
+            "a redelivery of the last folded event is still recognised"
+        );
+    }
+}
