@@ -6,14 +6,15 @@ use vigie::config::Settings;
 use vigie::engine::{SnapshotQuery, WindowSpec};
 use vigie::event::Format;
 use vigie::ingest::produce::Pace;
-use vigie::simulate::{SimulationConfig, Simulator};
+use vigie::simulate::{Scenario, SimulationConfig, Simulator};
 
 use super::{cancel_after, run_pipeline, shutdown_on_signal};
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
-    /// Simulated contacts per second.
-    #[arg(long, default_value_t = 20.0)]
+    /// Simulated contacts per second (at an arrival factor of 1: the centre's curve
+    /// makes it vary over the day).
+    #[arg(long, default_value_t = 5.0)]
     rate: f64,
     /// Window of the KPIs printed.
     #[arg(long, default_value = "15m")]
@@ -87,12 +88,17 @@ pub fn run(mut settings: Settings, args: DemoArgs) -> Result<()> {
     let result = runtime.block_on(async move {
         let shutdown = shutdown_on_signal();
         cancel_after(args.duration.map(Into::into), &shutdown);
+        let now = jiff::Timestamp::now().as_millisecond();
         let sim = Simulator::new(SimulationConfig {
             seed: 42,
             contacts: None,
             // Events dated before now are produced at once (the history), the rest live.
-            start_ms: jiff::Timestamp::now().as_millisecond().saturating_sub(history_ms),
+            start_ms: now.saturating_sub(history_ms),
             contacts_per_second: args.rate,
+            scenario: demo_scenario(args.history.into()),
+            clock_shift_ms: clock_shift(now),
+            // A flip on the switchboard deflects the next contacts of its scope.
+            switches: super::simulate::follow_switches(&kafka, &shutdown).await,
             ..SimulationConfig::default()
         });
         let producer = {
@@ -161,15 +167,32 @@ pub fn run(mut settings: Settings, args: DemoArgs) -> Result<()> {
     result
 }
 
+/// The demo's story: the default centre, whose phone billing surge starts three minutes
+/// after the demo does (whatever the history), for an hour and a half.
+fn demo_scenario(history: std::time::Duration) -> Scenario {
+    let mut scenario = Scenario::default();
+    for surge in &mut scenario.surges {
+        surge.after = history + std::time::Duration::from_secs(180);
+    }
+    scenario
+}
+
+/// Shifts the centre's clock so that now is 11:00 on its arrival curve: the demo opens
+/// on a busy late morning, whatever the hour it runs.
+fn clock_shift(now_ms: i64) -> i64 {
+    let day = 86_400_000;
+    (11 * 3_600_000 - now_ms.rem_euclid(day)).rem_euclid(day)
+}
+
 /// The most partitions the demo's topic gets.
 const MAX_PARTITIONS: i32 = 64;
 
 /// Partitions enough to hold `history` at `rate` contacts per second: librdkafka's mock
 /// cluster keeps at most 5 MB per partition and drops older record batches (seen as a
-/// wall whose first 20 minutes of sparkline were empty). A contact makes about 4.6
-/// records of about 130 bytes; 4 MB a partition leaves room.
+/// wall whose first 20 minutes of sparkline were empty). A contact makes about 5.8
+/// records (its own and its agent's) of about 130 bytes; 4 MB a partition leaves room.
 fn partitions_for(rate: f64, history: std::time::Duration) -> i32 {
-    let bytes = rate * history.as_secs_f64() * 4.6 * 130.0;
+    let bytes = rate * history.as_secs_f64() * 5.8 * 130.0;
     ((bytes / 4.0e6).ceil() as i32).clamp(4, MAX_PARTITIONS)
 }
 
@@ -188,21 +211,26 @@ fn print_summary(s: &vigie_proto::Snapshot, status: &vigie::status::InstanceStat
             .map_or("-".into(), vigie::event::format_rfc3339_ms)
     );
     println!(
-        "{:<11} {:>8} {:>7} {:>7} {:>7} {:>6} {:>9}",
-        "channel", "arrivals", "answer", "SL", "ASA", "queue", "repeat"
+        "{:<11} {:>8} {:>7} {:>7} {:>7} {:>6} {:>9} {:>7} {:>6} {:>6}",
+        "channel", "arrivals", "answer", "SL", "ASA", "queue", "repeat", "agents", "free", "occ"
     );
     for (name, k) in std::iter::once(("TOTAL", &s.total))
         .chain(s.by_channel.iter().map(|(n, k)| (n.as_str(), k)))
     {
+        let staffed = k.staffing.as_ref().map_or(0, |s| s.staffed);
+        let free = k.staffing.as_ref().map_or(0, |s| s.available);
         println!(
-            "{:<11} {:>8} {:>7} {:>7} {:>7} {:>6} {:>9}",
+            "{:<11} {:>8} {:>7} {:>7} {:>7} {:>6} {:>9} {:>7} {:>6} {:>6}",
             name,
             k.arrivals,
             pct(k.answer_rate),
             pct(k.service_level),
             secs(k.asa_ms),
             k.in_queue,
-            pct(k.repeat_rate)
+            pct(k.repeat_rate),
+            staffed,
+            free,
+            pct(k.occupancy)
         );
     }
 }
@@ -216,8 +244,8 @@ mod tests {
     fn the_topic_holds_the_history() {
         let hours = |h: u64| Duration::from_secs(h * 3_600);
         assert_eq!(partitions_for(20.0, hours(0)), 4, "at least 4");
-        // 20 contacts/s for 2 h: about 86 MB of records.
-        assert_eq!(partitions_for(20.0, hours(2)), 22);
+        // 20 contacts/s for 2 h: about 109 MB of records.
+        assert_eq!(partitions_for(20.0, hours(2)), 28);
         assert_eq!(partitions_for(1_000.0, hours(2)), MAX_PARTITIONS);
     }
 }

@@ -11,7 +11,7 @@ use vigie::event::parse_rfc3339_ms;
 use vigie::event::write_events;
 use vigie::event::Format;
 use vigie::ingest::produce::Pace;
-use vigie::simulate::{SimulationConfig, Simulator};
+use vigie::simulate::{Scenario, SimulationConfig, Simulator, SwitchView};
 
 use super::{cancel_after, shutdown_on_signal};
 
@@ -46,6 +46,14 @@ pub struct SimulateArgs {
     /// Event time of the first contact (RFC 3339); with --brokers, default: now.
     #[arg(long)]
     start: Option<String>,
+    /// The centre to simulate (TOML: queues, teams, arrival curve, surges); default: a
+    /// mid-size omnichannel centre (see the README).
+    #[arg(long)]
+    scenario: Option<PathBuf>,
+    /// Leave the agents' `agent_state` events out (contacts only; the centre is still
+    /// simulated with its agents).
+    #[arg(long)]
+    no_agent_events: bool,
 }
 
 pub fn run(settings: &Settings, args: SimulateArgs) -> Result<()> {
@@ -64,13 +72,20 @@ pub fn run(settings: &Settings, args: SimulateArgs) -> Result<()> {
         (None, Some(_), Some(_)) => None,
         (None, _, _) => Some(10_000),
     };
-    let sim = Simulator::new(SimulationConfig {
+    let scenario = match &args.scenario {
+        Some(path) => Scenario::from_file(path)
+            .with_context(|| format!("reading the scenario {}", path.display()))?,
+        None => Scenario::default(),
+    };
+    let cfg = SimulationConfig {
         seed: args.seed,
         contacts,
         start_ms,
         contacts_per_second: args.rate,
+        scenario,
+        agent_events: !args.no_agent_events,
         ..SimulationConfig::default()
-    });
+    };
     if let Some(brokers) = args.brokers {
         let mut kafka = settings.kafka.clone();
         kafka.brokers = brokers;
@@ -78,12 +93,13 @@ pub fn run(settings: &Settings, args: SimulateArgs) -> Result<()> {
         return produce_live(
             kafka,
             topic,
-            sim,
+            cfg,
             args.format,
             args.rate,
             args.duration.map(Into::into),
         );
     }
+    let sim = Simulator::new(cfg);
     let output = args.output.context("--output or --brokers is required")?;
     let written = if output.as_os_str() == "-" {
         write_events(sim, args.format, &mut BufWriter::new(io::stdout().lock()))?
@@ -100,11 +116,12 @@ pub fn run(settings: &Settings, args: SimulateArgs) -> Result<()> {
     Ok(())
 }
 
-/// Produces simulated traffic in real time: events are sent when their event time comes.
+/// Produces simulated traffic in real time: events are sent when their event time comes;
+/// the switches that are on deflect the next contacts of their scope.
 fn produce_live(
     kafka: vigie::config::KafkaSettings,
     topic: String,
-    sim: Simulator,
+    mut cfg: SimulationConfig,
     format: Format,
     rate: f64,
     duration: Option<std::time::Duration>,
@@ -113,6 +130,8 @@ fn produce_live(
     runtime.block_on(async move {
         let shutdown = shutdown_on_signal();
         cancel_after(duration, &shutdown);
+        cfg.switches = follow_switches(&kafka, &shutdown).await;
+        let sim = Simulator::new(cfg);
         tracing::info!(%topic, brokers = %kafka.brokers, contacts_per_second = rate, "producing simulated traffic");
         let sent = vigie::ingest::produce::produce(&kafka, &topic, sim, format, Pace::EventTime, shutdown)
             .await
@@ -120,4 +139,22 @@ fn produce_live(
         tracing::info!(events = sent, "simulated traffic produced");
         Ok(())
     })
+}
+
+/// The switches of the cluster as they change, for the simulator; `None` (no deflection
+/// by switch) if they cannot be read.
+pub(super) async fn follow_switches(
+    kafka: &vigie::config::KafkaSettings,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> Option<SwitchView> {
+    match vigie::deflection::SwitchStore::start(kafka, shutdown.clone()).await {
+        Ok(store) => {
+            let changes = store.subscribe();
+            Some(std::sync::Arc::new(move || changes.borrow().clone()))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the deflection switches cannot be read: the simulation ignores them");
+            None
+        }
+    }
 }

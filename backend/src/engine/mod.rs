@@ -21,6 +21,7 @@ mod aggregate;
 mod capacity;
 mod containment;
 mod customer;
+pub mod erlang;
 mod interaction;
 pub mod partial;
 mod set;
