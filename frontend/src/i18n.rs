@@ -116,6 +116,24 @@ texts! {
     FormulaInQueue => "Contacts queued now and not yet answered or abandoned; oldest wait = age of the oldest. Live, not windowed.", "Contacts en file maintenant, ni répondus ni abandonnés ; plus longue attente = âge du plus ancien. En temps réel.";
     FormulaOnceAndDone => "Among contacts ended in the window with a known customer: resolved, and no earlier contact of that customer within the repeat horizon.", "Parmi les contacts terminés dans la fenêtre d'un client connu : résolus, sans contact antérieur de ce client dans l'horizon de réitération.";
     FormulaCrossChannel => "Among arrivals with a known customer: whose previous contact within the repeat horizon was on another channel.", "Parmi les arrivées d'un client connu : dont le contact précédent dans l'horizon de réitération était sur un autre canal.";
+    Agents => "agents", "agents";
+    AgentsTitle => "Agents", "Agents";
+    Free => "free", "libres";
+    OnContact => "on contact", "en contact";
+    WrapUp => "wrap-up", "post-appel";
+    Away => "away", "absents";
+    LoggedOut => "logged out", "déconnectés";
+    Occupancy => "Occupancy", "Occupation";
+    Staffing => "Staffing by queue", "Effectifs par file";
+    AgentList => "Agents", "Agents";
+    Agent => "Agent", "Agent";
+    TimeInState => "Time in state", "Depuis";
+    Handled => "Handled", "Traités";
+    Aht => "AHT", "DMT";
+    NoAgent => "No agent in this scope.", "Aucun agent dans ce périmètre.";
+    MoreAgents => "more agents not shown", "autres agents non affichés";
+    FormulaStaffing => "Agents by state at the window's end: an agent's state is that of its latest event; staffed = logged in = free + on contact + wrap-up + away. An agent counts in each queue it serves, in the channels of those queues, once in the total.", "Agents par état à la fin de la fenêtre : l'état d'un agent est celui de son dernier événement ; présents = connectés = libres + en contact + post-appel + absents. Un agent compte dans chaque file qu'il sert, dans les canaux de ces files, une fois au total.";
+    FormulaOccupancy => "Time on contact or in wrap-up ÷ time free, on contact or in wrap-up, over the window, summed over the agents of the scope (away time left out). Above about 85–90 %, agents burn out.", "Temps en contact ou en post-appel ÷ temps libre, en contact ou en post-appel, sur la fenêtre, cumulé sur les agents du périmètre (absences exclues). Au-delà de 85–90 % environ, les agents s'épuisent.";
     FormulaEstimatedWait => "A range from the queue depth, the recent answer pace and the recent waits.", "Une fourchette, d'après la profondeur de file, le rythme de réponse récent et les attentes récentes.";
 }
 

@@ -44,6 +44,11 @@ pub fn at_most(value: Option<f64>, warning: f64, breach: f64) -> Level {
     }
 }
 
+/// Occupancy against its warning and breach levels (too high is the risk).
+pub fn occupancy_level(occupancy: Option<f64>, t: &Targets) -> Level {
+    at_most(occupancy, t.occupancy_warning, t.occupancy_breach)
+}
+
 /// The service-level target of a scope: the channel's own, or for the total the targets
 /// of the channels with one, weighted by their arrivals (as the total's service level
 /// counts each contact against its own channel's threshold).
@@ -117,6 +122,8 @@ pub struct TileLevels {
     pub oldest_wait: Level,
     pub once_and_done: Level,
     pub cross_channel: Level,
+    /// Capacity, not service: it colours the staffing line, never the tile.
+    pub occupancy: Level,
 }
 
 impl TileLevels {
@@ -148,6 +155,7 @@ impl TileLevels {
                 t.cross_channel_warning,
                 t.cross_channel_breach,
             ),
+            occupancy: occupancy_level(kpis.occupancy, t),
         }
     }
 

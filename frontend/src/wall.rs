@@ -3,13 +3,14 @@
 //! and window; and the queue table with estimated wait ranges.
 
 use leptos::prelude::*;
-use vigie_proto::{Kpis, Snapshot, TrendPoint};
+use vigie_proto::{Kpis, Snapshot, Staffing, TrendPoint};
 
 use crate::format::clock;
 use crate::format::{count, duration, percent, wait_range};
 use crate::i18n::{channel_name, Say, Text};
 use crate::levels::{
-    oldest_wait_level, service_level_target, total_oldest_wait_level, Level, TileLevels,
+    occupancy_level, oldest_wait_level, service_level_target, total_oldest_wait_level, Level,
+    TileLevels,
 };
 use crate::spark;
 use crate::state::{ctx, Ctx};
@@ -169,6 +170,33 @@ fn Tile(channel: Option<String>) -> impl IntoView {
                 <span class="label">{headline_label}</span>
             </div>
             <Sparkline channel=spark_channel sl=headline_is_sl() target=sl_target/>
+            // Channels without agents (bots, self-service) have no staffing line.
+            <Show when=move || {
+                kpis.with(|k| {
+                    k.as_ref()
+                        .is_some_and(|k| {
+                            k.occupancy.is_some() || k.staffing.as_ref().is_some_and(|s| s.staffed > 0)
+                        })
+                })
+            }>
+                <p class="staffing">
+                    <span data-kpi="staffing">
+                        {move || {
+                            kpis.with(|k| {
+                                k.as_ref()
+                                    .and_then(|k| k.staffing.as_ref())
+                                    .map(|s| staffing_line(s, c.lang.get()))
+                            })
+                        }}
+                    </span>
+                    " · "
+                    {move || c.t(Text::Occupancy)}
+                    " "
+                    <span class=move || level_of(|l| l.occupancy) data-kpi="occupancy">
+                        {move || percent(value(|k| k.occupancy), lang())}
+                    </span>
+                </p>
+            </Show>
             <dl class="kpis">
                 <dt>{move || c.t(Text::Arrivals)}</dt>
                 <dd class="value" data-kpi="arrivals">
@@ -235,6 +263,8 @@ fn Formulas(sl: bool) -> impl IntoView {
     if sl {
         rows.insert(0, (Text::ServiceLevel, Text::FormulaServiceLevel));
     }
+    rows.push((Text::AgentsTitle, Text::FormulaStaffing));
+    rows.push((Text::Occupancy, Text::FormulaOccupancy));
     view! {
         <aside class="formulas">
             <p class="window-bounds">{window}</p>
@@ -335,6 +365,12 @@ fn QueueTable() -> impl IntoView {
                         <th title=move || c.t(Text::FormulaEstimatedWait)>
                             {move || c.t(Text::EstimatedWait)}
                         </th>
+                        <th title=move || c.t(Text::FormulaStaffing)>
+                            {move || c.t(Text::AgentsTitle)}
+                        </th>
+                        <th title=move || c.t(Text::FormulaOccupancy)>
+                            {move || c.t(Text::Occupancy)}
+                        </th>
                     </tr>
                 </thead>
                 <tbody>
@@ -356,6 +392,13 @@ fn QueueTable() -> impl IntoView {
                                             {duration(q.oldest_wait_ms.map(|ms| ms as f64))}
                                         </td>
                                         <td class="value">{wait_range(q.estimated_wait)}</td>
+                                        <td class="value" data-kpi="staffing">
+                                            {q.staffing.as_ref().map(|s| staffing_short(s, c.lang.get()))}
+                                        </td>
+                                        <td class=format!(
+                                            "value {}",
+                                            occupancy_level(q.occupancy, &targets).class(),
+                                        )>{percent(q.occupancy, c.lang.get())}</td>
                                     </tr>
                                 }
                             })
@@ -364,5 +407,59 @@ fn QueueTable() -> impl IntoView {
                 </tbody>
             </table>
         </section>
+    }
+}
+
+/// "14 agents · 3 free · 9 on contact · 1 wrap-up · 1 away".
+pub(crate) fn staffing_line(s: &Staffing, lang: crate::i18n::Lang) -> String {
+    format!(
+        "{} {} · {} {} · {} {} · {} {} · {} {}",
+        count(s.staffed),
+        lang.text(Text::Agents),
+        count(s.available),
+        lang.text(Text::Free),
+        count(s.on_contact),
+        lang.text(Text::OnContact),
+        count(s.after_contact_work),
+        lang.text(Text::WrapUp),
+        count(s.away),
+        lang.text(Text::Away)
+    )
+}
+
+/// "14 · 3 free": a queue's row.
+pub(crate) fn staffing_short(s: &Staffing, lang: crate::i18n::Lang) -> String {
+    format!(
+        "{} · {} {}",
+        count(s.staffed),
+        count(s.available),
+        lang.text(Text::Free)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::i18n::Lang;
+
+    #[test]
+    fn the_staffing_line_reads_at_a_glance_in_both_languages() {
+        let s = Staffing {
+            staffed: 14,
+            available: 3,
+            on_contact: 9,
+            after_contact_work: 1,
+            away: 1,
+            ..Staffing::default()
+        };
+        assert_eq!(
+            staffing_line(&s, Lang::En),
+            "14 agents · 3 free · 9 on contact · 1 wrap-up · 1 away"
+        );
+        assert_eq!(
+            staffing_line(&s, Lang::Fr),
+            "14 agents · 3 libres · 9 en contact · 1 post-appel · 1 absents"
+        );
+        assert_eq!(staffing_short(&s, Lang::En), "14 · 3 free");
     }
 }

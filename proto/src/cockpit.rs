@@ -72,6 +72,20 @@ pub struct Targets {
     /// the wall says so and greys its numbers, as a dead feed and a quiet hour look alike.
     #[serde(default = "default_quiet_after_ms")]
     pub quiet_after_ms: u64,
+    /// Occupancy (fraction) from which it turns warning, then breach: agents busy all
+    /// the time burn out.
+    #[serde(default = "default_occupancy_warning")]
+    pub occupancy_warning: f64,
+    #[serde(default = "default_occupancy_breach")]
+    pub occupancy_breach: f64,
+}
+
+fn default_occupancy_warning() -> f64 {
+    0.85
+}
+
+fn default_occupancy_breach() -> f64 {
+    0.92
 }
 
 fn default_quiet_after_ms() -> u64 {
@@ -92,6 +106,8 @@ impl Default for Targets {
             oldest_wait_warning_ms: 120_000,
             oldest_wait_breach_ms: 300_000,
             quiet_after_ms: default_quiet_after_ms(),
+            occupancy_warning: default_occupancy_warning(),
+            occupancy_breach: default_occupancy_breach(),
         }
     }
 }

@@ -563,6 +563,8 @@ async fn vigie_simulate_produces_keyed_events() {
         seed: 4,
         contacts: Some(150),
         start_ms: vigie::event::parse_rfc3339_ms("2026-01-05T08:00:00Z").expect("ts"),
+        // `vigie simulate` simulates the default centre, with its curve and surge.
+        scenario: vigie::simulate::Scenario::default(),
         ..SimulationConfig::default()
     })
     .count();
@@ -579,13 +581,17 @@ async fn vigie_simulate_produces_keyed_events() {
             let event =
                 vigie::event::decode_json(m.payload().expect("payload")).expect("valid event");
             let key = std::str::from_utf8(m.key().expect("key")).expect("utf8");
-            assert_eq!(
-                key,
-                event
-                    .customer_id
-                    .as_deref()
-                    .unwrap_or(&event.interaction_id)
-            );
+            // Contacts by customer, else interaction; agents by agent.
+            let want = match event.kind {
+                vigie::event::EventKind::AgentState => event.agent_id.as_deref(),
+                _ => Some(
+                    event
+                        .customer_id
+                        .as_deref()
+                        .unwrap_or(&event.interaction_id),
+                ),
+            };
+            assert_eq!(Some(key), want);
             seen += 1;
         }
     }

@@ -1,5 +1,6 @@
 """Produces a JSONL file of interaction events to Kafka with kafka-python, an
-independent client: key = customer_id, else interaction_id; content-type header.
+independent client: key = customer_id, else interaction_id (agent_id for agent
+events); content-type header.
 
 Usage: produce_kafka_python.py BROKERS TOPIC FILE   (prints the number of records sent)
 """
@@ -19,7 +20,10 @@ def main() -> int:
             if not line:
                 continue
             event = json.loads(line)
-            key = event.get("customer_id") or event["interaction_id"]
+            if event["type"] == "agent_state":
+                key = event["agent_id"]
+            else:
+                key = event.get("customer_id") or event["interaction_id"]
             futures.append(
                 producer.send(
                     topic,

@@ -174,6 +174,41 @@ async fn the_wall_shows_live_numbers_that_follow_kafka_and_boots_into_its_url() 
             .is_some_and(|t| t.ends_with('%')),
         "the phone tile shows its service level"
     );
+    // Staffing at a glance, the server's numbers (the simulated centre's agents).
+    let (_, api) = rig
+        .vigie
+        .as_ref()
+        .expect("running")
+        .get_as("/api/v1/snapshot", Some(VIEWER_TOKEN))
+        .await
+        .expect("the snapshot");
+    let staffed = api["total"]["staffing"]["staffed"]
+        .as_u64()
+        .expect("staffing");
+    assert!(staffed > 0, "{}", api["total"]);
+    let line = wait_for(
+        "the total tile shows its agents",
+        async || text_of(&wall, "article[data-channel=total] [data-kpi=staffing]").await,
+        |t| t.contains(" agents · "),
+    )
+    .await;
+    let first = line.split(" agents").next().unwrap_or_default();
+    assert_eq!(number(first), Some(staffed), "{line}");
+    assert!(
+        text_of(&wall, "article[data-channel=total] [data-kpi=occupancy]")
+            .await
+            .is_some_and(|t| t.ends_with('%')),
+        "the total tile shows its occupancy"
+    );
+    assert!(
+        text_of(
+            &wall,
+            "section.queues tr[data-queue=phone_billing] [data-kpi=staffing]"
+        )
+        .await
+        .is_some_and(|t| t.contains("free")),
+        "the queue table shows each queue's agents"
+    );
     let url = wall.current_url().await.expect("url");
     assert!(
         url.fragment().is_none(),
@@ -282,6 +317,62 @@ async fn a_supervisor_flips_a_switch_another_session_sees_it_and_a_viewer_cannot
         .goto(&format!("{base}/switchboard#token={SUPERVISOR_TOKEN}"))
         .await
         .expect("open as supervisor");
+
+    // Beside it, the phone queues' staffing and the agent list, with the server's numbers.
+    let agents = supervisor
+        .execute_async(
+            r#"const [token, done] = arguments;
+               fetch("/api/v1/agents?queue=phone_billing&limit=500",
+                     {headers: {"Authorization": "Bearer " + token}})
+                 .then(async r => done(await r.json()));"#,
+            vec![json!(SUPERVISOR_TOKEN)],
+        )
+        .await
+        .expect("the REST agent list");
+    let billing_agents = agents["total"].as_u64().expect("total");
+    assert!(billing_agents > 0, "{agents}");
+    wait_for(
+        "the staffing panel lists phone_billing's agents",
+        async || {
+            text_of(
+                &supervisor,
+                "#staffing tr[data-queue=phone_billing] [data-kpi=staffed]",
+            )
+            .await
+        },
+        |t| number(t) == Some(billing_agents),
+    )
+    .await;
+    let first_agent = wait_for(
+        "the agent list shows agents, time in state ticking",
+        async || text_of(&supervisor, "#agents tbody tr [data-kpi=time_in_state]").await,
+        |t| t.contains(" s") || t.contains(" min") || t.contains(" h"),
+    )
+    .await;
+    supervisor
+        .find(Locator::Css("select[name=agents-queue]"))
+        .await
+        .expect("queue filter")
+        .select_by_value("phone_billing")
+        .await
+        .expect("select phone_billing");
+    wait_for(
+        "the agent list shows only phone_billing's agents",
+        async || {
+            let rows = supervisor
+                .find_all(Locator::Css("#agents tbody tr td:nth-child(4)"))
+                .await
+                .ok()?;
+            let mut queues = Vec::new();
+            for row in rows {
+                queues.push(row.text().await.ok()?);
+            }
+            Some(queues)
+        },
+        |q| !q.is_empty() && q.iter().all(|q| q.contains("phone_billing")),
+    )
+    .await;
+    eprintln!("first agent's time in state: {first_agent}");
 
     // Above the switches, the phone flow by contact reason, the most pressed first:
     // every reason with the server's own numbers for it.

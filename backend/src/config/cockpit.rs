@@ -36,6 +36,10 @@ pub struct CockpitSettings {
     /// numbers (a dead feed and a quiet hour look alike from here).
     #[serde(with = "humantime_serde")]
     pub quiet_after: Duration,
+    /// Occupancy (fraction) from which it is `warning`, then `breach` (agents burn out
+    /// above about 85–90 %).
+    pub occupancy_warning: f64,
+    pub occupancy_breach: f64,
 }
 
 impl Default for CockpitSettings {
@@ -53,6 +57,8 @@ impl Default for CockpitSettings {
             oldest_wait_warning: Duration::from_millis(t.oldest_wait_warning_ms),
             oldest_wait_breach: Duration::from_millis(t.oldest_wait_breach_ms),
             quiet_after: Duration::from_millis(t.quiet_after_ms),
+            occupancy_warning: t.occupancy_warning,
+            occupancy_breach: t.occupancy_breach,
         }
     }
 }
@@ -68,6 +74,8 @@ impl CockpitSettings {
             ("abandon_rate_breach", self.abandon_rate_breach),
             ("cross_channel_warning", self.cross_channel_warning),
             ("cross_channel_breach", self.cross_channel_breach),
+            ("occupancy_warning", self.occupancy_warning),
+            ("occupancy_breach", self.occupancy_breach),
         ];
         for (key, value) in fractions {
             if !(0.0..=1.0).contains(&value) {
@@ -89,6 +97,7 @@ impl CockpitSettings {
                 "oldest_wait",
                 self.oldest_wait_warning <= self.oldest_wait_breach,
             ),
+            ("occupancy", self.occupancy_warning <= self.occupancy_breach),
         ];
         for (kpi, ok) in ordered {
             if !ok {

@@ -73,6 +73,8 @@ impl Cockpit {
                 oldest_wait_warning_ms: c.oldest_wait_warning.as_millis() as u64,
                 oldest_wait_breach_ms: c.oldest_wait_breach.as_millis() as u64,
                 quiet_after_ms: c.quiet_after.as_millis() as u64,
+                occupancy_warning: c.occupancy_warning,
+                occupancy_breach: c.occupancy_breach,
             },
             time_zone: settings.engine.time_zone.clone(),
         }

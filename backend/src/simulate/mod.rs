@@ -49,7 +49,8 @@ pub struct SimulationConfig {
     /// Share of events delayed in transport, by up to `max_disorder_ms`.
     pub disorder_share: f64,
     pub max_disorder_ms: i64,
-    /// The centre.
+    /// The centre (default: [`Scenario::steady`]; `vigie simulate` and the demo use
+    /// [`Scenario::default`], with its curve and surge).
     pub scenario: Scenario,
     /// Emit the agents' `agent_state` events (the simulation runs with agents either way).
     pub agent_events: bool,
@@ -84,7 +85,7 @@ impl Default for SimulationConfig {
             redelivery_share: 0.01,
             disorder_share: 0.05,
             max_disorder_ms: 60_000,
-            scenario: Scenario::default(),
+            scenario: Scenario::steady(),
             agent_events: true,
             clock_shift_ms: 0,
             switches: None,
@@ -572,6 +573,7 @@ mod tests {
                 seed: 12,
                 contacts: None,
                 contacts_per_second: 2.0,
+                scenario: Scenario::default(),
                 switches: flip.then(|| -> SwitchView { Arc::new(move || switches.clone()) }),
                 ..SimulationConfig::default()
             });

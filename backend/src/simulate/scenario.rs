@@ -252,6 +252,18 @@ impl Default for Scenario {
     }
 }
 
+impl Scenario {
+    /// The default centre under a steady load: a flat curve and no surge, so that
+    /// arrivals come at exactly the configured rate at any hour (tests, benchmarks).
+    pub fn steady() -> Scenario {
+        Scenario {
+            curve: vec![1.0; 24],
+            surges: Vec::new(),
+            ..Scenario::default()
+        }
+    }
+}
+
 /// Why a scenario cannot be simulated: every problem, each naming its field.
 #[derive(Debug, thiserror::Error)]
 #[error("scenario: {}", .0.join("; "))]

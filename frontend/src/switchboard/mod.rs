@@ -8,11 +8,13 @@
 //!   new-switch form.
 //! - [`alerts`]: the alert list with acknowledgement.
 //! - [`audit`]: the audit trail.
+//! - [`staffing`]: staffing per queue of the channel, and the agent list.
 
 pub mod alerts;
 pub mod audit;
 pub mod flip;
 pub mod pressure;
+pub mod staffing;
 
 use leptos::prelude::*;
 use vigie_proto::{switch_id, DeflectionSwitch, DeflectionTarget, FlipRequest, Role};
@@ -24,6 +26,7 @@ use alerts::AlertList;
 use audit::AuditTrail;
 use flip::{FlipDialog, NewSwitch};
 use pressure::Pressure;
+use staffing::StaffingPanel;
 
 /// A change being prepared in the dialog.
 #[derive(Clone, Debug, PartialEq)]
@@ -79,7 +82,10 @@ pub fn Switchboard() -> impl IntoView {
     };
     view! {
         <section class="switchboard">
-            <Pressure draft=draft/>
+            <div class="pressure-and-staffing">
+                <Pressure draft=draft/>
+                <StaffingPanel/>
+            </div>
             <h2>{move || c.t(Text::Switches)}</h2>
             <Show when=move || !can_flip()>
                 <p class="read-only" id="read-only">{move || c.t(Text::ReadOnly)}</p>
