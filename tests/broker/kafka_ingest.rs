@@ -164,6 +164,12 @@ async fn produced_events_give_exactly_the_replay_numbers() {
     .await;
     let got = consumer.snapshot();
     assert!(got.total.arrivals > 100);
+    // Agent events (keyed by agent, on the same topic) count exactly too.
+    let staffing = got.total.staffing.as_ref().expect("agents on the topic");
+    assert!(
+        staffing.staffed > 0 && got.total.occupancy.is_some(),
+        "{staffing:?}"
+    );
     assert_same_kpis(&got, &replayed(&events));
     // Closing revokes every partition; a leaving process keeps its view until it exits,
     // so that a last websocket frame or alert round does not see an empty window.
@@ -210,12 +216,16 @@ async fn malformed_records_go_to_the_dead_letter_topic_with_a_reason() {
     let producer: FutureProducer = vigie::kafka::client_config(&settings)
         .create()
         .expect("producer");
-    let poison: [(&str, &[u8]); 4] = [
+    let poison: [(&str, &[u8]); 7] = [
         ("not-json", b"{\"event_id\": "),
         ("bad-ts", br#"{"event_id":"x","type":"queued","ts":"yesterday","interaction_id":"i"}"#),
         ("no-channel", br#"{"event_id":"y","type":"arrived","ts":"2026-11-25T08:00:00Z","interaction_id":"j"}"#),
         // A producer with a clock years ahead would make every other event late.
         ("future", br#"{"event_id":"z","type":"arrived","ts":"2099-01-01T00:00:00Z","interaction_id":"k","channel":"phone"}"#),
+        // Agent events get the same typed errors.
+        ("agent-state", br#"{"event_id":"a1","type":"agent_state","ts":"2026-11-25T08:00:00Z","agent_id":"ag","state":"napping"}"#),
+        ("agent-id", br#"{"event_id":"a2","type":"agent_state","ts":"2026-11-25T08:00:00Z","state":"available"}"#),
+        ("agent-queues", br#"{"event_id":"a3","type":"agent_state","ts":"2026-11-25T08:00:00Z","agent_id":"ag","state":"available","queues":"billing"}"#),
     ];
     for (key, payload) in poison {
         producer
@@ -230,12 +240,12 @@ async fn malformed_records_go_to_the_dead_letter_topic_with_a_reason() {
 
     let consumer = start_consumer(&settings);
     eventually("everything consumed and dead-lettered", DEADLINE, || {
-        consumer.status.consumed.load(Relaxed) == sent + 4
-            && consumer.status.dead_lettered.load(Relaxed) == 4
+        consumer.status.consumed.load(Relaxed) == sent + 7
+            && consumer.status.dead_lettered.load(Relaxed) == 7
     })
     .await;
     let got = consumer.snapshot();
-    assert_eq!(got.rejected, 4);
+    assert_eq!(got.rejected, 7);
     assert_same_kpis(&got, &replayed(&events));
     consumer.stop().await;
 
@@ -248,7 +258,7 @@ async fn malformed_records_go_to_the_dead_letter_topic_with_a_reason() {
     reader.subscribe(&[&settings.dlq_topic]).expect("subscribe");
     let mut reasons: HashMap<String, String> = HashMap::new();
     let start = std::time::Instant::now();
-    while reasons.len() < 4 && start.elapsed() < DEADLINE {
+    while reasons.len() < 7 && start.elapsed() < DEADLINE {
         if let Some(Ok(m)) = reader.poll(Duration::from_millis(200)) {
             let key = String::from_utf8_lossy(m.key().unwrap_or_default()).to_string();
             let reason = m
@@ -270,6 +280,12 @@ async fn malformed_records_go_to_the_dead_letter_topic_with_a_reason() {
         reasons["future"].contains("ahead of this server's clock"),
         "{reasons:?}"
     );
+    assert!(
+        reasons["agent-state"].contains("unknown agent state \"napping\""),
+        "{reasons:?}"
+    );
+    assert!(reasons["agent-id"].contains("`agent_id`"), "{reasons:?}");
+    assert!(reasons["agent-queues"].contains("queues"), "{reasons:?}");
 }
 
 /// A dead-letter topic that refuses every record never stops the healthy ones: each

@@ -110,6 +110,12 @@ async fn three_instances_merge_to_the_single_instance_view_and_survive_a_kill() 
             want["total"]["arrivals"].as_u64() > Some(0),
             "{window}: the window holds traffic: {want}"
         );
+        // Agents too (keyed by agent): their states merge exactly like contacts.
+        assert!(
+            want["total"]["staffing"]["staffed"].as_u64() > Some(0),
+            "{window}: the simulated centre's agents: {}",
+            want["total"]
+        );
         for instance in [&a, &b, &c] {
             converges(instance, window, &want).await;
         }

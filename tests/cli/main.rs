@@ -1,4 +1,5 @@
 //! The `vigie` binary as a user or another tool runs it: `replay`, `simulate`, `demo`,
 //! `routes`; its files, stdout, stderr and exit codes.
 
+mod demo;
 mod replay;

@@ -32,6 +32,10 @@ pub struct DemoArgs {
     /// with last-hour sparklines, instead of filling up for an hour (0s: start empty).
     #[arg(long, default_value = "2h")]
     history: humantime::Duration,
+    /// When the story's phone billing surge starts, from the start of the history
+    /// (default: three minutes after the demo starts).
+    #[arg(long)]
+    surge_after: Option<humantime::Duration>,
 }
 
 pub fn run(mut settings: Settings, args: DemoArgs) -> Result<()> {
@@ -95,7 +99,11 @@ pub fn run(mut settings: Settings, args: DemoArgs) -> Result<()> {
             // Events dated before now are produced at once (the history), the rest live.
             start_ms: now.saturating_sub(history_ms),
             contacts_per_second: args.rate,
-            scenario: demo_scenario(args.history.into()),
+            scenario: demo_scenario(
+                args.surge_after
+                    .map_or(args.history.into(), Into::into),
+                args.surge_after.is_none(),
+            ),
             clock_shift_ms: clock_shift(now),
             // A flip on the switchboard deflects the next contacts of its scope.
             switches: super::simulate::follow_switches(&kafka, &shutdown).await,
@@ -167,12 +175,13 @@ pub fn run(mut settings: Settings, args: DemoArgs) -> Result<()> {
     result
 }
 
-/// The demo's story: the default centre, whose phone billing surge starts three minutes
-/// after the demo does (whatever the history), for an hour and a half.
-fn demo_scenario(history: std::time::Duration) -> Scenario {
+/// The demo's story: the default centre, whose phone billing surge starts at `after`
+/// (plus three minutes when `later`: after the history, the newcomer first sees a centre
+/// that copes), for an hour and a half.
+fn demo_scenario(after: std::time::Duration, later: bool) -> Scenario {
     let mut scenario = Scenario::default();
     for surge in &mut scenario.surges {
-        surge.after = history + std::time::Duration::from_secs(180);
+        surge.after = after + std::time::Duration::from_secs(if later { 180 } else { 0 });
     }
     scenario
 }
