@@ -14,14 +14,17 @@
 //! - [`ingest`]: the Kafka consumer (rebuild by time, dead-letter topic, offsets) and
 //!   producer.
 //! - [`replay`]: feeds a recorded stream through the engine (`vigie replay`).
-//! - [`simulate`]: the realistic traffic generator (`vigie simulate`).
+//! - [`simulate`]: a contact centre simulated event by event (queues, agents in shifts,
+//!   patience, the switches that are on), the traffic of `vigie simulate` and the demo.
 //! - [`deflection`]: deflection switches, shared through a compacted Kafka topic, their
 //!   audit and measured effect.
 //! - [`status`]: what this instance knows of itself: rebuild, lag, staleness, counters,
 //!   the scale-out cluster view.
 //! - [`kafka`]: Kafka client plumbing: client config, instance id, topic creation.
-//! - [`engine`]: joins, repeat horizon, time-bucketed windows, KPI snapshots (no I/O).
-//! - [`event`]: the interaction event contract, its JSONL / protobuf decoders and encoders.
+//! - [`engine`]: joins, repeat horizon, time-bucketed windows, KPI snapshots, the agents'
+//!   staffing and occupancy and the agent list, the Erlang C model (no I/O).
+//! - [`event`]: the event contract (contacts and agents), its JSONL / protobuf decoders
+//!   and encoders.
 //! - [`config`]: the typed settings tree, layered default → file → `VIGIE__*` env (a leaf).
 //! - [`telemetry`]: the tracing subscriber.
 //!

@@ -63,24 +63,25 @@ fn ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// A step of the simulation.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// A step of the simulation: 16 bytes, so the schedule's heap moves little memory (agents
+/// are `u32` indexes, reasons and channels `u8`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Step {
-    /// The next candidate arrival (thinning).
-    Arrival,
+    /// The next candidate arrival (thinning), of the hour's generation.
+    Arrival(u32),
     /// Staffing changes at each hour.
     Hour,
     /// A contact reaches its queue after routing.
     Enqueue(u64),
     /// A waiting contact's patience runs out.
     Patience(u64),
-    HandleDone(usize),
-    WrapUpDone(usize),
+    HandleDone(u32),
+    WrapUpDone(u32),
     /// (agent, shift, reason index, minutes)
-    BreakDue(usize, u32, usize, i64),
-    BreakEnd(usize, u32),
+    BreakDue(u32, u32, u8, u8),
+    BreakEnd(u32, u32),
     /// A deflected customer comes back: (customer, channel index, reason).
-    Return(u64, usize, usize),
+    Return(u64, u8, u8),
 }
 
 const BREAK_REASONS: [&str; 3] = ["break", "lunch", "meeting"];
@@ -153,8 +154,8 @@ struct Team {
 #[derive(Debug)]
 pub(super) struct Centre {
     rng: StdRng,
-    steps: BinaryHeap<Reverse<(i64, u64, Step)>>,
-    seq: u64,
+    /// The schedule, by time (ties by step: deterministic).
+    steps: BinaryHeap<Reverse<(i64, Step)>>,
     now: i64,
     queues: Vec<Queue>,
     /// Channel names and shares (arrivals), channels with at least one queue.
@@ -166,8 +167,12 @@ pub(super) struct Centre {
     next_customer: u64,
     /// Recently seen customers with their last channel, for repeat contacts.
     recent: VecDeque<(u64, usize)>,
-    /// Upper bound of the arrival rate (per ms), for thinning.
+    /// Upper bound of the arrival rate (per ms) this hour, for thinning.
     max_rate: f64,
+    /// Bumped at each hour: a candidate arrival drawn at an older bound is dropped.
+    arrival_gen: u32,
+    /// Upper bound of the surges' extra share of arrivals (all of them at once).
+    surge_extra: f64,
     finished: bool,
 }
 
@@ -204,17 +209,22 @@ impl Centre {
             })
             .collect();
         let total_share: f64 = channels.iter().map(|(_, s)| s).sum();
-        let peak = sc.curve.iter().copied().fold(0.0, f64::max);
         let surge_extra: f64 = sc
             .surges
             .iter()
-            .map(|s| (s.factor - 1.0).max(0.0))
+            .map(|s| {
+                let channel = channels.iter().find(|(c, _)| *c == s.channel);
+                let reason = s
+                    .reason
+                    .as_deref()
+                    .and_then(|r| REASONS.iter().find(|(n, _)| *n == r));
+                (s.factor - 1.0).max(0.0) * channel.map_or(0.0, |c| c.1) / total_share.max(1e-12)
+                    * reason.map_or(1.0, |r| r.1)
+            })
             .sum::<f64>();
-        let rate_per_ms = cfg.contacts_per_second / 1000.0;
         let mut centre = Centre {
             rng: StdRng::seed_from_u64(cfg.seed),
             steps: BinaryHeap::new(),
-            seq: 0,
             now: cfg.start_ms,
             queues,
             channels,
@@ -224,7 +234,9 @@ impl Centre {
             generated: 0,
             next_customer: 0,
             recent: VecDeque::new(),
-            max_rate: (rate_per_ms * peak.max(1e-9) * (1.0 + surge_extra)).max(1e-12),
+            max_rate: 1e-12,
+            arrival_gen: 0,
+            surge_extra,
             finished: total_share <= 0.0 || cfg.contacts_per_second <= 0.0,
         };
         centre.teams = sc
@@ -237,9 +249,8 @@ impl Centre {
                 members: Vec::new(),
             })
             .collect();
+        // The first hour starts the arrivals.
         centre.schedule(cfg.start_ms, Step::Hour);
-        let first = cfg.start_ms + centre.gap();
-        centre.schedule(first, Step::Arrival);
         centre
     }
 
@@ -315,8 +326,7 @@ impl Centre {
     }
 
     fn schedule(&mut self, at: i64, step: Step) {
-        self.seq += 1;
-        self.steps.push(Reverse((at, self.seq, step)));
+        self.steps.push(Reverse((at, step)));
     }
 
     /// Time to the next candidate arrival (thinning at the peak rate).
@@ -326,19 +336,23 @@ impl Centre {
 
     /// Runs the next step, pushing the events it makes to `out`.
     pub(super) fn step(&mut self, cfg: &SimulationConfig, out: &mut Vec<EventRecord<'static>>) {
-        let Some(Reverse((at, _, step))) = self.steps.pop() else {
+        let Some(Reverse((at, step))) = self.steps.pop() else {
             self.finished = true;
             return;
         };
         self.now = at;
         match step {
-            Step::Arrival => self.arrival(cfg, at, out),
+            Step::Arrival(generation) if generation == self.arrival_gen => {
+                self.arrival(cfg, at, out);
+            }
+            Step::Arrival(_) => {}
             Step::Hour => self.hour(cfg, at, out),
             Step::Enqueue(c) => self.enqueue(cfg, c, at, out),
             Step::Patience(c) => self.give_up(c, at, out),
-            Step::HandleDone(a) => self.handle_done(cfg, a, at, out),
-            Step::WrapUpDone(a) => self.free(cfg, a, at, out),
+            Step::HandleDone(a) => self.handle_done(cfg, a as usize, at, out),
+            Step::WrapUpDone(a) => self.free(cfg, a as usize, at, out),
             Step::BreakDue(a, shift, reason, minutes) => {
+                let (a, reason, minutes) = (a as usize, usize::from(reason), i64::from(minutes));
                 let agent = &mut self.agents[a];
                 if agent.shift != shift || !agent.on_shift || agent.pending == Pending::Logout {
                     return;
@@ -349,11 +363,13 @@ impl Centre {
                 }
             }
             Step::BreakEnd(a, shift) => {
+                let a = a as usize;
                 if self.agents[a].shift == shift && self.agents[a].state == Some(AgentState::Away) {
                     self.free(cfg, a, at, out);
                 }
             }
             Step::Return(customer, channel, reason) => {
+                let (channel, reason) = (usize::from(channel), usize::from(reason));
                 self.contact(cfg, at, Some(customer), channel, reason, out);
             }
         }
@@ -373,7 +389,7 @@ impl Centre {
             return;
         }
         let next = t + self.gap();
-        self.schedule(next, Step::Arrival);
+        self.schedule(next, Step::Arrival(self.arrival_gen));
         let sc = &cfg.scenario;
         let factor = sc.curve[self.hour_of(cfg, t)];
         let elapsed = t - cfg.start_ms;
@@ -552,7 +568,8 @@ impl Centre {
                             .unwrap_or(channel)
                     };
                     let at = t + 5 * 60_000 + self.rng.random_range(0..40 * 60_000);
-                    self.schedule(at, Step::Return(customer, back, reason));
+                    // (At most 256 channels and reasons: the scenario's, a handful.)
+                    self.schedule(at, Step::Return(customer, back as u8, reason as u8));
                 }
             }
             return;
@@ -723,7 +740,7 @@ impl Centre {
         self.agents[a].contact = Some(c);
         self.agent_event(cfg, a, t, AgentState::OnContact, out);
         let handle = exp_ms(&mut self.rng, self.queues[qi].handle_ms).max(1_000);
-        self.schedule(t + handle, Step::HandleDone(a));
+        self.schedule(t + handle, Step::HandleDone(a as u32));
     }
 
     fn handle_done(
@@ -745,7 +762,7 @@ impl Centre {
         let wrap_up = exp_ms(&mut self.rng, self.queues[contact.queue].wrap_up_ms);
         if wrap_up > 0 {
             self.agent_event(cfg, a, t, AgentState::AfterContactWork, out);
-            self.schedule(t + wrap_up.max(1_000), Step::WrapUpDone(a));
+            self.schedule(t + wrap_up.max(1_000), Step::WrapUpDone(a as u32));
         } else {
             self.free(cfg, a, t, out);
         }
@@ -774,7 +791,7 @@ impl Centre {
                 self.agent_event(cfg, a, t, AgentState::Away, out);
                 self.agents[a].pending = Pending::None;
                 let shift = self.agents[a].shift;
-                self.schedule(t + minutes * 60_000, Step::BreakEnd(a, shift));
+                self.schedule(t + minutes * 60_000, Step::BreakEnd(a as u32, shift));
                 return;
             }
             Pending::None => {}
@@ -868,11 +885,11 @@ impl Centre {
             let plan = [(120, 30, 0, 15), (240, 60, 1, 40), (390, 30, 0, 15)];
             for (after, spread, reason, minutes) in plan {
                 let at = t + after * 60_000 + jitter(&mut self.rng, spread);
-                self.schedule(at, Step::BreakDue(a, shift, reason, minutes));
+                self.schedule(at, Step::BreakDue(a as u32, shift, reason, minutes));
             }
             if self.rng.random_bool(0.05) {
                 let at = t + 180 * 60_000 + jitter(&mut self.rng, 60);
-                self.schedule(at, Step::BreakDue(a, shift, 2, 30));
+                self.schedule(at, Step::BreakDue(a as u32, shift, 2, 30));
             }
         }
         self.free(cfg, a, t, out);
@@ -885,6 +902,14 @@ impl Centre {
         let shift = cfg.clock_shift_ms;
         let next = ((t.saturating_add(shift)).div_euclid(HOUR_MS) + 1) * HOUR_MS - shift;
         self.schedule(next, Step::Hour);
+        // Thinning at this hour's bound (the curve is flat within an hour; any surge may
+        // start): few candidates are drawn in vain, even at night.
+        let factor = cfg.scenario.curve[self.hour_of(cfg, t)];
+        self.max_rate =
+            (cfg.contacts_per_second / 1000.0 * factor * (1.0 + self.surge_extra)).max(1e-12);
+        self.arrival_gen = self.arrival_gen.wrapping_add(1);
+        let first = t + self.gap();
+        self.schedule(first, Step::Arrival(self.arrival_gen));
         let h = self.hour_of(cfg, t);
         for ti in 0..self.teams.len() {
             if let Some(n) = self.teams[ti].fixed {

@@ -93,11 +93,12 @@ impl Default for SimulationConfig {
     }
 }
 
-/// An event waiting to be emitted, ordered by emission time then sequence.
+/// An event waiting to be emitted, ordered by emission time then sequence: the keys
+/// inline (a heap comparison reads no event), the event boxed (heap moves stay small).
 struct Pending {
     emit_at: i64,
     seq: u64,
-    event: EventRecord<'static>,
+    event: Box<EventRecord<'static>>,
 }
 
 impl PartialEq for Pending {
@@ -117,6 +118,12 @@ impl Ord for Pending {
     }
 }
 
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Pending@{}", self.emit_at)
+    }
+}
+
 /// Endless or bounded iterator of simulated events, in emission order.
 #[derive(Debug)]
 pub struct Simulator {
@@ -125,19 +132,9 @@ pub struct Simulator {
     rng: StdRng,
     centre: centre::Centre,
     seq: u64,
-    heap: BinaryHeap<Reverse<PendingBox>>,
+    heap: BinaryHeap<Reverse<Pending>>,
     /// The centre's events not yet given their emission time.
     fresh: Vec<EventRecord<'static>>,
-}
-
-/// Boxed to keep heap moves cheap.
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
-struct PendingBox(Box<Pending>);
-
-impl std::fmt::Debug for PendingBox {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Pending@{}", self.0.emit_at)
-    }
 }
 
 impl Simulator {
@@ -169,11 +166,11 @@ impl Simulator {
 
     fn enqueue(&mut self, emit_at: i64, event: EventRecord<'static>) {
         self.seq += 1;
-        self.heap.push(Reverse(PendingBox(Box::new(Pending {
+        self.heap.push(Reverse(Pending {
             emit_at,
             seq: self.seq,
-            event,
-        }))));
+            event: Box::new(event),
+        }));
     }
 }
 
@@ -187,12 +184,9 @@ impl Iterator for Simulator {
             // arrived, the recording ends there: contacts still in progress stay in
             // progress, as in a real capture.
             let horizon = self.centre.next_time();
-            let ready = self
-                .heap
-                .peek()
-                .is_some_and(|top| top.0 .0.emit_at < horizon);
+            let ready = self.heap.peek().is_some_and(|top| top.0.emit_at < horizon);
             if ready {
-                return self.heap.pop().map(|p| p.0 .0.event);
+                return self.heap.pop().map(|p| *p.0.event);
             }
             if self.centre.finished() {
                 self.heap.clear();
