@@ -204,6 +204,8 @@ fn AgentTable() -> impl IntoView {
                     .collect_view()}
             </select>
         </h3>
+        // Scrolls within its box: hundreds of agents must not push the switches off screen.
+        <div class="agent-scroll">
         <table id="agents">
             <thead>
                 <tr>
@@ -229,6 +231,7 @@ fn AgentTable() -> impl IntoView {
                 }}
             </tbody>
         </table>
+        </div>
         {move || {
             list.with(|l| match l {
                 Some((page, _)) if page.total == 0 => Some(c.t(Text::NoAgent).to_string()),
