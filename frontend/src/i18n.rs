@@ -134,6 +134,12 @@ texts! {
     MoreAgents => "more agents not shown", "autres agents non affichés";
     FormulaStaffing => "Agents by state at the window's end: an agent's state is that of its latest event; staffed = logged in = free + on contact + wrap-up + away. An agent counts in each queue it serves, in the channels of those queues, once in the total.", "Agents par état à la fin de la fenêtre : l'état d'un agent est celui de son dernier événement ; présents = connectés = libres + en contact + post-appel + absents. Un agent compte dans chaque file qu'il sert, dans les canaux de ces files, une fois au total.";
     FormulaOccupancy => "Time on contact or in wrap-up ÷ time free, on contact or in wrap-up, over the window, summed over the agents of the scope (away time left out). Above about 85–90 %, agents burn out.", "Temps en contact ou en post-appel ÷ temps libre, en contact ou en post-appel, sur la fenêtre, cumulé sur les agents du périmètre (absences exclues). Au-delà de 85–90 % environ, les agents s'épuisent.";
+    IfDeflected => "If deflected", "Si délesté";
+    OfLoad => "of the load", "de la charge";
+    ProjectedSl => "Projected SL", "NS projeté";
+    AgentsNeeded => "Agents needed", "Agents requis";
+    FormulaProjection => "Erlang C on the window: offered load = (arrivals − deflected) ÷ window × AHT; agents = free + on contact + wrap-up now; projected SL = 1 − C(N, a)·e^(−(N − a)·T ÷ AHT), 0 when agents ≤ load. Multi-skilled agents count in each queue; nobody abandons in this model.", "Erlang C sur la fenêtre : charge offerte = (arrivées − délestés) ÷ fenêtre × DMT ; agents = libres + en contact + post-appel maintenant ; NS projeté = 1 − C(N, a)·e^(−(N − a)·T ÷ DMT), 0 si agents ≤ charge. Un agent multi-compétent compte dans chaque file ; le modèle ignore les abandons.";
+    FormulaWhatIf => "The reason's share of the channel's offered load, and the channel's projected service level now → with that load removed (same agents, same AHT).", "La part du motif dans la charge offerte du canal, et le NS projeté du canal maintenant → sans cette charge (mêmes agents, même DMT).";
     FormulaEstimatedWait => "A range from the queue depth, the recent answer pace and the recent waits.", "Une fourchette, d'après la profondeur de file, le rythme de réponse récent et les attentes récentes.";
 }
 

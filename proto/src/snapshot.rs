@@ -75,6 +75,49 @@ pub struct Kpis {
     /// that denominator is 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub occupancy: Option<f64>,
+    /// In `by_channel`: the channel's Erlang C projection (its queues pooled), once
+    /// agents are known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projection: Option<Projection>,
+    /// In breakdown rows of one channel: what deflecting this row's contacts would do to
+    /// the channel's projected service level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub what_if: Option<WhatIf>,
+}
+
+/// Erlang C's view of a queue (or a channel) from its window: the load offered, the
+/// agents there now, and what they would achieve if the load went on.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Projection {
+    /// Contacts that reached the queue in the window (arrivals − deflected).
+    pub offered: u64,
+    pub aht_ms: Option<f64>,
+    /// Agents available, on contact or in after-contact work at `to`.
+    pub agents: u64,
+    /// 1 − C(N, a)·e^(−(N − a)·T/AHT), 0 when N ≤ a; null when nothing was offered, the
+    /// AHT is unknown or the channel has no service-level target.
+    pub projected_service_level: Option<f64>,
+    /// The fewest agents reaching the target (to within 0.05 point); null with the above.
+    pub agents_needed: Option<u32>,
+    /// Erlang C's mean wait over every contact (ASA), ms; null when N ≤ a or no projection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_wait_ms: Option<f64>,
+    /// The occupancy the projection implies (a / N, at most 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occupancy: Option<f64>,
+}
+
+/// What deflecting a scope would do to its channel's projection.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WhatIf {
+    /// The scope's share of the channel's offered load over the window.
+    pub share: f64,
+    /// The channel's projected service level now...
+    pub projected_service_level: f64,
+    /// ...and with the scope's load removed (same agents, same AHT).
+    pub projected_service_level_without: f64,
 }
 
 /// Live state of one queue with its estimated wait range.
@@ -94,6 +137,9 @@ pub struct QueueStatus {
     /// Occupancy of the queue's agents over the window (see [`Kpis::occupancy`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub occupancy: Option<f64>,
+    /// Erlang C's projection of the queue, once agents are known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projection: Option<Projection>,
 }
 
 /// A wait range ("5 to 10 minutes"), as users expect, rather than one number.

@@ -373,6 +373,26 @@ async fn a_supervisor_flips_a_switch_another_session_sees_it_and_a_viewer_cannot
     )
     .await;
     eprintln!("first agent's time in state: {first_agent}");
+    // Foresight: each queue's projection beside its staffing, each reason's what-if.
+    wait_for(
+        "the staffing panel shows phone_billing's projected service level",
+        async || {
+            text_of(
+                &supervisor,
+                "#staffing tr[data-queue=phone_billing] [data-kpi=projected_service_level]",
+            )
+            .await
+        },
+        |t| t.ends_with('%'),
+    )
+    .await;
+    let what_if = wait_for(
+        "the pressure table says what deflecting billing would do",
+        async || text_of(&supervisor, "#pressure tr[data-reason=billing] [data-kpi=what_if]").await,
+        |t| t.contains("of the load") && t.contains('→'),
+    )
+    .await;
+    eprintln!("billing if deflected: {what_if}");
 
     // Above the switches, the phone flow by contact reason, the most pressed first:
     // every reason with the server's own numbers for it.

@@ -105,6 +105,8 @@ impl Tally {
             // No agent in these streams: no staffing block (tests/in_process/agents_reference.rs).
             staffing: None,
             occupancy: None,
+            projection: None,
+            what_if: None,
         }
     }
 }

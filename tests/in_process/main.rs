@@ -9,6 +9,7 @@ mod alerts;
 mod auth;
 mod cockpit_api;
 mod engine_reference;
+mod erlang_reference;
 mod http_api;
 mod limits;
 mod oidc;

@@ -179,6 +179,8 @@ pub fn derive_kpis(agg: &Aggregate) -> Kpis {
         oldest_wait_ms: None,
         staffing: None,
         occupancy: None,
+        projection: None,
+        what_if: None,
     }
 }
 

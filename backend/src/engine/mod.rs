@@ -24,6 +24,7 @@ mod customer;
 pub mod erlang;
 mod interaction;
 pub mod partial;
+mod projection;
 mod set;
 mod snapshot;
 mod store;
@@ -89,6 +90,8 @@ pub struct EngineConfig {
     pub max_agents: usize,
     /// Most state changes kept per agent within the retention; older ones are folded.
     pub max_agent_changes: usize,
+    /// Service-level target (fraction) per channel that has one: what projections aim at.
+    pub sl_targets: HashMap<String, f64>,
 }
 
 impl Default for EngineConfig {
@@ -124,6 +127,17 @@ impl Default for EngineConfig {
             max_recent_arrivals_per_customer: 1_000,
             max_agents: 50_000,
             max_agent_changes: 5_000,
+            sl_targets: [
+                ("phone", 0.8),
+                ("chat", 0.8),
+                ("messaging", 0.8),
+                ("social", 1.0),
+                ("email", 1.0),
+                ("callback", 0.9),
+            ]
+            .into_iter()
+            .map(|(c, t)| (c.to_string(), t))
+            .collect(),
         }
     }
 }
@@ -158,6 +172,11 @@ impl EngineConfig {
             max_recent_arrivals_per_customer: e.max_recent_arrivals_per_customer,
             max_agents: e.max_agents,
             max_agent_changes: e.max_agent_changes,
+            sl_targets: e
+                .channels
+                .iter()
+                .filter_map(|(n, c)| Some((n.clone(), c.service_level.as_ref()?.target)))
+                .collect(),
             ..EngineConfig::default()
         })
     }

@@ -11,6 +11,7 @@ use vigie_proto::{Breakdown, DimensionKey, Kpis, QueueStatus, Snapshot};
 use super::aggregate::{derive_kpis, estimate_wait, Aggregate};
 use super::capacity::{breakdown_has_agents, capacity, QueueChannels, Tally};
 use super::partial::Replica;
+use super::projection::{Load, Rule};
 use super::symbols::{DimKey, FastHash, KeyId, Sym};
 use super::window::{window_end, WindowError, WindowSpec};
 use super::Engine;
@@ -406,6 +407,38 @@ pub(super) fn build_snapshot_of(
     let breakdown = capped(breakdown, query.rows, query.breakdown.len());
     let name = |s: Sym| symbols.name(s).to_string();
     let window_ms = bounds.to - bounds.from;
+    // Erlang C per queue and channel, once agents are known (without them N is unknown).
+    let rule_of = |channel: &str| -> Option<Rule> {
+        let threshold = cfg.channels.get(channel)?.sl_threshold_ms?;
+        Some((threshold, *cfg.sl_targets.get(channel)?))
+    };
+    let load_of = |kpis: &Kpis, tally: Option<&Tally>| Load {
+        offered: kpis.arrivals.saturating_sub(kpis.deflected),
+        window_ms,
+        aht_ms: kpis.aht_ms,
+        agents: tally.map_or(0, |t| {
+            let s = &t.staffing;
+            s.available + s.on_contact + s.after_contact_work
+        }),
+    };
+    let channel_loads: BTreeMap<Sym, (Load, Option<Rule>)> = by_channel
+        .iter()
+        .map(|(c, s)| {
+            let load = load_of(&s.kpis(to), capacity.by_channel.get(c));
+            (*c, (load, rule_of(&name(*c))))
+        })
+        .collect();
+    // The channel of a breakdown row: its own, or the filter's.
+    let filter_channel = query
+        .filter
+        .0
+        .iter()
+        .find(|(d, _)| *d == Dimension::Channel)
+        .and_then(|(_, v)| symbols.lookup(v));
+    let channel_position = query
+        .breakdown
+        .iter()
+        .position(|d| *d == Dimension::Channel);
     // Saturating: a forged remote header cannot overflow the sum.
     let sum = |i: usize| -> u64 {
         sources
@@ -421,6 +454,13 @@ pub(super) fn build_snapshot_of(
         total: {
             let mut kpis = total.kpis(to);
             (kpis.occupancy, kpis.staffing) = staffing_of(Some(&capacity.total));
+            // A total of one channel (a channel filter) is that channel: its projection.
+            if let (true, [(load, rule)]) = (
+                capacity.any,
+                channel_loads.values().collect::<Vec<_>>().as_slice(),
+            ) {
+                kpis.projection = Some(load.project(*rule));
+            }
             kpis
         },
         by_channel: by_channel
@@ -428,6 +468,9 @@ pub(super) fn build_snapshot_of(
             .map(|(c, s)| {
                 let mut kpis = s.kpis(to);
                 (kpis.occupancy, kpis.staffing) = staffing_of(capacity.by_channel.get(c));
+                if capacity.any {
+                    kpis.projection = channel_loads.get(c).map(|(load, rule)| load.project(*rule));
+                }
                 (name(*c), kpis)
             })
             .collect(),
@@ -436,13 +479,19 @@ pub(super) fn build_snapshot_of(
             .map(|(q, s)| {
                 let kpis = s.kpis(to);
                 let (occupancy, staffing) = staffing_of(capacity.by_queue.get(q));
+                let channel = queue_channel.get(q).copied().flatten().map(name);
+                let projection = capacity.any.then(|| {
+                    let rule = channel.as_deref().and_then(rule_of);
+                    load_of(&kpis, capacity.by_queue.get(q)).project(rule)
+                });
                 let status = QueueStatus {
-                    channel: queue_channel.get(q).copied().flatten().map(name),
+                    channel,
                     in_queue: kpis.in_queue,
                     oldest_wait_ms: kpis.oldest_wait_ms,
                     estimated_wait: estimate_wait(&kpis, window_ms),
                     staffing,
                     occupancy,
+                    projection,
                 };
                 (name(*q), status)
             })
@@ -457,6 +506,13 @@ pub(super) fn build_snapshot_of(
                 let mut kpis = s.kpis(to);
                 if breakdown_has_agents(&query.breakdown) {
                     (kpis.occupancy, kpis.staffing) = staffing_of(capacity.breakdown.get(values));
+                }
+                let channel = channel_position.map(|i| values[i]).or(filter_channel);
+                if let (true, Some((load, rule))) =
+                    (capacity.any, channel.and_then(|c| channel_loads.get(&c)))
+                {
+                    kpis.what_if =
+                        load.what_if(kpis.arrivals.saturating_sub(kpis.deflected), *rule);
                 }
                 Breakdown { key, kpis }
             })

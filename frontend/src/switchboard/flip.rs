@@ -23,6 +23,15 @@ pub fn FlipDialog(
     let target = RwSignal::new(draft.request.target.code().to_string());
     let error = RwSignal::new(None::<String>);
     let turning_on = draft.request.on;
+    // A reason of the pressure table's channel, turned on for every segment or the
+    // header's: the table's what-if is this switch's.
+    let what_if = (turning_on
+        && c.view
+            .with_untracked(|v| v.pressure_channel() == draft.request.channel)
+        && draft.request.queue.is_none()
+        && draft.request.segment == c.view.with_untracked(|v| v.segment.clone()))
+    .then(|| draft.request.reason.clone())
+    .flatten();
     let scope = format!(
         "{} · {} · {} · {}",
         draft.request.channel,
@@ -71,6 +80,24 @@ pub fn FlipDialog(
                     " — "
                     {scope}
                 </h3>
+                {move || {
+                    // What the flip would do, as the pressure table projects it.
+                    what_if.clone().and_then(|reason| {
+                        c.live.snapshot.with(|s| {
+                            s.as_ref()
+                                .and_then(|s| super::pressure::what_if_of(s, &reason))
+                                .map(|w| {
+                                    view! {
+                                        <p class="what-if" id="flip-what-if">
+                                            {c.t(Text::IfDeflected)}
+                                            ": "
+                                            {super::pressure::what_if_text(&w, c.lang.get())}
+                                        </p>
+                                    }
+                                })
+                        })
+                    })
+                }}
                 <Show when=move || turning_on>
                     <label>
                         {move || c.t(Text::DeflectTo)}

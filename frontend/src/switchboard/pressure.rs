@@ -7,7 +7,9 @@
 //! the window and the site, segment and reason filters are the header's.
 
 use leptos::prelude::*;
-use vigie_proto::{Breakdown, DeflectionSwitch, Kpis, Role, Targets, OTHER_VALUE, UNKNOWN_VALUE};
+use vigie_proto::{
+    Breakdown, DeflectionSwitch, Kpis, Role, Snapshot, Targets, WhatIf, OTHER_VALUE, UNKNOWN_VALUE,
+};
 
 use super::Draft;
 use crate::format::{count, duration, percent};
@@ -82,6 +84,28 @@ pub fn wholly_deflected(
     deflecting(switches, channel, reason, segment)
         .iter()
         .any(|s| s.segment.is_none() || s.segment.as_deref() == segment)
+}
+
+/// "31 % of the load · 41 % → 78 %": a reason's what-if, as the table and the flip
+/// dialog say it.
+pub fn what_if_text(w: &WhatIf, lang: crate::i18n::Lang) -> String {
+    use crate::i18n::Say;
+    format!(
+        "{} {} · {} → {}",
+        percent(Some(w.share), lang),
+        lang.text(Text::OfLoad),
+        percent(Some(w.projected_service_level), lang),
+        percent(Some(w.projected_service_level_without), lang)
+    )
+}
+
+/// The what-if of a reason in a by-reason snapshot of its channel.
+pub fn what_if_of(snapshot: &Snapshot, reason: &str) -> Option<WhatIf> {
+    snapshot
+        .breakdown
+        .iter()
+        .find(|b| b.key.reason.as_deref() == Some(reason))
+        .and_then(|b| b.kpis.what_if)
 }
 
 /// A reason a switch can name: not the engine's stand-ins for a missing reason or for
@@ -162,6 +186,7 @@ pub fn Pressure(draft: RwSignal<Option<Draft>>) -> impl IntoView {
                         </th>
                         <th>{move || c.t(Text::AbandonRate)}</th>
                         <th>{move || c.t(Text::DeflectionRate)}</th>
+                        <th title=move || c.t(Text::FormulaWhatIf)>{move || c.t(Text::IfDeflected)}</th>
                         <th></th>
                     </tr>
                 </thead>
@@ -270,6 +295,9 @@ fn ReasonLine(
                 {move || percent(kpis().abandon_rate, c.lang.get())}
             </td>
             <td class="value">{move || percent(kpis().deflection_rate, c.lang.get())}</td>
+            <td class="what-if" data-kpi="what_if">
+                {move || kpis().what_if.map(|w| what_if_text(&w, c.lang.get()))}
+            </td>
             <td class="action">
                 <span class="deflecting">{move || switches().join(" · ")}</span>
                 <Show when=move || can_flip.get() && offered()>
@@ -388,5 +416,18 @@ mod tests {
         assert!(is_deflectable("billing"));
         assert!(!is_deflectable(UNKNOWN_VALUE));
         assert!(!is_deflectable(OTHER_VALUE));
+    }
+
+    #[test]
+    fn a_what_if_reads_share_then_now_then_without() {
+        let w = WhatIf {
+            share: 0.31,
+            projected_service_level: 0.41,
+            projected_service_level_without: 0.78,
+        };
+        assert_eq!(
+            what_if_text(&w, crate::i18n::Lang::En),
+            "31% of the load · 41% → 78%"
+        );
     }
 }

@@ -54,6 +54,8 @@ pub fn StaffingPanel() -> impl IntoView {
                         <th>{move || c.t(Text::Away)}</th>
                         <th title=move || c.t(Text::FormulaOccupancy)>{move || c.t(Text::Occupancy)}</th>
                         <th>{move || c.t(Text::InQueue)}</th>
+                        <th title=move || c.t(Text::FormulaProjection)>{move || c.t(Text::ProjectedSl)}</th>
+                        <th title=move || c.t(Text::FormulaProjection)>{move || c.t(Text::AgentsNeeded)}</th>
                     </tr>
                 </thead>
                 <tbody>
@@ -76,6 +78,18 @@ pub fn StaffingPanel() -> impl IntoView {
                                             {percent(q.occupancy, c.lang.get())}
                                         </td>
                                         <td class="value">{count(q.in_queue)}</td>
+                                        <td class="value" data-kpi="projected_service_level">
+                                            {percent(
+                                                q.projection.as_ref().and_then(|p| p.projected_service_level),
+                                                c.lang.get(),
+                                            )}
+                                        </td>
+                                        <td class="value" data-kpi="agents_needed">
+                                            {q.projection
+                                                .as_ref()
+                                                .and_then(|p| p.agents_needed)
+                                                .map_or("–".to_string(), |n| count(u64::from(n)))}
+                                        </td>
                                     </tr>
                                 }
                             })
