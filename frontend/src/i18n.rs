@@ -135,6 +135,8 @@ texts! {
     FormulaStaffing => "Agents by state at the window's end: an agent's state is that of its latest event; staffed = logged in = free + on contact + wrap-up + away. An agent counts in each queue it serves, in the channels of those queues, once in the total.", "Agents par état à la fin de la fenêtre : l'état d'un agent est celui de son dernier événement ; présents = connectés = libres + en contact + post-appel + absents. Un agent compte dans chaque file qu'il sert, dans les canaux de ces files, une fois au total.";
     FormulaOccupancy => "Time on contact or in wrap-up ÷ time free, on contact or in wrap-up, over the window, summed over the agents of the scope (away time left out). Above about 85–90 %, agents burn out.", "Temps en contact ou en post-appel ÷ temps libre, en contact ou en post-appel, sur la fenêtre, cumulé sur les agents du périmètre (absences exclues). Au-delà de 85–90 % environ, les agents s'épuisent.";
     IfDeflected => "If deflected", "Si délesté";
+    Predicted => "SL predicted", "NS prévu";
+    Measured => "measured", "mesuré";
     OfLoad => "of the load", "de la charge";
     ProjectedSl => "Projected SL", "NS projeté";
     AgentsNeeded => "Agents needed", "Agents requis";

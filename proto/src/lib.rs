@@ -43,7 +43,7 @@ pub use snapshot::{
 pub use snapshot::{OTHER_VALUE, UNKNOWN_VALUE};
 pub use switch::{
     is_valid_name, switch_id, AuditRecord, DeflectionSwitch, DeflectionTarget, FlipRequest,
-    SwitchEffect,
+    SwitchEffect, SwitchPrediction,
 };
 pub use ws::{ClientMessage, PartitionsReport, ServerMessage, StatusReport, Subscription};
 

@@ -105,6 +105,22 @@ pub struct DeflectionSwitch {
     /// Epoch ms after which the switch turns itself off.
     #[serde(default)]
     pub expires_at: Option<i64>,
+    /// What the projection said when it was turned on (the channel's service level with
+    /// the scope's load removed), so the team learns how far to trust it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prediction: Option<SwitchPrediction>,
+}
+
+/// The projection made when a switch was turned on, over the last 15 minutes then.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SwitchPrediction {
+    /// The scope's share of its channel's offered load.
+    pub share: f64,
+    /// The channel's projected service level then...
+    pub service_level_before: f64,
+    /// ...and the one projected without the scope's load: what the flip should give.
+    pub service_level_predicted: f64,
 }
 
 impl DeflectionSwitch {
@@ -160,6 +176,16 @@ pub struct SwitchEffect {
     pub came_back: u64,
     /// 1 − came_back / deflected, "so far" until the horizon has passed; `null` before any deflection.
     pub containment: Option<f64>,
+    /// The service level the projection predicted for the channel at the flip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicted_service_level: Option<f64>,
+    /// The channel's service level measured since the flip, over its first 15 minutes at
+    /// most; `null` until a contact was answered or abandoned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured_service_level: Option<f64>,
+    /// The end of that measurement (epoch ms): the flip + 15 min, or now if sooner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured_until: Option<i64>,
 }
 
 /// One effective change, on the `vigie.audit` topic: a switch created, turned on or off
@@ -204,6 +230,7 @@ mod tests {
             changed_at: 0,
             why: "queue degraded".into(),
             expires_at: None,
+            prediction: None,
         }
     }
 

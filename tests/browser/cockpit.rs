@@ -388,7 +388,13 @@ async fn a_supervisor_flips_a_switch_another_session_sees_it_and_a_viewer_cannot
     .await;
     let what_if = wait_for(
         "the pressure table says what deflecting billing would do",
-        async || text_of(&supervisor, "#pressure tr[data-reason=billing] [data-kpi=what_if]").await,
+        async || {
+            text_of(
+                &supervisor,
+                "#pressure tr[data-reason=billing] [data-kpi=what_if]",
+            )
+            .await
+        },
         |t| t.contains("of the load") && t.contains('→'),
     )
     .await;
@@ -518,6 +524,14 @@ async fn a_supervisor_flips_a_switch_another_session_sees_it_and_a_viewer_cannot
         viewer.find(Locator::Css("button.flip")).await.is_err(),
         "a viewer has no flip control on an existing switch either"
     );
+    // The switch keeps what the projection said at the flip, beside what is measured.
+    let effect = wait_for(
+        "the switch's effect shows its prediction",
+        async || text_of(&viewer, "tr[data-switch='phone.all.all.all'] td.effect").await,
+        |t| t.contains("SL predicted"),
+    )
+    .await;
+    eprintln!("switch effect: {effect}");
     // The switch covers every phone reason: each row says where its calls go now.
     let rows = wait_for(
         "every phone reason shows the channel's deflection",

@@ -393,3 +393,101 @@ async fn racing_writers_leave_the_topic_on_the_confirmed_state_with_one_audit_ea
         "the topic ends on the expiry"
     );
 }
+
+/// Turning a switch on keeps what the projection predicted for its channel (the
+/// service level without the scope's load); its effect then shows the prediction beside
+/// the service level measured since the flip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switch_keeps_its_prediction_and_shows_it_beside_what_is_measured() {
+    use vigie::event::{AgentState, EventKind, EventRecord};
+    let broker = Broker::start();
+    let settings = settings(&broker);
+    let app = Instance::start(&settings).await;
+    let engine = app.engines.assign(0);
+    let now = jiff::Timestamp::now().as_millisecond();
+    // Three phone agents; 60 contacts in the last 10 minutes (40 billing), 2 min each:
+    // 8 Erlangs on 3 agents, hopeless; without billing, 2.7 Erlangs: some hope.
+    for a in 0..3 {
+        let mut ev = EventRecord::agent(
+            format!("ag{a}"),
+            now - 600_000,
+            format!("agent{a}"),
+            AgentState::Available,
+        );
+        ev.queues = Some(vec!["phone_billing".into()]);
+        engine.apply(&ev);
+    }
+    let contact = |n: i64, reason: &str, at: i64, wait: i64| {
+        let iid = format!("c{n}");
+        let mut arrived = EventRecord::new(format!("{iid}-a"), EventKind::Arrived, at, iid.clone());
+        arrived.channel = Some("phone".into());
+        arrived.reason = Some(reason.to_string().into());
+        let mut queued = EventRecord::new(format!("{iid}-q"), EventKind::Queued, at, iid.clone());
+        queued.queue = Some("phone_billing".into());
+        let answered = EventRecord::new(
+            format!("{iid}-b"),
+            EventKind::Answered,
+            at + wait,
+            iid.clone(),
+        );
+        let ended = EventRecord::new(
+            format!("{iid}-e"),
+            EventKind::Ended,
+            at + wait + 120_000,
+            iid,
+        );
+        [arrived, queued, answered, ended]
+    };
+    for n in 0..60 {
+        let reason = if n % 3 == 2 { "sales" } else { "billing" };
+        for ev in contact(n, reason, now - 590_000 + n * 8_000, 90_000) {
+            engine.apply(&ev);
+        }
+    }
+    let flip = json!({"channel": "phone", "reason": "billing", "target": "visual_ivr", "on": true,
+                      "why": "billing floods the phone", "expected_version": 0});
+    let (status, switch) = app.put("phone-billing", flip).await;
+    assert_eq!(status, 200, "{switch}");
+    let prediction = &switch["prediction"];
+    let share = prediction["share"].as_f64().expect("a prediction");
+    assert!((share - 40.0 / 60.0).abs() < 0.05, "{prediction}");
+    let (before, predicted) = (
+        prediction["service_level_before"].as_f64().expect("before"),
+        prediction["service_level_predicted"]
+            .as_f64()
+            .expect("predicted"),
+    );
+    assert_eq!(before, 0.0, "8 Erlangs on 3 agents: {prediction}");
+    assert!(predicted > before, "{prediction}");
+
+    // After the flip, sales calls answered within 5 s: the measured service level is 100 %.
+    let flipped_at = switch["changed_at"].as_i64().expect("changed_at");
+    for n in 100..110 {
+        for ev in contact(n, "sales", flipped_at + 2_000 + (n - 100) * 1_000, 5_000) {
+            engine.apply(&ev);
+        }
+    }
+    let (_, list) = app.get("/api/v1/switches").await;
+    let effect = &list["effects"]["phone-billing"];
+    assert_eq!(
+        effect["predicted_service_level"].as_f64(),
+        Some(predicted),
+        "{effect}"
+    );
+    assert_eq!(
+        effect["measured_service_level"].as_f64(),
+        Some(1.0),
+        "{effect}"
+    );
+    let until = effect["measured_until"].as_i64().expect("measured until");
+    assert!(
+        until > flipped_at && until <= flipped_at + 15 * 60_000,
+        "{effect}"
+    );
+    // Turned off, the prediction goes with the state it was made for.
+    let off = json!({"channel": "phone", "reason": "billing", "target": "visual_ivr", "on": false,
+                     "why": "over", "expected_version": switch["version"]});
+    let (status, switch) = app.put("phone-billing", off).await;
+    assert_eq!(status, 200, "{switch}");
+    assert!(switch.get("prediction").is_none(), "{switch}");
+}

@@ -19,7 +19,7 @@ pub use store::SwitchStore;
 
 use std::collections::BTreeMap;
 
-use vigie_proto::{DimensionKey, SwitchEffect};
+use vigie_proto::{DimensionKey, SwitchEffect, SwitchPrediction};
 
 use crate::engine::partial::SwitchShare;
 use crate::engine::{DimensionFilter, Engine, EngineSet};
@@ -55,16 +55,29 @@ pub(crate) fn switch_effects(
                 local.deflected + remote.deflected,
                 local.came_back + remote.came_back,
             );
+            // The channel's service level in the first 15 minutes after the flip (so far).
+            let measured_until = engines
+                .watermark()
+                .map(|w| crate::engine::window_end(Some(w)).min(s.changed_at + MEASURED_FOR_MS))
+                .filter(|until| *until > s.changed_at);
             let effect = SwitchEffect {
                 since: s.changed_at,
                 deflected,
                 came_back,
                 containment: (deflected > 0).then(|| 1.0 - came_back as f64 / deflected as f64),
+                predicted_service_level: s.prediction.as_ref().map(|p| p.service_level_predicted),
+                measured_service_level: measured_until.and_then(|until| {
+                    engines.service_level_between(&s.channel, s.changed_at, until)
+                }),
+                measured_until,
             };
             (s.id.clone(), effect)
         })
         .collect()
 }
+
+/// How long after a flip its measured service level is taken (against the prediction).
+pub(crate) const MEASURED_FOR_MS: i64 = 15 * 60_000;
 
 /// The effect of every switch that is on, on one partition's engine: what its owner
 /// publishes in the partition's partial header (scale-out).
@@ -124,6 +137,7 @@ pub(crate) fn next_state<'a>(
     now_ms: i64,
     current: Option<&DeflectionSwitch>,
     others: impl Iterator<Item = &'a DeflectionSwitch>,
+    prediction: Option<SwitchPrediction>,
 ) -> Result<DeflectionSwitch, SwitchError> {
     validate_id(id)?;
     if request.why.trim().is_empty() {
@@ -173,6 +187,7 @@ pub(crate) fn next_state<'a>(
         changed_at: now_ms,
         why: request.why.trim().into(),
         expires_at,
+        prediction: prediction.filter(|_| request.on),
     };
     if let Some(other) = others.into_iter().find(|o| next.conflicts_with(o)) {
         return Err(SwitchError::Conflicting {
@@ -224,6 +239,7 @@ mod tests {
             since,
             None,
             [].iter(),
+            None,
         )
         .expect("created");
         (switch.reason, switch.segment) = (None, None);
@@ -269,8 +285,16 @@ mod tests {
 
     #[test]
     fn a_flip_needs_a_reason_a_valid_id_and_the_current_version() {
-        let created = next_state("billing-low", &request(true, 0), "ann", 10, None, [].iter())
-            .expect("created");
+        let created = next_state(
+            "billing-low",
+            &request(true, 0),
+            "ann",
+            10,
+            None,
+            [].iter(),
+            None,
+        )
+        .expect("created");
         assert_eq!(
             (created.version, created.on, created.changed_by.as_str()),
             (1, true, "ann")
@@ -284,7 +308,8 @@ mod tests {
                 "bob",
                 20,
                 Some(&created),
-                [].iter()
+                [].iter(),
+                None
             ),
             Err(SwitchError::MissingReason)
         ));
@@ -295,12 +320,21 @@ mod tests {
                 "bob",
                 20,
                 Some(&created),
-                [].iter()
+                [].iter(),
+                None
             ),
             Err(SwitchError::VersionConflict { current: 1, .. })
         ));
         assert!(matches!(
-            next_state("Billing Low", &request(true, 0), "bob", 20, None, [].iter()),
+            next_state(
+                "Billing Low",
+                &request(true, 0),
+                "bob",
+                20,
+                None,
+                [].iter(),
+                None
+            ),
             Err(SwitchError::BadId(_))
         ));
         let off = next_state(
@@ -310,6 +344,7 @@ mod tests {
             20,
             Some(&created),
             [].iter(),
+            None,
         )
         .expect("off");
         assert_eq!((off.version, off.on), (2, false));
@@ -319,7 +354,7 @@ mod tests {
     fn expiry_and_conflicts_are_checked() {
         let mut timed = request(true, 0);
         timed.expires_in = Some("30m".into());
-        let s = next_state("a", &timed, "ann", 1_000, None, [].iter()).expect("valid");
+        let s = next_state("a", &timed, "ann", 1_000, None, [].iter(), None).expect("valid");
         assert_eq!(s.expires_at, Some(1_000 + 1_800_000));
         for bad in [
             "soon",
@@ -331,20 +366,20 @@ mod tests {
             timed.expires_in = Some(bad.into());
             assert!(
                 matches!(
-                    next_state("a", &timed, "ann", 0, None, [].iter()),
+                    next_state("a", &timed, "ann", 0, None, [].iter(), None),
                     Err(SwitchError::Invalid(_))
                 ),
                 "{bad}"
             );
         }
         timed.expires_in = Some("31days".into());
-        let s = next_state("a", &timed, "ann", 1_000, None, [].iter()).expect("a month");
+        let s = next_state("a", &timed, "ann", 1_000, None, [].iter(), None).expect("a month");
         assert_eq!(s.expires_at, Some(1_000 + 31 * 86_400_000));
         let mut callback = request(true, 0);
         callback.target = DeflectionTarget::Callback;
         callback.reason = None;
         assert!(matches!(
-            next_state("b", &callback, "bob", 0, None, [s.clone()].iter()),
+            next_state("b", &callback, "bob", 0, None, [s.clone()].iter(), None),
             Err(SwitchError::Conflicting { other }) if other == "a"
         ));
     }

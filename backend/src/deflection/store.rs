@@ -250,6 +250,7 @@ impl SwitchStore {
         id: &str,
         request: &FlipRequest,
         who: &str,
+        prediction: Option<vigie_proto::SwitchPrediction>,
     ) -> Result<DeflectionSwitch, SwitchError> {
         let _write = self.write_lock.lock().await;
         let now_ms = jiff::Timestamp::now().as_millisecond();
@@ -263,6 +264,7 @@ impl SwitchStore {
                 now_ms,
                 current.as_ref(),
                 switches.values(),
+                prediction,
             )?;
             (current, next)
         };
@@ -430,7 +432,7 @@ impl SwitchStore {
                 expected_version: s.version,
                 expires_in: None,
             };
-            if let Err(e) = self.flip(&s.id, &request, "vigie (expiry)").await {
+            if let Err(e) = self.flip(&s.id, &request, "vigie (expiry)", None).await {
                 tracing::warn!(id = %s.id, error = %e, "expiring a switch failed; retried next second");
             }
         }

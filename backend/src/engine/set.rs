@@ -246,6 +246,62 @@ impl EngineSet {
         build_snapshot_of(&self.cfg, &self.symbols, &sources, query)
     }
 
+    /// The service level of `channel` over `[from, to)` (any times, not only a window
+    /// ending now): a switch's measured effect since its flip.
+    pub fn service_level_between(&self, channel: &str, from: i64, to: i64) -> Option<f64> {
+        let engines = self.local();
+        let replicas = self.replicas.read();
+        let filter = super::DimensionFilter(vec![(Dimension::Channel, channel.to_string())]);
+        super::snapshot::kpis_between(
+            &self.symbols,
+            &merged(&engines, &replicas),
+            &filter,
+            from,
+            to,
+        )
+        .service_level
+    }
+
+    /// What deflecting `scope` (a channel and maybe a reason, segment or queue) would do to
+    /// its channel's projection over `window`: `None` without agents or a projection.
+    pub fn what_if(
+        &self,
+        scope: &super::DimensionFilter,
+        window: super::WindowSpec,
+    ) -> Result<Option<vigie_proto::WhatIf>, WindowError> {
+        let Some((_, channel)) = scope.0.iter().find(|(d, _)| *d == Dimension::Channel) else {
+            return Ok(None);
+        };
+        let channel_only = super::DimensionFilter(vec![(Dimension::Channel, channel.clone())]);
+        let whole = self.snapshot(&SnapshotQuery {
+            window,
+            filter: channel_only,
+            ..SnapshotQuery::default()
+        })?;
+        let part = self.snapshot(&SnapshotQuery {
+            window,
+            filter: scope.clone(),
+            ..SnapshotQuery::default()
+        })?;
+        let Some(projection) = whole.total.projection else {
+            return Ok(None);
+        };
+        let rule = self
+            .cfg
+            .channels
+            .get(channel)
+            .and_then(|r| r.sl_threshold_ms)
+            .zip(self.cfg.sl_targets.get(channel).copied());
+        let load = super::projection::Load {
+            offered: projection.offered,
+            window_ms: whole.window.to - whole.window.from,
+            aht_ms: projection.aht_ms,
+            agents: projection.agents,
+        };
+        let part_offered = part.total.arrivals.saturating_sub(part.total.deflected);
+        Ok(load.what_if(part_offered, rule))
+    }
+
     /// The agent list over every partition held, at the end of `window`.
     pub fn agent_list(
         &self,

@@ -520,6 +520,36 @@ pub(super) fn build_snapshot_of(
     })
 }
 
+/// The KPIs of the contacts `filter` keeps over `[from, to)` (whole seconds: `from`
+/// rounded up, `to` down), whatever the windows of the snapshots.
+pub(super) fn kpis_between(
+    symbols: &super::Symbols,
+    sources: &[Source<'_>],
+    filter: &DimensionFilter,
+    from: i64,
+    to: i64,
+) -> Kpis {
+    let (from, to) = (
+        (from + 999).div_euclid(1000) * 1000,
+        to.div_euclid(1000) * 1000,
+    );
+    let mut per_key: HashMap<KeyId, Aggregate, FastHash> = HashMap::default();
+    if from < to {
+        for source in sources {
+            source.collect(from, to, &mut per_key);
+        }
+    }
+    let keys = symbols.keys();
+    let matches = filter.matcher(symbols);
+    let mut agg = Aggregate::default();
+    for (key_id, a) in &per_key {
+        if keys.get(*key_id as usize).is_some_and(&matches) {
+            agg.merge(a, 1);
+        }
+    }
+    derive_kpis(&agg)
+}
+
 /// The agent list of `sources` at the end of `window` (contacts handled over it).
 pub(super) fn build_agent_list_of(
     cfg: &super::EngineConfig,

@@ -4,12 +4,15 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::Deserialize;
-use vigie_proto::{AuditPage, DeflectionSwitch, ErrorBody, FlipRequest, SwitchList};
+use vigie_proto::{
+    AuditPage, DeflectionSwitch, DimensionKey, ErrorBody, FlipRequest, SwitchList, SwitchPrediction,
+};
 
 use super::limits::Limit;
 use super::{ApiError, AppState, Principal};
 use crate::config::Role;
 use crate::deflection::SwitchStore;
+use crate::engine::{DimensionFilter, WindowSpec};
 
 fn store(state: &AppState) -> Result<&SwitchStore, ApiError> {
     state.switches.as_deref().ok_or_else(|| {
@@ -94,10 +97,43 @@ pub(super) async fn flip(
         axum::http::StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(super::MAX_BODY_BYTES),
         _ => ApiError::BadBody(e.body_text()),
     })?;
+    let store = store(&state)?;
+    let prediction = if request.on {
+        predict(&state, &request).await
+    } else {
+        None
+    };
     Ok(Json(
-        store(&state)?.flip(&id, &request, &caller.name).await?,
+        store.flip(&id, &request, &caller.name, prediction).await?,
     ))
 }
+
+/// What the projection says of turning `request` on, over the last 15 minutes: kept with
+/// the switch, to be compared with what is measured after it.
+async fn predict(state: &AppState, request: &FlipRequest) -> Option<SwitchPrediction> {
+    let scope = DimensionFilter::from_key(DimensionKey {
+        channel: Some(request.channel.clone()),
+        queue: request.queue.clone(),
+        reason: request.reason.clone(),
+        segment: request.segment.clone(),
+        site: None,
+    });
+    let engines = state.engines.clone();
+    let what_if = tokio::task::spawn_blocking(move || {
+        engines.what_if(&scope, WindowSpec::Last(PREDICTION_WINDOW_MS))
+    })
+    .await
+    .ok()?
+    .ok()??;
+    Some(SwitchPrediction {
+        share: what_if.share,
+        service_level_before: what_if.projected_service_level,
+        service_level_predicted: what_if.projected_service_level_without,
+    })
+}
+
+/// The window a flip's prediction is made over.
+const PREDICTION_WINDOW_MS: i64 = 15 * 60_000;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]

@@ -470,6 +470,7 @@ mod tests {
             changed_at: 0,
             why: "test".into(),
             expires_at: None,
+            prediction: None,
         };
         let switches = Arc::new(vec![switch]);
         let events: Vec<_> = Simulator::new(SimulationConfig {
@@ -559,6 +560,7 @@ mod tests {
             changed_at: flip_at,
             why: "surge".into(),
             expires_at: None,
+            prediction: None,
         };
         let phone_sl = |flip: bool, until: i64| {
             let switches = Arc::new(vec![switch.clone()]);

@@ -141,7 +141,7 @@ fn SwitchRow(
         move || {
             c.live.effects.with(|e| {
                 e.get(&id).map(|e| {
-                    format!(
+                    let mut text = format!(
                         "{} {} · {} {} · {} {}",
                         count(e.deflected),
                         c.t(Text::Deflected),
@@ -149,7 +149,18 @@ fn SwitchRow(
                         c.t(Text::CameBack),
                         percent(e.containment, c.lang.get()),
                         c.t(Text::Containment)
-                    )
+                    );
+                    // How far to trust the projection: what it said at the flip, what came.
+                    if let Some(predicted) = e.predicted_service_level {
+                        text.push_str(&format!(
+                            " · {} {} · {} {}",
+                            c.t(Text::Predicted),
+                            percent(Some(predicted), c.lang.get()),
+                            c.t(Text::Measured),
+                            percent(e.measured_service_level, c.lang.get())
+                        ));
+                    }
+                    text
                 })
             })
         }

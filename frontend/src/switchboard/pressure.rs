@@ -375,6 +375,7 @@ mod tests {
                 changed_at: 0,
                 why: "queue saturated".into(),
                 expires_at: None,
+                prediction: None,
             };
         let switches = [
             switch("billing-low", Some("billing"), Some("low"), true),
