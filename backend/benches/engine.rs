@@ -80,6 +80,39 @@ fn benches(c: &mut Criterion) {
         engine.apply(ev);
     }
     g.throughput(Throughput::Elements(1));
+    // The same contacts without their agents: what staffing, occupancy and the
+    // projections add to a snapshot is the difference.
+    let contacts_only = Engine::new(EngineConfig::default());
+    for ev in Simulator::new(SimulationConfig {
+        contacts: Some(CONTACTS),
+        contacts_per_second: 20.0,
+        agent_events: false,
+        ..SimulationConfig::default()
+    }) {
+        contacts_only.apply(&ev);
+    }
+    for window in ["15m", "24h"] {
+        let query = SnapshotQuery {
+            window: window.parse().expect("window"),
+            ..SnapshotQuery::default()
+        };
+        g.bench_function(format!("snapshot_{window}_without_agents"), |b| {
+            b.iter(|| contacts_only.snapshot(&query).expect("snapshot"))
+        });
+    }
+    // The pressure table: one channel by reason, a what-if per row.
+    let pressure = SnapshotQuery {
+        window: "15m".parse().expect("window"),
+        filter: vigie::engine::DimensionFilter(vec![(
+            vigie::engine::Dimension::Channel,
+            "phone".into(),
+        )]),
+        breakdown: vec![vigie::engine::Dimension::Reason],
+        ..SnapshotQuery::default()
+    };
+    g.bench_function("snapshot_15m_phone_by_reason", |b| {
+        b.iter(|| engine.snapshot(&pressure).expect("snapshot"))
+    });
     for window in ["15m", "24h"] {
         let query = SnapshotQuery {
             window: window.parse().expect("window"),

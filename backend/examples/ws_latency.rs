@@ -185,11 +185,21 @@ async fn main() -> anyhow::Result<()> {
         })
     };
 
+    // The live stream: contacts answered by bots (a centre of 10 k events/s would need
+    // hundreds of thousands of agents); the history's agents (about 8,500, at 20 contacts
+    // a second) keep staffing, occupancy and the projections in every frame.
+    let mut bots = vigie::simulate::Scenario::steady();
+    for queue in &mut bots.queues {
+        queue.self_service = true;
+    }
+    bots.teams.clear();
     let events: Vec<_> = Simulator::new(SimulationConfig {
         seed: 3,
         contacts: Some(rate * (seconds + 5) / 3),
         start_ms: now_ms,
         contacts_per_second: rate as f64 / 3.7,
+        scenario: bots,
+        agent_events: false,
         ..SimulationConfig::default()
     })
     .collect();

@@ -103,20 +103,35 @@ impl AgentTimeline {
             return;
         }
         let mut walk = Walk::start(self.base.as_ref());
-        for e in self.entries.drain(..n) {
-            walk.step(&e);
+        for e in &self.entries[..n] {
+            walk.step(e);
         }
-        if let Some(base) = walk.into_base(until) {
+        let base = walk.into_base(until);
+        self.entries.drain(..n);
+        if let Some(base) = base {
             self.base = Some(base);
         }
     }
 
     /// Walks the timeline up to `to` (exclusive), calling `f` for each span of constant
     /// state, queues and site: [start, end) with `end <= to`.
-    pub(crate) fn spans(&self, to: i64, mut f: impl FnMut(&Span<'_>)) {
-        let mut walk = Walk::start(self.base.as_ref());
-        let skip_before = self.base.as_ref().map_or(i64::MIN, |b| b.until);
-        for e in self.entries.iter().filter(|e| e.ts >= skip_before) {
+    #[cfg(test)]
+    pub(crate) fn spans<'t>(&'t self, to: i64, f: impl FnMut(&Span<'t>)) {
+        self.spans_between(i64::MIN, to, f);
+    }
+
+    /// Like [`AgentTimeline::spans`], but only the spans that end after `from` (and the
+    /// one in force at `from`): a snapshot's window, without walking the whole retention.
+    pub(crate) fn spans_between<'t>(&'t self, from: i64, to: i64, mut f: impl FnMut(&Span<'t>)) {
+        let skip = self
+            .base
+            .as_ref()
+            .map_or(0, |b| self.entries.partition_point(|e| e.ts < b.until));
+        let entries = &self.entries[skip..];
+        // The state in force at `from`: that after the last change before it.
+        let first = entries.partition_point(|e| e.ts < from);
+        let mut walk = Walk::at(self.base.as_ref(), &entries[..first]);
+        for e in &entries[first..] {
             if e.ts >= to {
                 break;
             }
@@ -131,12 +146,12 @@ impl AgentTimeline {
     }
 }
 
-/// The effective state while walking a timeline.
-#[derive(Clone, Debug, Default)]
-struct Walk {
+/// The effective state while walking a timeline (borrowing its entries: no copy).
+#[derive(Clone, Copy, Debug, Default)]
+struct Walk<'a> {
     /// The latest entry applied, if any.
-    last: Option<AgentEntry>,
-    queues: Option<Arc<[Sym]>>,
+    last: Option<&'a AgentEntry>,
+    queues: Option<&'a Arc<[Sym]>>,
     site: Option<Sym>,
     since: i64,
 }
@@ -155,45 +170,78 @@ pub(crate) struct Span<'a> {
     pub interaction: Option<&'a Arc<str>>,
 }
 
-impl Walk {
-    fn start(base: Option<&AgentBase>) -> Walk {
+/// The same state, for the start of a span (a change that keeps the state keeps its start).
+fn same_run(a: &AgentEntry, b: &AgentEntry) -> bool {
+    a.state == b.state
+        && a.away_reason == b.away_reason
+        && (b.state != AgentState::OnContact || a.interaction == b.interaction)
+}
+
+impl<'a> Walk<'a> {
+    fn start(base: Option<&'a AgentBase>) -> Walk<'a> {
         match base {
             Some(b) => Walk {
-                queues: b.last.queues.clone(),
+                queues: b.last.queues.as_ref(),
                 site: b.last.site,
                 since: b.since,
-                last: Some(b.last.clone()),
+                last: Some(&b.last),
             },
             None => Walk::default(),
         }
     }
 
-    fn step(&mut self, e: &AgentEntry) {
-        let same_state = self.last.as_ref().is_some_and(|l| {
-            l.state == e.state
-                && l.away_reason == e.away_reason
-                && (e.state != AgentState::OnContact || l.interaction == e.interaction)
-        });
-        if !same_state {
+    /// The walk as it stands after `before` (the first entries after the base), found
+    /// from the end: the last entry, the last queues and site given, the run's start.
+    fn at(base: Option<&'a AgentBase>, before: &'a [AgentEntry]) -> Walk<'a> {
+        let Some(last) = before.last() else {
+            return Walk::start(base);
+        };
+        let from_base = Walk::start(base);
+        let queues = before
+            .iter()
+            .rev()
+            .find_map(|e| e.queues.as_ref())
+            .or(from_base.queues);
+        let site = before.iter().rev().find_map(|e| e.site).or(from_base.site);
+        let run = before
+            .iter()
+            .rev()
+            .take_while(|e| same_run(e, last))
+            .count();
+        let since = if run == before.len() && from_base.last.is_some_and(|b| same_run(b, last)) {
+            from_base.since
+        } else {
+            before[before.len() - run].ts
+        };
+        Walk {
+            last: Some(last),
+            queues,
+            site,
+            since,
+        }
+    }
+
+    fn step(&mut self, e: &'a AgentEntry) {
+        if !self.last.is_some_and(|l| same_run(l, e)) {
             self.since = e.ts;
         }
         if e.queues.is_some() {
-            self.queues.clone_from(&e.queues);
+            self.queues = e.queues.as_ref();
         }
         if e.site.is_some() {
             self.site = e.site;
         }
-        self.last = Some(e.clone());
+        self.last = Some(e);
     }
 
-    fn span_until(&self, end: i64) -> Option<Span<'_>> {
-        let last = self.last.as_ref()?;
+    fn span_until(&self, end: i64) -> Option<Span<'a>> {
+        let last = self.last?;
         Some(Span {
             start: last.ts,
             end,
             state: last.state,
             away_reason: last.away_reason,
-            queues: self.queues.as_deref().unwrap_or(&[]),
+            queues: self.queues.map_or(&[], |q| &q[..]),
             site: self.site.unwrap_or(UNKNOWN),
             since: self.since,
             interaction: last.interaction.as_ref(),
@@ -201,8 +249,8 @@ impl Walk {
     }
 
     fn into_base(self, until: i64) -> Option<AgentBase> {
-        let mut last = self.last?;
-        last.queues = self.queues;
+        let mut last = self.last?.clone();
+        last.queues = self.queues.cloned();
         last.site = self.site;
         Some(AgentBase {
             until,
@@ -495,5 +543,35 @@ mod tests {
             !t.insert(entry(200, 2, Available, None)),
             "a redelivery of the last folded event is still recognised"
         );
+    }
+
+    proptest::proptest! {
+        /// A window's walk starts at the change in force at `from` and gives exactly the
+        /// spans of the whole walk that reach `from`, with the same run starts, folded
+        /// base or not.
+        #[test]
+        fn the_window_walk_is_the_tail_of_the_whole_walk(
+            changes in proptest::collection::vec((1i64..100, 0usize..5, proptest::option::of(0u32..4)), 1..30),
+            fold in 0i64..3_000,
+            from in 0i64..3_000,
+            to in 0i64..3_500,
+        ) {
+            proptest::prop_assume!(from < to, "a window");
+            let mut t = AgentTimeline::new("a");
+            let mut ts = 0;
+            for (i, (gap, state, queue)) in changes.into_iter().enumerate() {
+                ts += gap;
+                let queues = queue.map(|q| vec![q]);
+                t.insert(entry(ts, i as u64, AgentState::ALL[state], queues.as_deref()));
+            }
+            t.fold_before(fold);
+            let whole = states(&t, to);
+            let mut tail = Vec::new();
+            t.spans_between(from, to, |s| {
+                tail.push((s.start, s.end, s.state, s.queues.to_vec(), s.since));
+            });
+            let want: Vec<_> = whole.into_iter().filter(|s| s.1 >= from).collect();
+            proptest::prop_assert_eq!(tail, want);
+        }
     }
 }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use vigie_proto::{AgentList, AgentRow, AgentState, Staffing, WindowBounds};
 
-use super::agents::{AgentBook, AgentTimeline, Span};
+use super::agents::{AgentBook, AgentTimeline};
 use super::snapshot::{Dimension, DimensionFilter};
 use super::symbols::{FastHash, Sym, Symbols, UNKNOWN};
 
@@ -102,19 +102,19 @@ struct Scopes {
 }
 
 fn scopes_of(
-    span: &Span<'_>,
+    span_queues: &[Sym],
+    span_site: Sym,
     filter: &AgentFilter,
     channels: &QueueChannels,
     breakdown: &[Dimension],
 ) -> Scopes {
-    let queues: Vec<Sym> = span
-        .queues
+    let queues: Vec<Sym> = span_queues
         .iter()
         .copied()
         .filter(|q| filter.queue_matches(*q, channels))
         .collect();
     let counts =
-        filter.site_matches(span.site) && (!filter.restricts_queues() || !queues.is_empty());
+        filter.site_matches(span_site) && (!filter.restricts_queues() || !queues.is_empty());
     let mut chans: Vec<Sym> = queues
         .iter()
         .flat_map(|q| channels.get(q).into_iter().flatten().copied())
@@ -128,7 +128,7 @@ fn scopes_of(
             let values: Vec<Sym> = match d {
                 Dimension::Channel => chans.clone(),
                 Dimension::Queue => queues.clone(),
-                _ => vec![span.site],
+                _ => vec![span_site],
             };
             rows = rows
                 .iter()
@@ -165,69 +165,135 @@ pub(super) fn capacity(
 ) -> Capacity {
     let filter = AgentFilter::new(filter, symbols);
     let mut out = Capacity::default();
-    let mut reasons: HashMap<Sym, std::sync::Arc<str>, FastHash> = HashMap::default();
+    // Agents are summed per skill set (queues and site) first: a centre has thousands of
+    // agents and a few dozen skill sets, whose scopes are then computed and filled once.
+    let mut by_skills: HashMap<Box<[Sym]>, Acc, FastHash> = HashMap::default();
+    let mut key: Vec<Sym> = Vec::new();
+    let mut acc_of = |queues: &[Sym], site: Sym| -> Box<[Sym]> {
+        key.clear();
+        key.extend_from_slice(queues);
+        key.push(site);
+        key.as_slice().into()
+    };
     for book in books {
         out.any |= book.len() > 0;
         book.for_each(|timeline| {
-            // Scopes change only with the queues and site: computed once per change.
-            let mut cached: Option<(*const [Sym], Sym, Scopes)> = None;
-            timeline.spans(bounds.to, |span| {
-                let fresh = cached.as_ref().is_none_or(|(q, site, _)| {
-                    !std::ptr::eq(*q, span.queues) || *site != span.site
-                });
-                if fresh {
-                    let scopes = scopes_of(span, &filter, channels, breakdown);
-                    cached = Some((span.queues as *const [Sym], span.site, scopes));
-                }
-                let Some((_, _, scopes)) = cached.as_ref() else {
-                    return;
-                };
-                if !scopes.counts {
+            let mut current: Option<(*const [Sym], Sym)> = None;
+            let mut time = Time::default();
+            let mut live: Option<(AgentState, Sym)> = None;
+            let mut flush = |q: &[Sym], site: Sym, time: &Time, live: Option<(AgentState, Sym)>| {
+                if !time.touched && live.is_none() {
                     return;
                 }
+                let acc = by_skills.entry(acc_of(q, site)).or_default();
+                acc.time.add(time);
+                if let Some((state, reason)) = live {
+                    acc.live.push((state, reason));
+                }
+            };
+            let mut last_queues: &[Sym] = &[];
+            timeline.spans_between(bounds.from, bounds.to, |span| {
+                let same = current
+                    .is_some_and(|(q, site)| std::ptr::eq(q, span.queues) && site == span.site);
+                if !same {
+                    if let Some((_, site)) = current {
+                        flush(last_queues, site, &time, None);
+                    }
+                    time = Time::default();
+                    current = Some((span.queues as *const [Sym], span.site));
+                }
+                last_queues = span.queues;
                 let ms = span.end.min(bounds.to) - span.start.max(bounds.from);
-                let live = span.end == bounds.to;
-                // A scope lists the agents of the window and of its end, not older ones.
-                if ms <= 0 && !live {
-                    return;
-                }
-                let reason = (span.state == AgentState::Away).then(|| {
-                    reasons
-                        .entry(span.away_reason)
-                        .or_insert_with(|| {
-                            if span.away_reason == UNKNOWN {
-                                std::sync::Arc::from(vigie_proto::UNKNOWN_VALUE)
-                            } else {
-                                symbols.name(span.away_reason)
-                            }
-                        })
-                        .clone()
-                });
-                let add = |t: &mut Tally| {
-                    if ms > 0 && span.state.is_busy() {
-                        t.busy_ms += ms;
+                if ms > 0 {
+                    time.touched = true;
+                    if span.state.is_busy() {
+                        time.busy_ms += ms;
                     }
-                    if ms > 0 && span.state.is_productive() {
-                        t.productive_ms += ms;
+                    if span.state.is_productive() {
+                        time.productive_ms += ms;
                     }
-                    if live {
-                        t.staffing.add(span.state, reason.as_deref());
-                    }
-                };
-                add(&mut out.total);
-                for q in &scopes.queues {
-                    add(out.by_queue.entry(*q).or_default());
                 }
-                for c in &scopes.channels {
-                    add(out.by_channel.entry(*c).or_default());
-                }
-                for r in &scopes.rows {
-                    add(out.breakdown.entry(r.clone()).or_default());
+                if span.end == bounds.to {
+                    live = Some((span.state, span.away_reason));
                 }
             });
+            if let Some((_, site)) = current {
+                flush(last_queues, site, &time, live);
+            }
         });
     }
+    let mut reasons: HashMap<Sym, std::sync::Arc<str>, FastHash> = HashMap::default();
+    for (skills, acc) in &by_skills {
+        let (site, queues) = skills
+            .split_last()
+            .map_or((UNKNOWN, &[][..]), |(s, q)| (*s, q));
+        let scopes = scopes_of(queues, site, &filter, channels, breakdown);
+        if !scopes.counts {
+            continue;
+        }
+        if acc.time.touched {
+            scopes.each(&mut out, |t| {
+                t.busy_ms += acc.time.busy_ms;
+                t.productive_ms += acc.time.productive_ms;
+            });
+        }
+        for &(state, reason) in &acc.live {
+            let reason = (state == AgentState::Away).then(|| {
+                reasons
+                    .entry(reason)
+                    .or_insert_with(|| {
+                        if reason == UNKNOWN {
+                            std::sync::Arc::from(vigie_proto::UNKNOWN_VALUE)
+                        } else {
+                            symbols.name(reason)
+                        }
+                    })
+                    .clone()
+            });
+            scopes.each(&mut out, |t| t.staffing.add(state, reason.as_deref()));
+        }
+    }
     out
+}
+
+/// The agents of one skill set: their time in the window, their states at its end.
+#[derive(Default)]
+struct Acc {
+    time: Time,
+    live: Vec<(AgentState, Sym)>,
+}
+
+/// The time of an agent's spans in one set of scopes, not yet added to them.
+#[derive(Default)]
+struct Time {
+    busy_ms: i64,
+    productive_ms: i64,
+    /// Some span of these scopes lies in the window (the scopes are listed even at 0).
+    touched: bool,
+}
+
+impl Time {
+    fn add(&mut self, other: &Time) {
+        self.busy_ms += other.busy_ms;
+        self.productive_ms += other.productive_ms;
+        self.touched |= other.touched;
+    }
+}
+
+impl Scopes {
+    /// Applies `f` to the total and to every scope of these.
+    fn each(&self, out: &mut Capacity, mut f: impl FnMut(&mut Tally)) {
+        f(&mut out.total);
+        for q in &self.queues {
+            f(out.by_queue.entry(*q).or_default());
+        }
+        for c in &self.channels {
+            f(out.by_channel.entry(*c).or_default());
+        }
+        for r in &self.rows {
+            f(out.breakdown.entry(r.clone()).or_default());
+        }
+    }
 }
 
 /// What the agent list shows.
@@ -313,7 +379,7 @@ fn row_of(
     // Start of the contact being handled (on contact, then its after-contact work).
     let mut contact: Option<i64> = None;
     let (mut handled, mut handle_ms) = (0u64, 0i64);
-    t.spans(bounds.to, |span| {
+    t.spans_between(bounds.from, bounds.to, |span| {
         let new_contact = span.state == AgentState::OnContact && span.since == span.start;
         if let Some(start) = contact {
             if new_contact || !span.state.is_busy() {

@@ -56,8 +56,24 @@ pub fn agents_needed(a: f64, aht_s: f64, threshold_s: f64, target: f64, max: u32
     if a <= 0.0 {
         return Some(0);
     }
-    let first = (a.floor() as u32).saturating_add(1);
-    (first..=max).find(|&n| service_level(n, a, aht_s, threshold_s) >= target)
+    if aht_s <= 0.0 {
+        return None;
+    }
+    // One pass of the Erlang B recursion, checking each agent count on the way: O(N),
+    // where calling `service_level` for each candidate would be O(N²) (thousands of
+    // agents, every snapshot).
+    let mut b = 1.0;
+    for n in 1..=max {
+        let n_f = f64::from(n);
+        b = a * b / (n_f + a * b);
+        if n_f > a {
+            let c = n_f * b / (n_f - a * (1.0 - b));
+            if 1.0 - c * (-(n_f - a) * threshold_s / aht_s).exp() >= target {
+                return Some(n);
+            }
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -82,6 +98,24 @@ mod tests {
                 assert!((x - y).abs() < 1e-9, "n={n} a={a}: {x} vs {y}");
             }
         }
+    }
+
+    #[test]
+    fn agents_needed_is_the_first_count_reaching_the_target() {
+        for a10 in [5, 37, 100, 555, 3_000, 12_345] {
+            let a = f64::from(a10) / 10.0;
+            let n = agents_needed(a, 180.0, 20.0, 0.8, 10_000).expect("reachable");
+            assert!(service_level(n, a, 180.0, 20.0) >= 0.8, "a={a} n={n}");
+            assert!(
+                n == 1 || service_level(n - 1, a, 180.0, 20.0) < 0.8,
+                "a={a} n={n}"
+            );
+        }
+        assert_eq!(
+            agents_needed(50.0, 180.0, 20.0, 0.8, 40),
+            None,
+            "beyond the ceiling"
+        );
     }
 
     #[test]

@@ -421,10 +421,13 @@ pub(super) fn build_snapshot_of(
             s.available + s.on_contact + s.after_contact_work
         }),
     };
-    let channel_loads: BTreeMap<Sym, (Load, Option<Rule>)> = by_channel
+    // Each channel's KPIs once (percentiles cost): for its projection and its entry.
+    let channel_kpis: BTreeMap<Sym, Kpis> =
+        by_channel.iter().map(|(c, s)| (*c, s.kpis(to))).collect();
+    let channel_loads: BTreeMap<Sym, (Load, Option<Rule>)> = channel_kpis
         .iter()
-        .map(|(c, s)| {
-            let load = load_of(&s.kpis(to), capacity.by_channel.get(c));
+        .map(|(c, kpis)| {
+            let load = load_of(kpis, capacity.by_channel.get(c));
             (*c, (load, rule_of(&name(*c))))
         })
         .collect();
@@ -463,10 +466,10 @@ pub(super) fn build_snapshot_of(
             }
             kpis
         },
-        by_channel: by_channel
-            .iter()
-            .map(|(c, s)| {
-                let mut kpis = s.kpis(to);
+        by_channel: channel_kpis
+            .into_iter()
+            .map(|(c, mut kpis)| {
+                let c = &c;
                 (kpis.occupancy, kpis.staffing) = staffing_of(capacity.by_channel.get(c));
                 if capacity.any {
                     kpis.projection = channel_loads.get(c).map(|(load, rule)| load.project(*rule));
