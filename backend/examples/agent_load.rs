@@ -57,15 +57,9 @@ fn day(agents: u64, changes: u64, start: i64) -> Vec<EventRecord<'static>> {
     all
 }
 
-fn resident_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
-}
+#[path = "support/resident.rs"]
+mod resident;
+use resident::resident_bytes;
 
 fn main() -> io::Result<()> {
     let args: Vec<String> = std::env::args().collect();

@@ -13,15 +13,9 @@ use std::borrow::Cow;
 use vigie::engine::{Engine, EngineConfig};
 use vigie::event::{EventKind, EventRecord};
 
-fn resident_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
-}
+#[path = "support/resident.rs"]
+mod resident;
+use resident::resident_bytes;
 
 fn main() {
     let customers: u64 = std::env::args()

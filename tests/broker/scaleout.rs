@@ -209,6 +209,27 @@ async fn a_flip_on_one_instance_reaches_another_and_its_effect_is_merged() {
             if got.as_ref() == Some(&want) {
                 break;
             }
+            if start.elapsed() >= DEADLINE {
+                let phone = |v: Option<Value>| v.map(|v| v["by_channel"]["phone"].clone());
+                eprintln!(
+                    "diagnostics: single 5m phone {:?}",
+                    phone(single.kpis("5m").await)
+                );
+                eprintln!(
+                    "DEBUG {} 5m phone {:?}",
+                    instance.name,
+                    phone(instance.kpis("5m").await)
+                );
+                eprintln!(
+                    "diagnostics: single readyz {:?}",
+                    single.get("/readyz").await
+                );
+                eprintln!(
+                    "DEBUG {} readyz {:?}",
+                    instance.name,
+                    instance.get("/readyz").await
+                );
+            }
             assert!(
                 start.elapsed() < DEADLINE,
                 "{}: switch effect {got:?}, single instance's {want}",

@@ -269,14 +269,22 @@ mod tests {
             let header = PartialHeader {
                 v: PARTIAL_VERSION,
                 switches: shares,
+                watermark: engine.watermark(),
                 ..PartialHeader::default()
             };
             let applied = remote.update_replica(p, |r, s| r.apply_header(header, 1, s));
             assert_eq!(applied, Ok(true));
+            // The effect log too: the service level measured since the flip is merged.
+            for start in engine.chunk_starts() {
+                let chunk = engine.export_chunk(start, 1);
+                let applied = remote.update_replica(p, |r, s| r.apply_chunk(&chunk, s));
+                assert_eq!(applied, Ok(true));
+            }
         }
         let want = switch_effects(&local, &switches);
         let effect = &want["phone-all"];
         assert!(effect.deflected > 0 && effect.came_back > 0, "{effect:?}");
+        assert!(effect.measured_service_level.is_some(), "{effect:?}");
         assert_eq!(switch_effects(&remote, &switches), want);
         // Once the switch is off, no effect is shown.
         switch.on = false;

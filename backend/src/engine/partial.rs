@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
+use vigie_proto::AgentState;
 
 use super::agents::{AgentBase, AgentBook, AgentEntry};
 use super::aggregate::{Aggregate, WaitQuantizer};
@@ -24,7 +25,7 @@ use super::symbols::{DimKey, FastHash, KeyId, Sym, Symbols, UNKNOWN};
 use super::Engine;
 
 /// Format version of partial records.
-pub(crate) const PARTIAL_VERSION: u32 = 1;
+pub(crate) const PARTIAL_VERSION: u32 = 2;
 
 /// A dimension key as strings: channel, queue, reason, segment, site.
 pub(crate) type WireKey = [String; 5];
@@ -53,72 +54,163 @@ pub(crate) struct PartialHeader {
     #[serde(default)]
     pub switches: Vec<SwitchShare>,
     /// What each agent's changes older than the owner's retention left (capacity).
+    #[serde(default, skip_serializing_if = "WireAgents::is_empty")]
+    pub agents: WireAgents,
+}
+
+/// Agent state changes on the wire, compact (a centre logging in thousands of agents in
+/// the same 10 seconds must fit one record): every string once in `names`, each change
+/// a JSON array `[agent, ts, event, state, away_reason, queues, site, interaction]` of
+/// indexes into it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct WireAgents {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub agents: Vec<WireAgentBase>,
+    pub names: Vec<String>,
+    /// Queue lists (skills), each once, as indexes into `names`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skills: Vec<Vec<u32>>,
+    /// Times are offsets from this (ms).
+    #[serde(default)]
+    pub since_ms: i64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<WireChange>,
+    /// Folded states (header): each change's `(until, since)`, in the same order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub folded: Vec<(i64, i64)>,
 }
 
-/// One agent state change, as strings.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct WireAgentEntry {
-    pub agent: String,
-    pub ts: i64,
-    /// Hash of the `event_id` (redeliveries, order of equal times).
-    pub event: u64,
-    pub state: Option<vigie_proto::AgentState>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub away_reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub queues: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub site: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub interaction: Option<String>,
-}
+/// `(agent, ts − since_ms, event hash, state code, away reason, skills, site, interaction)`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct WireChange(
+    u32,
+    i64,
+    u64,
+    u8,
+    Option<u32>,
+    Option<u32>,
+    Option<u32>,
+    Option<u32>,
+);
 
-/// An agent's folded changes: the last one with the queues and site then in effect.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct WireAgentBase {
-    pub last: WireAgentEntry,
-    pub until: i64,
-    pub since: i64,
-}
-
-fn wire_agent(symbols: &Symbols, agent: &str, e: &AgentEntry) -> WireAgentEntry {
-    let name = |s: Sym| symbols.name(s).to_string();
-    WireAgentEntry {
-        agent: agent.to_string(),
-        ts: e.ts,
-        event: e.event,
-        state: Some(e.state),
-        away_reason: (e.away_reason != UNKNOWN).then(|| name(e.away_reason)),
-        queues: e
-            .queues
-            .as_ref()
-            .map(|q| q.iter().map(|s| name(*s)).collect()),
-        site: e.site.map(name),
-        interaction: e.interaction.as_ref().map(|i| i.to_string()),
+impl WireAgents {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.changes.is_empty()
     }
-}
 
-fn intern_agent(symbols: &Symbols, w: &WireAgentEntry) -> Result<AgentEntry, PartialError> {
-    check_time("agent change", w.ts)?;
-    let state = w
-        .state
-        .ok_or(PartialError::OutOfRange("agent state", w.ts))?;
-    Ok(AgentEntry {
-        ts: w.ts,
-        event: w.event,
-        state,
-        away_reason: symbols.intern(w.away_reason.as_deref()),
-        queues: w.queues.as_ref().map(|q| {
-            let mut syms: Vec<Sym> = q.iter().map(|q| symbols.intern(Some(q))).collect();
-            syms.sort_unstable();
-            syms.dedup();
-            syms.into()
-        }),
-        site: w.site.as_deref().map(|s| symbols.intern(Some(s))),
-        interaction: w.interaction.as_deref().map(std::sync::Arc::from),
-    })
+    fn name(&mut self, index: &mut HashMap<String, u32>, s: &str) -> u32 {
+        if let Some(i) = index.get(s) {
+            return *i;
+        }
+        self.names.push(s.to_string());
+        let i = (self.names.len() - 1) as u32;
+        index.insert(s.to_string(), i);
+        i
+    }
+
+    /// Encodes `(agent, change)` pairs (with their `(until, since)` when folded).
+    fn encode<'a>(
+        symbols: &Symbols,
+        changes: impl Iterator<Item = (&'a str, &'a AgentEntry, Option<(i64, i64)>)>,
+    ) -> WireAgents {
+        let mut out = WireAgents::default();
+        let mut index = HashMap::new();
+        let mut skills: HashMap<Vec<u32>, u32> = HashMap::new();
+        let changes: Vec<_> = changes.collect();
+        out.since_ms = changes.iter().map(|(_, e, _)| e.ts).min().unwrap_or(0);
+        for (agent, e, folded) in changes {
+            let agent = out.name(&mut index, agent);
+            let mut sym = |out: &mut WireAgents, s: Sym| out.name(&mut index, &symbols.name(s));
+            let reason = (e.away_reason != UNKNOWN).then(|| sym(&mut out, e.away_reason));
+            let queues = e.queues.as_ref().map(|q| {
+                let set: Vec<u32> = q.iter().map(|s| sym(&mut out, *s)).collect();
+                *skills.entry(set.clone()).or_insert_with(|| {
+                    out.skills.push(set);
+                    (out.skills.len() - 1) as u32
+                })
+            });
+            let site = e.site.map(|s| sym(&mut out, s));
+            let interaction = e.interaction.as_ref().map(|i| out.name(&mut index, i));
+            let state = AgentState::ALL
+                .iter()
+                .position(|s| *s == e.state)
+                .unwrap_or(0) as u8;
+            out.changes.push(WireChange(
+                agent,
+                e.ts - out.since_ms,
+                e.event,
+                state,
+                reason,
+                queues,
+                site,
+                interaction,
+            ));
+            if let Some(f) = folded {
+                out.folded.push(f);
+            }
+        }
+        out
+    }
+
+    /// Decodes every change: `(agent, change)`; any index, state or time out of range
+    /// refuses the whole record.
+    fn decode(&self, symbols: &Symbols) -> Result<Vec<(String, AgentEntry)>, PartialError> {
+        let name = |i: u32| {
+            self.names
+                .get(i as usize)
+                .ok_or(PartialError::OutOfRange("agent name index", i64::from(i)))
+        };
+        let mut out = Vec::with_capacity(self.changes.len());
+        for WireChange(agent, offset, event, state, reason, queues, site, interaction) in
+            &self.changes
+        {
+            let ts = &self.since_ms.saturating_add(*offset);
+            check_time("agent change", *ts)?;
+            let state = *AgentState::ALL
+                .get(usize::from(*state))
+                .ok_or(PartialError::OutOfRange("agent state", i64::from(*state)))?;
+            let queues = match queues {
+                Some(set) => {
+                    let q = self
+                        .skills
+                        .get(*set as usize)
+                        .ok_or(PartialError::OutOfRange(
+                            "agent skills index",
+                            i64::from(*set),
+                        ))?;
+                    let mut syms = Vec::with_capacity(q.len());
+                    for i in q {
+                        syms.push(symbols.intern(Some(name(*i)?)));
+                    }
+                    syms.sort_unstable();
+                    syms.dedup();
+                    Some(syms.into())
+                }
+                None => None,
+            };
+            out.push((
+                name(*agent)?.clone(),
+                AgentEntry {
+                    ts: *ts,
+                    event: *event,
+                    state,
+                    away_reason: match reason {
+                        Some(r) => symbols.intern(Some(name(*r)?)),
+                        None => UNKNOWN,
+                    },
+                    queues,
+                    site: match site {
+                        Some(s) => Some(symbols.intern(Some(name(*s)?))),
+                        None => None,
+                    },
+                    interaction: match interaction {
+                        Some(i) => Some(std::sync::Arc::from(name(*i)?.as_str())),
+                        None => None,
+                    },
+                },
+            ));
+        }
+        Ok(out)
+    }
 }
 
 /// One switch's effect on one partition: deflections since the switch was turned on,
@@ -144,8 +236,8 @@ pub(crate) struct PartialChunk {
     /// `[ms offset of the second in the chunk, key index, code, value]`, see [`encode_effect`].
     pub effects: Vec<[i64; 4]>,
     /// Agent state changes of the chunk's time.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub agents: Vec<WireAgentEntry>,
+    #[serde(default, skip_serializing_if = "WireAgents::is_empty")]
+    pub agents: WireAgents,
 }
 
 /// Effect code flag of a retraction whose addition was evicted.
@@ -286,12 +378,11 @@ impl Engine {
                 ]
             })
             .collect();
-        let agents = self
-            .agents
-            .entries_between(start, start + CHUNK_MS)
-            .iter()
-            .map(|(agent, e)| wire_agent(&self.symbols, agent, e))
-            .collect();
+        let changes = self.agents.entries_between(start, start + CHUNK_MS);
+        let agents = WireAgents::encode(
+            &self.symbols,
+            changes.iter().map(|(agent, e)| (&**agent, e, None)),
+        );
         PartialChunk {
             v: PARTIAL_VERSION,
             epoch,
@@ -329,16 +420,15 @@ impl Engine {
                     ))
                 })
                 .collect(),
-            agents: self
-                .agents
-                .bases()
-                .iter()
-                .map(|(agent, b)| WireAgentBase {
-                    last: wire_agent(&self.symbols, agent, &b.last),
-                    until: b.until,
-                    since: b.since,
-                })
-                .collect(),
+            agents: {
+                let bases = self.agents.bases();
+                WireAgents::encode(
+                    &self.symbols,
+                    bases
+                        .iter()
+                        .map(|(agent, b)| (&**agent, &b.last, Some((b.until, b.since)))),
+                )
+            },
             ..PartialHeader::default()
         }
     }
@@ -429,17 +519,20 @@ impl Replica {
                 return Err(PartialError::OutOfRange("waiting count", *n as i64));
             }
         }
-        let mut bases = Vec::with_capacity(header.agents.len());
-        for b in &header.agents {
-            check_time("agent base", b.until)?;
-            check_time("agent state start", b.since)?;
+        let changes = header.agents.decode(symbols)?;
+        if header.agents.folded.len() != changes.len() {
+            return Err(PartialError::OutOfRange(
+                "folded agent states",
+                header.agents.folded.len() as i64,
+            ));
+        }
+        let mut bases = Vec::with_capacity(changes.len());
+        for ((agent, last), &(until, since)) in changes.into_iter().zip(&header.agents.folded) {
+            check_time("agent base", until)?;
+            check_time("agent state start", since)?;
             bases.push((
-                std::sync::Arc::from(b.last.agent.as_str()),
-                AgentBase {
-                    until: b.until,
-                    last: intern_agent(symbols, &b.last)?,
-                    since: b.since,
-                },
+                std::sync::Arc::from(agent.as_str()),
+                AgentBase { until, last, since },
             ));
         }
         if !self.enter(epoch) {
@@ -487,12 +580,12 @@ impl Replica {
                 _ => return Err(PartialError::BadEffect(i)),
             }
         }
-        let mut agents = Vec::with_capacity(chunk.agents.len());
-        for w in &chunk.agents {
-            if !(chunk.start..chunk.start + CHUNK_MS).contains(&w.ts) {
-                return Err(PartialError::OutOfRange("agent change time", w.ts));
-            }
-            agents.push((w.agent.clone(), intern_agent(symbols, w)?));
+        let agents = chunk.agents.decode(symbols)?;
+        if let Some((_, e)) = agents
+            .iter()
+            .find(|(_, e)| !(chunk.start..chunk.start + CHUNK_MS).contains(&e.ts))
+        {
+            return Err(PartialError::OutOfRange("agent change time", e.ts));
         }
         if !self.enter(chunk.epoch) {
             return Ok(false);
@@ -778,10 +871,45 @@ mod tests {
                     .expect("assigned")
                     .partial_header()
                     .agents
+                    .folded
                     .len()
             })
             .sum::<usize>();
         assert!(folded > 0, "some changes were folded into bases");
+    }
+
+    /// A shift start: thousands of agents logging in within one chunk still make one
+    /// record well under Kafka's 1 MB (names once, changes as arrays of indexes).
+    #[test]
+    fn thousands_of_logins_in_one_chunk_fit_a_record() {
+        use crate::event::{AgentState, EventRecord};
+        let engine = Engine::new(EngineConfig::default());
+        let start = 1_795_597_200_000;
+        for a in 0..10_000 {
+            let mut ev = EventRecord::agent(
+                format!("billing-{a:05}-1"),
+                start + a % 10_000,
+                format!("billing-{a:05}"),
+                AgentState::Available,
+            );
+            ev.queues = Some(vec!["phone_billing".into(), "phone_general".into()]);
+            ev.site = Some("lille".into());
+            engine.apply(&ev);
+        }
+        let chunk = engine.export_chunk(start, 1);
+        let bytes = serde_json::to_vec(&chunk).expect("json");
+        assert_eq!(chunk.agents.changes.len(), 10_000);
+        assert!(bytes.len() < 700_000, "{} bytes", bytes.len());
+        let back: PartialChunk = serde_json::from_slice(&bytes).expect("decode");
+        let symbols = Symbols::default();
+        let mut replica = Replica::default();
+        assert_eq!(replica.apply_chunk(&back, &symbols), Ok(true));
+        let mut forged = back.clone();
+        forged.agents.changes[0].0 = 99_999_999;
+        assert!(matches!(
+            Replica::default().apply_chunk(&forged, &symbols),
+            Err(PartialError::OutOfRange("agent name index", _))
+        ));
     }
 
     #[test]

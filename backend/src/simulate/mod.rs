@@ -312,6 +312,25 @@ mod tests {
         }
     }
 
+    /// The switch of the demo's story, on since `changed_at`: phone · billing → visual IVR.
+    fn billing_to_visual_ivr(changed_at: i64) -> vigie_proto::DeflectionSwitch {
+        vigie_proto::DeflectionSwitch {
+            id: "phone.billing.all.all".into(),
+            channel: "phone".into(),
+            reason: Some("billing".into()),
+            segment: None,
+            queue: None,
+            target: vigie_proto::DeflectionTarget::VisualIvr,
+            on: true,
+            version: 1,
+            changed_by: "test".into(),
+            changed_at,
+            why: "test".into(),
+            expires_at: None,
+            prediction: None,
+        }
+    }
+
     /// One queue, constant Poisson arrivals, exponential handling, nobody giving up, a
     /// fixed team without breaks: the M/M/c queue Erlang C describes.
     fn erlang_scenario(agents: u32, handle_s: u64) -> Scenario {
@@ -456,23 +475,7 @@ mod tests {
 
     #[test]
     fn a_switch_that_is_on_deflects_its_scope_and_some_customers_come_back() {
-        use vigie_proto::{DeflectionSwitch, DeflectionTarget};
-        let switch = DeflectionSwitch {
-            id: "phone.billing.all.all".into(),
-            channel: "phone".into(),
-            reason: Some("billing".into()),
-            segment: None,
-            queue: None,
-            target: DeflectionTarget::VisualIvr,
-            on: true,
-            version: 1,
-            changed_by: "test".into(),
-            changed_at: 0,
-            why: "test".into(),
-            expires_at: None,
-            prediction: None,
-        };
-        let switches = Arc::new(vec![switch]);
+        let switches = Arc::new(vec![billing_to_visual_ivr(0)]);
         let events: Vec<_> = Simulator::new(SimulationConfig {
             seed: 2,
             contacts: Some(10_000),
@@ -542,26 +545,11 @@ mod tests {
     #[test]
     fn a_flip_during_the_surge_brings_the_phone_service_level_back() {
         use crate::engine::{Engine, EngineConfig, SnapshotQuery, WindowSpec};
-        use vigie_proto::{DeflectionSwitch, DeflectionTarget};
         let start = SimulationConfig::default().start_ms;
         let minute = 60_000;
         // The default surge starts 30 minutes in; the flip comes 20 minutes later.
         let flip_at = start + 50 * minute;
-        let switch = DeflectionSwitch {
-            id: "phone.billing.all.all".into(),
-            channel: "phone".into(),
-            reason: Some("billing".into()),
-            segment: None,
-            queue: None,
-            target: DeflectionTarget::VisualIvr,
-            on: true,
-            version: 1,
-            changed_by: "test".into(),
-            changed_at: flip_at,
-            why: "surge".into(),
-            expires_at: None,
-            prediction: None,
-        };
+        let switch = billing_to_visual_ivr(flip_at);
         let phone_sl = |flip: bool, until: i64| {
             let switches = Arc::new(vec![switch.clone()]);
             let engine = Engine::new(EngineConfig::default());
