@@ -260,7 +260,8 @@ async fn a_late_foreign_claim_is_claimed_over_by_the_owner() {
 
     let key = format!("{}/3", kafka.topic);
     let zombie = json!({
-        "v": 1, "owner": "zombie", "epoch": null, "rebuilding": 0.0, "watermark": null,
+        // (`v`: the partials format, 2 since agents travel compactly.)
+        "v": 2, "owner": "zombie", "epoch": null, "rebuilding": 0.0, "watermark": null,
         "late_events": 0, "rejected": 0, "duplicates": 0, "waiting": [],
         "published_at": jiff::Timestamp::now().as_millisecond(),
     })

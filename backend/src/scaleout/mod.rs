@@ -189,6 +189,7 @@ pub async fn start(
         every: settings.partials_every,
         owned: BTreeMap::new(),
         switches,
+        chunk_failures: crate::telemetry::Occasional::new(std::time::Duration::from_secs(60)),
     };
     tokio::spawn(
         writer

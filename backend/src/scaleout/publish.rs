@@ -42,6 +42,8 @@ pub(super) struct PartialsWriter {
     pub(super) owned: BTreeMap<i32, Owned>,
     /// The switches, whose effect on each owned partition goes in its header.
     pub(super) switches: Switches,
+    /// Refused chunks are retried at every tick: said at most once a minute.
+    pub(super) chunk_failures: crate::telemetry::Occasional,
 }
 
 impl PartialsWriter {
@@ -223,7 +225,9 @@ impl PartialsWriter {
                     deliveries.push((*start, payload.as_ref().map_or(0, Vec::len), delivery))
                 }
                 Err((error, _)) => {
-                    tracing::warn!(%error, partition, start, "publishing a partial chunk failed; retrying");
+                    if let Some(times) = self.chunk_failures.due() {
+                        tracing::warn!(%error, partition, start, times, "publishing a partial chunk failed; retrying");
+                    }
                     failed.insert(*start);
                 }
             }
@@ -240,7 +244,9 @@ impl PartialsWriter {
                         .fetch_add(bytes as u64, Relaxed);
                 }
                 Ok(Err((error, _))) => {
-                    tracing::warn!(%error, partition, start, "publishing a partial chunk failed; retrying");
+                    if let Some(times) = self.chunk_failures.due() {
+                        tracing::warn!(%error, partition, start, times, "publishing a partial chunk failed; retrying (said at most once a minute)");
+                    }
                     failed.insert(start);
                 }
                 Err(_) => {
