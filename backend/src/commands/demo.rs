@@ -8,7 +8,7 @@ use vigie::event::Format;
 use vigie::ingest::produce::Pace;
 use vigie::simulate::{Scenario, SimulationConfig, Simulator};
 
-use super::{cancel_after, run_pipeline, shutdown_on_signal};
+use super::{cancel_after, run_pipeline, shutdown_on_signal, PipelineParts};
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
@@ -93,6 +93,10 @@ pub fn run(mut settings: Settings, args: DemoArgs) -> Result<()> {
         let shutdown = shutdown_on_signal();
         cancel_after(args.duration.map(Into::into), &shutdown);
         let now = jiff::Timestamp::now().as_millisecond();
+        // The pipeline serves this store too: one follower of the switches per process.
+        let switches = vigie::deflection::SwitchStore::start(&kafka, shutdown.clone())
+            .await
+            .context("loading the deflection switches")?;
         let sim = Simulator::new(SimulationConfig {
             seed: 42,
             contacts: None,
@@ -106,7 +110,7 @@ pub fn run(mut settings: Settings, args: DemoArgs) -> Result<()> {
             ),
             clock_shift_ms: clock_shift(now),
             // A flip on the switchboard deflects the next contacts of its scope.
-            switches: super::simulate::follow_switches(&kafka, &shutdown).await,
+            switches: Some(super::simulate::switch_view(&switches)),
             ..SimulationConfig::default()
         });
         let producer = {
@@ -155,9 +159,12 @@ pub fn run(mut settings: Settings, args: DemoArgs) -> Result<()> {
             &kafka,
             &settings,
             args.listen,
-            engines,
-            status,
-            alerts,
+            PipelineParts {
+                engines,
+                status,
+                alerts,
+                switches: Some(switches),
+            },
             shutdown.clone(),
         )
         .await;

@@ -56,6 +56,16 @@ pub fn cancel_after(duration: Option<std::time::Duration>, token: &CancellationT
     }
 }
 
+/// What the live path runs on, made by its caller (which may read them too).
+pub struct PipelineParts {
+    pub engines: Arc<EngineSet>,
+    pub status: Arc<InstanceStatus>,
+    pub alerts: Arc<vigie::alert::AlertService>,
+    /// A store already following the switches (the demo's simulator reads it); `None`:
+    /// the pipeline starts one. One store per process.
+    pub switches: Option<Arc<vigie::deflection::SwitchStore>>,
+}
+
 /// The live path: the HTTP API on `listen`, the Kafka consumer into `engines` and the
 /// alert rules on them, until `shutdown` (or the consumer fails); then everything stops
 /// and offsets are committed.
@@ -63,20 +73,27 @@ pub async fn run_pipeline(
     kafka: &KafkaSettings,
     settings: &vigie::config::Settings,
     listen: SocketAddr,
-    engines: Arc<EngineSet>,
-    status: Arc<InstanceStatus>,
-    alerts: Arc<vigie::alert::AlertService>,
+    parts: PipelineParts,
     shutdown: CancellationToken,
 ) -> Result<()> {
+    let PipelineParts {
+        engines,
+        status,
+        alerts,
+        switches,
+    } = parts;
     let auth = &settings.auth;
     let kafka = &vigie::kafka::with_instance_id(kafka.clone());
     // Whatever way this returns, everything else stops too.
     let _stop_all = shutdown.clone().drop_guard();
     // Refuse an unauthenticated API beyond loopback before connecting to anything.
     vigie::server::check_listen_address(listen, auth).map_err(anyhow::Error::msg)?;
-    let switches = vigie::deflection::SwitchStore::start(kafka, shutdown.clone())
-        .await
-        .context("loading the deflection switches")?;
+    let switches = match switches {
+        Some(store) => store,
+        None => vigie::deflection::SwitchStore::start(kafka, shutdown.clone())
+            .await
+            .context("loading the deflection switches")?,
+    };
     // One instance expires switches: the one that alerts (every instance alone).
     tokio::spawn(switches.clone().run_expiry(
         {

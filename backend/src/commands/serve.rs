@@ -5,7 +5,7 @@ use clap::Args;
 use std::sync::Arc;
 use vigie::config::Settings;
 
-use super::{report_progress, run_pipeline, shutdown_on_signal};
+use super::{report_progress, run_pipeline, shutdown_on_signal, PipelineParts};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -41,9 +41,12 @@ pub fn run(settings: Settings, args: ServeArgs) -> Result<()> {
             &kafka,
             &settings,
             args.listen,
-            engines,
-            status,
-            alerts,
+            PipelineParts {
+                engines,
+                status,
+                alerts,
+                switches: None,
+            },
             shutdown,
         )
         .await;

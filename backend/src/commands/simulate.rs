@@ -141,6 +141,12 @@ fn produce_live(
     })
 }
 
+/// What the simulator reads of `store`: its switches as they are now.
+pub(super) fn switch_view(store: &vigie::deflection::SwitchStore) -> SwitchView {
+    let changes = store.subscribe();
+    std::sync::Arc::new(move || changes.borrow().clone())
+}
+
 /// The switches of the cluster as they change, for the simulator; `None` (no deflection
 /// by switch) if they cannot be read.
 pub(super) async fn follow_switches(
@@ -148,10 +154,7 @@ pub(super) async fn follow_switches(
     shutdown: &tokio_util::sync::CancellationToken,
 ) -> Option<SwitchView> {
     match vigie::deflection::SwitchStore::start(kafka, shutdown.clone()).await {
-        Ok(store) => {
-            let changes = store.subscribe();
-            Some(std::sync::Arc::new(move || changes.borrow().clone()))
-        }
+        Ok(store) => Some(switch_view(&store)),
         Err(e) => {
             tracing::warn!(error = %e, "the deflection switches cannot be read: the simulation ignores them");
             None
