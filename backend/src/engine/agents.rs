@@ -260,6 +260,15 @@ impl<'a> Walk<'a> {
     }
 }
 
+/// An agent's queues as a set of symbols (sorted, once each): the same skills compare
+/// equal however an event listed them.
+pub(crate) fn skills<'a>(symbols: &Symbols, queues: impl Iterator<Item = &'a str>) -> Arc<[Sym]> {
+    let mut syms: Vec<Sym> = queues.map(|q| symbols.intern(Some(q))).collect();
+    syms.sort_unstable();
+    syms.dedup();
+    syms.into()
+}
+
 /// Why an agent event was not kept.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum AgentRefusal {
@@ -301,12 +310,10 @@ impl AgentBook {
             } else {
                 UNKNOWN
             },
-            queues: ev.queues.as_ref().map(|q| {
-                let mut syms: Vec<Sym> = q.iter().map(|q| symbols.intern(Some(q))).collect();
-                syms.sort_unstable();
-                syms.dedup();
-                syms.into()
-            }),
+            queues: ev
+                .queues
+                .as_ref()
+                .map(|q| skills(symbols, q.iter().map(|q| q.as_ref()))),
             site: ev.site.as_deref().map(|s| symbols.intern(Some(s))),
             interaction: (state == AgentState::OnContact && !ev.interaction_id.is_empty())
                 .then(|| Arc::from(&*ev.interaction_id)),

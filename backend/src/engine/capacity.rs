@@ -62,13 +62,7 @@ struct AgentFilter {
 
 impl AgentFilter {
     fn new(filter: &DimensionFilter, symbols: &Symbols) -> AgentFilter {
-        let get = |dim: Dimension| {
-            filter
-                .0
-                .iter()
-                .find(|(d, _)| *d == dim)
-                .map(|(_, v)| symbols.lookup(v))
-        };
+        let get = |dim: Dimension| filter.get(dim).map(|v| symbols.lookup(v));
         AgentFilter {
             channel: get(Dimension::Channel),
             queue: get(Dimension::Queue),
@@ -168,13 +162,9 @@ pub(super) fn capacity(
     // Agents are summed per skill set (queues and site) first: a centre has thousands of
     // agents and a few dozen skill sets, whose scopes are then computed and filled once.
     let mut by_skills: HashMap<Box<[Sym]>, Acc, FastHash> = HashMap::default();
+    // The key of a skill set (queues, then site), built in one reused buffer: a new
+    // set is allocated once, a known one not at all.
     let mut key: Vec<Sym> = Vec::new();
-    let mut acc_of = |queues: &[Sym], site: Sym| -> Box<[Sym]> {
-        key.clear();
-        key.extend_from_slice(queues);
-        key.push(site);
-        key.as_slice().into()
-    };
     for book in books {
         out.any |= book.len() > 0;
         book.for_each(|timeline| {
@@ -185,7 +175,15 @@ pub(super) fn capacity(
                 if !time.touched && live.is_none() {
                     return;
                 }
-                let acc = by_skills.entry(acc_of(q, site)).or_default();
+                key.clear();
+                key.extend_from_slice(q);
+                key.push(site);
+                if !by_skills.contains_key(key.as_slice()) {
+                    by_skills.insert(key.as_slice().into(), Acc::default());
+                }
+                let Some(acc) = by_skills.get_mut(key.as_slice()) else {
+                    return;
+                };
                 acc.time.add(time);
                 if let Some((state, reason)) = live {
                     acc.live.push((state, reason));
@@ -310,13 +308,7 @@ pub struct AgentQuery {
 impl AgentQuery {
     /// The first `limit` agents of the queue and site of a snapshot filter.
     pub fn of_filter(filter: &DimensionFilter, limit: usize) -> AgentQuery {
-        let get = |dim: Dimension| {
-            filter
-                .0
-                .iter()
-                .find(|(d, _)| *d == dim)
-                .map(|(_, v)| v.clone())
-        };
+        let get = |dim: Dimension| filter.get(dim).map(str::to_string);
         AgentQuery {
             queue: get(Dimension::Queue),
             site: get(Dimension::Site),

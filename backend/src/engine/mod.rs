@@ -207,6 +207,13 @@ impl EngineConfig {
         }
     }
 
+    /// A channel's service-level rule for projections: threshold (ms) and target;
+    /// `None` when the channel has no target.
+    pub(crate) fn service_level_rule(&self, channel: &str) -> Option<projection::Rule> {
+        let threshold = self.channels.get(channel)?.sl_threshold_ms?;
+        Some((threshold, *self.sl_targets.get(channel)?))
+    }
+
     /// How long aggregates are kept: the longest window (at least a 25 h "today") plus lateness.
     pub(crate) fn retention_ms(&self) -> i64 {
         self.max_window_ms.max(25 * 3_600_000) + self.allowed_lateness_ms

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 use vigie_proto::AgentState;
 
-use super::agents::{AgentBase, AgentBook, AgentEntry};
+use super::agents::{skills, AgentBase, AgentBook, AgentEntry};
 use super::aggregate::{Aggregate, WaitQuantizer};
 use super::interaction::{Effect, RepeatClass};
 use super::store::{cover, Exported, CHUNK_MS, LEVELS_MS};
@@ -177,13 +177,8 @@ impl WireAgents {
                             "agent skills index",
                             i64::from(*set),
                         ))?;
-                    let mut syms = Vec::with_capacity(q.len());
-                    for i in q {
-                        syms.push(symbols.intern(Some(name(*i)?)));
-                    }
-                    syms.sort_unstable();
-                    syms.dedup();
-                    Some(syms.into())
+                    let names = q.iter().map(|i| name(*i)).collect::<Result<Vec<_>, _>>()?;
+                    Some(skills(symbols, names.iter().map(|n| n.as_str())))
                 }
                 None => None,
             };
@@ -731,15 +726,44 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn a_replica_merges_to_exactly_the_local_view() {
-        let cfg = EngineConfig::default();
-        let local = EngineSet::new(cfg.clone());
+    /// An instance consuming three partitions (publishing partials), and another that
+    /// only merges what the first ships.
+    fn owner_and_follower() -> (EngineSet, EngineSet) {
+        let local = EngineSet::new(EngineConfig::default());
         local.enable_partials();
-        let remote = EngineSet::new(cfg);
         for p in 0..3 {
             local.assign(p);
         }
+        (local, EngineSet::new(EngineConfig::default()))
+    }
+
+    /// Applies `events` to `set`'s partition of each (keyed as Kafka producers key them).
+    fn apply_keyed(set: &EngineSet, events: &[crate::event::EventRecord<'static>]) {
+        for ev in events {
+            let p = (crate::engine::id_hash(crate::event::event_key(ev)) % 3) as i32;
+            set.get(p).expect("assigned").apply(ev);
+        }
+    }
+
+    /// The snapshots of `query` on both instances, breakdown rows sorted (they come in
+    /// interning order, which differs between instances).
+    fn both_snapshots(
+        local: &EngineSet,
+        remote: &EngineSet,
+        query: &SnapshotQuery,
+    ) -> (vigie_proto::Snapshot, vigie_proto::Snapshot) {
+        let (mut a, mut b) = (
+            local.snapshot(query).expect("local"),
+            remote.snapshot(query).expect("merged"),
+        );
+        a.breakdown.sort_by_key(|r| format!("{:?}", r.key));
+        b.breakdown.sort_by_key(|r| format!("{:?}", r.key));
+        (a, b)
+    }
+
+    #[test]
+    fn a_replica_merges_to_exactly_the_local_view() {
+        let (local, remote) = owner_and_follower();
         let events: Vec<_> = Simulator::new(SimulationConfig {
             contacts: Some(6_000),
             contacts_per_second: 2.0,
@@ -749,20 +773,10 @@ mod tests {
         .collect();
         let (first, second) = events.split_at(events.len() / 2);
         for (round, batch) in [first, second].into_iter().enumerate() {
-            for ev in batch {
-                let key = ev.customer_id.as_deref().unwrap_or(&ev.interaction_id);
-                let p = (crate::engine::id_hash(key) % 3) as i32;
-                local.get(p).expect("assigned").apply(ev);
-            }
+            apply_keyed(&local, batch);
             ship(&local, &remote, 7);
             for query in queries() {
-                let (mut a, mut b) = (
-                    local.snapshot(&query).expect("local"),
-                    remote.snapshot(&query).expect("merged"),
-                );
-                // Breakdown rows come in interning order, which differs between instances.
-                a.breakdown.sort_by_key(|r| format!("{:?}", r.key));
-                b.breakdown.sort_by_key(|r| format!("{:?}", r.key));
+                let (a, b) = both_snapshots(&local, &remote, &query);
                 assert!(
                     a.total.arrivals > 0,
                     "round {round}: the window holds traffic"
@@ -785,13 +799,7 @@ mod tests {
     fn agents_merge_exactly_including_what_was_folded_into_bases() {
         use crate::engine::AgentQuery;
         use crate::event::{AgentState, EventKind, EventRecord};
-        let cfg = EngineConfig::default();
-        let local = EngineSet::new(cfg.clone());
-        local.enable_partials();
-        let remote = EngineSet::new(cfg);
-        for p in 0..3 {
-            local.assign(p);
-        }
+        let (local, remote) = owner_and_follower();
         let base = 1_795_597_200_000;
         let mut seed = 11u64;
         let mut next = |n: u64| {
@@ -831,10 +839,7 @@ mod tests {
         events.extend([contact, queued]);
         let (first, second) = events.split_at(events.len() * 2 / 3);
         for (round, batch) in [first, second].into_iter().enumerate() {
-            for ev in batch {
-                let p = (crate::engine::id_hash(crate::event::event_key(ev)) % 3) as i32;
-                local.get(p).expect("assigned").apply(ev);
-            }
+            apply_keyed(&local, batch);
             ship(&local, &remote, 7);
             let mut queries = queries();
             queries.push(SnapshotQuery {
@@ -842,12 +847,7 @@ mod tests {
                 ..SnapshotQuery::default()
             });
             for query in queries {
-                let (mut a, mut b) = (
-                    local.snapshot(&query).expect("local"),
-                    remote.snapshot(&query).expect("merged"),
-                );
-                a.breakdown.sort_by_key(|r| format!("{:?}", r.key));
-                b.breakdown.sort_by_key(|r| format!("{:?}", r.key));
+                let (a, b) = both_snapshots(&local, &remote, &query);
                 let staffed = a.total.staffing.as_ref().map_or(0, |s| s.staffed);
                 assert!(staffed > 0, "round {round}: agents on the wall");
                 assert_eq!(a, b, "round {round}, window {}", query.window);

@@ -269,10 +269,10 @@ impl EngineSet {
         scope: &super::DimensionFilter,
         window: super::WindowSpec,
     ) -> Result<Option<vigie_proto::WhatIf>, WindowError> {
-        let Some((_, channel)) = scope.0.iter().find(|(d, _)| *d == Dimension::Channel) else {
+        let Some(channel) = scope.get(Dimension::Channel) else {
             return Ok(None);
         };
-        let channel_only = super::DimensionFilter(vec![(Dimension::Channel, channel.clone())]);
+        let channel_only = super::DimensionFilter(vec![(Dimension::Channel, channel.to_string())]);
         let whole = self.snapshot(&SnapshotQuery {
             window,
             filter: channel_only,
@@ -286,12 +286,7 @@ impl EngineSet {
         let Some(projection) = whole.total.projection else {
             return Ok(None);
         };
-        let rule = self
-            .cfg
-            .channels
-            .get(channel)
-            .and_then(|r| r.sl_threshold_ms)
-            .zip(self.cfg.sl_targets.get(channel).copied());
+        let rule = self.cfg.service_level_rule(channel);
         let load = super::projection::Load {
             offered: projection.offered,
             window_ms: whole.window.to - whole.window.from,

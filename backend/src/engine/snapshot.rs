@@ -96,6 +96,14 @@ impl DimensionFilter {
         move |key: &DimKey| wanted.iter().all(|(d, v)| Some(d.of(key)) == *v)
     }
 
+    /// The value this filter asks of `dimension`, if it asks one.
+    pub fn get(&self, dimension: Dimension) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(d, _)| *d == dimension)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// The values set in `key` (a wire filter: query string, subscription, CLI flags).
     pub fn from_key(mut key: DimensionKey) -> DimensionFilter {
         DimensionFilter(
@@ -279,6 +287,17 @@ pub fn build_snapshot(engines: &[&Engine], query: &SnapshotQuery) -> Result<Snap
     build_snapshot_of(&first.cfg, &first.symbols, &sources, query)
 }
 
+/// Refuses a window longer than the aggregates are kept (`engine.max_window`).
+fn check_window(cfg: &super::EngineConfig, window: WindowSpec) -> Result<(), WindowError> {
+    match window {
+        WindowSpec::Last(ms) if ms > cfg.max_window_ms => Err(WindowError::TooLong {
+            length: window.to_string(),
+            max: WindowSpec::Last(cfg.max_window_ms).to_string(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// [`build_snapshot`] over local engines and replicas interned in `symbols`.
 pub(super) fn build_snapshot_of(
     cfg: &super::EngineConfig,
@@ -286,14 +305,7 @@ pub(super) fn build_snapshot_of(
     sources: &[Source<'_>],
     query: &SnapshotQuery,
 ) -> Result<Snapshot, WindowError> {
-    if let WindowSpec::Last(ms) = query.window {
-        if ms > cfg.max_window_ms {
-            return Err(WindowError::TooLong {
-                length: query.window.to_string(),
-                max: WindowSpec::Last(cfg.max_window_ms).to_string(),
-            });
-        }
-    }
+    check_window(cfg, query.window)?;
     let watermark = sources.iter().filter_map(Source::watermark).max();
     let to = window_end(watermark);
     let bounds = query.window.bounds(to, &cfg.time_zone);
@@ -408,10 +420,6 @@ pub(super) fn build_snapshot_of(
     let name = |s: Sym| symbols.name(s).to_string();
     let window_ms = bounds.to - bounds.from;
     // Erlang C per queue and channel, once agents are known (without them N is unknown).
-    let rule_of = |channel: &str| -> Option<Rule> {
-        let threshold = cfg.channels.get(channel)?.sl_threshold_ms?;
-        Some((threshold, *cfg.sl_targets.get(channel)?))
-    };
     let load_of = |kpis: &Kpis, tally: Option<&Tally>| Load {
         offered: kpis.arrivals.saturating_sub(kpis.deflected),
         window_ms,
@@ -428,16 +436,14 @@ pub(super) fn build_snapshot_of(
         .iter()
         .map(|(c, kpis)| {
             let load = load_of(kpis, capacity.by_channel.get(c));
-            (*c, (load, rule_of(&name(*c))))
+            (*c, (load, cfg.service_level_rule(&name(*c))))
         })
         .collect();
     // The channel of a breakdown row: its own, or the filter's.
     let filter_channel = query
         .filter
-        .0
-        .iter()
-        .find(|(d, _)| *d == Dimension::Channel)
-        .and_then(|(_, v)| symbols.lookup(v));
+        .get(Dimension::Channel)
+        .and_then(|v| symbols.lookup(v));
     let channel_position = query
         .breakdown
         .iter()
@@ -484,7 +490,7 @@ pub(super) fn build_snapshot_of(
                 let (occupancy, staffing) = staffing_of(capacity.by_queue.get(q));
                 let channel = queue_channel.get(q).copied().flatten().map(name);
                 let projection = capacity.any.then(|| {
-                    let rule = channel.as_deref().and_then(rule_of);
+                    let rule = channel.as_deref().and_then(|c| cfg.service_level_rule(c));
                     load_of(&kpis, capacity.by_queue.get(q)).project(rule)
                 });
                 let status = QueueStatus {
@@ -561,14 +567,7 @@ pub(super) fn build_agent_list_of(
     window: WindowSpec,
     query: &super::AgentQuery,
 ) -> Result<vigie_proto::AgentList, WindowError> {
-    if let WindowSpec::Last(ms) = window {
-        if ms > cfg.max_window_ms {
-            return Err(WindowError::TooLong {
-                length: window.to_string(),
-                max: WindowSpec::Last(cfg.max_window_ms).to_string(),
-            });
-        }
-    }
+    check_window(cfg, window)?;
     let watermark = sources.iter().filter_map(Source::watermark).max();
     let bounds = window.bounds(window_end(watermark), &cfg.time_zone);
     let books: Vec<&super::agents::AgentBook> = sources.iter().map(Source::agents).collect();

@@ -63,6 +63,17 @@ fn ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// A surge as the arrivals read it: its channel and reason, its share of arrivals on top
+/// of the usual ones, and when it runs (ms after the start).
+#[derive(Clone, Copy, Debug)]
+struct SurgeAt {
+    channel: usize,
+    reason: Option<usize>,
+    extra: f64,
+    from_ms: i64,
+    until_ms: i64,
+}
+
 /// A step of the simulation: 16 bytes, so the schedule's heap moves little memory (agents
 /// are `u32` indexes, reasons and channels `u8`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -173,6 +184,7 @@ pub(super) struct Centre {
     arrival_gen: u32,
     /// Upper bound of the surges' extra share of arrivals (all of them at once).
     surge_extra: f64,
+    surges: Vec<SurgeAt>,
     finished: bool,
 }
 
@@ -209,19 +221,29 @@ impl Centre {
             })
             .collect();
         let total_share: f64 = channels.iter().map(|(_, s)| s).sum();
-        let surge_extra: f64 = sc
+        // Each surge's extra share of arrivals, computed once (a surge of a channel
+        // without queues adds nothing).
+        let surges: Vec<SurgeAt> = sc
             .surges
             .iter()
-            .map(|s| {
-                let channel = channels.iter().find(|(c, _)| *c == s.channel);
+            .filter_map(|s| {
+                let channel = channels.iter().position(|(c, _)| *c == s.channel)?;
                 let reason = s
                     .reason
                     .as_deref()
-                    .and_then(|r| REASONS.iter().find(|(n, _)| *n == r));
-                (s.factor - 1.0).max(0.0) * channel.map_or(0.0, |c| c.1) / total_share.max(1e-12)
-                    * reason.map_or(1.0, |r| r.1)
+                    .and_then(|r| REASONS.iter().position(|(n, _)| *n == r));
+                let after = ms(s.after) as i64;
+                Some(SurgeAt {
+                    channel,
+                    reason,
+                    extra: (s.factor - 1.0).max(0.0) * channels[channel].1 / total_share.max(1e-12)
+                        * reason.map_or(1.0, |r| REASONS[r].1),
+                    from_ms: after,
+                    until_ms: after + ms(s.duration) as i64,
+                })
             })
-            .sum::<f64>();
+            .collect();
+        let surge_extra: f64 = surges.iter().map(|s| s.extra).sum();
         let mut centre = Centre {
             rng: StdRng::seed_from_u64(cfg.seed),
             steps: BinaryHeap::new(),
@@ -237,6 +259,7 @@ impl Centre {
             max_rate: 1e-12,
             arrival_gen: 0,
             surge_extra,
+            surges,
             finished: total_share <= 0.0 || cfg.contacts_per_second <= 0.0,
         };
         centre.teams = sc
@@ -393,40 +416,23 @@ impl Centre {
         let sc = &cfg.scenario;
         let factor = sc.curve[self.hour_of(cfg, t)];
         let elapsed = t - cfg.start_ms;
-        let total_share: f64 = self.channels.iter().map(|(_, s)| s).sum::<f64>().max(1e-12);
-        let surges: Vec<(usize, Option<usize>, f64)> = sc
-            .surges
-            .iter()
-            .filter(|s| {
-                let after = ms(s.after) as i64;
-                elapsed >= after && elapsed < after + ms(s.duration) as i64
-            })
-            .filter_map(|s| {
-                let ch = self.channels.iter().position(|(c, _)| *c == s.channel)?;
-                let reason = s
-                    .reason
-                    .as_deref()
-                    .and_then(|r| REASONS.iter().position(|(n, _)| *n == r));
-                let reason_share = reason.map_or(1.0, |r| REASONS[r].1);
-                let extra =
-                    (s.factor - 1.0).max(0.0) * self.channels[ch].1 / total_share * reason_share;
-                Some((ch, reason, extra))
-            })
-            .collect();
-        let extra: f64 = surges.iter().map(|s| s.2).sum();
+        let active = |s: &&SurgeAt| elapsed >= s.from_ms && elapsed < s.until_ms;
+        let extra: f64 = self.surges.iter().filter(active).map(|s| s.extra).sum();
         let rate = cfg.contacts_per_second / 1000.0 * factor * (1.0 + extra);
         if self.rng.random::<f64>() * self.max_rate >= rate {
             return;
         }
         let mut x = self.rng.random::<f64>() * (1.0 + extra);
-        for (ch, reason, share) in surges {
-            if x < share {
-                let reason = reason.unwrap_or_else(|| self.pick_reason());
-                let customer = self.new_or_repeat_customer(cfg, Some(ch)).0;
-                self.contact(cfg, t, customer, ch, reason, out);
-                return;
-            }
-            x -= share;
+        let surge = self.surges.iter().filter(active).copied().find(|s| {
+            let hit = x < s.extra;
+            x -= s.extra;
+            hit
+        });
+        if let Some(s) = surge {
+            let reason = s.reason.unwrap_or_else(|| self.pick_reason());
+            let customer = self.new_or_repeat_customer(cfg, Some(s.channel)).0;
+            self.contact(cfg, t, customer, s.channel, reason, out);
+            return;
         }
         let (customer, ch) = self.new_or_repeat_customer(cfg, None);
         let reason = self.pick_reason();
