@@ -70,6 +70,14 @@ if ! "${TANSU_ROOT}/bin/tansu" --version 2>/dev/null | grep -q "${TANSU_VERSION}
   cargo install tansu --version "${TANSU_VERSION}" --features dynostore --locked --root "${TANSU_ROOT}"
 fi
 
+# Python 3 and pip: the tests' independent helpers (kafka-python producer, exact Erlang C).
+if ! command -v python3 >/dev/null 2>&1 || ! python3 -m pip --version >/dev/null 2>&1; then
+  log "installing Debian packages: python3 python3-pip"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3 python3-pip
+fi
+
 # kafka-python: an independent Kafka client for the tests.
 if ! python3 -c 'import kafka' 2>/dev/null; then
   log "installing kafka-python"
