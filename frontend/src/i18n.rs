@@ -124,6 +124,7 @@ texts! {
     Away => "away", "absents";
     LoggedOut => "logged out", "déconnectés";
     Occupancy => "Occupancy", "Occupation";
+    VsLastWeek => "vs last week", "vs sem. dernière";
     Staffing => "Staffing by queue", "Effectifs par file";
     AgentList => "Agents", "Agents";
     Agent => "Agent", "Agent";

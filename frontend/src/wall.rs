@@ -201,6 +201,24 @@ fn Tile(channel: Option<String>) -> impl IntoView {
                 <dt>{move || c.t(Text::Arrivals)}</dt>
                 <dd class="value" data-kpi="arrivals">
                     {move || kpis.with(|k| k.as_ref().map_or("–".into(), |k| count(k.arrivals)))}
+                    // "+23 % vs last week", once a week of history is there.
+                    {move || {
+                        kpis.with(|k| {
+                            let vs = k.as_ref()?.baseline?.vs_last_week?;
+                            let direction = if vs >= 0.0 { "up" } else { "down" };
+                            Some(
+                                view! {
+                                    <small class=format!("baseline {direction}") data-kpi="vs_last_week">
+                                        {format!(
+                                            " {} {}",
+                                            vigie_proto::words::change(Some(vs), c.lang.get()),
+                                            c.t(Text::VsLastWeek),
+                                        )}
+                                    </small>
+                                },
+                            )
+                        })
+                    }}
                 </dd>
                 <dt>{move || c.t(Text::AnswerRate)}</dt>
                 <dd class=move || level_of(|l| l.answer_rate) data-kpi="answer_rate">

@@ -116,6 +116,11 @@ pub enum Kpi {
     /// Partitions not live in the view (rebuilding, or missing an owner; 1 while an
     /// instance waits for any): the view is not whole.
     PartitionsNotLive,
+    /// Arrivals against the mean of the same window in earlier weeks, as a change
+    /// (0.5: 50 % more, −0.5: half): a spike, or a drop (a dead feed, a broken IVR).
+    /// Not judged before a week of history, nor when fewer than `min_volume` contacts
+    /// were expected.
+    VolumeVsBaseline,
 }
 
 /// The unit of a KPI's values and thresholds.
@@ -126,10 +131,13 @@ pub enum Unit {
     /// Milliseconds, read as a duration (`3 min 05`); thresholds are written `"10m"`.
     Millis,
     Count,
+    /// A relative change, read as a signed percentage (0.23: `+23 %`); thresholds from
+    /// −1 (everything gone) up.
+    Change,
 }
 
 impl Kpi {
-    pub const ALL: [Kpi; 19] = [
+    pub const ALL: [Kpi; 20] = [
         Kpi::ServiceLevel,
         Kpi::AnswerRate,
         Kpi::AbandonRate,
@@ -149,6 +157,7 @@ impl Kpi {
         Kpi::DeadLetterFailures,
         Kpi::Silence,
         Kpi::PartitionsNotLive,
+        Kpi::VolumeVsBaseline,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -172,6 +181,7 @@ impl Kpi {
             Kpi::DeadLetterFailures => "dead_letter_failures",
             Kpi::Silence => "silence",
             Kpi::PartitionsNotLive => "partitions_not_live",
+            Kpi::VolumeVsBaseline => "volume_vs_baseline",
         }
     }
 
@@ -197,6 +207,7 @@ impl Kpi {
             | Kpi::DeadLettered
             | Kpi::DeadLetterFailures
             | Kpi::PartitionsNotLive => Unit::Count,
+            Kpi::VolumeVsBaseline => Unit::Change,
         }
     }
 
@@ -238,6 +249,10 @@ impl Kpi {
             Kpi::InQueue => (Some(kpis.in_queue as f64), u64::MAX),
             // No contact waiting: nothing is stuck.
             Kpi::OldestWait => (Some(kpis.oldest_wait_ms.unwrap_or(0) as f64), u64::MAX),
+            Kpi::VolumeVsBaseline => match kpis.baseline {
+                Some(b) => (b.vs_mean, b.mean.unwrap_or(0.0).round() as u64),
+                None => (None, 0),
+            },
             Kpi::ConsumerLag
             | Kpi::Stale
             | Kpi::DeadLettered
@@ -288,6 +303,36 @@ pub struct AlertRule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn volume_is_judged_against_the_mean_once_enough_contacts_are_expected() {
+        let kpis = |mean: Option<f64>| Kpis {
+            arrivals: 30,
+            baseline: Some(crate::Baseline {
+                arrivals: 30,
+                mean,
+                vs_mean: mean.map(|m| 30.0 / m - 1.0),
+                ..crate::Baseline::default()
+            }),
+            ..Kpis::default()
+        };
+        assert_eq!(
+            Kpi::VolumeVsBaseline.read(&kpis(Some(60.0)), 50),
+            Some(-0.5)
+        );
+        assert_eq!(
+            Kpi::VolumeVsBaseline.read(&kpis(Some(40.0)), 50),
+            None,
+            "too few expected"
+        );
+        assert_eq!(
+            Kpi::VolumeVsBaseline.read(&kpis(None), 0),
+            None,
+            "no history"
+        );
+        assert_eq!(Kpi::VolumeVsBaseline.read(&Kpis::default(), 0), None);
+        assert_eq!(Kpi::VolumeVsBaseline.unit(), Unit::Change);
+    }
 
     #[test]
     fn an_alert_of_the_first_schema_still_reads() {

@@ -37,8 +37,8 @@ pub use api::{
 };
 pub use cockpit::{ChannelTarget, CockpitInfo, Me, Role, Targets, Trend, TrendPoint};
 pub use snapshot::{
-    Breakdown, DimensionKey, EstimatedWait, Kpis, Projection, QueueStatus, Snapshot, WhatIf,
-    WindowBounds,
+    Baseline, Breakdown, DimensionKey, EstimatedWait, Kpis, Projection, QueueStatus, Snapshot,
+    WhatIf, WindowBounds,
 };
 pub use snapshot::{OTHER_VALUE, UNKNOWN_VALUE};
 pub use switch::{

@@ -83,6 +83,32 @@ pub struct Kpis {
     /// the channel's projected service level.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub what_if: Option<WhatIf>,
+    /// In `total` and `by_channel`: arrivals against the same window in earlier weeks;
+    /// absent before a week of history, when baselines are off, or when the scope filters
+    /// on reason, segment or site.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Baseline>,
+}
+
+/// Is today normal? The scope's arrivals in the window against the same window one week
+/// earlier and on average over the last weeks (`engine.baseline_weeks`) that history
+/// covers. Expected counts take the share of minutes cut by the window's edges, so they
+/// may have decimals.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Baseline {
+    /// Arrivals in the window.
+    pub arrivals: u64,
+    /// Arrivals in the same window 7 days earlier.
+    pub last_week: Option<f64>,
+    /// Mean of the same window over the last `weeks` weeks; null with none.
+    pub mean: Option<f64>,
+    /// Weeks of history in `mean` (1 to `engine.baseline_weeks`).
+    pub weeks: u32,
+    /// arrivals / last_week − 1 (0.23: "+23 % vs last week"); null when last_week is 0 or null.
+    pub vs_last_week: Option<f64>,
+    /// arrivals / mean − 1; null when the mean is 0 or null.
+    pub vs_mean: Option<f64>,
 }
 
 /// Erlang C's view of a queue (or a channel) from its window: the load offered, the
@@ -140,6 +166,9 @@ pub struct QueueStatus {
     /// Erlang C's projection of the queue, once agents are known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub projection: Option<Projection>,
+    /// The queue's arrivals against earlier weeks (see [`Kpis::baseline`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Baseline>,
 }
 
 /// A wait range ("5 to 10 minutes"), as users expect, rather than one number.

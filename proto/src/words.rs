@@ -80,6 +80,7 @@ pub mod label {
         DEAD_LETTER_FAILURES => "Rejected records not dead-lettered", "Rejets non archivés";
         SILENCE => "Time since the newest event", "Temps depuis le dernier événement";
         PARTITIONS_NOT_LIVE => "Partitions not live", "Partitions non à jour";
+        VOLUME_VS_BASELINE => "Contacts vs usual", "Contacts vs habitude";
         STALE_FIRING => "The Kafka broker is unreachable: the numbers shown are the last known",
             "Le courtier Kafka est injoignable : les chiffres affichés sont les derniers connus";
         STALE_RESOLVED => "The Kafka broker is reachable again", "Le courtier Kafka est de nouveau joignable";
@@ -111,6 +112,7 @@ pub fn kpi(code: &str) -> Option<(Label, Unit)> {
         Kpi::DeadLetterFailures => DEAD_LETTER_FAILURES,
         Kpi::Silence => SILENCE,
         Kpi::PartitionsNotLive => PARTITIONS_NOT_LIVE,
+        Kpi::VolumeVsBaseline => VOLUME_VS_BASELINE,
         Kpi::Stale => return None,
     };
     Some((label, kpi.unit()))
@@ -205,7 +207,20 @@ pub fn value(v: f64, unit: Unit, lang: Lang) -> String {
         Unit::Rate => percent(Some(v), lang),
         Unit::Millis => duration(Some(v)),
         Unit::Count => count(v.max(0.0) as u64),
+        Unit::Change => change(Some(v), lang),
     }
+}
+
+/// A relative change with its sign: `+23%`, `−40 %` (French spacing); `–` when unknown.
+pub fn change(value: Option<f64>, lang: Lang) -> String {
+    let Some(v) = value.filter(|v| v.is_finite()) else {
+        return "–".into();
+    };
+    let magnitude = percent(Some(v.abs()), lang);
+    if magnitude.starts_with('0') {
+        return magnitude;
+    }
+    format!("{}{magnitude}", if v < 0.0 { '\u{2212}' } else { '+' })
 }
 
 /// Where an alert applies (`total`, or `channel=phone queue=billing`), as people say it:
@@ -259,6 +274,14 @@ pub fn alert_line(alert: &Alert, lang: Lang) -> String {
 mod tests {
     use super::*;
     use crate::Severity;
+
+    #[test]
+    fn changes_read_with_their_sign() {
+        assert_eq!(change(Some(0.234), Lang::En), "+23%");
+        assert_eq!(change(Some(-0.4), Lang::Fr), "\u{2212}40\u{202f}%");
+        assert_eq!(change(Some(0.0), Lang::En), "0%");
+        assert_eq!(change(None, Lang::En), "–");
+    }
 
     #[test]
     fn percentages_read_in_each_language() {

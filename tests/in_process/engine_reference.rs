@@ -107,6 +107,7 @@ impl Tally {
             occupancy: None,
             projection: None,
             what_if: None,
+            baseline: None,
         }
     }
 }
@@ -456,6 +457,9 @@ fn engine_config(lateness: i64, horizon: i64) -> EngineConfig {
         allowed_lateness_ms: lateness,
         repeat_horizon_ms: horizon,
         shards: 3,
+        // Streams of hours: no week of history. Baselines have their own test against
+        // a brute force (engine::partial's `baselines_compare_with_...`).
+        baseline_weeks: 0,
         ..EngineConfig::default()
     };
     cfg.channels.get_mut("chat").expect("chat").short_abandon_ms = 0; // disabled on chat

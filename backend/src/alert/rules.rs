@@ -98,6 +98,7 @@ pub fn format_value(unit: Unit, value: f64) -> String {
             humantime::format_duration(Duration::from_secs(secs)).to_string()
         }
         Unit::Count => format!("{value}"),
+        Unit::Change => format!("{:+.1} %", value * 100.0),
     }
 }
 

@@ -268,6 +268,9 @@ impl Threshold {
             (Unit::Rate, Threshold::Number(n)) if !(0.0..=1.0).contains(&n) => Err(format!(
                 "{n} is not a fraction in [0, 1] (e.g. 0.8 for 80 %)"
             )),
+            (Unit::Change, Threshold::Number(n)) if !(-1.0..=100.0).contains(&n) => Err(format!(
+                "{n} is not a change from -1 (everything gone) up (e.g. 0.5 for +50 %, -0.5 for -50 %)"
+            )),
             (_, Threshold::Number(n)) if !n.is_finite() => Err("must be a finite number".into()),
             (_, Threshold::Number(n)) => Ok(n),
         }
@@ -594,6 +597,27 @@ pub fn builtin_rules(engine: &EngineSettings) -> Vec<AlertRuleSettings> {
         0,
         Severity::Warning,
     ));
+    // Against the usual volume of the hour (weeks of history): a drop is as telling as
+    // a spike (a dead feed or a broken IVR looks like a quiet hour).
+    if engine.baseline_weeks > 0 {
+        for (name, comparison, threshold, clear) in [
+            ("volume-spike", Comparison::Above, 0.5, 0.3),
+            ("volume-drop", Comparison::Below, -0.5, -0.3),
+        ] {
+            let mut r = rule(
+                name.into(),
+                Kpi::VolumeVsBaseline,
+                comparison,
+                Threshold::Number(threshold),
+                Threshold::Number(clear),
+                600,
+                Severity::Warning,
+            );
+            r.window = "30m".into();
+            r.min_volume = 50;
+            rules.push(r);
+        }
+    }
     rules
 }
 

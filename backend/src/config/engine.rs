@@ -54,6 +54,15 @@ pub struct EngineSettings {
     /// sending thousands a day); the oldest beyond are folded into the state they leave,
     /// counted in `vigie_agent_changes_folded_total` (older occupancy becomes inexact).
     pub max_agent_changes: usize,
+    /// Weeks of arrivals kept per (channel, queue) for baselines ("+23 % vs last week",
+    /// the `volume_vs_baseline` alert): 0 turns baselines off. A rebuild reads this many
+    /// weeks back (or the repeat horizon, if longer), so the topic's retention should
+    /// cover them. About 6 KB per key per day of history.
+    pub baseline_weeks: u32,
+    /// Most (channel, queue) keys with a baseline per partition; arrivals of new keys
+    /// beyond are counted under their channel's `(other)` queue
+    /// (`vigie_baseline_keys_overflow_total`).
+    pub max_baseline_keys: usize,
     /// IANA time zone of the `today` window (e.g. `Europe/Paris`).
     pub time_zone: String,
     /// Short-abandon threshold of channels that do not set their own (0s disables).
@@ -109,6 +118,8 @@ impl Default for EngineSettings {
             max_recent_arrivals_per_customer: 1_000,
             max_agents: 50_000,
             max_agent_changes: 5_000,
+            baseline_weeks: 4,
+            max_baseline_keys: 2_000,
             time_zone: "UTC".into(),
             short_abandon: Duration::from_secs(5),
             channels: [
@@ -158,6 +169,12 @@ impl EngineSettings {
         }
         if !(16..=1_000_000).contains(&e.max_agent_changes) {
             errors.push("engine.max_agent_changes: between 16 and 1000000 (e.g. 5000)".into());
+        }
+        if e.baseline_weeks > 8 {
+            errors.push("engine.baseline_weeks: between 0 (off) and 8 (e.g. 4)".into());
+        }
+        if !(16..=1_000_000).contains(&e.max_baseline_keys) {
+            errors.push("engine.max_baseline_keys: between 16 and 1000000 (e.g. 2000)".into());
         }
         if !(64..=100_000_000).contains(&e.max_dimension_keys) {
             errors.push("engine.max_dimension_keys: between 64 and 100000000 (e.g. 100000)".into());

@@ -25,8 +25,8 @@ pub struct KafkaSettings {
     pub group_id: String,
     /// Payload encoding: `auto` (the `content-type` header, else sniffed), `json` or `proto`.
     pub payload_format: PayloadFormat,
-    /// How far back to replay on start and on assignment; default: the longer of the
-    /// repeat horizon and the longest window.
+    /// How far back to replay on start and on assignment; default: the longest window
+    /// (at least 25 h) plus the longer of the repeat horizon and `engine.baseline_weeks`.
     #[serde(
         default,
         with = "humantime_serde",

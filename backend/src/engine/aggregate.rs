@@ -181,6 +181,7 @@ pub fn derive_kpis(agg: &Aggregate) -> Kpis {
         occupancy: None,
         projection: None,
         what_if: None,
+        baseline: None,
     }
 }
 

@@ -18,6 +18,7 @@
 
 mod agents;
 mod aggregate;
+mod baseline;
 mod capacity;
 mod containment;
 mod customer;
@@ -92,6 +93,10 @@ pub struct EngineConfig {
     pub max_agent_changes: usize,
     /// Service-level target (fraction) per channel that has one: what projections aim at.
     pub sl_targets: HashMap<String, f64>,
+    /// Weeks of arrivals kept for baselines (0: none).
+    pub baseline_weeks: u32,
+    /// Most (channel, queue) keys with a baseline per engine; more count under `(other)`.
+    pub max_baseline_keys: usize,
 }
 
 impl Default for EngineConfig {
@@ -138,6 +143,8 @@ impl Default for EngineConfig {
             .into_iter()
             .map(|(c, t)| (c.to_string(), t))
             .collect(),
+            baseline_weeks: 4,
+            max_baseline_keys: 2_000,
         }
     }
 }
@@ -172,6 +179,8 @@ impl EngineConfig {
             max_recent_arrivals_per_customer: e.max_recent_arrivals_per_customer,
             max_agents: e.max_agents,
             max_agent_changes: e.max_agent_changes,
+            baseline_weeks: e.baseline_weeks,
+            max_baseline_keys: e.max_baseline_keys,
             sl_targets: e
                 .channels
                 .iter()
@@ -217,6 +226,21 @@ impl EngineConfig {
     /// How long aggregates are kept: the longest window (at least a 25 h "today") plus lateness.
     pub(crate) fn retention_ms(&self) -> i64 {
         self.max_window_ms.max(25 * 3_600_000) + self.allowed_lateness_ms
+    }
+
+    /// How long baseline arrivals are kept: the weeks looked back plus the retention (a
+    /// window as long as the longest, that many weeks earlier).
+    pub(crate) fn baseline_keep_ms(&self) -> i64 {
+        i64::from(self.baseline_weeks) * baseline::WEEK_MS + self.retention_ms()
+    }
+
+    /// How far back a rebuild reads: the repeat horizon or the baseline's weeks, whichever
+    /// is longer, before the retention (an arrival at the start of the longest window
+    /// looks back a whole horizon; a window's baseline looks back whole weeks).
+    pub fn rebuild_span_ms(&self) -> i64 {
+        self.repeat_horizon_ms
+            .max(i64::from(self.baseline_weeks) * baseline::WEEK_MS)
+            .saturating_add(self.retention_ms())
     }
 }
 
@@ -276,6 +300,10 @@ pub struct Engine {
     deflections: containment::DeflectionLog,
     /// Every agent's timeline of states (capacity).
     agents: agents::AgentBook,
+    /// Arrivals per (channel, queue) per minute, for the weeks of the baseline.
+    baseline: baseline::BaselineBook,
+    /// Earliest event time applied: how far back the baseline's history goes.
+    first_ts: AtomicI64,
     /// Shared with the symbol table, which frees no key this engine may still hold.
     watermark: Arc<AtomicI64>,
     next_sweep: AtomicI64,
@@ -308,6 +336,8 @@ impl Engine {
                 .collect(),
             deflections: containment::DeflectionLog::default(),
             agents: agents::AgentBook::default(),
+            baseline: baseline::BaselineBook::default(),
+            first_ts: AtomicI64::new(i64::MAX),
             watermark,
             next_sweep: AtomicI64::new(i64::MIN),
             next_customer_sweep: AtomicI64::new(i64::MIN),
@@ -390,6 +420,7 @@ impl Engine {
             return Applied::Late;
         }
         let watermark = self.watermark.fetch_max(ts, Ordering::AcqRel).max(ts);
+        self.first_ts.fetch_min(ts, Ordering::Relaxed);
         if ev.kind == EventKind::AgentState {
             return self.apply_agent(ev, watermark);
         }
@@ -542,6 +573,11 @@ impl Engine {
             for placed in &after {
                 store.apply(placed, 1);
             }
+            drop(store);
+            if self.cfg.baseline_weeks > 0 {
+                self.count_arrivals(&before, -1);
+                self.count_arrivals(&after, 1);
+            }
         }
         match (it.is_waiting(), it.arrival) {
             (true, Some(arrival)) => {
@@ -552,6 +588,36 @@ impl Engine {
             }
             _ => {}
         }
+    }
+
+    /// Counts (or retracts) the arrivals among `placed` in the baseline.
+    fn count_arrivals(&self, placed: &Effects, sign: i32) {
+        for p in placed {
+            if matches!(p.effect, interaction::Effect::Arrival { .. }) {
+                if let Some(key) = self.symbols.key(p.key) {
+                    self.baseline.add(
+                        (key.channel, key.queue),
+                        p.ts,
+                        sign,
+                        self.cfg.max_baseline_keys,
+                    );
+                }
+            }
+        }
+    }
+
+    /// Earliest event time applied, if any.
+    pub(crate) fn first_ts(&self) -> Option<i64> {
+        let t = self.first_ts.load(Ordering::Relaxed);
+        (t != i64::MAX).then_some(t)
+    }
+
+    /// Baseline keys in use, and arrivals counted under `(other)` beyond the limit.
+    pub fn baseline_usage(&self) -> (usize, u64) {
+        (
+            self.baseline.key_count(),
+            self.baseline.overflow.load(Ordering::Relaxed),
+        )
     }
 
     fn effects(&self, it: &Interaction) -> Effects {
@@ -619,6 +685,8 @@ impl Engine {
             store.lock().evict_before(retention_start);
         }
         self.agents.fold_before(retention_start);
+        self.baseline
+            .evict_before(watermark - self.cfg.baseline_keep_ms());
         let due = self.next_customer_sweep.load(Ordering::Relaxed);
         if watermark >= due {
             self.next_customer_sweep.store(

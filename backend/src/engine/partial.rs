@@ -19,6 +19,8 @@ use vigie_proto::AgentState;
 
 use super::agents::{skills, AgentBase, AgentBook, AgentEntry};
 use super::aggregate::{Aggregate, WaitQuantizer};
+pub(crate) use super::baseline::WireBaselineHour;
+use super::baseline::{BaselineError, BaselineHours};
 use super::interaction::{Effect, RepeatClass};
 use super::store::{cover, Exported, CHUNK_MS, LEVELS_MS};
 use super::symbols::{DimKey, FastHash, KeyId, Sym, Symbols, UNKNOWN};
@@ -56,6 +58,9 @@ pub(crate) struct PartialHeader {
     /// What each agent's changes older than the owner's retention left (capacity).
     #[serde(default, skip_serializing_if = "WireAgents::is_empty")]
     pub agents: WireAgents,
+    /// The owner's earliest event time: how far back its baseline goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_from: Option<i64>,
 }
 
 /// Agent state changes on the wire, compact (a centre logging in thousands of agents in
@@ -322,6 +327,22 @@ impl Engine {
             store.lock().track_changes();
         }
         self.agents.track_changes();
+        self.baseline.track_changes();
+    }
+
+    /// Hours of the baseline changed since the last call.
+    pub(crate) fn take_changed_baseline_hours(&self) -> std::collections::BTreeSet<i64> {
+        self.baseline.take_changed()
+    }
+
+    /// Every hour of the baseline held (to republish it whole).
+    pub(crate) fn baseline_hours(&self) -> std::collections::BTreeSet<i64> {
+        self.baseline.hour_starts()
+    }
+
+    /// One hour of the baseline for the partials topic.
+    pub(crate) fn export_baseline_hour(&self, hour: i64, epoch: i64) -> WireBaselineHour {
+        self.baseline.export(&self.symbols, hour, epoch)
     }
 
     /// Starts of the chunks changed since the last call.
@@ -402,6 +423,7 @@ impl Engine {
         PartialHeader {
             v: PARTIAL_VERSION,
             watermark: self.watermark(),
+            history_from: self.first_ts(),
             late_events: stat(&self.stats.late_events),
             rejected: stat(&self.stats.rejected),
             duplicates: stat(&self.stats.duplicates),
@@ -448,6 +470,8 @@ pub(crate) struct Replica {
     pub(super) agents: AgentBook,
     /// The agent changes of each chunk: (agent, event), to replace them with the chunk.
     agent_chunks: BTreeMap<i64, Vec<(String, u64)>>,
+    /// The owner's baseline, hour by hour.
+    pub(super) baseline: BaselineHours,
 }
 
 /// Why a partial record was not applied.
@@ -461,6 +485,8 @@ pub(crate) enum PartialError {
     BadEffect(usize),
     #[error("{0} {1} is out of range")]
     OutOfRange(&'static str, i64),
+    #[error(transparent)]
+    Baseline(#[from] BaselineError),
 }
 
 /// A time of a partial: within the dates an event may carry.
@@ -600,6 +626,26 @@ impl Replica {
         Ok(true)
     }
 
+    /// Replaces one hour of the owner's baseline; `false` for a stale owner's record.
+    pub(crate) fn apply_baseline_hour(
+        &mut self,
+        record: &WireBaselineHour,
+        symbols: &Symbols,
+    ) -> Result<bool, PartialError> {
+        if record.v != PARTIAL_VERSION {
+            return Err(PartialError::Version(record.v));
+        }
+        check_time("baseline hour", record.hour)?;
+        // Checked whole before the replica moves to a new epoch.
+        let mut hour = BaselineHours::default();
+        hour.replace(record, symbols)?;
+        if !self.enter(record.epoch) {
+            return Ok(false);
+        }
+        self.baseline.replace(record, symbols)?;
+        Ok(true)
+    }
+
     /// Forgets one chunk (a tombstone).
     pub(crate) fn remove_chunk(&mut self, start: i64) {
         if let Some(old) = self.chunks.remove(&start) {
@@ -628,8 +674,10 @@ impl Replica {
         }
     }
 
-    /// Drops what ends at or before `before` (the owner's retention).
-    pub(crate) fn evict_before(&mut self, before: i64) {
+    /// Drops what ends at or before `before` (the owner's retention), and the baseline's
+    /// hours before `baseline_before`.
+    pub(crate) fn evict_before(&mut self, before: i64, baseline_before: i64) {
+        self.baseline.evict_before(baseline_before);
         let first = before.div_euclid(CHUNK_MS) * CHUNK_MS;
         self.chunks = self.chunks.split_off(&first);
         let kept = self.agent_chunks.split_off(&first);
@@ -683,7 +731,7 @@ impl Replica {
 mod tests {
     use super::*;
     use crate::engine::{
-        Dimension, EngineConfig, EngineSet, SnapshotQuery, TrendShape, WindowSpec,
+        Dimension, DimensionFilter, EngineConfig, EngineSet, SnapshotQuery, TrendShape, WindowSpec,
     };
     use crate::simulate::{SimulationConfig, Simulator};
 
@@ -697,6 +745,14 @@ mod tests {
                     serde_json::from_slice(&serde_json::to_vec(&chunk).expect("encode"))
                         .expect("decode");
                 let applied = to.update_replica(p, |r, s| r.apply_chunk(&chunk, s));
+                assert_eq!(applied, Ok(true));
+            }
+            for hour in engine.take_changed_baseline_hours() {
+                let record = engine.export_baseline_hour(hour, epoch);
+                let record: WireBaselineHour =
+                    serde_json::from_slice(&serde_json::to_vec(&record).expect("encode"))
+                        .expect("decode");
+                let applied = to.update_replica(p, |r, s| r.apply_baseline_hour(&record, s));
                 assert_eq!(applied, Ok(true));
             }
             let header = PartialHeader {
@@ -793,6 +849,135 @@ mod tests {
                 remote.trend(&query, TrendShape::default()).expect("trend")
             );
         }
+    }
+
+    #[test]
+    fn baselines_compare_with_the_same_window_of_earlier_weeks_and_merge_exactly() {
+        use crate::event::{EventKind, EventRecord};
+        use vigie_proto::WindowBounds;
+        let (local, remote) = owner_and_follower();
+        let week = 7 * 86_400_000;
+        let base = 1_795_597_200_000;
+        let mut seed = 3u64;
+        let mut next = |n: u64| {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (seed >> 33) % n
+        };
+        // 23 days of arrivals on two phone queues and chat, at random seconds (edge
+        // minutes of windows are cut), busier in the last hour (a spike), some re-queued.
+        let mut events = Vec::new();
+        let mut arrivals: Vec<(i64, &str, &str)> = Vec::new();
+        let end = base + 23 * 86_400_000;
+        let mut ts = base;
+        let mut i = 0;
+        while ts < end {
+            let (channel, queue) =
+                [("phone", "billing"), ("phone", "sales"), ("chat", "web")][next(3) as usize];
+            let mut ev = EventRecord::new(format!("a{i}"), EventKind::Arrived, ts, format!("i{i}"));
+            ev.channel = Some(channel.into());
+            ev.queue = Some(queue.into());
+            events.push(ev);
+            let mut final_queue = queue;
+            if channel == "phone" && next(10) == 0 {
+                // Moved to another queue: counted there, not twice.
+                let mut q = EventRecord::new(
+                    format!("q{i}"),
+                    EventKind::Queued,
+                    ts + 500,
+                    format!("i{i}"),
+                );
+                q.queue = Some("retention".into());
+                events.push(q);
+                final_queue = "retention";
+            }
+            arrivals.push((ts, channel, final_queue));
+            let gap = if ts > end - 3_600_000 { 20_000 } else { 60_000 };
+            ts += 1 + next(gap) as i64;
+            i += 1;
+        }
+        apply_keyed(&local, &events);
+        ship(&local, &remote, 7);
+        // Brute force: arrivals of a scope in a window, and with whole minutes cut by
+        // proportion at the edges.
+        let expected = |from: i64, to: i64, keep: &dyn Fn(&str, &str) -> bool| -> f64 {
+            let minute = 60_000;
+            let mut per_minute: BTreeMap<i64, f64> = BTreeMap::new();
+            for (ts, c, q) in &arrivals {
+                if keep(c, q) {
+                    *per_minute
+                        .entry(ts.div_euclid(minute) * minute)
+                        .or_default() += 1.0;
+                }
+            }
+            per_minute
+                .iter()
+                .map(|(m, n)| {
+                    n * ((to.min(m + minute) - from.max(*m)).max(0) as f64) / minute as f64
+                })
+                .sum()
+        };
+        let close = |a: Option<f64>, b: f64| a.is_some_and(|a| (a - b).abs() < 1e-6);
+        for window in ["15m", "1h", "24h"] {
+            let query = SnapshotQuery {
+                window: window.parse().expect("window"),
+                ..SnapshotQuery::default()
+            };
+            let (a, b) = both_snapshots(&local, &remote, &query);
+            assert_eq!(a, b, "window {window}: the merged view is exact");
+            let WindowBounds { from, to } = a.window;
+            let total = a.total.baseline.expect("baseline");
+            // 23 days of history: three whole weeks back.
+            assert_eq!(total.weeks, 3, "window {window}");
+            let weeks: Vec<f64> = (1..=3)
+                .map(|k| expected(from - k * week, to - k * week, &|_, _| true))
+                .collect();
+            assert!(
+                close(total.last_week, weeks[0]),
+                "{window}: {total:?} vs {weeks:?}"
+            );
+            assert!(
+                close(total.mean, weeks.iter().sum::<f64>() / 3.0),
+                "{window}"
+            );
+            let billing = a.queues["billing"].baseline.expect("queue baseline");
+            let last = expected(from - week, to - week, &|_, q| q == "billing");
+            assert!(
+                close(billing.last_week, last),
+                "{window}: {billing:?} vs {last}"
+            );
+            let retention = a.queues["retention"].baseline.expect("re-queued");
+            let last = expected(from - week, to - week, &|_, q| q == "retention");
+            assert!(close(retention.last_week, last), "{window}");
+            let phone = a.by_channel["phone"].baseline.expect("channel baseline");
+            let last = expected(from - week, to - week, &|c, _| c == "phone");
+            assert!(close(phone.last_week, last), "{window}");
+            if window == "1h" {
+                assert!(
+                    total.vs_last_week.is_some_and(|v| v > 1.0),
+                    "three times busier in the last hour: {total:?}"
+                );
+            }
+        }
+        // A filter on channel and queue keeps its baseline; on a reason it has none.
+        let filtered = local
+            .snapshot(&SnapshotQuery {
+                filter: DimensionFilter(vec![(Dimension::Queue, "sales".into())]),
+                ..SnapshotQuery::default()
+            })
+            .expect("snapshot");
+        let WindowBounds { from, to } = filtered.window;
+        let sales = expected(from - week, to - week, &|_, q| q == "sales");
+        assert!(close(
+            filtered.total.baseline.and_then(|b| b.last_week),
+            sales
+        ));
+        let by_reason = local
+            .snapshot(&SnapshotQuery {
+                filter: DimensionFilter(vec![(Dimension::Reason, "x".into())]),
+                ..SnapshotQuery::default()
+            })
+            .expect("snapshot");
+        assert_eq!(by_reason.total.baseline, None);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use vigie_proto::{Breakdown, DimensionKey, Kpis, QueueStatus, Snapshot};
 
 use super::aggregate::{derive_kpis, estimate_wait, Aggregate};
+use super::baseline::{judge, BaseKey, Share, WEEK_MS};
 use super::capacity::{breakdown_has_agents, capacity, QueueChannels, Tally};
 use super::partial::Replica;
 use super::projection::{Load, Rule};
@@ -250,6 +251,22 @@ impl<'a> Source<'a> {
         }
     }
 
+    /// Earliest event time of the partition: how far back its baseline goes.
+    fn history_from(&self) -> Option<i64> {
+        match self {
+            Source::Local(e) => e.first_ts(),
+            Source::Remote(r) => r.header.history_from,
+        }
+    }
+
+    /// Adds each baseline key's arrivals in `[from, to)` into `out`.
+    fn collect_baseline(&self, from: i64, to: i64, out: &mut HashMap<BaseKey, Share, FastHash>) {
+        match self {
+            Source::Local(e) => e.baseline.collect(from, to, out),
+            Source::Remote(r) => r.baseline.collect(from, to, out),
+        }
+    }
+
     /// The agents of the partition.
     pub(super) fn agents(&self) -> &'a super::agents::AgentBook {
         match self {
@@ -295,6 +312,71 @@ fn check_window(cfg: &super::EngineConfig, window: WindowSpec) -> Result<(), Win
             max: WindowSpec::Last(cfg.max_window_ms).to_string(),
         }),
         _ => Ok(()),
+    }
+}
+
+/// Each scope's arrivals in the same window of earlier weeks (week 1 first), for the
+/// weeks every partition's history covers.
+#[derive(Default)]
+struct Baselines {
+    on: bool,
+    total: Vec<Share>,
+    by_channel: BTreeMap<Sym, Vec<Share>>,
+    by_queue: BTreeMap<Sym, Vec<Share>>,
+}
+
+impl Baselines {
+    fn of(
+        cfg: &super::EngineConfig,
+        symbols: &super::Symbols,
+        sources: &[Source<'_>],
+        filter: &DimensionFilter,
+        bounds: vigie_proto::WindowBounds,
+    ) -> Baselines {
+        // Kept per channel and queue only: a finer filter has none.
+        let finer = [Dimension::Reason, Dimension::Segment, Dimension::Site]
+            .iter()
+            .any(|d| filter.get(*d).is_some());
+        if cfg.baseline_weeks == 0 || finer {
+            return Baselines::default();
+        }
+        let wanted = |d: Dimension| filter.get(d).map(|v| symbols.lookup(v));
+        let (channel, queue) = (wanted(Dimension::Channel), wanted(Dimension::Queue));
+        let keep = |(c, q): &BaseKey| {
+            channel.is_none_or(|w| w == Some(*c)) && queue.is_none_or(|w| w == Some(*q))
+        };
+        let history_from = sources.iter().filter_map(Source::history_from).max();
+        let weeks: Vec<i64> = (1..=i64::from(cfg.baseline_weeks))
+            .map(|k| k * WEEK_MS)
+            .take_while(|shift| history_from.is_some_and(|h| h <= bounds.from - shift))
+            .collect();
+        if weeks.is_empty() {
+            // Not a week of history yet: nothing to compare with.
+            return Baselines::default();
+        }
+        let mut out = Baselines {
+            on: true,
+            total: vec![0; weeks.len()],
+            ..Baselines::default()
+        };
+        for (week, shift) in weeks.iter().enumerate() {
+            let mut per_key: HashMap<BaseKey, Share, FastHash> = HashMap::default();
+            for source in sources {
+                source.collect_baseline(bounds.from - shift, bounds.to - shift, &mut per_key);
+            }
+            for (key, n) in per_key.iter().filter(|(k, _)| keep(k)) {
+                out.total[week] += n;
+                for (map, slot) in [(&mut out.by_channel, key.0), (&mut out.by_queue, key.1)] {
+                    map.entry(slot).or_insert_with(|| vec![0; weeks.len()])[week] += n;
+                }
+            }
+        }
+        out
+    }
+
+    fn judge(&self, arrivals: u64, weeks: Option<&Vec<Share>>) -> Option<vigie_proto::Baseline> {
+        let none = vec![0; self.total.len()];
+        self.on.then(|| judge(arrivals, weeks.unwrap_or(&none)))
     }
 }
 
@@ -411,6 +493,19 @@ pub(super) fn build_snapshot_of(
     for q in capacity.by_queue.keys() {
         by_queue.entry(*q).or_default();
     }
+    // So is a channel or a queue expected and silent (a dead feed looks like a quiet hour).
+    let baselines = Baselines::of(cfg, symbols, sources, &query.filter, bounds);
+    let expected = |weeks: &Vec<Share>| weeks.iter().any(|n| *n > 0);
+    for (c, weeks) in &baselines.by_channel {
+        if expected(weeks) {
+            by_channel.entry(*c).or_default();
+        }
+    }
+    for (q, weeks) in &baselines.by_queue {
+        if expected(weeks) {
+            by_queue.entry(*q).or_default();
+        }
+    }
     if breakdown_has_agents(&query.breakdown) {
         for row in capacity.breakdown.keys() {
             breakdown.entry(row.clone()).or_default();
@@ -463,6 +558,7 @@ pub(super) fn build_snapshot_of(
         total: {
             let mut kpis = total.kpis(to);
             (kpis.occupancy, kpis.staffing) = staffing_of(Some(&capacity.total));
+            kpis.baseline = baselines.judge(kpis.arrivals, Some(&baselines.total));
             // A total of one channel (a channel filter) is that channel: its projection.
             if let (true, [(load, rule)]) = (
                 capacity.any,
@@ -477,6 +573,7 @@ pub(super) fn build_snapshot_of(
             .map(|(c, mut kpis)| {
                 let c = &c;
                 (kpis.occupancy, kpis.staffing) = staffing_of(capacity.by_channel.get(c));
+                kpis.baseline = baselines.judge(kpis.arrivals, baselines.by_channel.get(c));
                 if capacity.any {
                     kpis.projection = channel_loads.get(c).map(|(load, rule)| load.project(*rule));
                 }
@@ -501,6 +598,7 @@ pub(super) fn build_snapshot_of(
                     staffing,
                     occupancy,
                     projection,
+                    baseline: baselines.judge(kpis.arrivals, baselines.by_queue.get(q)),
                 };
                 (name(*q), status)
             })

@@ -358,6 +358,11 @@ impl Symbols {
         }
     }
 
+    /// The key of `id`.
+    pub(crate) fn key(&self, id: KeyId) -> Option<DimKey> {
+        self.slots.read().get(id as usize).map(|s| s.key)
+    }
+
     /// Every key slot, indexed by [`KeyId`] (a freed one still names its last key:
     /// nothing refers to it any more).
     pub fn keys(&self) -> Vec<DimKey> {

@@ -57,17 +57,14 @@ pub enum IngestError {
 pub use dead_letter::{ERROR_HEADER, ORIGIN_HEADER};
 
 /// How far back partitions are replayed: from the earliest record if so configured, else
-/// the configured span, or the longest window plus the repeat horizon (an arrival at the
-/// start of the longest window looks back a whole horizon to classify itself as a repeat).
+/// the configured span, or the engine's ([`crate::engine::EngineConfig::rebuild_span_ms`]:
+/// the retention plus the repeat horizon or the baseline's weeks).
 pub(crate) fn rebuild_from(settings: &KafkaSettings, engines: &EngineSet) -> RebuildFrom {
     if settings.rebuild_from_earliest {
         return RebuildFrom::Earliest;
     }
     RebuildFrom::Span(settings.rebuild_span.map_or_else(
-        || {
-            let cfg = engines.config();
-            cfg.repeat_horizon_ms.saturating_add(cfg.retention_ms())
-        },
+        || engines.config().rebuild_span_ms(),
         |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
     ))
 }

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::claim::epoch_before;
 use super::Piggyback;
-use crate::engine::partial::{PartialChunk, PartialError, PartialHeader};
+use crate::engine::partial::{PartialChunk, PartialError, PartialHeader, WireBaselineHour};
 use crate::engine::EngineSet;
 use crate::status::{InstanceStatus, RemotePartition};
 
@@ -32,6 +32,8 @@ pub(super) struct PartialsReader {
 enum Key {
     Header(i32),
     Chunk(i32, i64),
+    /// One hour of a partition's baseline.
+    Baseline(i32, i64),
 }
 
 /// Parses `<topic>/<partition>[/<start>]` for `topic` (other topics' partials: `None`).
@@ -41,6 +43,7 @@ fn parse_key(key: &str, topic: &str) -> Option<Key> {
     let partition = parts.next()?.parse().ok()?;
     let key = match parts.next() {
         None => Key::Header(partition),
+        Some(hour) if hour.starts_with('b') => Key::Baseline(partition, hour[1..].parse().ok()?),
         Some(start) => Key::Chunk(partition, start.parse().ok()?),
     };
     parts.next().is_none().then_some(key)
@@ -155,6 +158,7 @@ impl PartialsReader {
             return;
         };
         let retention = self.engines.config().retention_ms();
+        let baseline_keep = self.engines.config().baseline_keep_ms();
         let result = match (key, message.payload()) {
             // A tombstone carries no epoch to fence: owners publish an empty chunk
             // instead, and a tombstone (compaction's, or a former version's) is ignored.
@@ -166,6 +170,19 @@ impl PartialsReader {
                     .and_then(|chunk| {
                         self.engines
                             .update_replica(partition, |r, symbols| r.apply_chunk(&chunk, symbols))
+                            .map_err(|e| e.to_string())
+                    })
+            }
+            (Key::Baseline(..), None) => return,
+            (Key::Baseline(partition, _), Some(payload)) => {
+                serde_json::from_slice::<WireBaselineHour>(payload)
+                    .map_err(|e| e.to_string())
+                    .and_then(|hour| epoch_before(hour.epoch, message.offset()).map(|()| hour))
+                    .and_then(|hour| {
+                        self.engines
+                            .update_replica(partition, |r, symbols| {
+                                r.apply_baseline_hour(&hour, symbols)
+                            })
                             .map_err(|e| e.to_string())
                     })
             }
@@ -187,7 +204,7 @@ impl PartialsReader {
                             .update_replica(partition, |r, symbols| {
                                 let applied = r.apply_header(header, epoch, symbols)?;
                                 if let Some(w) = watermark.filter(|_| applied) {
-                                    r.evict_before(w - retention);
+                                    r.evict_before(w - retention, w - baseline_keep);
                                 }
                                 Ok::<_, PartialError>(applied)
                             })
@@ -249,6 +266,14 @@ mod tests {
             parse_key("t.x/3/1700000010000", "t.x"),
             Some(Key::Chunk(3, 1_700_000_010_000))
         );
+        assert_eq!(
+            parse_key(
+                &super::super::baseline_key("t.x", 3, 1_699_999_200_000),
+                "t.x"
+            ),
+            Some(Key::Baseline(3, 1_699_999_200_000))
+        );
+        assert_eq!(parse_key("t.x/3/bx", "t.x"), None);
         assert_eq!(parse_key("t.xy/3", "t.x"), None, "another topic");
         assert_eq!(parse_key("t.x/a", "t.x"), None);
         assert_eq!(parse_key("t.x/1/2/3", "t.x"), None);

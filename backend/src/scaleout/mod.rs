@@ -107,6 +107,11 @@ fn chunk_key(source_topic: &str, partition: i32, start: i64) -> String {
     format!("{source_topic}/{partition}/{start}")
 }
 
+/// Key of one hour of a partition's baseline.
+fn baseline_key(source_topic: &str, partition: i32, hour: i64) -> String {
+    format!("{source_topic}/{partition}/b{hour}")
+}
+
 /// Starts scale-out: creates the topic if missing, then publishes and follows partials
 /// until `shutdown`. Call before the consumer starts (engines must track changes), and
 /// give the consumer a [`PartitionClaimer`].

@@ -11,7 +11,11 @@ use std::time::{Duration, Instant};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio_util::sync::CancellationToken;
 
-use super::{chunk_key, header_key, Switches, KEEPALIVE, PARTITION};
+use super::{baseline_key, chunk_key, header_key, Switches, KEEPALIVE, PARTITION};
+
+/// Every baseline hour is published again this often (the topic keeps records a little
+/// longer than the engine's retention, the baseline weeks).
+const BASELINE_REFRESH: Duration = Duration::from_secs(12 * 3_600);
 use crate::engine::partial::{PartialChunk, PartialHeader};
 use crate::engine::{Engine, EngineSet};
 use crate::status::InstanceStatus;
@@ -24,6 +28,11 @@ pub(super) struct Owned {
     last_sent: Instant,
     /// Chunks whose publication failed: retried at the next tick.
     retry: BTreeSet<i64>,
+    /// Baseline hours whose publication failed, or all of them (new claim, refresh).
+    baseline_retry: BTreeSet<i64>,
+    /// When every baseline hour was last published: again every [`BASELINE_REFRESH`],
+    /// so the topic (whose records expire after the retention) always holds them all.
+    baseline_refreshed: Instant,
     /// No new claim over another's before this (ping-pong backoff).
     reclaim_at: Option<Instant>,
     reclaim_backoff: Duration,
@@ -100,6 +109,8 @@ impl PartialsWriter {
                         // Everything held, under this epoch (after a recreated topic,
                         // nothing of ours is left in it).
                         retry: engine.chunk_starts(),
+                        baseline_retry: engine.baseline_hours(),
+                        baseline_refreshed: Instant::now(),
                         reclaim_at: None,
                         reclaim_backoff: Duration::from_secs(1),
                     },
@@ -195,13 +206,20 @@ impl PartialsWriter {
         }
     }
 
-    /// Publishes the changed chunks of `partition`, then its header if it changed.
+    /// Publishes the changed chunks and baseline hours of `partition`, then its header if
+    /// it changed.
     async fn publish(&mut self, partition: i32) {
         let Some(owned) = self.owned.get_mut(&partition) else {
             return;
         };
         let mut chunks = owned.engine.take_changed_chunks();
         chunks.append(&mut owned.retry);
+        let mut hours = owned.engine.take_changed_baseline_hours();
+        hours.append(&mut owned.baseline_retry);
+        if owned.baseline_refreshed.elapsed() >= BASELINE_REFRESH {
+            hours.append(&mut owned.engine.baseline_hours());
+            owned.baseline_refreshed = Instant::now();
+        }
         let (engine, epoch) = (owned.engine.clone(), owned.epoch);
         let mut pending = Vec::with_capacity(chunks.len());
         for start in &chunks {
@@ -213,51 +231,17 @@ impl PartialsWriter {
             let payload = serde_json::to_vec(&chunk).ok();
             pending.push((*start, key, payload));
         }
-        let mut failed = BTreeSet::new();
-        let mut deliveries = Vec::with_capacity(pending.len());
-        for (start, key, payload) in &pending {
-            let mut record = FutureRecord::to(&self.topic).partition(PARTITION).key(key);
-            if let Some(p) = payload {
-                record = record.payload(p);
-            }
-            match self.producer.send_result(record) {
-                Ok(delivery) => {
-                    deliveries.push((*start, payload.as_ref().map_or(0, Vec::len), delivery))
-                }
-                Err((error, _)) => {
-                    if let Some(times) = self.chunk_failures.due() {
-                        tracing::warn!(%error, partition, start, times, "publishing a partial chunk failed; retrying");
-                    }
-                    failed.insert(*start);
-                }
-            }
-        }
-        let mut restarted = false;
-        for (start, bytes, delivery) in deliveries {
-            match delivery.await {
-                Ok(Ok(delivery)) => {
-                    restarted |= delivery.offset <= epoch;
-                    self.status.scaleout.published.fetch_add(1, Relaxed);
-                    self.status
-                        .scaleout
-                        .published_bytes
-                        .fetch_add(bytes as u64, Relaxed);
-                }
-                Ok(Err((error, _))) => {
-                    if let Some(times) = self.chunk_failures.due() {
-                        tracing::warn!(%error, partition, start, times, "publishing a partial chunk failed; retrying (said at most once a minute)");
-                    }
-                    failed.insert(start);
-                }
-                Err(_) => {
-                    failed.insert(start);
-                }
-            }
-        }
-        self.status
-            .scaleout
-            .publish_failures
-            .fetch_add(failed.len() as u64, Relaxed);
+        let (failed, mut restarted) = self.send_all(partition, epoch, &pending).await;
+        let pending: Vec<_> = hours
+            .iter()
+            .map(|hour| {
+                let record = engine.export_baseline_hour(*hour, epoch);
+                let key = baseline_key(&self.source_topic, partition, *hour);
+                (*hour, key, serde_json::to_vec(&record).ok())
+            })
+            .collect();
+        let (baseline_failed, baseline_restarted) = self.send_all(partition, epoch, &pending).await;
+        restarted |= baseline_restarted;
         if restarted {
             self.forget_claim(partition, &engine);
             return;
@@ -267,6 +251,7 @@ impl PartialsWriter {
             return;
         };
         owned.retry = failed;
+        owned.baseline_retry = baseline_failed;
         let same = owned.last_header.as_ref().is_some_and(|last| {
             PartialHeader {
                 published_at: 0,
@@ -305,5 +290,61 @@ impl PartialsWriter {
                 tracing::warn!(%error, partition, "publishing a partial header failed; retrying at the next tick");
             }
         }
+    }
+
+    /// Sends `(id, key, payload)` records of `partition`: the ids that failed (to retry),
+    /// and whether the topic started over (an offset at or below the claim's epoch).
+    async fn send_all(
+        &self,
+        partition: i32,
+        epoch: i64,
+        pending: &[(i64, String, Option<Vec<u8>>)],
+    ) -> (BTreeSet<i64>, bool) {
+        let mut failed = BTreeSet::new();
+        let mut deliveries = Vec::with_capacity(pending.len());
+        for (start, key, payload) in pending {
+            let mut record = FutureRecord::to(&self.topic).partition(PARTITION).key(key);
+            if let Some(p) = payload {
+                record = record.payload(p);
+            }
+            match self.producer.send_result(record) {
+                Ok(delivery) => {
+                    deliveries.push((*start, payload.as_ref().map_or(0, Vec::len), delivery))
+                }
+                Err((error, _)) => {
+                    if let Some(times) = self.chunk_failures.due() {
+                        tracing::warn!(%error, partition, start, times, "publishing a partial record failed; retrying");
+                    }
+                    failed.insert(*start);
+                }
+            }
+        }
+        let mut restarted = false;
+        for (start, bytes, delivery) in deliveries {
+            match delivery.await {
+                Ok(Ok(delivery)) => {
+                    restarted |= delivery.offset <= epoch;
+                    self.status.scaleout.published.fetch_add(1, Relaxed);
+                    self.status
+                        .scaleout
+                        .published_bytes
+                        .fetch_add(bytes as u64, Relaxed);
+                }
+                Ok(Err((error, _))) => {
+                    if let Some(times) = self.chunk_failures.due() {
+                        tracing::warn!(%error, partition, start, times, "publishing a partial record failed; retrying (said at most once a minute)");
+                    }
+                    failed.insert(start);
+                }
+                Err(_) => {
+                    failed.insert(start);
+                }
+            }
+        }
+        self.status
+            .scaleout
+            .publish_failures
+            .fetch_add(failed.len() as u64, Relaxed);
+        (failed, restarted)
     }
 }

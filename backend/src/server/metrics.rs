@@ -200,6 +200,18 @@ pub fn render(state: &AppState) -> String {
         sum(&|e| e.agent_limits_hit().1),
     );
     out.single(
+        "vigie_baseline_keys",
+        "gauge",
+        "(channel, queue) keys with a baseline, summed over partitions.",
+        sum(&|e| e.baseline_usage().0 as u64),
+    );
+    out.single(
+        "vigie_baseline_keys_overflow_total",
+        "counter",
+        "Arrivals counted under (other) because engine.max_baseline_keys were in use.",
+        sum(&|e| e.baseline_usage().1),
+    );
+    out.single(
         "vigie_tracked_interactions",
         "gauge",
         "Interactions held in memory.",
