@@ -100,6 +100,34 @@ fn benches(c: &mut Criterion) {
             b.iter(|| contacts_only.snapshot(&query).expect("snapshot"))
         });
     }
+    // Baselines: 29 days of contacts (the 4 weeks of history a window's baseline reads),
+    // with baselines on and off; what the baseline adds to a snapshot is the difference.
+    let month: Vec<EventRecord<'static>> = Simulator::new(SimulationConfig {
+        contacts: Some(300_000),
+        contacts_per_second: 0.12,
+        agent_events: false,
+        ..SimulationConfig::default()
+    })
+    .collect();
+    for weeks in [4, 0] {
+        let engine = Engine::new(EngineConfig {
+            baseline_weeks: weeks,
+            ..EngineConfig::default()
+        });
+        for ev in &month {
+            engine.apply(ev);
+        }
+        for window in ["15m", "24h"] {
+            let query = SnapshotQuery {
+                window: window.parse().expect("window"),
+                ..SnapshotQuery::default()
+            };
+            g.bench_function(
+                format!("snapshot_{window}_after_29_days_baseline_weeks_{weeks}"),
+                |b| b.iter(|| engine.snapshot(&query).expect("snapshot")),
+            );
+        }
+    }
     // The pressure table: one channel by reason, a what-if per row.
     let pressure = SnapshotQuery {
         window: "15m".parse().expect("window"),

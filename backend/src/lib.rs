@@ -7,6 +7,8 @@
 //!   OpenAPI document, and the cockpit bundle.
 //! - [`publisher`]: coalescing fan-out of live snapshots, trends, switches and alerts to
 //!   websocket clients (latest only).
+//! - [`autopilot`]: automatic deflection rules with guard rails, proposing or making
+//!   flips through the switches and telling chat through the alerts.
 //! - [`alert`]: alert rules on the live KPIs, their lifecycle, webhook delivery to chat
 //!   ops, and (scale-out) one alerting instance whose state every instance shows.
 //! - [`scaleout`]: the partials topic: claims, epochs, publishing this instance's
@@ -33,6 +35,7 @@
 //! every JSON body of the API) are in `vigie_proto`, shared with the cockpit.
 
 pub mod alert;
+pub mod autopilot;
 pub mod config;
 pub mod deflection;
 pub mod engine;

@@ -49,6 +49,9 @@ pub struct InstanceStatus {
     pub applied: AtomicU64,
     pub decode_errors: AtomicU64,
     pub dead_lettered: AtomicU64,
+    /// Rounds of autopilot evaluation done here, and switches it turned on or off.
+    pub autopilot_evaluations: AtomicU64,
+    pub autopilot_flips: AtomicU64,
     /// Refused records that could not be written to the dead-letter topic either.
     pub dead_letter_failures: AtomicU64,
     /// Scale-out: partials published and applied.

@@ -125,6 +125,14 @@ texts! {
     LoggedOut => "logged out", "déconnectés";
     Occupancy => "Occupancy", "Occupation";
     VsLastWeek => "vs last week", "vs sem. dernière";
+    ApplyProposal => "Apply", "Appliquer";
+    AutopilotTitle => "Autopilot rules", "Règles de l'autopilote";
+    AutopilotPropose => "proposes", "propose";
+    AutopilotAct => "acts", "agit";
+    AutopilotWhen => "when", "quand";
+    AutopilotOff => "off when", "arrêt quand";
+    AutopilotMinProjected => "if projected ≥", "si projeté ≥";
+    AutopilotCooldown => "cooldown", "délai";
     Staffing => "Staffing by queue", "Effectifs par file";
     AgentList => "Agents", "Agents";
     Agent => "Agent", "Agent";

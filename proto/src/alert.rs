@@ -67,6 +67,63 @@ pub struct Alert {
     /// Names of the sinks notified.
     #[serde(default)]
     pub sinks: Vec<String>,
+    /// Set on the alerts of the autopilot: what its rule proposes, or did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autopilot: Option<AutopilotAction>,
+}
+
+/// How an autopilot rule acts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum AutopilotMode {
+    /// Proposes the flip on the switchboard and in chat; a supervisor applies it.
+    #[default]
+    Propose,
+    /// Flips by itself (author `vigie (rule NAME)`) and says so in chat.
+    Act,
+}
+
+/// The flip an autopilot rule proposes (or made): which switch, where to, for how long,
+/// and what the projection says it would do.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AutopilotAction {
+    pub rule: String,
+    pub mode: AutopilotMode,
+    /// The switch's id (`phone.billing.all.all`).
+    pub switch_id: String,
+    pub channel: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub segment: Option<String>,
+    #[serde(default)]
+    pub queue: Option<String>,
+    pub target: crate::DeflectionTarget,
+    /// The switch turns itself off after this (`30m`).
+    pub expires_in: String,
+    /// The channel's projection now and without the scope's load, when the rule fired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub what_if: Option<crate::WhatIf>,
+}
+
+/// An autopilot rule as configured (read-only in the cockpit).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AutopilotRuleView {
+    pub name: String,
+    pub mode: AutopilotMode,
+    /// The flip it makes (no `what_if`).
+    pub action: AutopilotAction,
+    /// The condition in words (`service_level of channel=phone over 5m below 60 % for 2m`).
+    pub condition: String,
+    /// When it turns the switch off (`above 75 % for 5m`).
+    pub clear: String,
+    /// The projected service level with the deflection must reach this (a fraction).
+    pub min_projected: f64,
+    pub cooldown_ms: i64,
+    pub max_flips_per_hour: u32,
 }
 
 /// Above or below the threshold.

@@ -95,6 +95,13 @@ pub struct RulesView {
     pub sinks: Vec<SinkView>,
 }
 
+/// `GET /api/v1/autopilot`: the automatic deflection rules in force.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AutopilotRules {
+    pub rules: Vec<crate::AutopilotRuleView>,
+}
+
 /// `POST /api/v1/alerts/{id}/ack`: an optional note (the body may be empty).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

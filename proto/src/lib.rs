@@ -31,9 +31,13 @@ pub mod words;
 pub mod ws;
 
 pub use agent::{AgentList, AgentRow, AgentState, Staffing};
-pub use alert::{Alert, AlertRule, AlertState, Comparison, Kpi, Severity, Unit};
+pub use alert::{
+    Alert, AlertRule, AlertState, AutopilotAction, AutopilotMode, AutopilotRuleView, Comparison,
+    Kpi, Severity, Unit,
+};
 pub use api::{
-    AckRequest, AlertList, AuditPage, ErrorBody, Health, Readiness, RulesView, SinkView, SwitchList,
+    AckRequest, AlertList, AuditPage, AutopilotRules, ErrorBody, Health, Readiness, RulesView,
+    SinkView, SwitchList,
 };
 pub use cockpit::{ChannelTarget, CockpitInfo, Me, Role, Targets, Trend, TrendPoint};
 pub use snapshot::{

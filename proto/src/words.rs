@@ -245,6 +245,10 @@ pub fn scope(scope: &str, lang: Lang) -> String {
 /// dead letters, silence, an unreachable broker) without a scope. A KPI unknown here keeps the
 /// server's summary.
 pub fn alert_line(alert: &Alert, lang: Lang) -> String {
+    // The autopilot says what it proposes or did in a sentence of its own.
+    if alert.autopilot.is_some() {
+        return alert.summary.clone();
+    }
     if alert.kpi == "stale" {
         let sentence = match alert.state {
             AlertState::Resolved => label::STALE_RESOLVED,
@@ -354,6 +358,7 @@ mod tests {
             ack_note: None,
             resolved_at: None,
             sinks: Vec::new(),
+            autopilot: None,
         }
     }
 

@@ -165,6 +165,7 @@ mod tests {
             ack_note: None,
             resolved_at: Some(i as i64 + 1),
             sinks: vec!["hook".into()],
+            autopilot: None,
         }
     }
 

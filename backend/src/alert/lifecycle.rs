@@ -149,6 +149,7 @@ impl Lifecycle {
                             ack_note: None,
                             resolved_at: None,
                             sinks: rule.sinks.clone(),
+                            autopilot: None,
                         };
                         notices.push(Notice {
                             kind: NoticeKind::Fired,
@@ -173,6 +174,7 @@ impl Lifecycle {
         let orphans: Vec<String> = self
             .active
             .keys()
+            .filter(|name| !name.starts_with(super::AUTOPILOT_PREFIX))
             .filter(|name| !rules.iter().any(|r| &&r.name == name))
             .cloned()
             .collect();
@@ -234,6 +236,46 @@ impl Lifecycle {
     }
 
     /// Firing and acknowledged alerts (oldest first), then those resolved since `resolved_since`.
+    /// Raises `alert` (keyed by its rule) unless one of that rule is active; the notice
+    /// if it is new.
+    pub(crate) fn raise(&mut self, alert: Alert) -> Option<Notice> {
+        if self.active.contains_key(&alert.rule) {
+            return None;
+        }
+        let notice = Notice {
+            kind: NoticeKind::Fired,
+            at: alert.since,
+            alert: alert.clone(),
+        };
+        self.active.insert(
+            alert.rule.clone(),
+            Active {
+                last_notified: alert.since,
+                alert,
+            },
+        );
+        Some(notice)
+    }
+
+    /// Resolves the active alert of `rule`, saying why; the notice if there was one.
+    pub(crate) fn settle(&mut self, rule: &str, summary: String, now_ms: i64) -> Option<Notice> {
+        let mut alert = self.active.remove(rule)?.alert;
+        alert.state = AlertState::Resolved;
+        alert.resolved_at = Some(now_ms);
+        alert.summary = summary;
+        self.push_history(alert.clone());
+        Some(Notice {
+            kind: NoticeKind::Resolved,
+            at: now_ms,
+            alert,
+        })
+    }
+
+    /// The active alert of `rule`.
+    pub(crate) fn active(&self, rule: &str) -> Option<&Alert> {
+        self.active.get(rule).map(|a| &a.alert)
+    }
+
     pub(crate) fn visible(&self, resolved_since: i64) -> Vec<Alert> {
         let mut alerts: Vec<Alert> = self.active.values().map(|a| a.alert.clone()).collect();
         alerts.sort_by(|a, b| (a.since, &a.id).cmp(&(b.since, &b.id)));

@@ -135,6 +135,9 @@ impl std::fmt::Debug for AlertService {
     }
 }
 
+/// Prefix of the alerts the autopilot raises: no alert rule owns them.
+pub const AUTOPILOT_PREFIX: &str = "autopilot.";
+
 fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
@@ -478,6 +481,44 @@ impl AlertService {
     }
 
     /// Firing and acknowledged alerts, and those resolved in the last `show_resolved_for`.
+    /// Raises the alert `rule` (not an alert rule's: the autopilot's, named
+    /// [`AUTOPILOT_PREFIX`]`NAME`) and notifies its sinks, unless it is already active.
+    pub fn raise(&self, mut alert: Alert, sinks: Option<&[String]>) {
+        alert.sinks = match sinks {
+            Some(names) => names.to_vec(),
+            None => self.sinks.keys().cloned().collect(),
+        };
+        let mut lifecycle = self.lifecycle.lock();
+        let Some(notice) = lifecycle.raise(alert) else {
+            return;
+        };
+        self.note(lifecycle, &notice);
+    }
+
+    /// Resolves the active alert `rule`, saying why, and notifies its sinks.
+    pub fn settle(&self, rule: &str, summary: String, now: i64) {
+        let mut lifecycle = self.lifecycle.lock();
+        let Some(notice) = lifecycle.settle(rule, summary, now) else {
+            return;
+        };
+        self.note(lifecycle, &notice);
+    }
+
+    /// The active alert `rule`, if any.
+    pub fn active(&self, rule: &str) -> Option<Alert> {
+        self.lifecycle.lock().active(rule).cloned()
+    }
+
+    /// Logs, queues, saves and shows a notice raised outside an evaluation round.
+    fn note(&self, lifecycle: parking_lot::MutexGuard<'_, Lifecycle>, notice: &Notice) {
+        tracing::info!(alert = %notice.alert.id, event = notice.kind.as_str(), summary = %notice.alert.summary, "alert");
+        self.enqueue(notice);
+        self.save(&lifecycle);
+        let visible = lifecycle.visible(now_ms().saturating_sub(self.show_resolved_ms));
+        drop(lifecycle);
+        self.publish(visible);
+    }
+
     pub fn alerts(&self) -> Arc<Vec<Alert>> {
         self.visible.borrow().clone()
     }

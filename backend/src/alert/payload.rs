@@ -242,6 +242,7 @@ mod tests {
                 ack_note: None,
                 resolved_at: None,
                 sinks: vec!["ops".into()],
+                autopilot: None,
             },
         }
     }

@@ -50,6 +50,10 @@ pub fn run(mut settings: Settings, args: DemoArgs) -> Result<()> {
     // The demo runs on this machine with nothing to set up: open, unless the config
     // asked for authentication (loopback only either way, unless authenticated).
     settings.auth.open = !settings.auth.enabled();
+    // The story's flow: the autopilot proposes the billing deflection on the switchboard.
+    if settings.autopilot.rules.is_empty() {
+        settings.autopilot.rules.push(demo_autopilot_rule());
+    }
     let mut kafka = settings.kafka.clone();
     kafka.check_existing_topics = false; // the mock cluster does not describe topics
                                          // The mock cluster cannot seek by time; its topic holds exactly the demo's history.
@@ -191,6 +195,35 @@ fn demo_scenario(after: std::time::Duration, later: bool) -> Scenario {
         surge.after = after + std::time::Duration::from_secs(if later { 180 } else { 0 });
     }
     scenario
+}
+
+/// The demo's autopilot rule (propose mode): phone · billing → visual IVR when the phone's
+/// service level over 5 minutes stays under 60 % for a minute, and deflecting billing
+/// is projected to bring it to 70 %.
+fn demo_autopilot_rule() -> vigie::config::AutopilotRuleSettings {
+    use std::time::Duration;
+    vigie::config::AutopilotRuleSettings {
+        name: "phone-billing-surge".into(),
+        mode: vigie_proto::AutopilotMode::Propose,
+        channel: "phone".into(),
+        reason: Some("billing".into()),
+        segment: None,
+        queue: None,
+        target: vigie_proto::DeflectionTarget::VisualIvr,
+        kpi: vigie_proto::Kpi::ServiceLevel,
+        comparison: vigie_proto::Comparison::Below,
+        threshold: vigie::config::Threshold::Number(0.6),
+        clear: vigie::config::Threshold::Number(0.75),
+        window: "5m".into(),
+        for_: Duration::from_secs(60),
+        clear_for: Duration::from_secs(300),
+        min_projected: Some(0.7),
+        expires_in: Duration::from_secs(45 * 60),
+        cooldown: Duration::from_secs(15 * 60),
+        max_flips_per_hour: 2,
+        min_volume: 20,
+        sinks: None,
+    }
 }
 
 /// Shifts the centre's clock so that now is 11:00 on its arrival curve: the demo opens

@@ -117,13 +117,25 @@ pub async fn run_pipeline(
         None
     };
     let alerting = tokio::spawn(alerts.clone().run(shutdown.clone()));
+    // The autopilot evaluates where alerts are evaluated (one instance with scale-out).
+    tokio::spawn(
+        vigie::autopilot::Autopilot::new(
+            settings,
+            engines.clone(),
+            switches.clone(),
+            alerts.clone(),
+            status.clone(),
+        )
+        .run(shutdown.clone()),
+    );
     let followed = switches.subscribe();
     let state = vigie::server::AppState::new(engines.clone(), status.clone(), shutdown.clone())
         .with_switches(switches)
         .with_alerts(alerts)
         .with_auth(vigie::server::Auth::start(auth, shutdown.clone()).await?)
         .with_cockpit(vigie::server::cockpit::Cockpit::from_settings(settings))
-        .with_limits(&settings.server);
+        .with_limits(&settings.server)
+        .with_autopilot(settings);
     let mut claimer: Option<Box<dyn AssignmentHook>> = None;
     if let Some(shared_alerts) = shared_alerts {
         vigie::scaleout::start(

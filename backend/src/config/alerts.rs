@@ -380,6 +380,12 @@ impl AlertSettings {
                 r.name
             ));
         }
+        if r.name.starts_with("autopilot.") {
+            errors.push(format!(
+                "{key}.name: {:?}: names starting with \"autopilot.\" are the autopilot's alerts; choose another",
+                r.name
+            ));
+        }
         let threshold = r.threshold.value(r.kpi);
         let clear = r.clear.map(|c| c.value(r.kpi));
         for (field, value) in [("threshold", Some(&threshold)), ("clear", clear.as_ref())] {

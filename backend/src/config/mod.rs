@@ -22,6 +22,7 @@
 
 mod alerts;
 mod auth;
+mod autopilot;
 mod cockpit;
 mod engine;
 mod kafka;
@@ -42,6 +43,7 @@ pub use alerts::{
     Threshold,
 };
 pub use auth::{AuthSettings, JwtAlgorithm, OidcSettings, Role, TokenSettings};
+pub use autopilot::{AutopilotRuleSettings, AutopilotSettings};
 pub use cockpit::CockpitSettings;
 pub use engine::{ChannelSettings, EngineSettings, ServiceLevelSettings};
 pub use kafka::{KafkaSettings, PayloadFormat};
@@ -56,6 +58,7 @@ pub struct Settings {
     pub kafka: KafkaSettings,
     pub auth: AuthSettings,
     pub alerts: AlertSettings,
+    pub autopilot: AutopilotSettings,
     pub log: LogSettings,
     pub cockpit: CockpitSettings,
     pub server: ServerSettings,
@@ -133,6 +136,8 @@ impl Settings {
         self.cockpit.validate(&mut errors);
         self.server.validate(&mut errors);
         self.alerts.validate(&self.engine, &mut errors);
+        let sinks: Vec<String> = self.alerts.sinks.keys().cloned().collect();
+        self.autopilot.validate(&self.engine, &sinks, &mut errors);
         // One producer whose clock runs `max_clock_skew` ahead moves the watermark that
         // far: every event delayed by more than `allowed_lateness - max_clock_skew` is then
         // late. At most half the lateness keeps that margin for on-time events.

@@ -200,6 +200,22 @@ pub fn render(state: &AppState) -> String {
         sum(&|e| e.agent_limits_hit().1),
     );
     out.single(
+        "vigie_autopilot_evaluations_total",
+        "counter",
+        "Rounds of autopilot evaluation on this instance (the alerting one).",
+        status
+            .autopilot_evaluations
+            .load(std::sync::atomic::Ordering::Relaxed) as f64,
+    );
+    out.single(
+        "vigie_autopilot_flips_total",
+        "counter",
+        "Switches the autopilot turned on or off by itself (act mode).",
+        status
+            .autopilot_flips
+            .load(std::sync::atomic::Ordering::Relaxed) as f64,
+    );
+    out.single(
         "vigie_baseline_keys",
         "gauge",
         "(channel, queue) keys with a baseline, summed over partitions.",

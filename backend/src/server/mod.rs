@@ -16,6 +16,7 @@
 mod agents;
 mod alerts;
 mod auth;
+mod autopilot;
 mod caller;
 pub mod cockpit;
 mod error;
@@ -71,6 +72,8 @@ pub struct AppState {
     pub cockpit: Arc<cockpit::Cockpit>,
     /// What one caller may hold and ask at once (`[server]`).
     pub limits: Arc<limits::Limits>,
+    /// The autopilot's rules, as shown (read-only).
+    pub autopilot: Arc<Vec<vigie_proto::AutopilotRuleView>>,
 }
 
 /// Request bodies are small JSON objects; anything larger is refused (413).
@@ -96,7 +99,14 @@ impl AppState {
             shutdown,
             cockpit: Arc::default(),
             limits: Arc::default(),
+            autopilot: Arc::default(),
         }
+    }
+
+    /// Shows the autopilot's rules of `settings` (their proposals are alerts).
+    pub fn with_autopilot(mut self, settings: &crate::config::Settings) -> AppState {
+        self.autopilot = Arc::new(crate::autopilot::rule_views(settings));
+        self
     }
 
     /// The limits of `settings` (default: `[server]`'s defaults).

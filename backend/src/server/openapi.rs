@@ -22,6 +22,8 @@ use utoipa::{Modify, OpenApi};
         super::switches::get,
         super::switches::flip,
         super::switches::audit,
+        super::autopilot::rules,
+        super::autopilot::apply,
         super::cockpit::info,
         super::alerts::list,
         super::alerts::rules,

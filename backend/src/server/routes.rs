@@ -8,7 +8,8 @@ use axum::routing::MethodRouter;
 use axum::Router;
 
 use super::{
-    agents, alerts, cockpit, healthz, metrics, openapi, readyz, snapshot, switches, ws, AppState,
+    agents, alerts, autopilot, cockpit, healthz, metrics, openapi, readyz, snapshot, switches, ws,
+    AppState,
 };
 
 /// One route: a method and a path (`{id}` for a path parameter, as in OpenAPI).
@@ -38,6 +39,12 @@ fn table() -> Vec<(Route, MethodRouter<AppState>)> {
         route(Method::GET, "/api/v1/switches/{id}", get(switches::get)),
         route(Method::PUT, "/api/v1/switches/{id}", put(switches::flip)),
         route(Method::GET, "/api/v1/audit", get(switches::audit)),
+        route(Method::GET, "/api/v1/autopilot", get(autopilot::rules)),
+        route(
+            Method::POST,
+            "/api/v1/autopilot/{rule}/apply",
+            post(autopilot::apply),
+        ),
         route(Method::GET, "/api/v1/cockpit", get(cockpit::info)),
         route(Method::GET, "/api/v1/alerts", get(alerts::list)),
         route(Method::GET, "/api/v1/alerts/rules", get(alerts::rules)),

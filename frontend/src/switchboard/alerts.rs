@@ -1,8 +1,8 @@
 //! Owns the alert list of the switchboard: every alert firing, acknowledged or just
-//! resolved, and acknowledging one (supervisors).
+//! resolved, acknowledging one, and applying an autopilot proposal (supervisors).
 
 use leptos::prelude::*;
-use vigie_proto::{AckRequest, Alert, AlertState, Role};
+use vigie_proto::{AckRequest, Alert, AlertState, AutopilotMode, DeflectionSwitch, Role};
 
 use crate::api;
 use crate::format::clock;
@@ -21,6 +21,15 @@ pub fn AlertList() -> impl IntoView {
             let _ = api::post::<_, Alert>(&path, &AckRequest::default(), token.as_deref()).await;
         }
     });
+    // Applying a proposal: the server flips the proposed switch with this supervisor as
+    // author; the switch and the resolved proposal come back on the websocket.
+    let apply = Action::new_local(move |rule: &String| {
+        let path = format!("/api/v1/autopilot/{}/apply", crate::route::encode(rule));
+        async move {
+            let token = c.token.get_untracked();
+            let _ = api::post::<_, DeflectionSwitch>(&path, &(), token.as_deref()).await;
+        }
+    });
     view! {
         <section class="alert-list">
             <h2>{move || c.t(Text::Alerts)}</h2>
@@ -37,11 +46,32 @@ pub fn AlertList() -> impl IntoView {
                         let ack = move |_| {
                             acknowledge.dispatch_local(id.clone());
                         };
+                        // An open proposal of the autopilot: one click applies it.
+                        let proposal = alert
+                            .autopilot
+                            .as_ref()
+                            .filter(|a| a.mode == AutopilotMode::Propose && alert.state != AlertState::Resolved)
+                            .map(|a| a.rule.clone());
+                        let proposed = proposal.is_some();
+                        let apply_it = move |_| {
+                            if let Some(rule) = proposal.clone() {
+                                apply.dispatch_local(rule);
+                            }
+                        };
                         view! {
                             <div class=format!("alert-row {:?}", alert.state).to_lowercase()>
                                 <span>{crate::format::alert_line(&alert, c.lang.get())}</span>
                                 <span class="since">{clock(alert.since, c.lang.get().code())}</span>
                                 {alert.acknowledged_by.clone().map(|who| format!("{} {who}", c.t(Text::AcknowledgedBy)))}
+                                <Show when=move || proposed && can_ack()>
+                                    <button
+                                        class="apply"
+                                        disabled=move || apply.pending().get()
+                                        on:click=apply_it.clone()
+                                    >
+                                        {c.t(Text::ApplyProposal)}
+                                    </button>
+                                </Show>
                                 <Show when=move || firing && can_ack()>
                                     <button
                                         class="ack"

@@ -6,12 +6,14 @@
 //! - [`pressure`]: one channel's KPIs by contact reason, worst first.
 //! - [`flip`]: the flip dialog (reason required, confirmation, version check) and the
 //!   new-switch form.
-//! - [`alerts`]: the alert list with acknowledgement.
+//! - [`alerts`]: the alert list with acknowledgement and the autopilot's proposals.
+//! - [`autopilot`]: the autopilot's rules, read-only.
 //! - [`audit`]: the audit trail.
 //! - [`staffing`]: staffing per queue of the channel, and the agent list.
 
 pub mod alerts;
 pub mod audit;
+pub mod autopilot;
 pub mod flip;
 pub mod pressure;
 pub mod staffing;
@@ -24,6 +26,7 @@ use crate::i18n::{channel_name, Text};
 use crate::state::ctx;
 use alerts::AlertList;
 use audit::AuditTrail;
+use autopilot::AutopilotRulesPanel;
 use flip::{FlipDialog, NewSwitch};
 use pressure::Pressure;
 use staffing::StaffingPanel;
@@ -121,6 +124,7 @@ pub fn Switchboard() -> impl IntoView {
             </Show>
             {move || draft.get().map(|d| view! { <FlipDialog draft=d drafts=draft problem=problem/> })}
             <AlertList/>
+            <AutopilotRulesPanel/>
             <Show when=can_flip>
                 <AuditTrail/>
             </Show>

@@ -3,6 +3,7 @@
 //! pieces and none keeps a copy:
 //! - [`app`]: the API server in this process ([`TestApp`]), and HTTP / websocket clients;
 //! - [`serve`]: the `vigie` binary, and `vigie serve` launched from a `Settings` value;
+//! - [`autopilot`]: the surge rule and the live simulated centre it answers;
 //! - [`broker`]: a real Kafka-protocol broker (Tansu) on loopback, random topics,
 //!   producing and reading records;
 //! - [`cluster`]: several `vigie serve` sharing a consumer group (scale-out);
@@ -13,6 +14,7 @@
 //!   signals, and small event fixtures.
 
 pub mod app;
+pub mod autopilot;
 pub mod broker;
 pub mod browser;
 pub mod cluster;
