@@ -15,6 +15,8 @@
 //!   partitions and merging everyone's.
 //! - [`ingest`]: the Kafka consumer (rebuild by time, dead-letter topic, offsets) and
 //!   producer.
+//! - [`connector`]: bridges from the ACDs centres run (Asterisk's `queue_log`) to the
+//!   event contract, and following a log file as it grows.
 //! - [`replay`]: feeds a recorded stream through the engine (`vigie replay`).
 //! - [`simulate`]: a contact centre simulated event by event (queues, agents in shifts,
 //!   patience, the switches that are on), the traffic of `vigie simulate` and the demo.
@@ -37,6 +39,7 @@
 pub mod alert;
 pub mod autopilot;
 pub mod config;
+pub mod connector;
 pub mod deflection;
 pub mod engine;
 pub mod event;

@@ -9,7 +9,10 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use vigie::config::Settings;
 
-use commands::{demo::DemoArgs, replay::ReplayArgs, serve::ServeArgs, simulate::SimulateArgs};
+use commands::{
+    demo::DemoArgs, ingest::IngestArgs, replay::ReplayArgs, serve::ServeArgs,
+    simulate::SimulateArgs,
+};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -33,6 +36,8 @@ enum Command {
     Simulate(SimulateArgs),
     /// Consume interaction events from Kafka into the engine (rebuilding state first).
     Serve(ServeArgs),
+    /// Bridge an ACD's own log or events to the events topic (`vigie ingest asterisk`).
+    Ingest(IngestArgs),
     /// The whole path with nothing installed: an in-process Kafka cluster, the simulator
     /// producing live traffic into it, the consumer and the engine; prints the KPIs.
     Demo(DemoArgs),
@@ -80,6 +85,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Simulate(args) => commands::simulate::run(&settings, args),
         Command::Serve(args) => commands::serve::run(settings, args),
         Command::Demo(args) => commands::demo::run(settings, args),
+        Command::Ingest(args) => commands::ingest::run(&settings, args),
         Command::Routes | Command::Openapi => Ok(()),
     }
 }

@@ -3,6 +3,7 @@
 //! merging their partials (scale-out) and alerting for all. Each test has its own
 //! broker, topics and group.
 
+mod asterisk;
 mod autopilot;
 mod chaos;
 mod kafka_ingest;

@@ -1,6 +1,7 @@
 //! The `vigie` subcommands: each parses its arguments and wires library pieces.
 
 pub mod demo;
+pub mod ingest;
 pub mod replay;
 pub mod serve;
 pub mod simulate;

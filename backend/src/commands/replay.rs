@@ -19,9 +19,10 @@ pub struct ReplayArgs {
     /// Window length (5m … 24h) or `today` (in engine.time_zone).
     #[arg(long, default_value = "15m")]
     window: WindowSpec,
-    /// Input encoding: jsonl or proto (length-delimited messages).
+    /// Input: jsonl or proto (contract events, length-delimited messages for proto), or
+    /// asterisk (a `queue_log`).
     #[arg(long, default_value = "jsonl")]
-    format: Format,
+    format: InputFormat,
     /// Breakdown beyond total and per channel: comma-separated dimensions among
     /// channel, queue, reason, segment, site (e.g. `channel,queue`).
     #[arg(long, value_delimiter = ',', default_value = "channel")]
@@ -51,6 +52,14 @@ pub struct ReplayArgs {
     /// Indent the JSON output.
     #[arg(long)]
     pretty: bool,
+}
+
+/// What `vigie replay` reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum InputFormat {
+    Jsonl,
+    Proto,
+    Asterisk,
 }
 
 /// At most this many rejected records are listed on stderr; the rest are counted.
@@ -90,7 +99,22 @@ pub fn run(settings: &Settings, args: ReplayArgs) -> Result<()> {
     engine.snapshot(&query)?;
 
     let started = Instant::now();
-    let position = if args.format == Format::Jsonl {
+    let format = match args.format {
+        InputFormat::Jsonl => Format::Jsonl,
+        InputFormat::Proto => Format::Proto,
+        InputFormat::Asterisk => {
+            let report = vigie::connector::asterisk::read_queue_log(
+                BufReader::with_capacity(1 << 20, input),
+                args.strict,
+                |ev| {
+                    engine.apply(&ev);
+                },
+            )?;
+            report_queue_log(&report, started.elapsed());
+            return print_snapshot(&engine, &query, args.pretty);
+        }
+    };
+    let position = if format == Format::Jsonl {
         "line"
     } else {
         "message"
@@ -99,7 +123,7 @@ pub fn run(settings: &Settings, args: ReplayArgs) -> Result<()> {
     let result = replay(
         &engine,
         BufReader::with_capacity(1 << 20, input),
-        args.format,
+        format,
         args.strict,
         |r| {
             reported += 1;
@@ -129,9 +153,33 @@ pub fn run(settings: &Settings, args: ReplayArgs) -> Result<()> {
         events_per_second = (counts.records as f64 / elapsed.as_secs_f64().max(1e-9)) as u64,
         "replay done"
     );
-    let snapshot = engine.snapshot(&query)?;
+    print_snapshot(&engine, &query, args.pretty)
+}
+
+/// What became of a queue_log's lines, on stderr (the snapshot goes to stdout).
+fn report_queue_log(r: &vigie::connector::ConvertReport, elapsed: std::time::Duration) {
+    for (line, why) in &r.first_refused {
+        eprintln!("line {line}: refused: {why}");
+    }
+    if r.refused > r.first_refused.len() as u64 {
+        eprintln!("... {} refused lines in all", r.refused);
+    }
+    eprintln!(
+        "queue_log: {} lines, {} calls ({} failovers), {} events; {} lines of calls not entered in the log, {} ignored, {} refused, {} rings unanswered",
+        r.lines, r.calls, r.failovers, r.events, r.orphan_lines, r.ignored, r.refused, r.ring_no_answer
+    );
+    tracing::info!(
+        lines = r.lines,
+        seconds = elapsed.as_secs_f64(),
+        lines_per_second = (r.lines as f64 / elapsed.as_secs_f64().max(1e-9)) as u64,
+        "replay done"
+    );
+}
+
+fn print_snapshot(engine: &Engine, query: &SnapshotQuery, pretty: bool) -> Result<()> {
+    let snapshot = engine.snapshot(query)?;
     let mut out = BufWriter::new(io::stdout().lock());
-    if args.pretty {
+    if pretty {
         serde_json::to_writer_pretty(&mut out, &snapshot)?;
     } else {
         serde_json::to_writer(&mut out, &snapshot)?;

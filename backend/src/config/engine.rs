@@ -24,6 +24,11 @@ pub struct EngineSettings {
     /// An unfinished interaction is forgotten this long after its last event.
     #[serde(with = "humantime_serde")]
     pub interaction_ttl: Duration,
+    /// An abandoned contact is kept this long after its last event, so that an answer
+    /// or an end that follows still joins it (Asterisk: a call that times out of one
+    /// queue and is answered in another); at most `interaction_ttl`.
+    #[serde(with = "humantime_serde")]
+    pub failover_grace: Duration,
     /// Most distinct dimension values (queues, reasons, segments and sites together)
     /// kept; new values beyond are counted as `(other)` and in
     /// `vigie_dimension_values_overflow_total`. Bounds memory and snapshot size when a
@@ -112,6 +117,7 @@ impl Default for EngineSettings {
             repeat_horizon: Duration::from_secs(7 * 86_400),
             max_window: Duration::from_secs(86_400),
             interaction_ttl: Duration::from_secs(86_400),
+            failover_grace: Duration::from_secs(3_600),
             max_dimension_values: 10_000,
             max_channels: 64,
             max_dimension_keys: 100_000,
@@ -199,6 +205,10 @@ impl EngineSettings {
                     humantime::format_duration(max)
                 ));
             }
+        }
+        if e.failover_grace > e.interaction_ttl {
+            errors
+                .push("engine.failover_grace: at most engine.interaction_ttl (e.g. \"1h\")".into());
         }
         if e.interaction_ttl <= e.allowed_lateness {
             errors.push("engine.interaction_ttl: must be longer than engine.allowed_lateness (e.g. \"24h\")".into());

@@ -70,6 +70,9 @@ pub struct EngineConfig {
     pub max_window_ms: i64,
     /// An unfinished interaction is forgotten this long after its last event.
     pub interaction_ttl_ms: i64,
+    /// An abandoned contact is kept this long after its last event, so that an answer
+    /// or an end that follows (a failover to another queue) still joins it.
+    pub failover_grace_ms: i64,
     /// Time zone of the `today` window.
     pub time_zone: jiff::tz::TimeZone,
     /// Rules per channel name; channels not listed get `default_rules`.
@@ -122,6 +125,7 @@ impl Default for EngineConfig {
             repeat_horizon_ms: 7 * 86_400_000,
             max_window_ms: 86_400_000,
             interaction_ttl_ms: 86_400_000,
+            failover_grace_ms: 3_600_000,
             time_zone: jiff::tz::TimeZone::UTC,
             channels,
             default_rules: rules(None),
@@ -166,6 +170,7 @@ impl EngineConfig {
             repeat_horizon_ms: ms(e.repeat_horizon),
             max_window_ms: ms(e.max_window),
             interaction_ttl_ms: ms(e.interaction_ttl),
+            failover_grace_ms: ms(e.failover_grace),
             time_zone,
             channels: e
                 .channels
@@ -667,8 +672,13 @@ impl Engine {
         }
         let settled = watermark - self.cfg.allowed_lateness_ms;
         let expiry = watermark - self.cfg.interaction_ttl_ms;
+        let grace = watermark - self.cfg.failover_grace_ms;
         self.interactions.retain(|iid, it| {
-            let done = it.newest_ts < settled && (it.is_finished() || it.arrival.is_none());
+            // An abandoned contact waits out the grace: an answer may follow (failover).
+            let over = it.deflected.is_some()
+                || it.ended.is_some()
+                || (it.abandoned.is_some() && it.newest_ts < grace);
+            let done = it.newest_ts < settled && (over || it.arrival.is_none());
             let keep = !(done || it.newest_ts < expiry);
             if !keep {
                 if it.arrival.is_none() || !it.is_finished() {
@@ -745,5 +755,53 @@ mod tests {
         assert_eq!(cfg.default_rules.short_abandon_ms, 3_000);
         s.time_zone = "Mars/Olympus".into();
         assert!(EngineConfig::from_settings(&s).is_err());
+    }
+}
+
+#[cfg(test)]
+mod failover_tests {
+    use super::*;
+    use crate::event::{EventKind, EventRecord};
+
+    fn ev(id: &str, kind: EventKind, ts: i64, iid: &str) -> EventRecord<'static> {
+        let mut e = EventRecord::new(id.to_string(), kind, ts, iid.to_string());
+        if kind == EventKind::Arrived {
+            e.channel = Some("phone".into());
+            e.queue = Some("sales".into());
+        }
+        e
+    }
+
+    /// Asterisk's failover: a call times out of one queue (an abandon), waits in another
+    /// and is answered there 25 minutes later, then ends: one answered contact with its
+    /// handling time, although other traffic swept the engine many times in between.
+    #[test]
+    fn an_answer_after_an_abandon_still_joins_its_contact() {
+        let engine = Engine::new(EngineConfig::default());
+        let t0 = 1_795_600_000_000;
+        engine.apply(&ev("a", EventKind::Arrived, t0, "call"));
+        engine.apply(&ev("x", EventKind::Abandoned, t0 + 60_000, "call"));
+        for m in 1..30 {
+            let other = format!("o{m}");
+            engine.apply(&ev(&other, EventKind::Arrived, t0 + m * 60_000, &other));
+        }
+        engine.apply(&ev("c", EventKind::Answered, t0 + 25 * 60_000, "call"));
+        engine.apply(&ev("e", EventKind::Ended, t0 + 30 * 60_000, "call"));
+        let s = engine
+            .snapshot(&SnapshotQuery {
+                window: WindowSpec::Last(3_600_000),
+                ..SnapshotQuery::default()
+            })
+            .expect("snapshot");
+        assert_eq!((s.total.answered, s.total.abandoned), (1, 0));
+        assert_eq!(s.total.aht_ms, Some(5.0 * 60_000.0));
+        assert_eq!(s.total.asa_ms, Some(25.0 * 60_000.0));
+        // Past the grace, an abandoned contact is forgotten (memory stays bounded).
+        engine.apply(&ev("late", EventKind::Arrived, t0 + 3 * 3_600_000, "late"));
+        engine.apply(&ev("y", EventKind::Arrived, t0 + 3 * 3_600_000 + 1, "y"));
+        assert_eq!(
+            engine.stats().expired_interactions.load(Ordering::Relaxed),
+            0
+        );
     }
 }

@@ -37,58 +37,93 @@ pub async fn produce(
     pace: Pace,
     shutdown: CancellationToken,
 ) -> Result<u64, KafkaError> {
-    let producer: FutureProducer = client_config(settings)
-        .set("linger.ms", "5")
-        .set("message.timeout.ms", "60000")
-        .create()?;
-    let mut in_flight: VecDeque<DeliveryFuture> = VecDeque::new();
-    let mut delivered = 0u64;
-    for event in events {
-        if shutdown.is_cancelled() {
-            break;
-        }
-        if pace == Pace::EventTime {
-            let wait_ms = event.ts_ms - jiff::Timestamp::now().as_millisecond();
-            if wait_ms > 0 {
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(wait_ms as u64)) => {}
-                    _ = shutdown.cancelled() => break,
+    EventProducer::new(settings)?
+        .send(topic, events, format, pace, &shutdown)
+        .await
+}
+
+/// A producer of contract events with the key convention, for many batches (a bridge
+/// following its source).
+pub struct EventProducer {
+    producer: FutureProducer,
+}
+
+impl std::fmt::Debug for EventProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventProducer").finish_non_exhaustive()
+    }
+}
+
+impl EventProducer {
+    pub fn new(settings: &KafkaSettings) -> Result<EventProducer, KafkaError> {
+        Ok(EventProducer {
+            producer: client_config(settings)
+                .set("linger.ms", "5")
+                .set("message.timeout.ms", "60000")
+                .create()?,
+        })
+    }
+
+    /// Sends `events` to `topic` at `pace` and waits for every delivery (or `shutdown`):
+    /// how many were delivered.
+    pub async fn send(
+        &self,
+        topic: &str,
+        events: impl Iterator<Item = EventRecord<'static>>,
+        format: Format,
+        pace: Pace,
+        shutdown: &CancellationToken,
+    ) -> Result<u64, KafkaError> {
+        let producer = &self.producer;
+        let mut in_flight: VecDeque<DeliveryFuture> = VecDeque::new();
+        let mut delivered = 0u64;
+        for event in events {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            if pace == Pace::EventTime {
+                let wait_ms = event.ts_ms - jiff::Timestamp::now().as_millisecond();
+                if wait_ms > 0 {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(wait_ms as u64)) => {}
+                        _ = shutdown.cancelled() => break,
+                    }
                 }
             }
-        }
-        let payload = encode(&event, format);
-        let headers = OwnedHeaders::new().insert(Header {
-            key: "content-type",
-            value: Some(format.content_type()),
-        });
-        let record = FutureRecord::to(topic)
-            .key(event_key(&event))
-            .payload(&payload)
-            .headers(headers);
-        loop {
-            match producer.send_result(record_clone(&record)) {
-                Ok(delivery) => {
-                    in_flight.push_back(delivery);
-                    break;
+            let payload = encode(&event, format);
+            let headers = OwnedHeaders::new().insert(Header {
+                key: "content-type",
+                value: Some(format.content_type()),
+            });
+            let record = FutureRecord::to(topic)
+                .key(event_key(&event))
+                .payload(&payload)
+                .headers(headers);
+            loop {
+                match producer.send_result(record_clone(&record)) {
+                    Ok(delivery) => {
+                        in_flight.push_back(delivery);
+                        break;
+                    }
+                    // Local queue full: wait for the oldest delivery, then retry.
+                    Err((
+                        KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                        _,
+                    )) => {
+                        delivered += await_delivery(in_flight.pop_front()).await?;
+                    }
+                    Err((e, _)) => return Err(e),
                 }
-                // Local queue full: wait for the oldest delivery, then retry.
-                Err((
-                    KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
-                    _,
-                )) => {
-                    delivered += await_delivery(in_flight.pop_front()).await?;
-                }
-                Err((e, _)) => return Err(e),
+            }
+            while in_flight.len() > MAX_IN_FLIGHT {
+                delivered += await_delivery(in_flight.pop_front()).await?;
             }
         }
-        while in_flight.len() > MAX_IN_FLIGHT {
-            delivered += await_delivery(in_flight.pop_front()).await?;
+        while let Some(delivery) = in_flight.pop_front() {
+            delivered += await_delivery(Some(delivery)).await?;
         }
+        Ok(delivered)
     }
-    while let Some(delivery) = in_flight.pop_front() {
-        delivered += await_delivery(Some(delivery)).await?;
-    }
-    Ok(delivered)
 }
 
 fn record_clone<'a>(record: &FutureRecord<'a, str, Vec<u8>>) -> FutureRecord<'a, str, Vec<u8>> {

@@ -1,0 +1,142 @@
+//! Owns `vigie ingest asterisk`: following a `queue_log` as Asterisk writes it,
+//! converting its lines and producing the events to Kafka with the key convention,
+//! remembering the position across restarts.
+//!
+//! After a restart the file is read again from its start to rebuild which calls are in
+//! progress, but only the lines after the saved position are produced (and those would
+//! only be redeliveries anyway: every event id derives from its line). A file rotated
+//! while the bridge was down is read from the start of the new file: the end of the old
+//! one is not read.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::asterisk::{AsteriskConverter, ConvertReport, LineError};
+use super::tail::{load_position, save_position, Follower, Turn};
+use crate::config::KafkaSettings;
+use crate::event::Format;
+use crate::ingest::produce::{EventProducer, Pace};
+
+/// What the bridge follows and where it writes.
+#[derive(Clone, Debug)]
+pub struct BridgeOptions {
+    pub queue_log: PathBuf,
+    /// Where the position is kept (default: next to the log, `<log>.vigie-position`).
+    pub state: PathBuf,
+    pub topic: String,
+    pub format: Format,
+    /// How often the file is looked at once read to its end.
+    pub poll: Duration,
+    /// Stop at the first refused line.
+    pub strict: bool,
+    /// Stop once the file is read to its end (a backfill), instead of following it.
+    pub once: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    #[error("reading {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("--strict: line {0}: {1}")]
+    Strict(u64, LineError),
+    #[error("producing to Kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+}
+
+/// Follows `options.queue_log` until `shutdown` (or its end with `once`): the report of
+/// every line read.
+pub async fn follow_queue_log(
+    kafka: &KafkaSettings,
+    options: &BridgeOptions,
+    shutdown: CancellationToken,
+) -> Result<ConvertReport, BridgeError> {
+    let io = |path: &PathBuf| {
+        let path = path.clone();
+        move |source| BridgeError::Io { path, source }
+    };
+    let saved = load_position(&options.state).map_err(io(&options.state))?;
+    let producer = EventProducer::new(kafka)?;
+    let mut follower = Follower::new(&options.queue_log);
+    let mut converter = AsteriskConverter::new();
+    let mut produced = 0u64;
+    let mut said = Instant::now();
+    loop {
+        let (lines, turn) = follower.read_lines().map_err(io(&options.queue_log))?;
+        match turn {
+            Turn::Rotated => {
+                tracing::info!(path = %options.queue_log.display(), "queue_log rotated: reading the new file")
+            }
+            Turn::Truncated => {
+                tracing::warn!(path = %options.queue_log.display(), "queue_log truncated: reading it from its start")
+            }
+            Turn::Same => {}
+        }
+        let mut batch = Vec::new();
+        let mut events = Vec::new();
+        for line in &lines {
+            let result = converter.convert(line.number, &line.text, &mut events);
+            if let (Err(e), true) = (result, options.strict) {
+                return Err(BridgeError::Strict(line.number, e));
+            }
+            // Produced before the restart: converted again (the calls in progress), not sent.
+            let sent_before =
+                saved.is_some_and(|p| p.inode == line.after.inode && line.after.offset <= p.offset);
+            if sent_before {
+                events.clear();
+            } else {
+                batch.append(&mut events);
+            }
+        }
+        if !batch.is_empty() {
+            produced += producer
+                .send(
+                    &options.topic,
+                    batch.into_iter(),
+                    options.format,
+                    Pace::Unbounded,
+                    &shutdown,
+                )
+                .await?;
+        }
+        if !lines.is_empty() {
+            save_position(&options.state, follower.position()).map_err(io(&options.state))?;
+        }
+        if said.elapsed() >= Duration::from_secs(60) {
+            said = Instant::now();
+            let r = &converter.report;
+            tracing::info!(
+                lines = r.lines,
+                calls = r.calls,
+                produced,
+                refused = r.refused,
+                "queue_log bridge"
+            );
+        }
+        if shutdown.is_cancelled() {
+            break;
+        }
+        if lines.is_empty() {
+            if options.once {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(options.poll) => {}
+                _ = shutdown.cancelled() => break,
+            }
+        }
+    }
+    let r = &converter.report;
+    tracing::info!(
+        lines = r.lines,
+        calls = r.calls,
+        produced,
+        refused = r.refused,
+        "queue_log bridge stopped"
+    );
+    Ok(converter.report)
+}
