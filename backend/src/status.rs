@@ -49,6 +49,9 @@ pub struct InstanceStatus {
     pub applied: AtomicU64,
     pub decode_errors: AtomicU64,
     pub dead_lettered: AtomicU64,
+    /// Events taken by `POST /api/v1/events` and produced, and records refused there.
+    pub ingested_http: AtomicU64,
+    pub refused_http: AtomicU64,
     /// Rounds of autopilot evaluation done here, and switches it turned on or off.
     pub autopilot_evaluations: AtomicU64,
     pub autopilot_flips: AtomicU64,

@@ -95,6 +95,30 @@ pub struct RulesView {
     pub sinks: Vec<SinkView>,
 }
 
+/// `POST /api/v1/events`: what became of the records posted.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct IngestReport {
+    /// Records produced to the events topic.
+    pub accepted: u64,
+    /// Records refused (not produced).
+    pub rejected: u64,
+    /// Why, for the first 100 refused records.
+    pub errors: Vec<RecordError>,
+}
+
+/// One refused record of a batch.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RecordError {
+    /// Its position in the batch, from 0 (JSONL: its line, blank lines counted).
+    pub index: u64,
+    /// The field at fault, when one is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    pub error: String,
+}
+
 /// `GET /api/v1/autopilot`: the automatic deflection rules in force.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
+    /// May only post events (`POST /api/v1/events`): a producer's token, never a viewer.
+    Ingest,
     Viewer,
     Supervisor,
     Admin,
@@ -18,6 +20,7 @@ pub enum Role {
 impl Role {
     pub fn as_str(self) -> &'static str {
         match self {
+            Role::Ingest => "ingest",
             Role::Viewer => "viewer",
             Role::Supervisor => "supervisor",
             Role::Admin => "admin",

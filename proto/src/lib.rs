@@ -36,8 +36,8 @@ pub use alert::{
     Kpi, Severity, Unit,
 };
 pub use api::{
-    AckRequest, AlertList, AuditPage, AutopilotRules, ErrorBody, Health, Readiness, RulesView,
-    SinkView, SwitchList,
+    AckRequest, AlertList, AuditPage, AutopilotRules, ErrorBody, Health, IngestReport, Readiness,
+    RecordError, RulesView, SinkView, SwitchList,
 };
 pub use cockpit::{ChannelTarget, CockpitInfo, Me, Role, Targets, Trend, TrendPoint};
 pub use snapshot::{

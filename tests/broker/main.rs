@@ -6,6 +6,7 @@
 mod asterisk;
 mod autopilot;
 mod chaos;
+mod http_ingest;
 mod kafka_ingest;
 mod scaleout;
 mod scaleout_alerts;

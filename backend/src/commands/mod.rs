@@ -136,7 +136,9 @@ pub async fn run_pipeline(
         .with_auth(vigie::server::Auth::start(auth, shutdown.clone()).await?)
         .with_cockpit(vigie::server::cockpit::Cockpit::from_settings(settings))
         .with_limits(&settings.server)
-        .with_autopilot(settings);
+        .with_autopilot(settings)
+        .with_ingest(kafka)
+        .context("creating the producer of POST /api/v1/events")?;
     let mut claimer: Option<Box<dyn AssignmentHook>> = None;
     if let Some(shared_alerts) = shared_alerts {
         vigie::scaleout::start(

@@ -39,6 +39,13 @@ pub struct ServerSettings {
     /// The most agents in one page of the agent list (REST `limit=`, and the websocket's
     /// list, which sends the first ones).
     pub max_agent_rows: usize,
+    /// Largest body of `POST /api/v1/events`, bytes (413 beyond).
+    pub max_ingest_body: usize,
+    /// Most records in one `POST /api/v1/events` (400 beyond).
+    pub max_ingest_records: usize,
+    /// `POST /api/v1/events` handled at once; more get 429 with `Retry-After` (the
+    /// back-pressure a producer sees while Kafka is slow).
+    pub max_concurrent_ingest: usize,
 }
 
 impl Default for ServerSettings {
@@ -55,6 +62,9 @@ impl Default for ServerSettings {
             breakdown_rows: 200,
             max_breakdown_rows: 2_000,
             max_agent_rows: 500,
+            max_ingest_body: 4 << 20,
+            max_ingest_records: 10_000,
+            max_concurrent_ingest: 2,
         }
     }
 }
@@ -76,6 +86,9 @@ impl ServerSettings {
             ("max_concurrent_snapshots", self.max_concurrent_snapshots),
             ("breakdown_rows", self.breakdown_rows),
             ("max_agent_rows", self.max_agent_rows),
+            ("max_ingest_body", self.max_ingest_body),
+            ("max_ingest_records", self.max_ingest_records),
+            ("max_concurrent_ingest", self.max_concurrent_ingest),
             ("subscribe_burst", self.subscribe_burst as usize),
         ];
         for (key, value) in at_least_one {
@@ -103,6 +116,12 @@ impl ServerSettings {
         }
         if self.max_agent_rows > 10_000 {
             errors.push("server.max_agent_rows: at most 10000 (e.g. 500)".into());
+        }
+        if self.max_ingest_body > 64 << 20 {
+            errors.push("server.max_ingest_body: at most 67108864 (64 MiB; e.g. 4194304)".into());
+        }
+        if self.max_ingest_records > 1_000_000 {
+            errors.push("server.max_ingest_records: at most 1000000 (e.g. 10000)".into());
         }
         if self.snapshot_wait > Duration::from_secs(60) {
             errors.push("server.snapshot_wait: at most 60s (e.g. \"2s\")".into());

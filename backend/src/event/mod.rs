@@ -129,6 +129,23 @@ pub enum DecodeError {
     FromTheFuture { ahead_s: i64 },
 }
 
+impl DecodeError {
+    /// The field at fault, when one is (`ts`, `channel`, a JSON path).
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            DecodeError::MissingField(f) | DecodeError::EmptyField { field: f } => Some(f),
+            DecodeError::UnknownType(_) => Some("type"),
+            DecodeError::UnknownAgentState(_) => Some("state"),
+            DecodeError::BadTimestamp { .. }
+            | DecodeError::TimestampOutOfRange(_)
+            | DecodeError::FromTheFuture { .. } => Some("ts"),
+            DecodeError::ChannelRequiredOnArrival => Some("channel"),
+            DecodeError::Json { path, .. } if !path.is_empty() && path != "." => Some(path),
+            _ => None,
+        }
+    }
+}
+
 /// Largest epoch millisecond accepted (9999-12-31T23:59:59.999Z).
 pub(crate) const MAX_TS_MS: i64 = 253_402_300_799_999;
 

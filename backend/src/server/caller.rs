@@ -15,6 +15,19 @@ pub struct Principal {
 
 impl Principal {
     /// Refuses the call unless the caller has at least `role`.
+    /// Posting events: the `ingest` role, or an admin; never a viewer or a supervisor
+    /// (a wall screen's token must not be able to make up contacts).
+    pub(crate) fn require_ingest(&self) -> Result<(), ApiError> {
+        if matches!(self.role, Role::Ingest | Role::Admin) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "{:?} {:?} may not post events: it needs the ingest role",
+                self.role, self.name
+            )))
+        }
+    }
+
     pub(crate) fn require(&self, role: Role) -> Result<(), ApiError> {
         if self.role >= role {
             Ok(())

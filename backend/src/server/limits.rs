@@ -24,10 +24,11 @@ pub enum Limit {
     SubscribeRate,
     ConcurrentSnapshots,
     Mutations,
+    ConcurrentIngest,
 }
 
 impl Limit {
-    pub const ALL: [Limit; 7] = [
+    pub const ALL: [Limit; 8] = [
         Limit::ConnectionsPerCaller,
         Limit::Connections,
         Limit::Subscriptions,
@@ -35,6 +36,7 @@ impl Limit {
         Limit::SubscribeRate,
         Limit::ConcurrentSnapshots,
         Limit::Mutations,
+        Limit::ConcurrentIngest,
     ];
 
     /// Its config key, also its metric label.
@@ -47,6 +49,7 @@ impl Limit {
             Limit::SubscribeRate => "server.subscribe_per_second",
             Limit::ConcurrentSnapshots => "server.max_concurrent_snapshots",
             Limit::Mutations => "auth.mutations_per_minute",
+            Limit::ConcurrentIngest => "server.max_concurrent_ingest",
         }
     }
 
@@ -56,7 +59,7 @@ impl Limit {
             Limit::ConnectionsPerCaller | Limit::Connections => "too_many_connections",
             Limit::Subscriptions | Limit::SubscriptionsPerCaller => "too_many_subscriptions",
             Limit::SubscribeRate => "too_many_messages",
-            Limit::ConcurrentSnapshots => "busy",
+            Limit::ConcurrentSnapshots | Limit::ConcurrentIngest => "busy",
             Limit::Mutations => "rate_limited",
         }
     }
@@ -70,6 +73,7 @@ pub struct Limits {
     said: [Occasional; Limit::ALL.len()],
     connections: Mutex<HashMap<String, usize>>,
     snapshots: Arc<Semaphore>,
+    ingests: Arc<Semaphore>,
 }
 
 impl Default for Limits {
@@ -82,11 +86,25 @@ impl Limits {
     pub fn new(settings: ServerSettings) -> Limits {
         Limits {
             snapshots: Arc::new(Semaphore::new(settings.max_concurrent_snapshots)),
+            ingests: Arc::new(Semaphore::new(settings.max_concurrent_ingest)),
             settings,
             refused: Default::default(),
             said: std::array::from_fn(|_| Occasional::new(Duration::from_secs(60))),
             connections: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// A slot to handle one `POST /api/v1/events`, or 429 at once.
+    pub fn ingest_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        self.ingests.clone().try_acquire_owned().map_err(|_| {
+            self.refuse(
+                Limit::ConcurrentIngest,
+                format!(
+                    "{} event batches are being produced already (server.max_concurrent_ingest): retry in a second",
+                    self.settings.max_concurrent_ingest
+                ),
+            )
+        })
     }
 
     /// Counts a refusal by `limit` (and says it, at most once a minute); the error to

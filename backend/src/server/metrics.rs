@@ -200,6 +200,22 @@ pub fn render(state: &AppState) -> String {
         sum(&|e| e.agent_limits_hit().1),
     );
     out.single(
+        "vigie_http_events_ingested_total",
+        "counter",
+        "Events taken by POST /api/v1/events and produced to the events topic.",
+        status
+            .ingested_http
+            .load(std::sync::atomic::Ordering::Relaxed) as f64,
+    );
+    out.single(
+        "vigie_http_events_refused_total",
+        "counter",
+        "Records refused by POST /api/v1/events (answered with why).",
+        status
+            .refused_http
+            .load(std::sync::atomic::Ordering::Relaxed) as f64,
+    );
+    out.single(
         "vigie_autopilot_evaluations_total",
         "counter",
         "Rounds of autopilot evaluation on this instance (the alerting one).",

@@ -20,6 +20,7 @@ mod autopilot;
 mod caller;
 pub mod cockpit;
 mod error;
+mod events;
 mod guard;
 pub mod limits;
 mod metrics;
@@ -74,6 +75,8 @@ pub struct AppState {
     pub limits: Arc<limits::Limits>,
     /// The autopilot's rules, as shown (read-only).
     pub autopilot: Arc<Vec<vigie_proto::AutopilotRuleView>>,
+    /// Where `POST /api/v1/events` produces; `None`: the route answers 503.
+    pub ingest: Option<Arc<events::HttpIngest>>,
 }
 
 /// Request bodies are small JSON objects; anything larger is refused (413).
@@ -100,7 +103,17 @@ impl AppState {
             cockpit: Arc::default(),
             limits: Arc::default(),
             autopilot: Arc::default(),
+            ingest: None,
         }
+    }
+
+    /// Takes events over HTTP (`POST /api/v1/events`) into `kafka.topic`.
+    pub fn with_ingest(
+        mut self,
+        kafka: &crate::config::KafkaSettings,
+    ) -> Result<AppState, rdkafka::error::KafkaError> {
+        self.ingest = Some(events::HttpIngest::new(kafka)?);
+        Ok(self)
     }
 
     /// Shows the autopilot's rules of `settings` (their proposals are alerts).

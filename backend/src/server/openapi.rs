@@ -17,6 +17,7 @@ use utoipa::{Modify, OpenApi};
     paths(
         super::snapshot,
         super::agents::list,
+        super::events::ingest,
         super::ws::upgrade,
         super::switches::list,
         super::switches::get,

@@ -8,8 +8,8 @@ use axum::routing::MethodRouter;
 use axum::Router;
 
 use super::{
-    agents, alerts, autopilot, cockpit, healthz, metrics, openapi, readyz, snapshot, switches, ws,
-    AppState,
+    agents, alerts, autopilot, cockpit, events, healthz, metrics, openapi, readyz, snapshot,
+    switches, ws, AppState,
 };
 
 /// One route: a method and a path (`{id}` for a path parameter, as in OpenAPI).
@@ -34,6 +34,12 @@ fn table() -> Vec<(Route, MethodRouter<AppState>)> {
     vec![
         route(Method::GET, "/api/v1/snapshot", get(snapshot)),
         route(Method::GET, "/api/v1/agents", get(agents::list)),
+        // Its own body limit (server.max_ingest_body), checked by the handler.
+        route(
+            Method::POST,
+            "/api/v1/events",
+            post(events::ingest).layer(axum::extract::DefaultBodyLimit::disable()),
+        ),
         route(Method::GET, "/api/v1/ws", get(ws::upgrade)),
         route(Method::GET, "/api/v1/switches", get(switches::list)),
         route(Method::GET, "/api/v1/switches/{id}", get(switches::get)),
