@@ -13,10 +13,10 @@
 //!   ops, and (scale-out) one alerting instance whose state every instance shows.
 //! - [`scaleout`]: the partials topic: claims, epochs, publishing this instance's
 //!   partitions and merging everyone's.
+//! - [`connector`]: bridges from the ACDs centres run (Asterisk's `queue_log`, Amazon
+//!   Connect's events) to the event contract: replayed, or followed live and produced.
 //! - [`ingest`]: the Kafka consumer (rebuild by time, dead-letter topic, offsets) and
 //!   producer.
-//! - [`connector`]: bridges from the ACDs centres run (Asterisk's `queue_log`) to the
-//!   event contract, and following a log file as it grows.
 //! - [`replay`]: feeds a recorded stream through the engine (`vigie replay`).
 //! - [`simulate`]: a contact centre simulated event by event (queues, agents in shifts,
 //!   patience, the switches that are on), the traffic of `vigie simulate` and the demo.

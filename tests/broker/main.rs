@@ -6,6 +6,7 @@
 mod asterisk;
 mod autopilot;
 mod chaos;
+mod connect;
 mod http_ingest;
 mod kafka_ingest;
 mod scaleout;

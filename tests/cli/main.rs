@@ -2,5 +2,6 @@
 //! `routes`; its files, stdout, stderr and exit codes.
 
 mod asterisk;
+mod connect;
 mod demo;
 mod replay;

@@ -1,4 +1,5 @@
-//! `vigie ingest <source>`: bridges from an ACD to the events topic.
+//! `vigie ingest <source>`: bridges from an ACD to the events topic (Asterisk's
+//! queue_log, Amazon Connect's records on a Kafka topic).
 
 use std::path::PathBuf;
 
@@ -21,6 +22,36 @@ enum Source {
     /// Follow an Asterisk queue_log (like `tail -F`: rotation, truncation, position kept
     /// across restarts) and produce its calls and agent states to Kafka.
     Asterisk(AsteriskArgs),
+    /// Read Amazon Connect's contact events and agent events from the Kafka topic an
+    /// EventBridge or Kinesis connector writes them to, and produce their events.
+    Connect(ConnectArgs),
+}
+
+#[derive(Args, Debug)]
+struct ConnectArgs {
+    /// The topic Connect's records arrive on (EventBridge events, their `detail`, or
+    /// agent events; one JSON record, or an array, per message).
+    #[arg(long)]
+    from_topic: String,
+    /// Kafka bootstrap servers (overrides kafka.brokers).
+    #[arg(long)]
+    brokers: Option<String>,
+    /// Kafka topic of the events (overrides kafka.topic).
+    #[arg(long)]
+    topic: Option<String>,
+    /// Consumer group of the bridge (its committed offsets are its position).
+    #[arg(long, default_value = "vigie-connect-bridge")]
+    group: String,
+    /// A JSON object naming queues by ARN; unnamed queues show their id (or the name
+    /// agents' routing profiles give).
+    #[arg(long)]
+    queue_names: Option<PathBuf>,
+    /// Encoding of the records produced: jsonl or proto.
+    #[arg(long, default_value = "jsonl")]
+    format: Format,
+    /// Stop once caught up with the topic (a backfill).
+    #[arg(long)]
+    once: bool,
 }
 
 #[derive(Args, Debug)]
@@ -52,7 +83,10 @@ struct AsteriskArgs {
 }
 
 pub fn run(settings: &Settings, args: IngestArgs) -> Result<()> {
-    let Source::Asterisk(args) = args.source;
+    let args = match args.source {
+        Source::Asterisk(args) => args,
+        Source::Connect(args) => return run_connect(settings, args),
+    };
     let mut kafka = settings.kafka.clone();
     if let Some(brokers) = args.brokers {
         kafka.brokers = brokers;
@@ -81,6 +115,36 @@ pub fn run(settings: &Settings, args: IngestArgs) -> Result<()> {
         eprintln!(
             "queue_log: {} lines, {} calls, {} events; {} refused",
             report.lines, report.calls, report.events, report.refused
+        );
+        Ok(())
+    })
+}
+
+fn run_connect(settings: &Settings, args: ConnectArgs) -> Result<()> {
+    let mut kafka = settings.kafka.clone();
+    if let Some(brokers) = args.brokers {
+        kafka.brokers = brokers;
+    }
+    let options = vigie::connector::bridge::ConnectBridgeOptions {
+        topic: args.topic.unwrap_or_else(|| kafka.topic.clone()),
+        from_topic: args.from_topic,
+        group: args.group,
+        format: args.format,
+        queue_names: super::replay::queue_names(args.queue_names.as_deref())?,
+        once: args.once,
+    };
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let shutdown = shutdown_on_signal();
+        tracing::info!(from = %options.from_topic, topic = %options.topic, brokers = %kafka.brokers, "bridging Amazon Connect");
+        let report =
+            vigie::connector::bridge::follow_connect_topic(&kafka, &options, shutdown).await?;
+        for (at, why) in &report.first_refused {
+            eprintln!("record {at}: refused: {why}");
+        }
+        eprintln!(
+            "connect: {} records, {} events; {} ignored, {} refused",
+            report.records, report.events, report.ignored, report.refused
         );
         Ok(())
     })

@@ -19,8 +19,9 @@ pub struct ReplayArgs {
     /// Window length (5m … 24h) or `today` (in engine.time_zone).
     #[arg(long, default_value = "15m")]
     window: WindowSpec,
-    /// Input: jsonl or proto (contract events, length-delimited messages for proto), or
-    /// asterisk (a `queue_log`).
+    /// Input: jsonl or proto (contract events, length-delimited messages for proto),
+    /// asterisk (a `queue_log`), or connect (Amazon Connect contact events and agent
+    /// events: JSON lines, arrays or documents).
     #[arg(long, default_value = "jsonl")]
     format: InputFormat,
     /// Breakdown beyond total and per channel: comma-separated dimensions among
@@ -49,6 +50,10 @@ pub struct ReplayArgs {
     /// Only contacts of this site.
     #[arg(long)]
     site: Option<String>,
+    /// With --format connect: a JSON object naming queues by ARN
+    /// (`{"arn:aws:connect:…/queue/…": "billing"}`); unnamed queues show their id.
+    #[arg(long)]
+    queue_names: Option<PathBuf>,
     /// Indent the JSON output.
     #[arg(long)]
     pretty: bool,
@@ -60,6 +65,7 @@ pub enum InputFormat {
     Jsonl,
     Proto,
     Asterisk,
+    Connect,
 }
 
 /// At most this many rejected records are listed on stderr; the rest are counted.
@@ -113,6 +119,27 @@ pub fn run(settings: &Settings, args: ReplayArgs) -> Result<()> {
             report_queue_log(&report, started.elapsed());
             return print_snapshot(&engine, &query, args.pretty);
         }
+        InputFormat::Connect => {
+            let names = queue_names(args.queue_names.as_deref())?;
+            let input = BufReader::with_capacity(1 << 20, input);
+            let report =
+                vigie::connector::connect::read_connect(input, names, args.strict, |ev| {
+                    engine.apply(&ev);
+                })?;
+            for (at, why) in &report.first_refused {
+                eprintln!("record {at}: refused: {why}");
+            }
+            eprintln!(
+                "connect: {} records ({} contact events, {} agent events), {} events; {} ignored, {} refused",
+                report.records,
+                report.contact_events,
+                report.agent_events,
+                report.events,
+                report.ignored,
+                report.refused
+            );
+            return print_snapshot(&engine, &query, args.pretty);
+        }
     };
     let position = if format == Format::Jsonl {
         "line"
@@ -154,6 +181,22 @@ pub fn run(settings: &Settings, args: ReplayArgs) -> Result<()> {
         "replay done"
     );
     print_snapshot(&engine, &query, args.pretty)
+}
+
+/// The queue names of `--queue-names` (ARN → name), if given.
+pub fn queue_names(
+    path: Option<&std::path::Path>,
+) -> Result<std::collections::HashMap<String, String>> {
+    let Some(path) = path else {
+        return Ok(Default::default());
+    };
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| {
+        format!(
+            "{}: expected a JSON object of queue ARN → name (e.g. {{\"arn:aws:connect:…/queue/…\": \"billing\"}})",
+            path.display()
+        )
+    })
 }
 
 /// What became of a queue_log's lines, on stderr (the snapshot goes to stdout).

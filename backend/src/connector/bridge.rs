@@ -1,6 +1,7 @@
-//! Owns `vigie ingest asterisk`: following a `queue_log` as Asterisk writes it,
-//! converting its lines and producing the events to Kafka with the key convention,
-//! remembering the position across restarts.
+//! Owns the live bridges: `vigie ingest asterisk` (following a `queue_log` as Asterisk
+//! writes it, its position kept across restarts) and `vigie ingest connect` (Amazon
+//! Connect's records from the topic a connector writes them to); both convert and
+//! produce the events to the events topic with the key convention.
 //!
 //! After a restart the file is read again from its start to rebuild which calls are in
 //! progress, but only the lines after the saved position are produced (and those would
@@ -137,6 +138,120 @@ pub async fn follow_queue_log(
         produced,
         refused = r.refused,
         "queue_log bridge stopped"
+    );
+    Ok(converter.report)
+}
+
+/// What `vigie ingest connect` reads and where it writes.
+#[derive(Clone, Debug)]
+pub struct ConnectBridgeOptions {
+    /// The topic an EventBridge or Kinesis connector writes Connect's records to.
+    pub from_topic: String,
+    /// The consumer group (its committed offsets are the bridge's position).
+    pub group: String,
+    pub topic: String,
+    pub format: Format,
+    pub queue_names: std::collections::HashMap<String, String>,
+    /// Stop once caught up with the topic's end (a backfill).
+    pub once: bool,
+}
+
+/// Records read per batch before producing (and storing their offsets).
+const CONNECT_BATCH: usize = 1_000;
+
+/// Reads Connect's records from `options.from_topic` and produces their events to the
+/// events topic until `shutdown`; offsets are stored once a batch is delivered, so a
+/// restart reads at most a batch again (redeliveries, which the engine recognises).
+pub async fn follow_connect_topic(
+    kafka: &KafkaSettings,
+    options: &ConnectBridgeOptions,
+    shutdown: CancellationToken,
+) -> Result<super::connect::ConnectReport, BridgeError> {
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    use rdkafka::message::Message;
+    let consumer: StreamConsumer = crate::kafka::client_config(kafka)
+        .set("group.id", &options.group)
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "true")
+        .create()?;
+    consumer.subscribe(&[options.from_topic.as_str()])?;
+    let producer = EventProducer::new(kafka)?;
+    let mut converter = super::connect::ConnectConverter::new(options.queue_names.clone());
+    let mut position = 0u64;
+    let mut at_end = std::collections::BTreeSet::new();
+    loop {
+        let mut batch = Vec::new();
+        let mut offsets = Vec::new();
+        let mut out = Vec::new();
+        while batch.len() < CONNECT_BATCH {
+            let wait = if batch.is_empty() {
+                Duration::from_millis(500)
+            } else {
+                Duration::from_millis(20)
+            };
+            let message = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                m = tokio::time::timeout(wait, consumer.recv()) => m,
+            };
+            match message {
+                Err(_) => break,
+                Ok(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                    at_end.insert(p);
+                }
+                Ok(Err(e)) => return Err(e.into()),
+                Ok(Ok(m)) => {
+                    at_end.remove(&m.partition());
+                    offsets.push((m.topic().to_string(), m.partition(), m.offset()));
+                    let records: Vec<serde_json::Value> =
+                        match m.payload().map(serde_json::from_slice::<serde_json::Value>) {
+                            Some(Ok(serde_json::Value::Array(items))) => items,
+                            Some(Ok(one)) => vec![one],
+                            _ => Vec::new(),
+                        };
+                    if records.is_empty() {
+                        converter.report.refused += 1;
+                    }
+                    for r in records {
+                        position += 1;
+                        let _ = converter.convert(position, &r, &mut out);
+                    }
+                    batch.append(&mut out);
+                }
+            }
+        }
+        if !batch.is_empty() {
+            // In time order: the raw topic's partitions interleave.
+            batch.sort_by_key(|e| e.ts_ms);
+            producer
+                .send(
+                    &options.topic,
+                    batch.into_iter(),
+                    options.format,
+                    Pace::Unbounded,
+                    &shutdown,
+                )
+                .await?;
+        }
+        for (topic, partition, offset) in &offsets {
+            let _ = consumer.store_offset(topic, *partition, *offset + 1);
+        }
+        if shutdown.is_cancelled() {
+            break;
+        }
+        let assigned = consumer.assignment().map(|a| a.count()).unwrap_or(0);
+        if options.once && offsets.is_empty() && assigned > 0 && at_end.len() >= assigned {
+            break;
+        }
+    }
+    let _ = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync);
+    let r = &converter.report;
+    tracing::info!(
+        records = r.records,
+        events = r.events,
+        refused = r.refused,
+        "Connect bridge stopped"
     );
     Ok(converter.report)
 }
