@@ -8,11 +8,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
-use vigie::config::{Settings, SinkKind};
 use vigie_proto::AutopilotMode;
-use vigie_testkit::autopilot::{simulate_surge_live, surge_rule};
+use vigie_testkit::autopilot::{simulate_surge_live, surge_settings};
 use vigie_testkit::broker::create_topics;
-use vigie_testkit::receiver::{sink, Receiver};
+use vigie_testkit::receiver::Receiver;
 use vigie_testkit::{eventually, wait_for, Broker, VigieServe};
 
 async fn switch(vigie: &VigieServe) -> Option<Value> {
@@ -25,17 +24,12 @@ async fn in_act_mode_the_autopilot_turns_the_switch_on_in_the_surge_and_off_afte
     let broker = Broker::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let receiver = Receiver::start(0).await;
-    let mut settings = Settings {
-        kafka: broker.kafka(),
-        ..Settings::default()
-    };
-    settings.alerts.default_rules = false;
-    settings.alerts.state_dir = Some(dir.path().join("state"));
-    settings
-        .alerts
-        .sinks
-        .insert("chat".into(), sink(SinkKind::Json, receiver.url("/chat")));
-    settings.autopilot.rules = vec![surge_rule(AutopilotMode::Act)];
+    let settings = surge_settings(
+        broker.kafka(),
+        dir.path().join("state"),
+        receiver.url("/chat"),
+        AutopilotMode::Act,
+    );
     create_topics(&settings.kafka, 2).await;
     let stop = CancellationToken::new();
     let _stop = stop.clone().drop_guard();

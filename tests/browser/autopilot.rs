@@ -7,13 +7,13 @@
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use vigie::config::{Role, Settings, SinkKind, TokenSettings};
+use vigie::config::{Role, TokenSettings};
 use vigie::server::sha256_hex;
 use vigie_proto::AutopilotMode;
-use vigie_testkit::autopilot::{simulate_surge_live, surge_rule};
+use vigie_testkit::autopilot::{simulate_surge_live, surge_settings};
 use vigie_testkit::broker::create_topics;
 use vigie_testkit::browser::{bundle_dir, element, save_screenshot, Chromedriver};
-use vigie_testkit::receiver::{sink, Receiver};
+use vigie_testkit::receiver::Receiver;
 use vigie_testkit::{wait_for, Broker, VigieServe};
 
 const SUPERVISOR_TOKEN: &str = "supervisor-token";
@@ -24,23 +24,18 @@ async fn in_propose_mode_nothing_changes_until_a_supervisor_applies_the_proposal
     let broker = Broker::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let receiver = Receiver::start(0).await;
-    let mut settings = Settings {
-        kafka: broker.kafka(),
-        ..Settings::default()
-    };
+    let mut settings = surge_settings(
+        broker.kafka(),
+        dir.path().join("state"),
+        receiver.url("/chat"),
+        AutopilotMode::Propose,
+    );
     settings.auth.tokens = vec![TokenSettings {
         name: "ann-supervisor".into(),
         role: Role::Supervisor,
         sha256: sha256_hex(SUPERVISOR_TOKEN),
     }];
     settings.cockpit.dir = Some(bundle_dir());
-    settings.alerts.default_rules = false;
-    settings.alerts.state_dir = Some(dir.path().join("state"));
-    settings
-        .alerts
-        .sinks
-        .insert("chat".into(), sink(SinkKind::Json, receiver.url("/chat")));
-    settings.autopilot.rules = vec![surge_rule(AutopilotMode::Propose)];
     create_topics(&settings.kafka, 2).await;
     let stop = CancellationToken::new();
     let _stop = stop.clone().drop_guard();

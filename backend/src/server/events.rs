@@ -156,3 +156,31 @@ pub(super) async fn ingest(
         .fetch_add(report.rejected, std::sync::atomic::Ordering::Relaxed);
     Ok(Json(report))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn indexes(body: &str) -> Vec<(u64, String)> {
+        records(body.as_bytes())
+            .expect("records")
+            .into_iter()
+            .map(|(i, r)| (i, String::from_utf8_lossy(r).into_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn json_lines_and_arrays_give_each_record_its_index() {
+        assert_eq!(
+            indexes("{\"a\":1}\n\n  \n{\"b\":2}\r\n"),
+            [(0, "{\"a\":1}".into()), (3, "{\"b\":2}\r".into())],
+            "blank lines count in the indexes"
+        );
+        assert_eq!(
+            indexes("  [ {\"a\":1}, {\"b\": [2]} ]"),
+            [(0, "{\"a\":1}".into()), (1, "{\"b\": [2]}".into())]
+        );
+        assert!(matches!(records(b"[{\"a\":1},"), Err(ApiError::BadBody(_))));
+        assert!(indexes("").is_empty());
+    }
+}

@@ -80,3 +80,25 @@ pub async fn simulate_surge_live(settings: &Settings, stop: CancellationToken) {
         .await;
     });
 }
+
+/// Settings of `vigie serve` on `kafka` with the surge rule in `mode`: no built-in alert
+/// rules, alert state in `state_dir`, every notice to the JSON sink `chat`.
+pub fn surge_settings(
+    kafka: vigie::config::KafkaSettings,
+    state_dir: std::path::PathBuf,
+    chat: vigie::config::Secret,
+    mode: AutopilotMode,
+) -> Settings {
+    let mut settings = Settings {
+        kafka,
+        ..Settings::default()
+    };
+    settings.alerts.default_rules = false;
+    settings.alerts.state_dir = Some(state_dir);
+    settings.alerts.sinks.insert(
+        "chat".into(),
+        crate::receiver::sink(vigie::config::SinkKind::Json, chat),
+    );
+    settings.autopilot.rules = vec![surge_rule(mode)];
+    settings
+}
