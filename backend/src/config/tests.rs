@@ -244,6 +244,22 @@ fn open_mode_excludes_tokens_and_allowed_hosts_are_host_names() {
 }
 
 #[test]
+fn the_commented_autopilot_example_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/vigie.example.toml");
+    let text = std::fs::read_to_string(path).expect("example");
+    let block: String = text
+        .lines()
+        .skip_while(|l| *l != "# [[autopilot.rules]]")
+        .take_while(|l| l.starts_with("# "))
+        .map(|l| format!("{}\n", &l[2..]))
+        .collect();
+    let s = load_toml(&block).expect("valid");
+    let rule = &s.autopilot.rules[0];
+    assert_eq!(rule.expires_in, Duration::from_secs(45 * 60));
+    assert_eq!(rule.min_projected(&s.engine), 0.8);
+}
+
+#[test]
 fn the_commented_oidc_example_is_valid() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/vigie.example.toml");
     let text = std::fs::read_to_string(path).expect("example");
