@@ -343,7 +343,7 @@ impl Autopilot {
                         &rule.switch_id,
                         &request,
                         &rule.author,
-                        Some(prediction(&what_if)),
+                        Some(what_if.into()),
                     )
                     .await
                 {
@@ -542,15 +542,6 @@ fn is_mode(alert: &Alert, mode: AutopilotMode) -> bool {
     alert.autopilot.as_ref().is_some_and(|a| a.mode == mode)
 }
 
-/// The prediction kept with a flip: the what-if at the time.
-pub fn prediction(what_if: &WhatIf) -> SwitchPrediction {
-    SwitchPrediction {
-        share: what_if.share,
-        service_level_before: what_if.projected_service_level,
-        service_level_predicted: what_if.projected_service_level_without,
-    }
-}
-
 /// The flip a supervisor applies from an open proposal: its request, on the switch as it
 /// is now, with the `why` that counts it against the rule's flips per hour.
 pub fn apply_request(
@@ -575,9 +566,5 @@ pub fn apply_request(
         expected_version: current.map_or(0, |s| s.version),
         expires_in: Some(a.expires_in.clone()),
     };
-    Some((
-        a.switch_id.clone(),
-        request,
-        a.what_if.as_ref().map(prediction),
-    ))
+    Some((a.switch_id.clone(), request, a.what_if.map(Into::into)))
 }

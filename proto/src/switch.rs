@@ -123,6 +123,17 @@ pub struct SwitchPrediction {
     pub service_level_predicted: f64,
 }
 
+impl From<crate::WhatIf> for SwitchPrediction {
+    /// The prediction a what-if makes of turning its scope's switch on.
+    fn from(w: crate::WhatIf) -> Self {
+        SwitchPrediction {
+            share: w.share,
+            service_level_before: w.projected_service_level,
+            service_level_predicted: w.projected_service_level_without,
+        }
+    }
+}
+
 impl DeflectionSwitch {
     /// Both on, same channel, different targets, and scopes that share some contacts
     /// (each of reason, segment and queue equal, or unset on one side).

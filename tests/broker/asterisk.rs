@@ -5,28 +5,21 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 use vigie::config::Settings;
 use vigie_testkit::broker::create_topics;
-use vigie_testkit::serve::vigie;
+use vigie_testkit::serve::{replay_kpis, vigie, KillOnDrop};
 use vigie_testkit::{wait_for, Broker, VigieServe};
 
-/// Kills the bridge when the test ends, whatever happens.
-struct Bridge(Child);
-
-impl Drop for Bridge {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+/// The bridge process, killed when the test ends whatever happens.
+struct Bridge(KillOnDrop);
 
 impl Bridge {
     fn start(log: &Path, settings: &Settings) -> Bridge {
-        Bridge(
+        Bridge(KillOnDrop(
             vigie()
                 .args(["ingest", "asterisk", "--poll", "50ms", "--queue-log"])
                 .arg(log)
@@ -35,14 +28,14 @@ impl Bridge {
                 .env("RUST_LOG", "warn")
                 .spawn()
                 .expect("the bridge starts"),
-        )
+        ))
     }
 
     /// SIGTERM, then waits for a clean exit.
     fn stop(mut self) {
-        let pid = self.0.id().to_string();
+        let pid = self.0 .0.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let status = self.0.wait().expect("the bridge exits");
+        let status = self.0 .0.wait().expect("the bridge exits");
         assert!(status.success(), "clean exit on SIGTERM: {status}");
     }
 }
@@ -122,11 +115,6 @@ fn append(path: &Path, lines: &[String]) {
     }
 }
 
-/// What the numbers are compared on: everything but the consumer's own counters.
-fn kpis(s: &Value) -> Value {
-    serde_json::json!({"total": s["total"], "by_channel": s["by_channel"], "queues": s["queues"]})
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bridge_follows_a_growing_rotated_log_across_a_restart_and_serve_agrees_with_replay() {
     let broker = Broker::start();
@@ -169,17 +157,7 @@ async fn the_bridge_follows_a_growing_rotated_log_across_a_restart_and_serve_agr
     // The same lines through `vigie replay`, in one file.
     let whole = dir.path().join("whole.queue_log");
     append(&whole, &lines);
-    let out = vigie()
-        .args(["replay", "--format", "asterisk", "--window", "24h"])
-        .arg(&whole)
-        .output()
-        .expect("vigie replay");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let expected = kpis(&serde_json::from_slice(&out.stdout).expect("snapshot"));
+    let expected = replay_kpis(&["--format", "asterisk", "--window", "24h"], &whole);
     assert!(
         expected["total"]["arrivals"].as_u64() > Some(100),
         "{expected}"
@@ -188,16 +166,8 @@ async fn the_bridge_follows_a_growing_rotated_log_across_a_restart_and_serve_agr
         expected["total"]["abandoned"].as_u64() > Some(5),
         "{expected}"
     );
-    eprintln!("replay: {}", expected["total"]);
-    let got = wait_for(
-        "vigie serve shows the replay's numbers",
-        Duration::from_secs(90),
-        || async {
-            let (status, s) = serve.get("/api/v1/snapshot?window=24h").await?;
-            (status == 200).then(|| kpis(&s))
-        },
-        |s| *s == expected,
-    )
-    .await;
-    assert_eq!(got["queues"].as_object().map(|q| q.len()), Some(3));
+    serve
+        .shows("24h", None, &expected, Duration::from_secs(90))
+        .await;
+    assert_eq!(expected["queues"].as_object().map(|q| q.len()), Some(3));
 }

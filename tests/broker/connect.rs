@@ -3,24 +3,14 @@
 //! them), the bridge converts and produces them, and `vigie serve` on the events topic
 //! shows exactly what `vigie replay --format connect` gives for the same records.
 
-use std::process::Child;
 use std::time::Duration;
 
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{json, Value};
 use vigie::config::Settings;
 use vigie_testkit::broker::create_topics;
-use vigie_testkit::serve::vigie;
-use vigie_testkit::{unique, wait_for, Broker, VigieServe};
-
-struct Bridge(Child);
-
-impl Drop for Bridge {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use vigie_testkit::serve::{replay_kpis, vigie, KillOnDrop};
+use vigie_testkit::{unique, Broker, VigieServe};
 
 fn iso(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms)
@@ -147,7 +137,7 @@ async fn the_connect_bridge_produces_what_replay_counts() {
     assert!(records.len() > 400, "{}", records.len());
     let (first, second) = records.split_at(records.len() / 2);
     produce_raw(&settings.kafka, &raw, first).await;
-    let _bridge = Bridge(
+    let _bridge = KillOnDrop(
         vigie()
             .args(["ingest", "connect", "--from-topic", &raw])
             .args([
@@ -167,19 +157,7 @@ async fn the_connect_bridge_produces_what_replay_counts() {
     let file = dir.path().join("connect.jsonl");
     let lines: Vec<String> = records.iter().map(Value::to_string).collect();
     std::fs::write(&file, lines.join("\n")).expect("write");
-    let out = vigie()
-        .args(["replay", "--format", "connect", "--window", "1h"])
-        .arg(&file)
-        .output()
-        .expect("vigie replay");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let s: Value = serde_json::from_slice(&out.stdout).expect("snapshot");
-    let kpis = |s: &Value| json!({"total": s["total"], "by_channel": s["by_channel"], "queues": s["queues"]});
-    let expected = kpis(&s);
+    let expected = replay_kpis(&["--format", "connect", "--window", "1h"], &file);
     let t = &expected["total"];
     assert!(
         t["answered"].as_u64() > Some(50) && t["abandoned"].as_u64() > Some(10),
@@ -190,14 +168,7 @@ async fn the_connect_bridge_produces_what_replay_counts() {
         expected["queues"].get("Billing").is_some(),
         "named by the routing profiles: {expected}"
     );
-    wait_for(
-        "vigie serve shows the replay's numbers",
-        Duration::from_secs(90),
-        || async {
-            let (status, s) = serve.get("/api/v1/snapshot?window=1h").await?;
-            (status == 200).then(|| kpis(&s))
-        },
-        |got| *got == expected,
-    )
-    .await;
+    serve
+        .shows("1h", None, &expected, Duration::from_secs(90))
+        .await;
 }

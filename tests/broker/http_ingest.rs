@@ -6,14 +6,14 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use vigie::config::{Role, Settings, TokenSettings};
 use vigie::event::to_json;
 use vigie::server::sha256_hex;
 use vigie::simulate::{SimulationConfig, Simulator};
 use vigie_testkit::broker::create_topics;
-use vigie_testkit::serve::vigie;
-use vigie_testkit::{wait_for, Broker, VigieServe};
+use vigie_testkit::serve::replay_kpis;
+use vigie_testkit::{Broker, VigieServe};
 
 const INGEST: &str = "ingest-token";
 const VIEWER: &str = "viewer-token";
@@ -31,10 +31,6 @@ async fn post(serve: &VigieServe, token: Option<&str>, body: String) -> (u16, Va
     let response = request.send().await.expect("the server answers");
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
-}
-
-fn kpis(s: &Value) -> Value {
-    json!({"total": s["total"], "by_channel": s["by_channel"], "queues": s["queues"]})
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,29 +131,10 @@ async fn an_ingest_token_posts_events_that_serve_counts_as_replay_does() {
     // What serve shows is what replay gives for the accepted records.
     let file = dir.path().join("accepted.jsonl");
     std::fs::write(&file, lines.join("\n")).expect("write");
-    let out = vigie()
-        .args(["replay", "--window", "1h"])
-        .arg(&file)
-        .output()
-        .expect("vigie replay");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let expected = kpis(&serde_json::from_slice(&out.stdout).expect("snapshot"));
-    wait_for(
-        "vigie serve shows the replay's numbers",
-        Duration::from_secs(60),
-        || async {
-            let (status, s) = serve
-                .get_as("/api/v1/snapshot?window=1h", Some(VIEWER))
-                .await?;
-            (status == 200).then(|| kpis(&s))
-        },
-        |s| *s == expected,
-    )
-    .await;
+    let expected = replay_kpis(&["--window", "1h"], &file);
+    serve
+        .shows("1h", Some(VIEWER), &expected, Duration::from_secs(60))
+        .await;
     assert_eq!(
         serve.metric("vigie_http_events_ingested_total").await,
         Some(lines.len() as f64)

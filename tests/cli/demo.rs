@@ -2,21 +2,12 @@
 //! phone queue; a supervisor flips "phone · billing → visual IVR" on the running demo's
 //! API, and the phone service level comes back within minutes.
 
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use vigie_testkit::free_addr;
-
-/// Kills the demo when the test ends, whatever happens.
-struct Demo(Child);
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use vigie_testkit::serve::KillOnDrop;
 
 async fn phone_service_level(client: &reqwest::Client, base: &str) -> Option<(f64, u64)> {
     let s: Value = client
@@ -36,7 +27,7 @@ async fn in_the_demo_a_flip_brings_the_phone_service_level_back() {
     let addr = free_addr();
     let base = format!("http://{addr}");
     // 40 minutes of history, the surge from 25 minutes in: the demo opens degraded.
-    let demo = Demo(
+    let demo = KillOnDrop(
         std::process::Command::new(env!("CARGO_BIN_EXE_vigie"))
             .args([
                 "demo",

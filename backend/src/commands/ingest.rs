@@ -109,13 +109,7 @@ pub fn run(settings: &Settings, args: IngestArgs) -> Result<()> {
         let shutdown = shutdown_on_signal();
         tracing::info!(queue_log = %options.queue_log.display(), topic = %options.topic, brokers = %kafka.brokers, "following the queue_log");
         let report = follow_queue_log(&kafka, &options, shutdown).await?;
-        for (line, why) in &report.first_refused {
-            eprintln!("line {line}: refused: {why}");
-        }
-        eprintln!(
-            "queue_log: {} lines, {} calls, {} events; {} refused",
-            report.lines, report.calls, report.events, report.refused
-        );
+        eprintln!("{report}");
         Ok(())
     })
 }
@@ -139,13 +133,7 @@ fn run_connect(settings: &Settings, args: ConnectArgs) -> Result<()> {
         tracing::info!(from = %options.from_topic, topic = %options.topic, brokers = %kafka.brokers, "bridging Amazon Connect");
         let report =
             vigie::connector::bridge::follow_connect_topic(&kafka, &options, shutdown).await?;
-        for (at, why) in &report.first_refused {
-            eprintln!("record {at}: refused: {why}");
-        }
-        eprintln!(
-            "connect: {} records, {} events; {} ignored, {} refused",
-            report.records, report.events, report.ignored, report.refused
-        );
+        eprintln!("{report}");
         Ok(())
     })
 }

@@ -126,18 +126,7 @@ pub fn run(settings: &Settings, args: ReplayArgs) -> Result<()> {
                 vigie::connector::connect::read_connect(input, names, args.strict, |ev| {
                     engine.apply(&ev);
                 })?;
-            for (at, why) in &report.first_refused {
-                eprintln!("record {at}: refused: {why}");
-            }
-            eprintln!(
-                "connect: {} records ({} contact events, {} agent events), {} events; {} ignored, {} refused",
-                report.records,
-                report.contact_events,
-                report.agent_events,
-                report.events,
-                report.ignored,
-                report.refused
-            );
+            eprintln!("{report}");
             return print_snapshot(&engine, &query, args.pretty);
         }
     };
@@ -201,16 +190,7 @@ pub fn queue_names(
 
 /// What became of a queue_log's lines, on stderr (the snapshot goes to stdout).
 fn report_queue_log(r: &vigie::connector::ConvertReport, elapsed: std::time::Duration) {
-    for (line, why) in &r.first_refused {
-        eprintln!("line {line}: refused: {why}");
-    }
-    if r.refused > r.first_refused.len() as u64 {
-        eprintln!("... {} refused lines in all", r.refused);
-    }
-    eprintln!(
-        "queue_log: {} lines, {} calls ({} failovers), {} events; {} lines of calls not entered in the log, {} ignored, {} refused, {} rings unanswered",
-        r.lines, r.calls, r.failovers, r.events, r.orphan_lines, r.ignored, r.refused, r.ring_no_answer
-    );
+    eprintln!("{r}");
     tracing::info!(
         lines = r.lines,
         seconds = elapsed.as_secs_f64(),

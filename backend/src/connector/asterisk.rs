@@ -109,6 +109,24 @@ pub struct ConvertReport {
     pub first_refused: Vec<(u64, LineError)>,
 }
 
+/// The refused lines with their number, then what became of all of them (what the
+/// commands say on stderr).
+impl std::fmt::Display for ConvertReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (line, why) in &self.first_refused {
+            writeln!(f, "line {line}: refused: {why}")?;
+        }
+        if self.refused > self.first_refused.len() as u64 {
+            writeln!(f, "... {} refused lines in all", self.refused)?;
+        }
+        write!(
+            f,
+            "queue_log: {} lines, {} calls ({} failovers), {} events; {} lines of calls not entered in the log, {} ignored, {} refused, {} rings unanswered",
+            self.lines, self.calls, self.failovers, self.events, self.orphan_lines, self.ignored, self.refused, self.ring_no_answer
+        )
+    }
+}
+
 /// At most this many refused lines are kept with their number.
 const KEPT_REFUSALS: usize = 100;
 
@@ -121,6 +139,15 @@ struct Call {
     ended: bool,
     /// Its latest line (ms): calls silent for a day are forgotten.
     last: i64,
+}
+
+impl Call {
+    /// An event of this call (`callid`), with its key: the caller id.
+    fn event(&self, id: String, kind: EventKind, ts: i64, callid: &str) -> EventRecord<'static> {
+        let mut ev = EventRecord::new(id, kind, ts, callid.to_string());
+        ev.customer_id = self.customer.clone().map(Into::into);
+        ev
+    }
 }
 
 /// A call silent this long is forgotten (the engine's interaction TTL).
@@ -252,9 +279,8 @@ impl AsteriskConverter {
                 match self.calls.get_mut(l.callid) {
                     Some(c) if !c.answered => {
                         c.answered = true;
-                        let mut answered = call(EventKind::Answered, id());
+                        let mut answered = c.event(id(), EventKind::Answered, ts, l.callid);
                         answered.agent_id = given(l.agent).map(|a| a.to_string().into());
-                        answered.customer_id = c.customer.clone().map(Into::into);
                         out.push(answered);
                     }
                     Some(_) => {}
@@ -264,9 +290,7 @@ impl AsteriskConverter {
             "ABANDON" | "EXITWITHTIMEOUT" | "EXITEMPTY" | "EXITWITHKEY" => {
                 match self.calls.get(l.callid) {
                     Some(c) if !c.answered && !c.ended => {
-                        let mut abandoned = call(EventKind::Abandoned, id());
-                        abandoned.customer_id = c.customer.clone().map(Into::into);
-                        out.push(abandoned);
+                        out.push(c.event(id(), EventKind::Abandoned, ts, l.callid));
                     }
                     Some(_) => {}
                     None => self.report.orphan_lines += 1,
@@ -287,9 +311,7 @@ impl AsteriskConverter {
                         known = true;
                         if !c.ended {
                             c.ended = true;
-                            let mut ended = EventRecord::new(id(), EventKind::Ended, ts, callid);
-                            ended.customer_id = c.customer.clone().map(Into::into);
-                            out.push(ended);
+                            out.push(c.event(id(), EventKind::Ended, ts, &callid));
                         }
                     }
                 }
@@ -303,9 +325,7 @@ impl AsteriskConverter {
                     self.calls.iter().filter(|(_, c)| !c.ended).collect();
                 cut.sort_unstable_by_key(|(id, _)| *id);
                 for (callid, c) in cut {
-                    let mut ended = EventRecord::new(id(), EventKind::Ended, ts, callid.clone());
-                    ended.customer_id = c.customer.clone().map(Into::into);
-                    out.push(ended);
+                    out.push(c.event(id(), EventKind::Ended, ts, callid));
                     self.report.cut_by_restart += 1;
                 }
                 for c in self.calls.values_mut() {

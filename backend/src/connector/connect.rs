@@ -57,6 +57,23 @@ pub struct ConnectReport {
     pub first_refused: Vec<(u64, ConnectError)>,
 }
 
+/// The refused records with their position, then what became of all of them.
+impl std::fmt::Display for ConnectReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (at, why) in &self.first_refused {
+            writeln!(f, "record {at}: refused: {why}")?;
+        }
+        if self.refused > self.first_refused.len() as u64 {
+            writeln!(f, "... {} refused records in all", self.refused)?;
+        }
+        write!(
+            f,
+            "connect: {} records ({} contact events, {} agent events), {} events; {} ignored, {} refused",
+            self.records, self.contact_events, self.agent_events, self.events, self.ignored, self.refused
+        )
+    }
+}
+
 /// Converts Connect records into contract events.
 #[derive(Debug, Default)]
 pub struct ConnectConverter {

@@ -425,7 +425,10 @@ impl Engine {
             return Applied::Late;
         }
         let watermark = self.watermark.fetch_max(ts, Ordering::AcqRel).max(ts);
-        self.first_ts.fetch_min(ts, Ordering::Relaxed);
+        // A read on the hot path; the atomic write only when history goes further back.
+        if ts < self.first_ts.load(Ordering::Relaxed) {
+            self.first_ts.fetch_min(ts, Ordering::Relaxed);
+        }
         if ev.kind == EventKind::AgentState {
             return self.apply_agent(ev, watermark);
         }

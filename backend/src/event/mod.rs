@@ -194,6 +194,20 @@ impl<'a> EventRecord<'a> {
     }
 }
 
+impl<'a> EventRecord<'a> {
+    /// The event, unless dated more than `max_skew_ms` ahead of `now_ms` (a producer's
+    /// clock gone wrong): the check of Kafka records and of `POST /api/v1/events`.
+    pub fn not_ahead_of(self, now_ms: i64, max_skew_ms: i64) -> Result<Self, DecodeError> {
+        if self.ts_ms > now_ms.saturating_add(max_skew_ms) {
+            Err(DecodeError::FromTheFuture {
+                ahead_s: (self.ts_ms - now_ms) / 1000,
+            })
+        } else {
+            Ok(self)
+        }
+    }
+}
+
 impl EventRecord<'_> {
     /// Checks the rules that hold whatever the encoding.
     pub fn validate(&self) -> Result<(), DecodeError> {

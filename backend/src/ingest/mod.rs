@@ -160,19 +160,11 @@ async fn handle(
     let Some(engine) = engines.get(message.partition()) else {
         return; // revoked meanwhile
     };
-    let max_ts = jiff::Timestamp::now().as_millisecond() + millis(settings.max_clock_skew);
+    let now = jiff::Timestamp::now().as_millisecond();
     let decoded = match message.payload() {
         None => Err(DecodeError::MissingField("payload")),
-        Some(payload) => {
-            decode(payload, format_of(message, settings.payload_format)).and_then(|event| {
-                if event.ts_ms > max_ts {
-                    let ahead_s = (event.ts_ms - max_ts + millis(settings.max_clock_skew)) / 1000;
-                    Err(DecodeError::FromTheFuture { ahead_s })
-                } else {
-                    Ok(event)
-                }
-            })
-        }
+        Some(payload) => decode(payload, format_of(message, settings.payload_format))
+            .and_then(|event| event.not_ahead_of(now, millis(settings.max_clock_skew))),
     };
     match decoded {
         Ok(event) => {

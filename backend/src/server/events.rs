@@ -102,18 +102,13 @@ pub(super) async fn ingest(
             settings.max_ingest_records
         )));
     }
-    let max_ts = jiff::Timestamp::now().as_millisecond() + ingest.max_clock_skew_ms;
+    let now = jiff::Timestamp::now().as_millisecond();
     let mut events: Vec<EventRecord<'static>> = Vec::with_capacity(records.len());
     let mut report = IngestReport::default();
     for (index, raw) in records {
-        let decoded = decode_json(raw).and_then(|ev| {
-            if ev.ts_ms > max_ts {
-                let ahead_s = (ev.ts_ms - max_ts + ingest.max_clock_skew_ms) / 1000;
-                Err(crate::event::DecodeError::FromTheFuture { ahead_s })
-            } else {
-                Ok(ev.into_owned())
-            }
-        });
+        let decoded = decode_json(raw)
+            .and_then(|ev| ev.not_ahead_of(now, ingest.max_clock_skew_ms))
+            .map(EventRecord::into_owned);
         match decoded {
             Ok(ev) => events.push(ev),
             Err(e) => {

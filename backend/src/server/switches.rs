@@ -125,11 +125,7 @@ async fn predict(state: &AppState, request: &FlipRequest) -> Option<SwitchPredic
     .await
     .ok()?
     .ok()??;
-    Some(SwitchPrediction {
-        share: what_if.share,
-        service_level_before: what_if.projected_service_level,
-        service_level_predicted: what_if.projected_service_level_without,
-    })
+    Some(what_if.into())
 }
 
 /// The window a flip's prediction is made over.

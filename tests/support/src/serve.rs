@@ -226,3 +226,62 @@ impl VigieServe {
         Some(s)
     }
 }
+
+/// A process the test started (a bridge, the demo), killed when the test ends whatever
+/// happens.
+#[derive(Debug)]
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// What a server and a replay are compared on: the KPIs, not the consumer's own counters
+/// (late, duplicates, rejected) nor the breakdown's row order.
+pub fn contact_kpis(s: &Value) -> Value {
+    serde_json::json!({"total": s["total"], "by_channel": s["by_channel"], "queues": s["queues"]})
+}
+
+/// `vigie replay <args> <file>`: its [`contact_kpis`] (panics with its stderr if it fails).
+pub fn replay_kpis(args: &[&str], file: &Path) -> Value {
+    let out = vigie()
+        .arg("replay")
+        .args(args)
+        .arg(file)
+        .output()
+        .expect("vigie replay runs");
+    assert!(
+        out.status.success(),
+        "vigie replay: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    contact_kpis(&serde_json::from_slice(&out.stdout).expect("one snapshot"))
+}
+
+impl VigieServe {
+    /// Waits (`deadline` at most) until the snapshot of `window`, read with `token`,
+    /// has exactly the [`contact_kpis`] `expected`.
+    pub async fn shows(
+        &self,
+        window: &str,
+        token: Option<&str>,
+        expected: &Value,
+        deadline: std::time::Duration,
+    ) {
+        crate::wait_for(
+            "vigie serve shows the replay's numbers",
+            deadline,
+            || async {
+                let (status, s) = self
+                    .get_as(&format!("/api/v1/snapshot?window={window}"), token)
+                    .await?;
+                (status == 200).then(|| contact_kpis(&s))
+            },
+            |got| got == expected,
+        )
+        .await;
+    }
+}
