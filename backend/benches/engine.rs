@@ -8,7 +8,7 @@ use prost::Message;
 use vigie::engine::{Engine, EngineConfig, SnapshotQuery, TrendShape};
 use vigie::event::{decode_json, decode_proto, EventRecord};
 use vigie::event::{to_json, write_events, Format};
-use vigie::replay::replay;
+use vigie::replay::{replay, replay_engines, ReplayOptions};
 use vigie::simulate::{SimulationConfig, Simulator};
 
 const CONTACTS: u64 = 50_000;
@@ -168,10 +168,16 @@ fn benches(c: &mut Criterion) {
     ] {
         g.bench_function(name, |b| {
             b.iter_batched(
-                || Engine::new(EngineConfig::default()),
-                |engine| {
-                    replay(&engine, &bytes[..], format, false, |_| {}).expect("replay");
-                    engine
+                || vigie::engine::EngineSet::new(EngineConfig::default()),
+                |engines| {
+                    let options = ReplayOptions {
+                        format,
+                        strict: false,
+                        threads: 1,
+                    };
+                    let workers = replay_engines(&engines, 1);
+                    replay(&workers, &bytes[..], options, |_| {}).expect("replay");
+                    engines
                 },
                 BatchSize::PerIteration,
             )

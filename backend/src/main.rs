@@ -9,6 +9,9 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use vigie::config::Settings;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use commands::{
     demo::DemoArgs, ingest::IngestArgs, replay::ReplayArgs, serve::ServeArgs,
     simulate::SimulateArgs,

@@ -110,6 +110,38 @@ fn protobuf_and_jsonl_recordings_give_the_same_snapshot() {
     assert!(a["total"]["answered"].as_u64().expect("answered") > 0);
 }
 
+/// The parallel replay splits events among engines by key, as Kafka partitions do:
+/// any number of threads gives the one snapshot, agents, breakdowns, repeats and all.
+#[test]
+fn every_thread_count_gives_the_same_snapshot() {
+    let dir = temp_dir();
+    // About 50 k events (several batches of the parallel reader), agents included.
+    let jsonl = simulate(dir.path(), 12_000, 8, "jsonl");
+    let proto = simulate(dir.path(), 12_000, 8, "proto");
+    let snapshot = |file: &Path, format: &str, threads: &str| {
+        stdout_json(&run(vigie()
+            .args(["replay", "--window", "24h", "--by", "channel,queue,site"])
+            .args(["--format", format, "--threads", threads])
+            .arg(file)))
+    };
+    let one = snapshot(&jsonl, "jsonl", "1");
+    assert!(one["total"]["repeat_rate"].as_f64().expect("repeats") > 0.0);
+    assert!(
+        one["total"]["staffing"]["staffed"]
+            .as_u64()
+            .expect("agents")
+            > 0
+    );
+    for threads in ["2", "3", "8"] {
+        assert_eq!(
+            snapshot(&jsonl, "jsonl", threads),
+            one,
+            "jsonl, {threads} threads"
+        );
+    }
+    assert_eq!(snapshot(&proto, "proto", "2"), one, "proto, 2 threads");
+}
+
 #[test]
 fn replay_reads_standard_input_and_breaks_down_by_dimensions() {
     let dir = temp_dir();

@@ -119,7 +119,7 @@ impl BaselineHours {
     /// Drops the hours that end at or before `before`.
     pub(crate) fn evict_before(&mut self, before: i64) {
         let first = before.div_euclid(HOUR_MS) * HOUR_MS;
-        self.0 = self.0.split_off(&first);
+        super::store::evict(&mut self.0, first);
     }
 
     fn hour_starts(&self) -> BTreeSet<i64> {

@@ -479,12 +479,15 @@ impl Engine {
         watermark: i64,
     ) -> Option<Option<(u64, RepeatClass)>> {
         let sym = |v: &Option<std::borrow::Cow<'_, str>>| self.symbols.intern(v.as_deref());
-        let dims = [
-            sym(&ev.queue),
-            sym(&ev.reason),
-            sym(&ev.segment),
-            sym(&ev.site),
-        ];
+        // Only an arrival or a `queued` carries dimensions.
+        let dims = || {
+            [
+                sym(&ev.queue),
+                sym(&ev.reason),
+                sym(&ev.segment),
+                sym(&ev.site),
+            ]
+        };
         let mut reclassify = None;
         let mut it = self.interactions.entry(iid).or_default();
         if !it.first_report(ev.kind, id_hash(&ev.event_id)) {
@@ -497,7 +500,7 @@ impl Engine {
                 let arrival = Arrival {
                     ts: ev.ts_ms,
                     channel: self.symbols.intern_channel(ev.channel.as_deref()),
-                    dims,
+                    dims: dims(),
                     customer,
                 };
                 if !it.record_arrival(arrival) {
@@ -527,7 +530,10 @@ impl Engine {
                         .arrival(customer, ev.ts_ms, self.cfg.repeat_horizon_ms);
                 }
             }
-            EventKind::Queued => it.record_queued(Queued { ts: ev.ts_ms, dims }),
+            EventKind::Queued => it.record_queued(Queued {
+                ts: ev.ts_ms,
+                dims: dims(),
+            }),
             EventKind::Deflected => it.record_deflected(ev.ts_ms),
             EventKind::Answered => it.record_answered(ev.ts_ms),
             EventKind::Abandoned => it.record_abandoned(ev.ts_ms),

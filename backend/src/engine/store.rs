@@ -137,9 +137,10 @@ impl BucketStore {
 
     /// Drops every bucket that ends at or before `before`.
     pub(crate) fn evict_before(&mut self, before: i64) {
-        self.seconds = self.seconds.split_off(&(before.div_euclid(1_000) * 1_000));
+        // A few buckets leave at each sweep: popped one by one, the trees are not rebuilt.
+        evict(&mut self.seconds, before.div_euclid(1_000) * 1_000);
         for (level, width) in self.cells.iter_mut().zip(&LEVELS_MS[1..]) {
-            *level = level.split_off(&(before.div_euclid(*width) * width));
+            evict(level, before.div_euclid(*width) * width);
         }
     }
 
@@ -153,6 +154,16 @@ impl BucketStore {
             .map(HashMap::len)
             .sum();
         logged + cells
+    }
+}
+
+/// Drops the entries of `map` before `start`.
+pub(super) fn evict<V>(map: &mut BTreeMap<i64, V>, start: i64) {
+    while let Some(entry) = map.first_entry() {
+        if *entry.key() >= start {
+            break;
+        }
+        entry.remove();
     }
 }
 

@@ -240,7 +240,18 @@ impl Symbols {
     /// Records that key `id` is used at `ts` (event time).
     pub(crate) fn touch(&self, id: KeyId, ts: i64) {
         if let Some(slot) = self.slots.read().get(id as usize) {
-            slot.last_used.fetch_max(ts, Relaxed);
+            self.touch_slot(slot, ts);
+        }
+    }
+
+    /// Raises a slot's last use to `ts`, rounded up by a step: the shared slot is
+    /// written once per step of event time rather than by every event (engines on
+    /// other cores read it without the line bouncing), and a key is only ever freed
+    /// later than it could be, never earlier.
+    fn touch_slot(&self, slot: &KeySlot, ts: i64) {
+        if ts > slot.last_used.load(Relaxed) {
+            let step = (self.limits.key_lifetime_ms / 64).clamp(0, 60_000);
+            slot.last_used.fetch_max(ts.saturating_add(step), Relaxed);
         }
     }
 
@@ -253,7 +264,7 @@ impl Symbols {
         }
         let mut slots = self.slots.write();
         if let Some(id) = self.key_ids.get(&key).map(|id| *id) {
-            slots[id as usize].last_used.fetch_max(ts, Relaxed);
+            self.touch_slot(&slots[id as usize], ts);
             return id;
         }
         let overflow = DimKey {
@@ -277,7 +288,7 @@ impl Symbols {
 
     fn insert_key(&self, slots: &mut Vec<KeySlot>, key: DimKey, ts: i64) -> KeyId {
         if let Some(id) = self.key_ids.get(&key).map(|id| *id) {
-            slots[id as usize].last_used.fetch_max(ts, Relaxed);
+            self.touch_slot(&slots[id as usize], ts);
             return id;
         }
         let slot = KeySlot {

@@ -8,39 +8,39 @@ use super::{parse_rfc3339_ms, AgentState, DecodeError, EventKind, EventRecord, M
 
 /// The JSON object as written by producers; every field optional here so that a
 /// missing one is reported by name. Unknown fields are ignored (forward compatibility).
-#[derive(Deserialize)]
-struct JsonEvent<'a> {
+#[derive(Deserialize, Default, Debug, PartialEq)]
+pub(super) struct JsonEvent<'a> {
     #[serde(borrow)]
-    event_id: Option<Cow<'a, str>>,
+    pub(super) event_id: Option<Cow<'a, str>>,
     #[serde(borrow, rename = "type")]
-    kind: Option<Cow<'a, str>>,
+    pub(super) kind: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    ts: Option<Cow<'a, str>>,
+    pub(super) ts: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    interaction_id: Option<Cow<'a, str>>,
+    pub(super) interaction_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    customer_id: Option<Cow<'a, str>>,
+    pub(super) customer_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    channel: Option<Cow<'a, str>>,
+    pub(super) channel: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    queue: Option<Cow<'a, str>>,
+    pub(super) queue: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    reason: Option<Cow<'a, str>>,
+    pub(super) reason: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    segment: Option<Cow<'a, str>>,
+    pub(super) segment: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    site: Option<Cow<'a, str>>,
+    pub(super) site: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    deflected_to: Option<Cow<'a, str>>,
-    resolved: Option<bool>,
+    pub(super) deflected_to: Option<Cow<'a, str>>,
+    pub(super) resolved: Option<bool>,
     #[serde(borrow)]
-    agent_id: Option<Cow<'a, str>>,
+    pub(super) agent_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    state: Option<Cow<'a, str>>,
+    pub(super) state: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    away_reason: Option<Cow<'a, str>>,
+    pub(super) away_reason: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    queues: Option<Vec<Cow<'a, str>>>,
+    pub(super) queues: Option<Vec<Cow<'a, str>>>,
 }
 
 /// Decodes one JSON object (one line of a JSONL stream).
@@ -51,9 +51,13 @@ pub fn decode_json(bytes: &[u8]) -> Result<EventRecord<'_>, DecodeError> {
             max: MAX_RECORD_BYTES,
         });
     }
-    let raw: JsonEvent<'_> = match serde_json::from_slice(bytes) {
-        Ok(raw) => raw,
-        Err(_) => return Err(explain_json_error(bytes)),
+    // The usual flat line borrows every string; anything else goes through serde.
+    let raw = match super::scan::scan_event(bytes) {
+        Some(raw) => raw,
+        None => match serde_json::from_slice::<JsonEvent<'_>>(bytes) {
+            Ok(raw) => raw,
+            Err(_) => return Err(explain_json_error(bytes)),
+        },
     };
     let kind_str = raw.kind.ok_or(DecodeError::MissingField("type"))?;
     let kind = EventKind::parse(&kind_str)

@@ -10,6 +10,7 @@
 pub mod encode;
 pub mod json;
 pub mod protobuf;
+mod scan;
 
 use std::borrow::Cow;
 
@@ -267,6 +268,9 @@ impl EventRecord<'_> {
 
 /// Parses an RFC 3339 time with offset into epoch milliseconds.
 pub fn parse_rfc3339_ms(value: &str) -> Result<i64, DecodeError> {
+    if let Some(ms) = scan::parse_timestamp(value) {
+        return Ok(ms);
+    }
     let ts: jiff::Timestamp =
         value
             .parse()

@@ -1,0 +1,442 @@
+//! Owns the fast paths of decoding: a scanner for the flat JSON object of the contract
+//! and a parser for the usual shape of its timestamps.
+//!
+//! Both take only what they are sure of, and say `None` for anything else (an escape
+//! in a string, a number, a nested object, a duplicate key, an unusual timestamp); the
+//! general decoders (serde_json, jiff) then decide, and report the errors. So a fast
+//! path never accepts what the general one refuses nor reads anything differently: the
+//! unit tests compare them on random and mutated records.
+
+use std::borrow::Cow;
+
+use super::json::JsonEvent;
+
+/// The fields of [`JsonEvent`], for duplicate detection.
+const FIELDS: [&str; 16] = [
+    "event_id",
+    "type",
+    "ts",
+    "interaction_id",
+    "customer_id",
+    "channel",
+    "queue",
+    "reason",
+    "segment",
+    "site",
+    "deflected_to",
+    "resolved",
+    "agent_id",
+    "state",
+    "away_reason",
+    "queues",
+];
+
+/// The object of one JSON line, when it is a flat object of plain strings, booleans,
+/// nulls and arrays of plain strings (no escapes), with no duplicate key.
+pub(super) fn scan_event(bytes: &[u8]) -> Option<JsonEvent<'_>> {
+    // Checked once for the whole line: every string sliced from it is then valid.
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut s = Scanner {
+        text,
+        bytes: text.as_bytes(),
+        at: 0,
+    };
+    let mut ev = JsonEvent::default();
+    let mut seen = 0u32;
+    s.expect(b'{')?;
+    if s.peek()? == b'}' {
+        s.at += 1;
+    } else {
+        loop {
+            let key = s.string()?;
+            s.expect(b':')?;
+            if let Some(index) = FIELDS.iter().position(|f| *f == key) {
+                if seen & (1 << index) != 0 {
+                    return None; // serde reports the duplicate
+                }
+                seen |= 1 << index;
+                match index {
+                    0 => ev.event_id = s.nullable_string()?,
+                    1 => ev.kind = s.nullable_string()?,
+                    2 => ev.ts = s.nullable_string()?,
+                    3 => ev.interaction_id = s.nullable_string()?,
+                    4 => ev.customer_id = s.nullable_string()?,
+                    5 => ev.channel = s.nullable_string()?,
+                    6 => ev.queue = s.nullable_string()?,
+                    7 => ev.reason = s.nullable_string()?,
+                    8 => ev.segment = s.nullable_string()?,
+                    9 => ev.site = s.nullable_string()?,
+                    10 => ev.deflected_to = s.nullable_string()?,
+                    11 => ev.resolved = s.nullable_bool()?,
+                    12 => ev.agent_id = s.nullable_string()?,
+                    13 => ev.state = s.nullable_string()?,
+                    14 => ev.away_reason = s.nullable_string()?,
+                    _ => ev.queues = s.nullable_strings()?,
+                }
+            } else {
+                s.skip_simple_value()?;
+            }
+            match s.next()? {
+                b',' => continue,
+                b'}' => break,
+                _ => return None,
+            }
+        }
+    }
+    s.skip_ws();
+    (s.at == s.bytes.len()).then_some(ev)
+}
+
+struct Scanner<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.at) {
+            self.at += 1;
+        }
+    }
+
+    /// The next byte that is not white space, not consumed.
+    fn peek(&mut self) -> Option<u8> {
+        self.skip_ws();
+        self.bytes.get(self.at).copied()
+    }
+
+    /// The next byte that is not white space, consumed.
+    fn next(&mut self) -> Option<u8> {
+        let b = self.peek()?;
+        self.at += 1;
+        Some(b)
+    }
+
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        (self.next()? == byte).then_some(())
+    }
+
+    /// A string without escapes or control characters.
+    fn string(&mut self) -> Option<&'a str> {
+        self.expect(b'"')?;
+        let start = self.at;
+        loop {
+            match *self.bytes.get(self.at)? {
+                b'"' => break,
+                b'\\' | 0..=0x1f => return None,
+                _ => self.at += 1,
+            }
+        }
+        let s = &self.text[start..self.at];
+        self.at += 1;
+        Some(s)
+    }
+
+    fn literal(&mut self, word: &str) -> Option<()> {
+        let end = self.at + word.len();
+        (self.bytes.get(self.at..end)? == word.as_bytes()).then(|| self.at = end)
+    }
+
+    /// `null` or a plain string. The outer `None`: not one of those.
+    #[allow(clippy::option_option)]
+    fn nullable_string(&mut self) -> Option<Option<Cow<'a, str>>> {
+        if self.peek()? == b'n' {
+            self.literal("null")?;
+            return Some(None);
+        }
+        Some(Some(Cow::Borrowed(self.string()?)))
+    }
+
+    #[allow(clippy::option_option)]
+    fn nullable_bool(&mut self) -> Option<Option<bool>> {
+        match self.peek()? {
+            b'n' => self.literal("null").map(|()| None),
+            b't' => self.literal("true").map(|()| Some(true)),
+            b'f' => self.literal("false").map(|()| Some(false)),
+            _ => None,
+        }
+    }
+
+    /// `null` or an array of plain strings.
+    #[allow(clippy::option_option)]
+    fn nullable_strings(&mut self) -> Option<Option<Vec<Cow<'a, str>>>> {
+        if self.peek()? == b'n' {
+            self.literal("null")?;
+            return Some(None);
+        }
+        self.expect(b'[')?;
+        let mut out = Vec::new();
+        if self.peek()? == b']' {
+            self.at += 1;
+            return Some(Some(out));
+        }
+        loop {
+            out.push(Cow::Borrowed(self.string()?));
+            match self.next()? {
+                b',' => continue,
+                b']' => return Some(Some(out)),
+                _ => return None,
+            }
+        }
+    }
+
+    /// The value of an unknown field, when it is a plain string, a number, a boolean or
+    /// null.
+    fn skip_simple_value(&mut self) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.string().map(drop),
+            b'n' => self.literal("null"),
+            b't' => self.literal("true"),
+            b'f' => self.literal("false"),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    /// A JSON number: `-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?`.
+    fn number(&mut self) -> Option<()> {
+        let digits = |s: &mut Self| {
+            let start = s.at;
+            while s.bytes.get(s.at).is_some_and(u8::is_ascii_digit) {
+                s.at += 1;
+            }
+            s.at > start
+        };
+        if self.bytes.get(self.at) == Some(&b'-') {
+            self.at += 1;
+        }
+        match self.bytes.get(self.at)? {
+            b'0' => self.at += 1,
+            b'1'..=b'9' => {
+                digits(self);
+            }
+            _ => return None,
+        }
+        if self.bytes.get(self.at) == Some(&b'.') {
+            self.at += 1;
+            digits(self).then_some(())?;
+        }
+        if let Some(b'e' | b'E') = self.bytes.get(self.at) {
+            self.at += 1;
+            if let Some(b'+' | b'-') = self.bytes.get(self.at) {
+                self.at += 1;
+            }
+            digits(self).then_some(())?;
+        }
+        Some(())
+    }
+}
+
+/// Epoch milliseconds of `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` for years 1970 to
+/// 9999, as jiff reads it (the fraction truncated to milliseconds); `None` for any other
+/// shape, left to jiff.
+pub(super) fn parse_timestamp(value: &str) -> Option<i64> {
+    let b = value.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| -> Option<i64> {
+        b.get(range)?.iter().try_fold(0i64, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0'))
+        })
+    };
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if year < 1970 || !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return None;
+    }
+    // A leap second (60) is jiff's to clamp.
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let mut at = 19;
+    let mut millis = 0;
+    if b[at] == b'.' {
+        let digits = b[at + 1..]
+            .iter()
+            .take_while(|d| d.is_ascii_digit())
+            .count();
+        if !(1..=9).contains(&digits) {
+            return None;
+        }
+        let scale = [100, 10, 1];
+        for (i, d) in b[at + 1..at + 1 + digits.min(3)].iter().enumerate() {
+            millis += i64::from(d - b'0') * scale[i];
+        }
+        at += 1 + digits;
+    }
+    let offset_minutes = match b.get(at..)? {
+        b"Z" => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let digit = |d: &u8| d.is_ascii_digit().then(|| i64::from(d - b'0'));
+            let (h, m) = (digit(h1)? * 10 + digit(h2)?, digit(m1)? * 10 + digit(m2)?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let minutes = h * 60 + m;
+            if *sign == b'-' {
+                -minutes
+            } else {
+                minutes
+            }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(year, month, day);
+    let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second - offset_minutes * 60;
+    let ms = seconds * 1_000 + millis;
+    // Before the epoch once the offset is applied: jiff's (floor) rounding is not ours.
+    (ms >= 0).then_some(ms)
+}
+
+fn is_leap(year: i64) -> bool {
+    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if is_leap(year) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn jiff_ms(value: &str) -> Option<i64> {
+        value
+            .parse::<jiff::Timestamp>()
+            .ok()
+            .map(|t| t.as_millisecond())
+    }
+
+    #[test]
+    fn timestamps_read_as_jiff_reads_them_or_are_left_to_it() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut fast = 0;
+        for _ in 0..200_000 {
+            let ms = rng.random_range(-1_000_000_000_000i64..253_402_300_799_999);
+            let t = jiff::Timestamp::from_millisecond(ms).expect("in range");
+            let offset = rng.random_range(-14 * 60..=14 * 60i32);
+            let offset = jiff::tz::Offset::from_seconds(offset * 60).expect("offset");
+            let mut text = match rng.random_range(0..5) {
+                0 => format!("{t}"),
+                1 => format!("{t:.3}"),
+                2 => format!("{t:.9}"),
+                3 => format!("{:.3}", t.display_with_offset(offset)),
+                _ => format!("{}", t.display_with_offset(offset)),
+            };
+            // Mutations: one byte changed, or cut short.
+            match rng.random_range(0..6) {
+                0 if !text.is_empty() => {
+                    let i = rng.random_range(0..text.len());
+                    let c = *b"0123456789:-+.TZtz 9"
+                        .get(rng.random_range(0..20))
+                        .expect("byte");
+                    let mut bytes = text.into_bytes();
+                    bytes[i] = c;
+                    text = String::from_utf8(bytes).expect("ascii");
+                }
+                1 => text.truncate(rng.random_range(0..text.len())),
+                _ => {}
+            }
+            if let Some(ms) = parse_timestamp(&text) {
+                fast += 1;
+                assert_eq!(Some(ms), jiff_ms(&text), "{text}");
+            }
+        }
+        assert!(fast > 100_000, "the fast path took only {fast}");
+        for odd in [
+            "2026-11-25T09:00:60Z",
+            "2026-02-29T09:00:00Z",
+            "2024-02-29T09:00:00Z",
+            "2026-11-25t09:00:00z",
+            "2026-11-25 09:00:00Z",
+            "2026-11-25T09:00:00.Z",
+            "2026-11-25T09:00:00.1234567891Z",
+            "2026-11-25T09:00:00+24:00",
+            "1970-01-01T00:30:00+01:00",
+        ] {
+            if let Some(ms) = parse_timestamp(odd) {
+                assert_eq!(Some(ms), jiff_ms(odd), "{odd}");
+            }
+        }
+        assert_eq!(
+            parse_timestamp("2024-02-29T09:00:00Z"),
+            jiff_ms("2024-02-29T09:00:00Z")
+        );
+    }
+
+    /// What serde reads of a line (the reference).
+    fn serde_reads(line: &[u8]) -> Option<JsonEvent<'_>> {
+        serde_json::from_slice(line).ok()
+    }
+
+    #[test]
+    fn the_scanner_reads_what_serde_reads_or_leaves_it_to_serde() {
+        let lines = [
+            r#"{"event_id":"e1","type":"arrived","ts":"2026-11-25T09:00:00Z","interaction_id":"i1","customer_id":"c1","channel":"phone","queue":"billing","extra":1}"#,
+            r#" { "event_id" : "a1", "type":"agent_state","ts":"2026-11-25T09:00:00Z","agent_id":"ag7","state":"away","away_reason":"lunch","queues":["billing", "sales"],"site":"lyon", "note": null } "#,
+            r#"{"event_id":"e2","type":"ended","ts":"2026-11-25T09:00:00.250+01:00","interaction_id":"i2","resolved":false,"customer_id":null,"queues":[]}"#,
+            r#"{"event_id":"é3","type":"deflected","ts":"2026-11-25T09:00:00Z","interaction_id":"i3","deflected_to":"visual_ivr","x":"y","t":true}"#,
+            r#"{"event_id":"e4","n":-0.5e+3,"m":10,"type":"queued","ts":"2026-11-25T09:00:00Z","interaction_id":"i4","queue":"q"}"#,
+        ];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let mut fast = 0;
+        for _ in 0..100_000 {
+            let mut line = lines[rng.random_range(0..lines.len())].as_bytes().to_vec();
+            for _ in 0..rng.random_range(0..3) {
+                let i = rng.random_range(0..line.len());
+                match rng.random_range(0..3) {
+                    0 => {
+                        line[i] = *b"\"\\{}[],: 01nulltruefalse\x01\xff-.eE+"
+                            .get(rng.random_range(0..31))
+                            .expect("byte")
+                    }
+                    1 => {
+                        line.remove(i);
+                    }
+                    _ => line.insert(i, *b"\",:{} \\a".get(rng.random_range(0..8)).expect("byte")),
+                }
+            }
+            let scanned = scan_event(&line);
+            if scanned.is_some() {
+                fast += 1;
+            }
+            if let Some(scanned) = scanned {
+                let reference = serde_reads(&line);
+                assert!(
+                    reference.as_ref() == Some(&scanned),
+                    "{}\nscanned {scanned:?}\nserde {reference:?}",
+                    String::from_utf8_lossy(&line)
+                );
+            }
+        }
+        assert!(fast > 10_000, "the scanner took only {fast}");
+        for line in lines {
+            assert!(scan_event(line.as_bytes()).is_some(), "{line}");
+        }
+    }
+}

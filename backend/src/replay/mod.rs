@@ -1,0 +1,410 @@
+//! Owns feeding a recorded stream (JSONL or length-delimited protobuf) through the
+//! engines: line/record numbering, rejection reporting, `--strict` handling, and the
+//! split of the work over threads.
+//!
+//! # Parallel replay
+//! Records are read in batches of about [`BATCH_BYTES`] ([`read`]), the next batch
+//! while the current one is worked on. A batch is decoded by every worker at once (one
+//! slice each); its events are then given, in stream order, to engines by key
+//! ([`route`]: as a Kafka producer partitions them, an interaction kept whole); then
+//! every worker applies its own engine's events of the batch, in stream order. So an
+//! engine sees the events a Kafka partition would, in the same order, and the merged
+//! snapshot is the one `vigie serve` shows for a topic of that many partitions. One
+//! thing differs from a single engine: each engine has its own watermark (as each
+//! partition has), which only matters for events later than `engine.allowed_lateness`.
+
+mod read;
+mod route;
+
+use std::io::{self, BufRead};
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use thiserror::Error;
+
+use crate::engine::{Applied, Engine, EngineSet};
+use crate::event::{decode_json, decode_proto, DecodeError, EventRecord, Format};
+use read::{Batch, RecordReader, Span};
+use route::Router;
+
+/// Bytes of records read before a batch is decoded and applied: large enough that
+/// handing work to the threads costs little, small enough to stay in the caches' reach.
+pub const BATCH_BYTES: usize = 1 << 20;
+
+/// A record that was refused, with its 1-based position (line for JSONL, message for protobuf).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub position: u64,
+    pub error: DecodeError,
+}
+
+/// What a replay read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplayCounts {
+    pub records: u64,
+    pub applied: u64,
+    pub late: u64,
+    pub duplicates: u64,
+    pub rejected: u64,
+    /// Parallel replay: events naming a customer whose interaction was already placed
+    /// on another engine by an earlier step without one (see [`route`]); that customer's
+    /// repeat classification may differ from a one-thread replay.
+    pub split_customers: u64,
+}
+
+#[derive(Debug, Error)]
+pub enum ReplayError {
+    #[error("reading the input: {0}")]
+    Io(#[from] io::Error),
+    #[error("record {}: {}", .0.position, .0.error)]
+    Strict(Rejection),
+}
+
+/// How a replay runs.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplayOptions {
+    pub format: Format,
+    /// Stop at the first malformed record (nothing after it is applied).
+    pub strict: bool,
+    /// Worker threads, each with its own engine (partition) of the set: at least 1.
+    pub threads: usize,
+}
+
+/// The engines of a replay over `threads` workers: partitions `0..threads` of a fresh set.
+pub fn replay_engines(set: &EngineSet, threads: usize) -> Vec<Arc<Engine>> {
+    (0..threads.max(1))
+        .map(|p| set.assign(i32::try_from(p).unwrap_or(i32::MAX)))
+        .collect()
+}
+
+/// Feeds every record of `input` to `engines` (one worker each), each event to the
+/// engine of its key. Bad records are counted, passed to `on_reject` in order, and
+/// skipped; with `strict`, the first one stops the replay (the records before it are
+/// applied, none after).
+pub fn replay<R: BufRead>(
+    engines: &[Arc<Engine>],
+    mut input: R,
+    options: ReplayOptions,
+    mut on_reject: impl FnMut(&Rejection),
+) -> Result<ReplayCounts, ReplayError> {
+    let mut counts = ReplayCounts::default();
+    let mut reader = RecordReader::new(options.format);
+    let mut batch = Batch::default();
+    let mut next = Batch::default();
+    let mut work = Work {
+        spare: Vec::new(),
+        router: Router::new(engines.len(), interaction_lifetime(engines)),
+        routes: vec![Vec::new(); engines.len()],
+    };
+    let mut more = reader.fill(&mut input, &mut batch)?;
+    loop {
+        if batch.spans.is_empty() && batch.broken.is_none() {
+            break;
+        }
+        // The next batch is read while this one is decoded and applied.
+        next.clear();
+        let mut done = None;
+        let read = rayon::in_place_scope(|scope| {
+            scope.spawn(|_| done = Some(work.process(engines, &batch, options)));
+            if more {
+                reader.fill(&mut input, &mut next)
+            } else {
+                Ok(false)
+            }
+        });
+        let done = done.expect("the scope ran the batch");
+        let was_last = !more;
+        more = read?;
+        counts.records += done.records;
+        counts.applied += done.tally.applied;
+        counts.late += done.tally.late;
+        counts.duplicates += done.tally.duplicates;
+        counts.split_customers = work.router.split_customers;
+        for rejection in done.rejections {
+            engines[0].record_rejected();
+            counts.rejected += 1;
+            on_reject(&rejection);
+            if options.strict {
+                return Err(ReplayError::Strict(rejection));
+            }
+        }
+        if was_last {
+            break;
+        }
+        std::mem::swap(&mut batch, &mut next);
+    }
+    Ok(counts)
+}
+
+/// How long an interaction may still be joined after its last event: the router
+/// remembers it that long.
+fn interaction_lifetime(engines: &[Arc<Engine>]) -> i64 {
+    let cfg = engines[0].config();
+    cfg.interaction_ttl_ms
+        .max(cfg.failover_grace_ms)
+        .saturating_add(cfg.allowed_lateness_ms)
+}
+
+/// What became of one batch.
+struct BatchDone {
+    records: u64,
+    tally: Tally,
+    /// In stream order.
+    rejections: Vec<Rejection>,
+}
+
+/// What a replay keeps from batch to batch.
+struct Work {
+    /// Emptied vectors of decoded events: their allocations are reused rather than
+    /// returned to the system and faulted in again for every batch.
+    spare: Vec<Vec<(u64, EventRecord<'static>)>>,
+    router: Router,
+    /// Per engine, its events of the batch: (slice, index in the slice), in stream order.
+    routes: Vec<Vec<(u32, u32)>>,
+}
+
+impl Work {
+    /// Decodes a batch and applies its events, each to the engine of its key.
+    fn process(
+        &mut self,
+        engines: &[Arc<Engine>],
+        batch: &Batch,
+        options: ReplayOptions,
+    ) -> BatchDone {
+        // One slice per worker (decoding is spread as applying is).
+        let slices: Vec<Vec<(u64, EventRecord<'_>)>> = (0..engines.len())
+            .map(|_| relabel(self.spare.pop().unwrap_or_default()))
+            .collect();
+        let decoded = decode_batch(batch, options.format, slices);
+        let mut rejections: Vec<Rejection> = decoded
+            .iter()
+            .flat_map(|d| d.rejected.iter().cloned())
+            .collect();
+        if let Some(broken) = &batch.broken {
+            rejections.push(broken.clone());
+        }
+        // Under --strict nothing at or after the first rejection is applied.
+        let cutoff = match rejections.first() {
+            Some(first) if options.strict => first.position,
+            _ => u64::MAX,
+        };
+        // A broken frame counts as a record (the one that could not be read).
+        let records = batch
+            .spans
+            .iter()
+            .map(|s| s.position)
+            .chain(batch.broken.as_ref().map(|b| b.position))
+            .filter(|p| *p < cutoff)
+            .count() as u64;
+        for route in &mut self.routes {
+            route.clear();
+        }
+        for (s, slice) in decoded.iter().enumerate() {
+            for (i, (position, event)) in slice.events.iter().enumerate() {
+                if *position >= cutoff {
+                    break;
+                }
+                let engine = self.router.route(event);
+                self.routes[engine].push((s as u32, i as u32));
+            }
+        }
+        let tally = apply_batch(engines, &decoded, &self.routes);
+        self.spare
+            .extend(decoded.into_iter().map(|d| relabel(d.events)));
+        BatchDone {
+            records,
+            tally,
+            rejections,
+        }
+    }
+}
+
+/// An emptied vector of events borrowing from one batch as one for another, with its
+/// allocation: the standard library collects a mapped `into_iter` in place when the
+/// layouts are the same (they are: only the lifetime differs).
+fn relabel<'b>(mut events: Vec<(u64, EventRecord<'_>)>) -> Vec<(u64, EventRecord<'b>)> {
+    events.clear();
+    events
+        .into_iter()
+        .map(|_| unreachable!("the vector was emptied"))
+        .collect()
+}
+
+/// What one worker decoded from its slice of a batch.
+struct Decoded<'a> {
+    /// Its events with their positions, in stream order.
+    events: Vec<(u64, EventRecord<'a>)>,
+    rejected: Vec<Rejection>,
+}
+
+/// Decodes the batch in as many slices as `into` has vectors, at once.
+fn decode_batch<'a>(
+    batch: &'a Batch,
+    format: Format,
+    into: Vec<Vec<(u64, EventRecord<'a>)>>,
+) -> Vec<Decoded<'a>> {
+    let slice = batch.spans.len().div_ceil(into.len().max(1)).max(1);
+    let decode = |(spans, mut events): (&[Span], Vec<(u64, EventRecord<'a>)>)| {
+        events.reserve(spans.len());
+        let mut rejected = Vec::new();
+        for span in spans {
+            let bytes = &batch.bytes[span.start..span.end];
+            let decoded = match format {
+                Format::Jsonl => decode_json(bytes),
+                Format::Proto => decode_proto(bytes),
+            };
+            match decoded {
+                Ok(event) => events.push((span.position, event)),
+                Err(error) => rejected.push(Rejection {
+                    position: span.position,
+                    error,
+                }),
+            }
+        }
+        Decoded { events, rejected }
+    };
+    let work: Vec<_> = batch.spans.chunks(slice).zip(into).collect();
+    if work.len() <= 1 {
+        return work.into_iter().map(decode).collect();
+    }
+    work.into_par_iter().map(decode).collect()
+}
+
+/// What the workers applied.
+#[derive(Default)]
+struct Tally {
+    applied: u64,
+    late: u64,
+    duplicates: u64,
+}
+
+/// Every engine applies its events of the batch, one worker each.
+fn apply_batch(
+    engines: &[Arc<Engine>],
+    decoded: &[Decoded<'_>],
+    routes: &[Vec<(u32, u32)>],
+) -> Tally {
+    let apply = |(engine, route): (&Arc<Engine>, &Vec<(u32, u32)>)| {
+        let mut tally = Tally::default();
+        for &(s, i) in route {
+            match engine.apply(&decoded[s as usize].events[i as usize].1) {
+                Applied::Applied => tally.applied += 1,
+                Applied::Late => tally.late += 1,
+                Applied::Duplicate => tally.duplicates += 1,
+            }
+        }
+        tally
+    };
+    let tallies: Vec<Tally> = if engines.len() == 1 {
+        vec![apply((&engines[0], &routes[0]))]
+    } else {
+        engines.par_iter().zip(routes).map(apply).collect()
+    };
+    tallies.into_iter().fold(Tally::default(), |a, t| Tally {
+        applied: a.applied + t.applied,
+        late: a.late + t.late,
+        duplicates: a.duplicates + t.duplicates,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+    use crate::engine::EngineConfig;
+
+    /// `n` arrivals (plus the bad lines at the given 1-based line numbers), over several
+    /// batches: about 170 bytes a line.
+    fn stream(n: usize, bad: &[usize]) -> String {
+        let mut out = String::new();
+        let mut written = 0;
+        for line in 1.. {
+            if written == n && !bad.contains(&line) {
+                break;
+            }
+            if bad.contains(&line) {
+                out.push_str("{\"event_id\":\"bad\",\"type\":\"teleported\"}\n");
+                continue;
+            }
+            let ts = crate::event::format_rfc3339_ms(1_795_597_200_000 + written as i64 * 100);
+            out.push_str(&format!(
+                "{{\"event_id\":\"e{written}\",\"type\":\"arrived\",\"ts\":\"{ts}\",\"interaction_id\":\"i{written}\",\"customer_id\":\"c{}\",\"channel\":\"phone\"}}\n",
+                written % 97
+            ));
+            written += 1;
+        }
+        out
+    }
+
+    fn applied(engines: &[std::sync::Arc<Engine>]) -> u64 {
+        engines
+            .iter()
+            .map(|e| e.stats().applied.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    #[test]
+    fn strict_applies_every_record_before_the_first_bad_one_and_none_after() {
+        let input = stream(30_000, &[20_001, 25_000]);
+        assert!(input.len() > 3 * BATCH_BYTES, "several batches");
+        for threads in [1, 2, 3] {
+            let set = EngineSet::new(EngineConfig::default());
+            let engines = replay_engines(&set, threads);
+            let options = ReplayOptions {
+                format: Format::Jsonl,
+                strict: true,
+                threads,
+            };
+            let mut seen = Vec::new();
+            let err = replay(&engines, input.as_bytes(), options, |r| {
+                seen.push(r.position);
+            })
+            .expect_err("strict stops");
+            let ReplayError::Strict(rejection) = err else {
+                panic!("expected a strict stop, got {err:?}")
+            };
+            assert_eq!(rejection.position, 20_001);
+            assert_eq!(seen, [20_001], "the first one only");
+            assert_eq!(applied(&engines), 20_000, "{threads} threads");
+        }
+    }
+
+    #[test]
+    fn every_bad_record_is_reported_in_order_and_the_rest_applied() {
+        let bad = [1, 7_000, 7_001, 19_999, 30_002];
+        let input = stream(30_000, &bad);
+        let set = EngineSet::new(EngineConfig::default());
+        let engines = replay_engines(&set, 2);
+        let options = ReplayOptions {
+            format: Format::Jsonl,
+            strict: false,
+            threads: 2,
+        };
+        let mut seen = Vec::new();
+        let counts = replay(&engines, input.as_bytes(), options, |r| {
+            seen.push(r.position);
+        })
+        .expect("replays");
+        assert_eq!(seen, bad.map(|b| b as u64));
+        assert_eq!(
+            counts,
+            ReplayCounts {
+                records: 30_005,
+                applied: 30_000,
+                late: 0,
+                duplicates: 0,
+                rejected: 5,
+                split_customers: 0,
+            }
+        );
+        assert_eq!(applied(&engines), 30_000);
+        // Every customer's arrivals went to one engine: 97 customers in all.
+        let customers: usize = engines.iter().map(|e| e.tracked_customers()).sum();
+        assert_eq!(customers, 97);
+        assert!(
+            engines.iter().all(|e| e.tracked_customers() > 0),
+            "both used"
+        );
+    }
+}
