@@ -24,6 +24,11 @@ use vigie::status::InstanceStatus;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // RUST_LOG=info shows the consumer's and the rebuild readers' progress.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let args: Vec<String> = std::env::args().collect();
     let brokers = args
         .get(1)
@@ -84,6 +89,57 @@ async fn main() -> anyhow::Result<()> {
         produced as f64 / secs
     );
 
+    // The same topic rebuilt by the consumer alone (one task), then by 1 to 4
+    // rebuild readers (each its own client), each in its own group: the rates side by
+    // side, and every view checked equal to the first.
+    let cores = vigie::ingest::default_apply_threads();
+    let mut views = Vec::new();
+    for readers in [0, 1, 2, 3, 4] {
+        let mut settings = KafkaSettings {
+            group_id: format!("{}-{readers}", settings.group_id),
+            rebuild_readers: readers,
+            apply_threads: Some(if readers == 0 { 1 } else { cores }),
+            ..settings.clone()
+        };
+        if let Ok(debug) = std::env::var("RDKAFKA_DEBUG") {
+            settings.properties.insert("debug".into(), debug);
+        }
+        let (engines, consumed, secs) = rebuild(&settings, produced).await?;
+        let how = match readers {
+            0 => "the consumer alone (one task)".to_string(),
+            n => format!("{n} rebuild reader(s)"),
+        };
+        println!(
+            "rebuilt {days}-day horizon with {how}: {consumed} events in {secs:.1} s ({:.0} events/s from the broker into the engines)",
+            consumed as f64 / secs
+        );
+        let snapshot = engines.snapshot(&SnapshotQuery::default())?;
+        if readers == 0 {
+            println!(
+                "last 15 min after rebuild: {} arrivals, answer rate {:?}, customers tracked per partition engine: {:?}",
+                snapshot.total.arrivals,
+                snapshot.total.answer_rate,
+                engines.partitions().iter().filter_map(|p| engines.get(*p)).map(|e| e.tracked_customers()).collect::<Vec<_>>()
+            );
+        }
+        views.push(snapshot);
+    }
+    anyhow::ensure!(
+        views
+            .iter()
+            .all(|v| v.total == views[0].total && v.by_channel == views[0].by_channel),
+        "a parallel rebuild differs from the one-task rebuild"
+    );
+    println!("every rebuild gives the same view");
+    Ok(())
+}
+
+/// Rebuilds the topic into fresh engines; returns them, the records consumed and the
+/// seconds it took.
+async fn rebuild(
+    settings: &KafkaSettings,
+    produced: u64,
+) -> anyhow::Result<(Arc<EngineSet>, u64, f64)> {
     let engines = Arc::new(EngineSet::new(EngineConfig::default()));
     let status = Arc::new(InstanceStatus::default());
     let stop = CancellationToken::new();
@@ -102,22 +158,11 @@ async fn main() -> anyhow::Result<()> {
             started.elapsed() < Duration::from_secs(3_600),
             "rebuild did not finish within an hour"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let secs = started.elapsed().as_secs_f64();
     let consumed = status.consumed.load(Relaxed);
-    println!(
-        "rebuilt {days}-day horizon: {consumed} events in {secs:.1} s ({:.0} events/s from the broker into the engine)",
-        consumed as f64 / secs
-    );
-    let snapshot = engines.snapshot(&SnapshotQuery::default())?;
-    println!(
-        "last 15 min after rebuild: {} arrivals, answer rate {:?}, customers tracked per partition engine: {:?}",
-        snapshot.total.arrivals,
-        snapshot.total.answer_rate,
-        engines.partitions().iter().filter_map(|p| engines.get(*p)).map(|e| e.tracked_customers()).collect::<Vec<_>>()
-    );
     stop.cancel();
     consumer.await??;
-    Ok(())
+    Ok((engines, consumed, secs))
 }

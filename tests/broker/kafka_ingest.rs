@@ -698,3 +698,116 @@ async fn with_rebuild_from_earliest_every_retained_record_is_replayed() {
     assert_same_kpis(&consumer.snapshot(), &replayed(&events));
     consumer.stop().await;
 }
+
+/// The rebuild reads and applies partitions in parallel (`kafka.rebuild_readers`, then
+/// `kafka.apply_threads`): it gives what the one-task consumer gives, event for event — every partition's engine counts the same
+/// applied, duplicate, late and refused records, tracks the same customers and
+/// interactions, and the merged snapshots, breakdowns and agent lists are equal (and
+/// equal to a replay of the events).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_parallel_rebuild_equals_the_one_task_rebuild_event_for_event() {
+    let broker = Broker::start();
+    let settings = settings(&broker);
+    create_topics(&settings, 4).await;
+    // Redeliveries and disorder come with the simulator; poison records too.
+    let events = simulated(3_000, 31);
+    let producer: FutureProducer = vigie::kafka::client_config(&settings)
+        .create()
+        .expect("producer");
+    for i in 0..8 {
+        producer
+            .send(
+                FutureRecord::to(&settings.topic)
+                    .key(&format!("poison-{i}"))
+                    .payload(b"{\"event_id\": ".as_slice()),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("poison sent");
+    }
+    let sent = produce_all(&settings, events.iter().cloned(), Format::Proto).await + 8;
+
+    // The consumer alone, one task; and three rebuild readers, then three apply threads.
+    let mut one = settings.clone();
+    one.apply_threads = Some(1);
+    one.rebuild_readers = 0;
+    let mut parallel = settings.clone();
+    parallel.group_id = unique("parallel");
+    parallel.apply_threads = Some(3);
+    parallel.rebuild_readers = 3;
+    let (a, b) = (start_consumer(&one), start_consumer(&parallel));
+    for (name, c) in [("one task", &a), ("parallel", &b)] {
+        eventually(&format!("{name}: rebuilt"), DEADLINE, || {
+            c.status.consumed.load(Relaxed) >= sent && c.status.is_whole()
+        })
+        .await;
+    }
+    assert_eq!(a.engines.partitions(), vec![0, 1, 2, 3]);
+    assert_eq!(b.engines.partitions(), a.engines.partitions());
+    for p in a.engines.partitions() {
+        let (ea, eb) = (
+            a.engines.get(p).expect("engine"),
+            b.engines.get(p).expect("engine"),
+        );
+        let counts = |e: &Engine| {
+            let s = e.stats();
+            (
+                s.applied.load(Relaxed),
+                s.duplicates.load(Relaxed),
+                s.late_events.load(Relaxed),
+                s.rejected.load(Relaxed),
+                e.tracked_customers(),
+                e.tracked_interactions(),
+                e.tracked_agents(),
+                e.watermark(),
+            )
+        };
+        assert_eq!(counts(&eb), counts(&ea), "partition {p}");
+        assert!(ea.stats().applied.load(Relaxed) > 0, "partition {p} used");
+    }
+    let duplicates: u64 = a
+        .engines
+        .partitions()
+        .iter()
+        .map(|p| {
+            a.engines
+                .get(*p)
+                .expect("engine")
+                .stats()
+                .duplicates
+                .load(Relaxed)
+        })
+        .sum();
+    assert!(duplicates > 0, "redeliveries were in the stream");
+    for window in [WindowSpec::Last(900_000), WindowSpec::Last(86_400_000)] {
+        let query = SnapshotQuery {
+            window,
+            breakdown: vec![
+                vigie::engine::Dimension::Queue,
+                vigie::engine::Dimension::Site,
+            ],
+            ..SnapshotQuery::default()
+        };
+        let (sa, sb) = (
+            a.engines.snapshot(&query).expect("snapshot"),
+            b.engines.snapshot(&query).expect("snapshot"),
+        );
+        assert_eq!(
+            serde_json::to_value(&sb).expect("json"),
+            serde_json::to_value(&sa).expect("json"),
+            "{window:?}"
+        );
+        assert_eq!(sa.rejected, 8);
+        let agents = vigie::engine::AgentQuery {
+            limit: 10_000,
+            ..Default::default()
+        };
+        assert_eq!(
+            b.engines.agent_list(window, &agents).expect("agents"),
+            a.engines.agent_list(window, &agents).expect("agents")
+        );
+    }
+    assert_same_kpis(&b.snapshot(), &replayed(&events));
+    a.stop().await;
+    b.stop().await;
+}

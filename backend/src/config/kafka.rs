@@ -94,6 +94,16 @@ pub struct KafkaSettings {
     /// warned about at start).
     #[serde(with = "humantime_serde")]
     pub audit_retention: Duration,
+    /// Threads applying the consumed partitions' records: each partition by one thread
+    /// at a time, in offset order, partitions in parallel (a rebuild of several
+    /// partitions uses every core). Default: one per core; 1: the consumer's task alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apply_threads: Option<usize>,
+    /// Kafka clients replaying assigned partitions' history in parallel (a client
+    /// fetches from a broker one request at a time, which bounds a rebuild long before
+    /// the cores do); the consumer goes live on each partition once its history is
+    /// applied. 0: the consumer replays the history itself.
+    pub rebuild_readers: usize,
     /// Whether existing topics' configuration is checked at start (not a config key:
     /// `vigie demo` turns it off, its in-process mock cluster does not answer
     /// DescribeConfigs).
@@ -128,6 +138,8 @@ impl Default for KafkaSettings {
             static_membership: false,
             replication_factor: None,
             audit_retention: Duration::from_secs(400 * 86_400),
+            apply_threads: None,
+            rebuild_readers: 3,
             check_existing_topics: true,
         }
     }
@@ -190,6 +202,10 @@ impl KafkaSettings {
     /// Pushes one line per problem, each naming its key and the fix.
     pub(super) fn validate(&self, errors: &mut Vec<String>) {
         let k = self;
+        if k.apply_threads == Some(0) {
+            errors
+                .push("kafka.apply_threads: must be at least 1 (or left out: one per core)".into());
+        }
         for (key, value) in [
             ("brokers", &k.brokers),
             ("topic", &k.topic),

@@ -369,3 +369,23 @@ fn the_clock_skew_is_at_most_half_the_lateness_and_durations_are_bounded() {
         assert!(err.to_string().contains(key), "{key}: {err}");
     }
 }
+
+#[test]
+fn the_rebuild_and_apply_threads_are_read_and_zero_apply_threads_is_refused() {
+    let s = load_toml("[kafka]\napply_threads = 4\nrebuild_readers = 0\n").expect("valid");
+    assert_eq!(
+        (s.kafka.apply_threads, s.kafka.rebuild_readers),
+        (Some(4), 0)
+    );
+    let defaults = Settings::default();
+    assert_eq!(
+        (defaults.kafka.apply_threads, defaults.kafka.rebuild_readers),
+        (None, 3)
+    );
+    let err = load_toml("[kafka]\napply_threads = 0\n").expect_err("zero threads");
+    assert!(
+        err.to_string()
+            .contains("kafka.apply_threads: must be at least 1"),
+        "{err}"
+    );
+}

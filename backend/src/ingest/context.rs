@@ -22,6 +22,9 @@ pub struct IngestContext {
     rebuild_from: RebuildFrom,
     /// Told of each assigned partition (scale-out claims it).
     hook: Option<Box<dyn AssignmentHook>>,
+    /// Replays assigned partitions' history in parallel (`kafka.rebuild_readers`);
+    /// `None`: this consumer replays it itself.
+    readers: Option<super::rebuild::JobQueue>,
     /// Cancelled once the process is leaving: the revocation on close then keeps the
     /// state, so that nothing reading it meanwhile (a last websocket frame, an alert
     /// round, the demo's last print) sees an empty window.
@@ -48,6 +51,7 @@ impl IngestContext {
             status,
             rebuild_from,
             hook: None,
+            readers: None,
             leaving: tokio_util::sync::CancellationToken::new(),
         }
     }
@@ -55,6 +59,12 @@ impl IngestContext {
     /// The process's shutdown token: a revocation after it is cancelled keeps the state.
     pub(crate) fn with_shutdown(mut self, shutdown: tokio_util::sync::CancellationToken) -> Self {
         self.leaving = shutdown;
+        self
+    }
+
+    /// Hands the history of assigned partitions to rebuild readers.
+    pub(crate) fn with_readers(mut self, readers: super::rebuild::JobQueue) -> Self {
+        self.readers = Some(readers);
         self
     }
 
@@ -68,7 +78,15 @@ impl IngestContext {
 
     /// Sets each partition's start offset to the first record at or after `now − span`
     /// (or its earliest record), and registers its rebuild target (the high watermark now).
-    fn prepare_rebuild(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
+    /// With rebuild readers, the partition starts at its target instead and the history
+    /// `[start, target)` is returned as a job for them (the partition is to be paused
+    /// until they are done).
+    fn prepare_rebuild(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        tpl: &mut TopicPartitionList,
+    ) -> Vec<super::rebuild::Job> {
+        let mut jobs = Vec::new();
         let timeout = Duration::from_secs(10);
         let found = match self.rebuild_from {
             RebuildFrom::Span(span_ms) => {
@@ -115,13 +133,51 @@ impl IngestContext {
                 (_, Some((low, high))) => (Offset::Offset(low), low, high),
                 (_, None) => (Offset::Beginning, 0, UNKNOWN_TARGET),
             };
-            let _ = tpl.set_partition_offset(topic, partition, seek);
             let engine = self.engines.assign(partition);
+            let seek = match &self.readers {
+                Some(_) if target != UNKNOWN_TARGET && start < target => {
+                    jobs.push(super::rebuild::Job {
+                        topic: topic.to_string(),
+                        partition,
+                        start,
+                        target,
+                        engine: engine.clone(),
+                    });
+                    Offset::Offset(target)
+                }
+                _ => seek,
+            };
+            let _ = tpl.set_partition_offset(topic, partition, seek);
             self.status.track(partition, start, target);
             if let Some(hook) = &self.hook {
                 hook.assigned(partition, &engine);
             }
             tracing::info!(partition, start, target, "partition assigned: rebuilding");
+        }
+        jobs
+    }
+}
+
+impl IngestContext {
+    /// Pauses the partitions of `jobs` (placed at their targets) and gives the jobs to
+    /// the readers; the consumer loop resumes each once its history is applied. (A
+    /// pause also discards anything already fetched for the partition.)
+    fn hand_over(&self, consumer: &BaseConsumer<Self>, jobs: Vec<super::rebuild::Job>) {
+        let Some(readers) = &self.readers else {
+            return;
+        };
+        if jobs.is_empty() {
+            return;
+        }
+        let mut paused = TopicPartitionList::new();
+        for job in &jobs {
+            paused.add_partition(&job.topic, job.partition);
+        }
+        if let Err(error) = consumer.pause(&paused) {
+            tracing::error!(%error, "pausing partitions for their rebuild failed");
+        }
+        for job in jobs {
+            readers.submit(job);
         }
     }
 }
@@ -165,12 +221,14 @@ impl ConsumerContext for IngestContext {
         );
         let result = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                self.prepare_rebuild(consumer, tpl);
-                if cooperative {
+                let jobs = self.prepare_rebuild(consumer, tpl);
+                let assigned = if cooperative {
                     consumer.incremental_assign(tpl)
                 } else {
                     consumer.assign(tpl)
-                }
+                };
+                self.hand_over(consumer, jobs);
+                assigned
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 if !self.leaving.is_cancelled() {

@@ -16,13 +16,16 @@
 //! - Broker outage: librdkafka reconnects by itself; meanwhile the status says stale
 //!   and the engines keep their last state.
 
+mod apply;
 mod context;
 mod dead_letter;
 pub mod produce;
+mod rebuild;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use thiserror::Error;
@@ -30,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{KafkaSettings, PayloadFormat};
 use crate::engine::{Engine, EngineSet};
-use crate::event::{decode, DecodeError, Format};
+use crate::event::Format;
 use crate::kafka::client_config;
 use crate::status::InstanceStatus;
 pub use context::{IngestContext, RebuildFrom};
@@ -46,6 +49,8 @@ pub trait AssignmentHook: Send + Sync + std::fmt::Debug {
 pub enum IngestError {
     #[error("creating the Kafka client: {0}")]
     Client(#[source] rdkafka::error::KafkaError),
+    #[error("starting the apply threads: {0}")]
+    Threads(#[source] rayon::ThreadPoolBuildError),
     #[error("subscribing to topic {topic:?}: {source}")]
     Subscribe {
         topic: String,
@@ -87,6 +92,26 @@ pub async fn run_consumer(
     if let Some(hook) = hook {
         context = context.with_hook(hook);
     }
+    let dlq = Arc::new(
+        dead_letter::DeadLetters::new(settings, status.clone()).map_err(IngestError::Client)?,
+    );
+    let readers_stop = shutdown.child_token();
+    let (readers, mut rebuilt) = match settings.rebuild_readers {
+        0 => (None, None),
+        count => {
+            let (readers, jobs, rebuilt) = rebuild::Readers::start(
+                count,
+                settings,
+                engines.clone(),
+                status.clone(),
+                dlq.clone(),
+                readers_stop.clone(),
+            )
+            .map_err(IngestError::Client)?;
+            context = context.with_readers(jobs);
+            (Some(readers), Some(rebuilt))
+        }
+    };
     let mut config = client_config(settings);
     config
         .set("group.id", &settings.group_id)
@@ -114,73 +139,122 @@ pub async fn run_consumer(
             source,
         })?;
     status.set_consumer_started();
-    let dlq =
-        dead_letter::DeadLetters::new(settings, status.clone()).map_err(IngestError::Client)?;
-    tracing::info!(topic = %settings.topic, group = %settings.group_id, brokers = %settings.brokers, static_member = ?settings.static_member_id(), "consuming");
+    let threads = settings.apply_threads.unwrap_or_else(default_apply_threads);
+    let applier = apply::Applier::new(threads).map_err(IngestError::Threads)?;
+    tracing::info!(topic = %settings.topic, group = %settings.group_id, brokers = %settings.brokers, static_member = ?settings.static_member_id(), apply_threads = threads, rebuild_readers = settings.rebuild_readers, "consuming");
 
+    let mut batch = apply::Batch::default();
     loop {
         let message = tokio::select! {
             _ = shutdown.cancelled() => break,
             message = consumer.recv() => message,
+            Some((partition, engine, next)) = async {
+                match rebuilt.as_mut() {
+                    Some(rebuilt) => rebuilt.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                resume_rebuilt(&consumer, settings, &engines, partition, &engine, next);
+                continue;
+            }
         };
         match message {
-            Ok(message) => {
-                status.set_broker_down(false);
-                handle(&message, settings, &engines, &status, &dlq).await;
-                if let Err(e) = consumer.store_offset_from_message(&message) {
-                    // The partition may have been revoked meanwhile: it will be replayed.
-                    tracing::debug!(error = %e, "offset not stored");
-                }
-            }
+            Ok(message) => batch.push(message, &engines),
             Err(e) => {
                 tracing::warn!(error = %e, "consumer error");
+                continue;
+            }
+        }
+        // With the first record, whatever else is already fetched (a rebuild reads
+        // thousands at a time; live traffic, one or a few).
+        while batch.len() < apply::MAX_BATCH {
+            match consumer.recv().now_or_never() {
+                Some(Ok(message)) => batch.push(message, &engines),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "consumer error");
+                    break;
+                }
+                None => break,
+            }
+        }
+        status.set_broker_down(false);
+        applier.apply(&mut batch, &consumer, settings, &status, &dlq);
+    }
+    readers_stop.cancel();
+    if let Some(readers) = readers {
+        // What readers applied of a history they had not finished is committed too.
+        let unfinished = tokio::task::spawn_blocking(move || readers.join())
+            .await
+            .unwrap_or_default();
+        for (partition, (engine, next)) in unfinished {
+            let current = engines.get(partition);
+            if current.is_some_and(|current| Arc::ptr_eq(&current, &engine)) {
+                if let Err(error) = consumer.store_offset(&settings.topic, partition, next - 1) {
+                    tracing::debug!(%error, partition, "offset of a partial rebuild not stored");
+                }
             }
         }
     }
     // Graceful stop: the offsets of everything applied are committed.
-    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-        tracing::warn!(error = %e, "final offset commit failed; records since the last commit will be redelivered");
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) => {}
+        // Nothing consumed live since the last commit (e.g. only a rebuild): nothing to do.
+        Err(rdkafka::error::KafkaError::ConsumerCommit(
+            rdkafka::types::RDKafkaErrorCode::NoOffset,
+        )) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "final offset commit failed; records since the last commit will be redelivered");
+        }
     }
     tracing::info!("consumer stopped");
     Ok(())
 }
 
-/// Decodes and applies one record, or hands it to the dead-letter topic (never waiting
-/// for it there: see [`dead_letter`]). Never fails.
-async fn handle(
-    message: &BorrowedMessage<'_>,
+/// Resumes a partition whose history the rebuild readers applied, unless it was
+/// revoked meanwhile (its engine dropped or replaced: a new job is under way).
+fn resume_rebuilt(
+    consumer: &StreamConsumer<IngestContext>,
     settings: &KafkaSettings,
     engines: &EngineSet,
-    status: &InstanceStatus,
-    dlq: &dead_letter::DeadLetters,
+    partition: i32,
+    engine: &Arc<Engine>,
+    next: i64,
 ) {
-    use std::sync::atomic::Ordering::Relaxed;
-    status.consumed.fetch_add(1, Relaxed);
-    status.advance(message.partition(), message.offset());
-    let Some(engine) = engines.get(message.partition()) else {
-        return; // revoked meanwhile
-    };
-    let now = jiff::Timestamp::now().as_millisecond();
-    let decoded = match message.payload() {
-        None => Err(DecodeError::MissingField("payload")),
-        Some(payload) => decode(payload, format_of(message, settings.payload_format))
-            .and_then(|event| event.not_ahead_of(now, millis(settings.max_clock_skew))),
-    };
-    match decoded {
-        Ok(event) => {
-            if engine.apply(&event) == crate::engine::Applied::Applied {
-                status.applied.fetch_add(1, Relaxed);
-            }
-        }
-        Err(error) => {
-            engine.record_rejected();
-            status.decode_errors.fetch_add(1, Relaxed);
-            dlq.send(message, &error);
+    if !engines
+        .get(partition)
+        .is_some_and(|current| Arc::ptr_eq(&current, engine))
+    {
+        return;
+    }
+    let seek = consumer.seek(
+        &settings.topic,
+        partition,
+        rdkafka::Offset::Offset(next),
+        Duration::from_secs(10),
+    );
+    if let Err(error) = seek {
+        tracing::error!(%error, partition, next, "placing a rebuilt partition failed");
+    }
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition(&settings.topic, partition);
+    match consumer.resume(&tpl) {
+        Ok(()) => tracing::info!(partition, next, "history applied: partition live"),
+        Err(error) => tracing::error!(%error, partition, "resuming a rebuilt partition failed"),
+    }
+    // The history is applied: its offsets are the group's to commit.
+    if next > 0 {
+        if let Err(error) = consumer.store_offset(&settings.topic, partition, next - 1) {
+            tracing::warn!(%error, partition, "rebuilt offset not stored");
         }
     }
 }
 
-fn millis(d: Duration) -> i64 {
+/// One apply thread per core (`kafka.apply_threads` unset).
+pub fn default_apply_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+pub(crate) fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
 }
 
