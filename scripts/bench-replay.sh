@@ -32,13 +32,13 @@ if [ ! -s "$mixed" ]; then
   ./target/release/examples/agent_load merge "$agents" "$changes" <"$dir/stream-$contacts.jsonl" >"$mixed"
 fi
 
-# Best of three runs of `vigie replay` (the file is in the page cache after the first):
-# sets records and best (seconds).
+# Best of three runs of `vigie replay` (the file is in the page cache after the first),
+# with THREADS worker threads (default: one per core): sets records and best (seconds).
 replay() {
-  local format=$1 file=$2 line
+  local format=$1 file=$2 threads=${3:-$(nproc)} line
   best=""
   for run in 1 2 3; do
-    line=$(RUST_LOG=info "$bin" replay --format "$format" --window 24h "$file" 2>&1 >/dev/null | grep 'replay done')
+    line=$(RUST_LOG=info "$bin" replay --format "$format" --window 24h --threads "$threads" "$file" 2>&1 >/dev/null | grep 'replay done')
     records=$(sed -E 's/.*records[^0-9]*([0-9]+).*/\1/' <<<"$(sed 's/\x1b\[[0-9;]*m//g' <<<"$line")")
     seconds=$(sed -E 's/.*seconds[^0-9]*([0-9.]+).*/\1/' <<<"$(sed 's/\x1b\[[0-9;]*m//g' <<<"$line")")
     if [ -z "$best" ] || awk "BEGIN{exit !($seconds < $best)}"; then best=$seconds; fi
@@ -48,9 +48,11 @@ replay() {
 for format in jsonl proto; do
   file="$dir/stream-$contacts.$format"
   size=$(du -h "$file" | cut -f1)
-  replay "$format" "$file"
-  rate=$(awk "BEGIN{printf \"%.0f\", $records / $best}")
-  printf 'replay %-5s %s records (%s) in %.2f s: %s events/s (one thread)\n' "$format" "$records" "$size" "$best" "$rate"
+  for threads in 1 "$(nproc)"; do
+    replay "$format" "$file" "$threads"
+    rate=$(awk "BEGIN{printf \"%.0f\", $records / $best}")
+    printf 'replay %-5s %s records (%s) in %.2f s: %s events/s (%s thread(s))\n' "$format" "$records" "$size" "$best" "$rate" "$threads"
+  done
   if [ "$format" = jsonl ]; then contacts_only=$best; fi
 done
 replay jsonl "$mixed"

@@ -76,6 +76,9 @@ pub struct WaitCounts(SmallVec<[(u32, i32); 2]>);
 
 impl WaitCounts {
     pub fn add(&mut self, bucket: u32, count: i32) {
+        if count == 0 {
+            return; // an empty bucket is never kept
+        }
         match self.0.binary_search_by_key(&bucket, |&(b, _)| b) {
             Ok(i) => {
                 self.0[i].1 = self.0[i].1.wrapping_add(count);
@@ -233,6 +236,32 @@ pub fn estimate_wait(kpis: &Kpis, window_ms: i64) -> Option<EstimatedWait> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn merged_wait_counts_equal_their_sum_and_keep_no_empty_bucket() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        for _ in 0..2_000 {
+            let mut target = WaitCounts::default();
+            let mut reference = WaitCounts::default();
+            for _ in 0..rng.random_range(0..40) {
+                let (bucket, count) = (rng.random_range(0..60u32), rng.random_range(-3..4));
+                target.add(bucket, count);
+                reference.add(bucket, count);
+            }
+            let mut other = WaitCounts::default();
+            for _ in 0..rng.random_range(0..40) {
+                other.add(rng.random_range(0..60u32), rng.random_range(-3..4));
+            }
+            let sign = if rng.random_bool(0.5) { 1 } else { -1 };
+            target.merge(&other, sign);
+            for (bucket, count) in other.iter() {
+                reference.add(bucket, sign * count);
+            }
+            assert_eq!(target, reference);
+            assert!(target.iter().all(|(_, c)| c != 0), "no empty bucket kept");
+        }
+    }
 
     #[test]
     fn retracting_a_contribution_restores_the_cell_exactly() {

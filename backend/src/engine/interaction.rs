@@ -268,7 +268,14 @@ impl Effect {
     /// Adds (sign = 1) or retracts (sign = -1) this effect in a cell (wrapping, like
     /// [`super::aggregate::Counters::add`]: exact, never a panic).
     pub fn apply(&self, cell: &mut Aggregate, sign: i32, quantizer: &WaitQuantizer) {
-        let c = &mut cell.counters;
+        self.apply_counters(&mut cell.counters, sign);
+        if let Effect::Answer { wait_ms, .. } = *self {
+            cell.waits.add(quantizer.bucket(wait_ms), sign);
+        }
+    }
+
+    /// The counters' part of [`Effect::apply`] (what a trend needs: no waits).
+    pub fn apply_counters(&self, c: &mut super::aggregate::Counters, sign: i32) {
         let count = |a: &mut i32, on: bool| *a = a.wrapping_add(sign * i32::from(on));
         let sum = |a: &mut i64, ms: i64| *a = a.wrapping_add(i64::from(sign).wrapping_mul(ms));
         match *self {
@@ -288,7 +295,6 @@ impl Effect {
                     count(&mut c.sl_eligible, true);
                     count(&mut c.sl_met, met);
                 }
-                cell.waits.add(quantizer.bucket(wait_ms), sign);
             }
             Effect::Abandon {
                 short, sl_eligible, ..

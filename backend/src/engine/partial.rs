@@ -22,7 +22,7 @@ use super::aggregate::{Aggregate, WaitQuantizer};
 pub(crate) use super::baseline::WireBaselineHour;
 use super::baseline::{BaselineError, BaselineHours};
 use super::interaction::{Effect, RepeatClass};
-use super::store::{cover, Exported, CHUNK_MS, LEVELS_MS};
+use super::store::{cover, Collect, Exported, CHUNK_MS, LEVELS_MS};
 use super::symbols::{DimKey, FastHash, KeyId, Sym, Symbols, UNKNOWN};
 use super::Engine;
 
@@ -693,7 +693,7 @@ impl Replica {
     }
 
     /// Adds every contribution of `[from, to)` (whole seconds) into `out`, per key.
-    pub(super) fn collect(&self, from: i64, to: i64, out: &mut Cells) {
+    pub(super) fn collect(&self, from: i64, to: i64, out: &mut impl Collect) {
         for (level, start, end) in cover(from, to) {
             if level == 0 {
                 let first = start.div_euclid(CHUNK_MS) * CHUNK_MS;
@@ -701,14 +701,14 @@ impl Replica {
                     for &(ts, key, retract, effect) in chunk {
                         if ts >= start && ts < end {
                             let sign = if retract { -1 } else { 1 };
-                            effect.apply(out.entry(key).or_default(), sign, &self.quantizer);
+                            out.effect(key, &effect, sign, &self.quantizer);
                         }
                     }
                 }
             } else {
                 for cells in self.cells[level - 1].range(start..end).map(|(_, c)| c) {
                     for (key, cell) in cells {
-                        out.entry(*key).or_default().merge(cell, 1);
+                        out.cell(*key, cell);
                     }
                 }
             }

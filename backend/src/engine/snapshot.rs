@@ -13,6 +13,7 @@ use super::baseline::{judge, BaseKey, Share, WEEK_MS};
 use super::capacity::{breakdown_has_agents, capacity, QueueChannels, Tally};
 use super::partial::Replica;
 use super::projection::{Load, Rule};
+use super::store::Collect;
 use super::symbols::{DimKey, FastHash, KeyId, Sym};
 use super::window::{window_end, WindowError, WindowSpec};
 use super::Engine;
@@ -194,12 +195,7 @@ impl Engine {
     }
 
     /// Adds this engine's contributions to `[from, to)` into `out`, per key.
-    pub(super) fn collect(
-        &self,
-        from: i64,
-        to: i64,
-        out: &mut HashMap<KeyId, Aggregate, FastHash>,
-    ) {
+    pub(super) fn collect(&self, from: i64, to: i64, out: &mut impl Collect) {
         for store in self.stores.iter() {
             store.lock().collect(from, to, out);
         }
@@ -222,12 +218,7 @@ impl<'a> Source<'a> {
         }
     }
 
-    pub(super) fn collect(
-        &self,
-        from: i64,
-        to: i64,
-        out: &mut HashMap<KeyId, Aggregate, FastHash>,
-    ) {
+    pub(super) fn collect(&self, from: i64, to: i64, out: &mut impl Collect) {
         match self {
             Source::Local(e) => e.collect(from, to, out),
             Source::Remote(r) => r.collect(from, to, out),

@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::aggregate::{Aggregate, WaitQuantizer};
+use super::aggregate::{Aggregate, Counters, WaitQuantizer};
 use super::interaction::{Effect, Placed};
 use super::symbols::{FastHash, KeyId};
 
@@ -22,6 +22,57 @@ pub(crate) const LEVELS_MS: [i64; 3] = [1_000, 600_000, 3_600_000];
 pub(crate) const CHUNK_MS: i64 = 10_000;
 
 type Cells = HashMap<KeyId, Aggregate, FastHash>;
+
+/// Where collected contributions go: summed per key (a snapshot), or only the counters
+/// summed per group of keys (a trend).
+pub(crate) trait Collect {
+    /// One logged effect of `key`.
+    fn effect(&mut self, key: KeyId, effect: &Effect, sign: i32, quantizer: &WaitQuantizer);
+    /// One stored cell of `key`.
+    fn cell(&mut self, key: KeyId, cell: &Aggregate);
+}
+
+impl Collect for Cells {
+    fn effect(&mut self, key: KeyId, effect: &Effect, sign: i32, quantizer: &WaitQuantizer) {
+        effect.apply(self.entry(key).or_default(), sign, quantizer);
+    }
+
+    fn cell(&mut self, key: KeyId, cell: &Aggregate) {
+        self.entry(key).or_default().merge(cell, 1);
+    }
+}
+
+/// The counters of the keys of each group, summed; keys without a group are left out.
+/// Counters are all a trend shows: the waits' histograms are not carried.
+pub(crate) struct CountersByGroup {
+    /// Per key id, its group.
+    pub group_of: Vec<Option<usize>>,
+    pub counters: Vec<Counters>,
+    /// Groups that received anything (even contributions that cancel out).
+    pub touched: Vec<bool>,
+}
+
+impl CountersByGroup {
+    fn slot(&mut self, key: KeyId) -> Option<&mut Counters> {
+        let group = (*self.group_of.get(key as usize)?)?;
+        *self.touched.get_mut(group)? = true;
+        self.counters.get_mut(group)
+    }
+}
+
+impl Collect for CountersByGroup {
+    fn effect(&mut self, key: KeyId, effect: &Effect, sign: i32, _: &WaitQuantizer) {
+        if let Some(counters) = self.slot(key) {
+            effect.apply_counters(counters, sign);
+        }
+    }
+
+    fn cell(&mut self, key: KeyId, cell: &Aggregate) {
+        if let Some(counters) = self.slot(key) {
+            counters.add(&cell.counters, 1);
+        }
+    }
+}
 
 /// One effect in the per-second log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,20 +141,19 @@ impl BucketStore {
     }
 
     /// Adds every contribution of `[from, to)` (whole seconds) into `out`, per key.
-    pub fn collect(&self, from: i64, to: i64, out: &mut HashMap<KeyId, Aggregate, FastHash>) {
+    pub fn collect(&self, from: i64, to: i64, out: &mut impl Collect) {
         for (level, start, end) in cover(from, to) {
             if level == 0 {
                 for log in self.seconds.range(start..end).map(|(_, log)| log) {
                     for l in log {
                         let sign = if l.retract { -1 } else { 1 };
-                        l.effect
-                            .apply(out.entry(l.key).or_default(), sign, &self.quantizer);
+                        out.effect(l.key, &l.effect, sign, &self.quantizer);
                     }
                 }
             } else {
                 for cells in self.cells[level - 1].range(start..end).map(|(_, c)| c) {
                     for (key, cell) in cells {
-                        out.entry(*key).or_default().merge(cell, 1);
+                        out.cell(*key, cell);
                     }
                 }
             }

@@ -2,16 +2,16 @@
 //! per step, each point being the subscription's own window ending at that time.
 //!
 //! Computed in one pass: the time line is cut at every point's start and end, each
-//! segment is collected once (grouped into total and per channel), and a point is the
-//! difference of two prefix sums, since aggregates are exactly subtractable.
-
-use std::collections::{BTreeMap, HashMap};
+//! segment is collected once straight into per-channel counters (no per-key aggregate,
+//! no wait histogram: a trend shows no percentile), and a point is the difference of
+//! two prefix sums, since counters are exactly subtractable.
 
 use vigie_proto::{Trend, TrendPoint};
 
-use super::aggregate::{derive_kpis, Aggregate};
+use super::aggregate::{derive_kpis, Aggregate, Counters};
 use super::snapshot::{SnapshotQuery, Source};
-use super::symbols::{FastHash, KeyId, Sym};
+use super::store::CountersByGroup;
+use super::symbols::Sym;
 use super::window::{window_end, WindowError, WindowSpec};
 use super::Engine;
 
@@ -29,13 +29,6 @@ impl Default for TrendShape {
             step_ms: 60_000,
         }
     }
-}
-
-/// Prefix sums at each cut: `total[k]` and `by_channel[c][k]` hold everything in
-/// `[cuts[0], cuts[k])`.
-struct Prefix {
-    total: Vec<Aggregate>,
-    by_channel: BTreeMap<Sym, Vec<Aggregate>>,
 }
 
 /// The trend of `query` over `engines` (sharing one symbol table), ending at the
@@ -86,55 +79,77 @@ pub(super) fn build_trend_of(
     cuts.sort_unstable();
     cuts.dedup();
 
+    // Each key's channel among the matching keys' channels: the groups of the counters.
     let keys = symbols.keys();
     let matches = query.filter.matcher(symbols);
-    let mut prefix = Prefix {
-        total: vec![Aggregate::default(); cuts.len()],
-        by_channel: BTreeMap::new(),
+    let mut channels: Vec<Sym> = Vec::new();
+    let group_of = keys
+        .iter()
+        .map(|key| {
+            matches(key).then(|| match channels.iter().position(|c| *c == key.channel) {
+                Some(g) => g,
+                None => {
+                    channels.push(key.channel);
+                    channels.len() - 1
+                }
+            })
+        })
+        .collect();
+    let mut segment = CountersByGroup {
+        group_of,
+        counters: vec![Counters::default(); channels.len()],
+        touched: vec![false; channels.len()],
     };
-    let mut segment: HashMap<KeyId, Aggregate, FastHash> = HashMap::default();
+    // by_channel[g][k]: everything of channel g in [cuts[0], cuts[k]).
+    let mut by_channel = vec![vec![Counters::default(); cuts.len()]; channels.len()];
     for k in 1..cuts.len() {
-        segment.clear();
+        segment.counters.fill(Counters::default());
         for source in sources {
             source.collect(cuts[k - 1], cuts[k], &mut segment);
         }
-        let before = prefix.total[k - 1].clone();
-        prefix.total[k] = before;
-        for series in prefix.by_channel.values_mut() {
-            series[k] = series[k - 1].clone();
+        for (series, added) in by_channel.iter_mut().zip(&segment.counters) {
+            let mut sum = series[k - 1];
+            sum.add(added, 1);
+            series[k] = sum;
         }
-        for (key_id, agg) in &segment {
-            let Some(key) = keys.get(*key_id as usize).filter(|k| matches(k)) else {
-                continue;
-            };
-            prefix.total[k].merge(agg, 1);
-            let series = prefix
-                .by_channel
-                .entry(key.channel)
-                .or_insert_with(|| vec![Aggregate::default(); cuts.len()]);
-            series[k].merge(agg, 1);
+    }
+    let mut total = vec![Counters::default(); cuts.len()];
+    for series in &by_channel {
+        for (t, c) in total.iter_mut().zip(series) {
+            t.add(c, 1);
         }
     }
 
     let at = |t: i64| cuts.binary_search(&t).unwrap_or(0);
-    let points = |series: &[Aggregate]| -> Vec<TrendPoint> {
+    let points = |series: &[Counters]| -> Vec<TrendPoint> {
         bounds
             .iter()
             .map(|&(from, to)| {
-                let mut window = series[at(to)].clone();
-                window.merge(&series[at(from)], -1);
+                let mut window = Aggregate {
+                    counters: series[at(to)],
+                    ..Aggregate::default()
+                };
+                window.counters.add(&series[at(from)], -1);
                 TrendPoint::of(&derive_kpis(&window))
             })
             .collect()
     };
+    // The channels with contributions within the hour, by name.
+    let mut named: Vec<(String, &Vec<Counters>)> = channels
+        .iter()
+        .zip(&by_channel)
+        .zip(&segment.touched)
+        .filter(|(_, touched)| **touched)
+        .map(|((c, series), _)| (symbols.name(*c).to_string(), series))
+        .collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(Trend {
         step_ms: shape.step_ms,
         times,
-        total: points(&prefix.total),
-        by_channel: prefix
-            .by_channel
-            .iter()
-            .map(|(c, series)| (symbols.name(*c).to_string(), points(series)))
+        total: points(&total),
+        by_channel: named
+            .into_iter()
+            .map(|(name, series)| (name, points(series)))
             .collect(),
     })
 }
