@@ -15,9 +15,10 @@
 //!   partitions and merging everyone's.
 //! - [`connector`]: bridges from the ACDs centres run (Asterisk's `queue_log`, Amazon
 //!   Connect's events) to the event contract: replayed, or followed live and produced.
-//! - [`ingest`]: the Kafka consumer (rebuild by time, dead-letter topic, offsets) and
-//!   producer.
-//! - [`replay`]: feeds a recorded stream through the engine (`vigie replay`).
+//! - [`ingest`]: the Kafka consumer (rebuild by time with parallel rebuild readers,
+//!   partitions applied in parallel, dead-letter topic, offsets) and producer.
+//! - [`replay`]: feeds a recorded stream through engines, one per worker thread, events
+//!   routed by key as Kafka partitions are (`vigie replay`).
 //! - [`simulate`]: a contact centre simulated event by event (queues, agents in shifts,
 //!   patience, the switches that are on), the traffic of `vigie simulate` and the demo.
 //! - [`deflection`]: deflection switches, shared through a compacted Kafka topic, their

@@ -7,6 +7,9 @@
 //! - Rebuild: on assignment each partition gets a fresh engine and is sought back to
 //!   the offset of `now − rebuild span` (offsets-for-times); it is "rebuilding" until
 //!   it reaches the high watermark it had when assigned. Revocation drops its state.
+//!   With `kafka.rebuild_readers` (the default), extra clients replay the history in
+//!   parallel while the consumer waits paused ([`rebuild`]); what the consumer receives
+//!   is applied in batches, partitions in parallel (`kafka.apply_threads`, [`apply`]).
 //! - Poison pills: an undecodable record, or one dated beyond the allowed clock skew,
 //!   goes to the dead-letter topic with the reason in the `vigie-error` header and never
 //!   stops the consumer: it is handed to the dead-letter producer and the consumer moves
