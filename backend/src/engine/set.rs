@@ -143,6 +143,12 @@ impl EngineSet {
         events + self.generation.load(Ordering::Relaxed)
     }
 
+    /// Changes whenever a partition is assigned or revoked (or a replica changes): an
+    /// engine looked up for a partition is still its engine while this stays the same.
+    pub(crate) fn assignment_generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+
     fn local(&self) -> BTreeMap<i32, Arc<Engine>> {
         self.partitions.read().clone()
     }

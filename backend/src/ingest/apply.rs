@@ -40,7 +40,7 @@ impl<'c> Batch<'c> {
     }
 
     pub(super) fn push(&mut self, message: BorrowedMessage<'c>, engines: &EngineSet) {
-        let generation = engines.change_counter();
+        let generation = engines.assignment_generation();
         if generation != self.generation {
             self.engines.clear();
             self.generation = generation;
