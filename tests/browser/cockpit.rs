@@ -70,22 +70,26 @@ fn vigie_settings(kafka: &KafkaSettings, quiet_after: Option<Duration>) -> Setti
 
 /// A TV wall cannot scroll: on a 1920×1080 screen every channel's tile is in view.
 async fn tiles_fit_a_wall_screen(client: &Client, what: &str) {
-    let layout = client
-        .execute(
-            "const tiles = [...document.querySelectorAll('article.tile')];
-             return { width: window.innerWidth, tiles: tiles.length,
-                      bottom: Math.max(...tiles.map(t => t.getBoundingClientRect().bottom + window.scrollY)) };",
-            vec![],
-        )
-        .await
-        .expect("tile layout");
+    // The total tile is drawn at once; the channels' with the first snapshot frame.
+    let layout = wait_for(
+        &format!("{what}: every channel of the stream has a tile"),
+        async || {
+            client
+                .execute(
+                    "const tiles = [...document.querySelectorAll('article.tile')];
+                     return { width: window.innerWidth, tiles: tiles.length,
+                              bottom: Math.max(...tiles.map(t => t.getBoundingClientRect().bottom + window.scrollY)) };",
+                    vec![],
+                )
+                .await
+                .ok()
+        },
+        |layout| layout["tiles"].as_u64() >= Some(10),
+    )
+    .await;
     assert_eq!(
         layout["width"], 1920,
         "{what}: the wall is laid out for 1920 px"
-    );
-    assert!(
-        layout["tiles"].as_u64() >= Some(10),
-        "{what}: every channel of the stream has a tile: {layout}"
     );
     assert!(
         layout["bottom"].as_f64() <= Some(1080.0),
