@@ -173,7 +173,6 @@ fn benches(c: &mut Criterion) {
                     let options = ReplayOptions {
                         format,
                         strict: false,
-                        threads: 1,
                     };
                     let workers = replay_engines(&engines, 1);
                     replay(&workers, &bytes[..], options, |_| {}).expect("replay");

@@ -95,15 +95,12 @@ async fn main() -> anyhow::Result<()> {
     let cores = vigie::ingest::default_apply_threads();
     let mut views = Vec::new();
     for readers in [0, 1, 2, 3, 4] {
-        let mut settings = KafkaSettings {
+        let settings = KafkaSettings {
             group_id: format!("{}-{readers}", settings.group_id),
             rebuild_readers: readers,
             apply_threads: Some(if readers == 0 { 1 } else { cores }),
             ..settings.clone()
         };
-        if let Ok(debug) = std::env::var("RDKAFKA_DEBUG") {
-            settings.properties.insert("debug".into(), debug);
-        }
         let (engines, consumed, secs) = rebuild(&settings, produced).await?;
         let how = match readers {
             0 => "the consumer alone (one task)".to_string(),

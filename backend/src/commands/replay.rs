@@ -154,7 +154,6 @@ pub fn run(settings: &Settings, args: ReplayArgs) -> Result<()> {
     let options = ReplayOptions {
         format,
         strict: args.strict,
-        threads,
     };
     let result = replay(
         &workers,

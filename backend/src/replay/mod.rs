@@ -66,8 +66,6 @@ pub struct ReplayOptions {
     pub format: Format,
     /// Stop at the first malformed record (nothing after it is applied).
     pub strict: bool,
-    /// Worker threads, each with its own engine (partition) of the set: at least 1.
-    pub threads: usize,
 }
 
 /// The engines of a replay over `threads` workers: partitions `0..threads` of a fresh set.
@@ -77,10 +75,10 @@ pub fn replay_engines(set: &EngineSet, threads: usize) -> Vec<Arc<Engine>> {
         .collect()
 }
 
-/// Feeds every record of `input` to `engines` (one worker each), each event to the
-/// engine of its key. Bad records are counted, passed to `on_reject` in order, and
-/// skipped; with `strict`, the first one stops the replay (the records before it are
-/// applied, none after).
+/// Feeds every record of `input` to `engines` (one worker thread each: see
+/// [`replay_engines`]), each event to the engine of its key. Bad records are counted,
+/// passed to `on_reject` in order, and skipped; with `strict`, the first one stops the
+/// replay (the records before it are applied, none after).
 pub fn replay<R: BufRead>(
     engines: &[Arc<Engine>],
     mut input: R,
@@ -354,7 +352,6 @@ mod tests {
             let options = ReplayOptions {
                 format: Format::Jsonl,
                 strict: true,
-                threads,
             };
             let mut seen = Vec::new();
             let err = replay(&engines, input.as_bytes(), options, |r| {
@@ -379,7 +376,6 @@ mod tests {
         let options = ReplayOptions {
             format: Format::Jsonl,
             strict: false,
-            threads: 2,
         };
         let mut seen = Vec::new();
         let counts = replay(&engines, input.as_bytes(), options, |r| {
