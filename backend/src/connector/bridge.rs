@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::asterisk::{AsteriskConverter, ConvertReport, LineError};
 use super::tail::{load_position, save_position, Follower, Turn};
 use crate::config::KafkaSettings;
-use crate::event::Format;
+use crate::event::{EventRecord, Format};
 use crate::ingest::produce::{EventProducer, Pace};
 
 /// What the bridge follows and where it writes.
@@ -93,17 +93,7 @@ pub async fn follow_queue_log(
                 batch.append(&mut events);
             }
         }
-        if !batch.is_empty() {
-            produced += producer
-                .send(
-                    &options.topic,
-                    batch.into_iter(),
-                    options.format,
-                    Pace::Unbounded,
-                    &shutdown,
-                )
-                .await?;
-        }
+        produced += send_batch(&producer, &options.topic, options.format, batch, &shutdown).await?;
         if !lines.is_empty() {
             save_position(&options.state, follower.position()).map_err(io(&options.state))?;
         }
@@ -140,6 +130,23 @@ pub async fn follow_queue_log(
         "queue_log bridge stopped"
     );
     Ok(converter.report)
+}
+
+/// Produces a bridge's converted batch as fast as the broker takes it (an empty one:
+/// nothing to do); how many events were delivered.
+async fn send_batch(
+    producer: &EventProducer,
+    topic: &str,
+    format: Format,
+    batch: Vec<EventRecord<'static>>,
+    shutdown: &CancellationToken,
+) -> Result<u64, rdkafka::error::KafkaError> {
+    if batch.is_empty() {
+        return Ok(0);
+    }
+    producer
+        .send(topic, batch.into_iter(), format, Pace::Unbounded, shutdown)
+        .await
 }
 
 /// What `vigie ingest connect` reads and where it writes.
@@ -221,19 +228,9 @@ pub async fn follow_connect_topic(
                 }
             }
         }
-        if !batch.is_empty() {
-            // In time order: the raw topic's partitions interleave.
-            batch.sort_by_key(|e| e.ts_ms);
-            producer
-                .send(
-                    &options.topic,
-                    batch.into_iter(),
-                    options.format,
-                    Pace::Unbounded,
-                    &shutdown,
-                )
-                .await?;
-        }
+        // In time order: the raw topic's partitions interleave.
+        batch.sort_by_key(|e| e.ts_ms);
+        send_batch(&producer, &options.topic, options.format, batch, &shutdown).await?;
         for (topic, partition, offset) in &offsets {
             let _ = consumer.store_offset(topic, *partition, *offset + 1);
         }
