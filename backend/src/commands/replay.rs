@@ -77,9 +77,11 @@ pub enum InputFormat {
 const MAX_REPORTED_REJECTIONS: u64 = 100;
 
 pub fn run(settings: &Settings, args: ReplayArgs) -> Result<()> {
-    let engines = EngineSet::new(vigie::engine::EngineConfig::from_settings(
-        &settings.engine,
-    )?);
+    let mut engine_config = vigie::engine::EngineConfig::from_settings(&settings.engine)?;
+    // Each engine of a replay has one writer and no reader until the end: one shard
+    // (lock striping would only multiply the buckets to make, find and drop).
+    engine_config.shards = 1;
+    let engines = EngineSet::new(engine_config);
     let threads = match args.format {
         InputFormat::Jsonl | InputFormat::Proto => args
             .threads

@@ -19,6 +19,7 @@
 mod agents;
 mod aggregate;
 mod baseline;
+mod buckets;
 mod capacity;
 mod containment;
 mod customer;
@@ -78,7 +79,8 @@ pub struct EngineConfig {
     /// Rules per channel name; channels not listed get `default_rules`.
     pub channels: HashMap<String, ChannelRules>,
     pub default_rules: ChannelRules,
-    /// Number of aggregate shards (lock striping for parallel ingest).
+    /// Number of aggregate shards: lock striping, so that a snapshot being built holds
+    /// up an ingest task only on the shard it is reading.
     pub shards: usize,
     /// Most distinct dimension values kept; more are counted as `(other)`.
     pub max_dimension_values: usize,

@@ -1,5 +1,6 @@
-//! Owns the time-bucketed contributions: a log of effects per second (for the edges
-//! of windows) and signed cells per (bucket, dimension key) per 10 minutes and per hour.
+//! Owns the time-bucketed contributions: a log of effects (for the edges of windows,
+//! to the second) and signed cells per (bucket, dimension key) per 10 minutes and per
+//! hour.
 //!
 //! A window `[from, to)` on whole seconds is answered exactly by covering it with the
 //! largest aligned buckets that fit (seconds at the edges, then 10-minute blocks, then
@@ -7,19 +8,26 @@
 //! cells per key, not 86,400. The finest level is a log rather than cells, and the next
 //! is 10 minutes rather than 1, because with thousands of dimension keys most (second,
 //! key) and even (minute, key) pairs hold a single effect: a cell (about 100 bytes)
-//! only pays off once it aggregates several effects (32 bytes each in the log).
+//! only pays off once it aggregates several effects (32 bytes each in the log). The log
+//! is kept per [`CHUNK_MS`] chunk, each effect with its second: one bucket holds the
+//! effects of ten seconds, so there are ten times fewer buckets to find, make and drop.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::aggregate::{Aggregate, Counters, WaitQuantizer};
+use super::buckets::Buckets;
 use super::interaction::{Effect, Placed};
 use super::symbols::{FastHash, KeyId};
 
 /// Bucket widths, finest first: seconds (effect log), 10 minutes, hours (cells).
 pub(crate) const LEVELS_MS: [i64; 3] = [1_000, 600_000, 3_600_000];
 
-/// Width of the chunks of the effect log published as partials (scale-out).
+/// Width of the chunks of the effect log (and of the partials published for scale-out).
 pub(crate) const CHUNK_MS: i64 = 10_000;
+
+/// Buckets of each level kept in a ring, where writes find them by index: 64 chunks
+/// (10 min 40 s, past the default lateness), three 10-minute cells, two hours.
+const RING_BUCKETS: [usize; 3] = [64, 3, 2];
 
 type Cells = HashMap<KeyId, Aggregate, FastHash>;
 
@@ -74,10 +82,12 @@ impl Collect for CountersByGroup {
     }
 }
 
-/// One effect in the per-second log.
+/// One effect in the log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Logged {
     key: KeyId,
+    /// Its second within the chunk (0 to 9).
+    second: u8,
     /// A retraction whose addition was already evicted (never otherwise: an addition
     /// and its retraction cancel out in place).
     retract: bool,
@@ -85,15 +95,30 @@ struct Logged {
 }
 
 /// Contributions of one shard.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct BucketStore {
-    seconds: BTreeMap<i64, Vec<Logged>>,
+    /// The effect log, per chunk.
+    log: Buckets<Vec<Logged>>,
     /// 10-minute and hour cells.
-    cells: [BTreeMap<i64, Cells>; 2],
+    cells: [Buckets<Cells>; 2],
     quantizer: WaitQuantizer,
     /// Starts of the [`CHUNK_MS`] chunks changed since last taken; `None`: not tracked
     /// (single instance, no partials published).
     dirty: Option<BTreeSet<i64>>,
+}
+
+impl Default for BucketStore {
+    fn default() -> Self {
+        BucketStore {
+            log: Buckets::new(CHUNK_MS, RING_BUCKETS[0]),
+            cells: [
+                Buckets::new(LEVELS_MS[1], RING_BUCKETS[1]),
+                Buckets::new(LEVELS_MS[2], RING_BUCKETS[2]),
+            ],
+            quantizer: WaitQuantizer::default(),
+            dirty: None,
+        }
+    }
 }
 
 /// One entry of the effect log, as exported in partials: (second, key, retraction, effect).
@@ -102,22 +127,23 @@ pub(crate) type Exported = (i64, KeyId, bool, Effect);
 impl BucketStore {
     /// Adds (sign 1) or retracts (sign -1) one placed effect at every resolution.
     pub fn apply(&mut self, placed: &Placed, sign: i32) {
-        let second = placed.ts.div_euclid(1_000) * 1_000;
+        let chunk = self.log.start_of(placed.ts);
         if let Some(dirty) = &mut self.dirty {
-            dirty.insert(placed.ts.div_euclid(CHUNK_MS) * CHUNK_MS);
+            dirty.insert(chunk);
         }
-        let log = self.seconds.entry(second).or_default();
         let logged = Logged {
             key: placed.key,
+            second: ((placed.ts - chunk) / 1_000) as u8,
             retract: false,
             effect: placed.effect,
         };
+        let log = self.log.get_mut(chunk);
         if sign > 0 {
             log.push(logged);
         } else if let Some(i) = log.iter().rposition(|l| *l == logged) {
             log.swap_remove(i);
             if log.is_empty() {
-                self.seconds.remove(&second);
+                self.log.drop_if_empty(chunk);
             }
         } else {
             log.push(Logged {
@@ -125,16 +151,16 @@ impl BucketStore {
                 ..logged
             });
         }
-        for (level, width) in self.cells.iter_mut().zip(&LEVELS_MS[1..]) {
-            let start = placed.ts.div_euclid(*width) * width;
-            let cells = level.entry(start).or_default();
+        for level in &mut self.cells {
+            let start = level.start_of(placed.ts);
+            let cells = level.get_mut(start);
             let cell = cells.entry(placed.key).or_default();
             placed.effect.apply(cell, sign, &self.quantizer);
             // Only a retraction can empty a cell.
             if sign < 0 && cell.is_zero() {
                 cells.remove(&placed.key);
                 if cells.is_empty() {
-                    level.remove(&start);
+                    level.drop_if_empty(start);
                 }
             }
         }
@@ -144,17 +170,29 @@ impl BucketStore {
     pub fn collect(&self, from: i64, to: i64, out: &mut impl Collect) {
         for (level, start, end) in cover(from, to) {
             if level == 0 {
-                for log in self.seconds.range(start..end).map(|(_, log)| log) {
-                    for l in log {
-                        let sign = if l.retract { -1 } else { 1 };
-                        out.effect(l.key, &l.effect, sign, &self.quantizer);
-                    }
-                }
+                self.each_logged(start, end, |_, l| {
+                    let sign = if l.retract { -1 } else { 1 };
+                    out.effect(l.key, &l.effect, sign, &self.quantizer);
+                });
             } else {
-                for cells in self.cells[level - 1].range(start..end).map(|(_, c)| c) {
+                for (_, cells) in self.cells[level - 1].range(start, end) {
                     for (key, cell) in cells {
                         out.cell(*key, cell);
                     }
+                }
+            }
+        }
+    }
+
+    /// Every logged effect of the seconds `[from, to)`, with its second; chunk by chunk
+    /// in time order, in no order within a chunk.
+    fn each_logged(&self, from: i64, to: i64, mut each: impl FnMut(i64, &Logged)) {
+        for (chunk, log) in self.log.range(self.log.start_of(from), to) {
+            let whole = chunk >= from && chunk + CHUNK_MS <= to;
+            for l in log {
+                let second = chunk + i64::from(l.second) * 1_000;
+                if whole || (from..to).contains(&second) {
+                    each(second, l);
                 }
             }
         }
@@ -172,36 +210,47 @@ impl BucketStore {
 
     /// Starts of every [`CHUNK_MS`] chunk holding effects.
     pub(crate) fn chunk_starts(&self) -> BTreeSet<i64> {
-        self.seconds
-            .keys()
-            .map(|s| s.div_euclid(CHUNK_MS) * CHUNK_MS)
-            .collect()
+        self.log.iter().map(|(chunk, _)| chunk).collect()
     }
 
-    /// The effect log of `[start, end)`, in time order.
+    /// The effect log of `[start, end)` (whole seconds), in no particular order.
     pub(crate) fn export(&self, start: i64, end: i64, out: &mut Vec<Exported>) {
-        for (second, log) in self.seconds.range(start..end) {
-            out.extend(log.iter().map(|l| (*second, l.key, l.retract, l.effect)));
-        }
+        self.each_logged(start, end, |second, l| {
+            out.push((second, l.key, l.retract, l.effect));
+        });
     }
 
     /// Drops every bucket that ends at or before `before`.
     pub(crate) fn evict_before(&mut self, before: i64) {
-        // A few buckets leave at each sweep: popped one by one, the trees are not rebuilt.
-        evict(&mut self.seconds, before.div_euclid(1_000) * 1_000);
-        for (level, width) in self.cells.iter_mut().zip(&LEVELS_MS[1..]) {
-            evict(level, before.div_euclid(*width) * width);
+        // The log is kept to the second: the chunk holding `before` loses its seconds
+        // before it, the older chunks leave whole.
+        let second = before.div_euclid(1_000) * 1_000;
+        let chunk = self.log.start_of(second);
+        if chunk < second {
+            let older = |l: &Logged| chunk + i64::from(l.second) * 1_000 < second;
+            let partly_old = self
+                .log
+                .range(chunk, chunk + 1)
+                .any(|(_, log)| log.iter().any(older));
+            if partly_old {
+                self.log.get_mut(chunk).retain(|l| !older(l));
+                self.log.drop_if_empty(chunk);
+            }
+        }
+        self.log.evict_before(chunk);
+        for level in &mut self.cells {
+            level.evict_before(before);
         }
     }
 
     /// Logged effects and stored cells (for memory accounting).
     pub(crate) fn entry_count(&self) -> usize {
-        let logged: usize = self.seconds.values().map(Vec::len).sum();
+        let logged: usize = self.log.iter().map(|(_, log)| log.len()).sum();
         let cells: usize = self
             .cells
             .iter()
-            .flat_map(|l| l.values())
-            .map(HashMap::len)
+            .flat_map(|level| level.iter())
+            .map(|(_, cells)| cells.len())
             .sum();
         logged + cells
     }
@@ -297,6 +346,78 @@ mod tests {
         );
         assert_eq!(count(&store, 7_200_000, 7_201_000), 0);
         assert_eq!(count(&store, 3_600_000, 7_201_000), 1);
+    }
+
+    /// The store against a plain list of every effect: random additions, retractions
+    /// (of effects still held, evicted or never added), evictions and windows, at times
+    /// that go back (within the rings and before them) and jump ahead.
+    #[test]
+    fn any_window_after_the_evicted_time_sums_exactly_the_effects_inside_it() {
+        use rand::rngs::StdRng;
+        use rand::{Rng, SeedableRng};
+        fn sum(effects: &[(Placed, i32)], from: i64, to: i64) -> Cells {
+            let quantizer = WaitQuantizer::default();
+            let mut out = Cells::default();
+            for (p, sign) in effects.iter().filter(|(p, _)| (from..to).contains(&p.ts)) {
+                out.effect(p.key, &p.effect, *sign, &quantizer);
+            }
+            out.retain(|_, a| !a.is_zero());
+            out
+        }
+        for seed in 0..20 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let mut store = BucketStore::default();
+            let mut effects: Vec<(Placed, i32)> = Vec::new();
+            let mut now = 1_795_600_000_000_i64;
+            let mut evicted = i64::MIN;
+            for _ in 0..3_000 {
+                now += match rng.random_range(0..100) {
+                    0 => 3 * 3_600_000,
+                    1..=10 => rng.random_range(0..600_000),
+                    _ => rng.random_range(0..5_000),
+                };
+                let ts = (now - rng.random_range(0..1_500_000)).max(evicted);
+                let placed = Placed {
+                    ts,
+                    key: rng.random_range(0..4),
+                    effect: Effect::Answer {
+                        wait_ms: rng.random_range(0..3) * 7_000,
+                        sl_met: Some(rng.random_bool(0.5)),
+                    },
+                };
+                let held: Vec<usize> = (0..effects.len())
+                    .filter(|&i| effects[i].1 > 0 && effects[i].0.ts >= evicted)
+                    .collect();
+                match rng.random_range(0..10) {
+                    0 if !held.is_empty() => {
+                        let (p, _) = effects[held[rng.random_range(0..held.len())]];
+                        store.apply(&p, -1);
+                        effects.push((p, -1));
+                    }
+                    1 => {
+                        store.apply(&placed, -1);
+                        effects.push((placed, -1));
+                    }
+                    _ => {
+                        store.apply(&placed, 1);
+                        effects.push((placed, 1));
+                    }
+                }
+                if rng.random_range(0..50) == 0 {
+                    let before = now - rng.random_range(0..7_200_000);
+                    evicted = evicted.max(before - before.rem_euclid(1_000));
+                    store.evict_before(evicted);
+                }
+                let from = (now - rng.random_range(0..10_000_000)).max(evicted);
+                let from =
+                    from - from.rem_euclid(1_000) + if from % 1_000 == 0 { 0 } else { 1_000 };
+                let to = from + rng.random_range(0..8_000) * 1_000;
+                let mut got = Cells::default();
+                store.collect(from, to, &mut got);
+                got.retain(|_, a| !a.is_zero());
+                assert_eq!(got, sum(&effects, from, to), "seed {seed}, [{from}, {to})");
+            }
+        }
     }
 
     #[test]
