@@ -1,5 +1,7 @@
 //! Protobuf decoding of the event contract (`vigie.v1.InteractionEvent`), one message
-//! at a time (Kafka payloads) or as a length-delimited stream (recorded files).
+//! at a time (Kafka payloads) or as a length-delimited stream (recorded files). The
+//! usual message is read by a wire scanner that borrows its strings (no allocation);
+//! prost decides everything else.
 
 use std::borrow::Cow;
 use std::io::{self, Read};
@@ -9,62 +11,203 @@ use vigie_proto::v1::{AgentStatus, EventType, InteractionEvent, QueueList};
 
 use super::{AgentState, DecodeError, EventKind, EventRecord, MAX_RECORD_BYTES};
 
-/// Decodes one protobuf message into an owned record.
-pub fn decode_proto(bytes: &[u8]) -> Result<EventRecord<'static>, DecodeError> {
+/// Decodes one protobuf message. The usual message borrows its strings from `bytes`
+/// ([`scan_message`]); anything else goes through prost, which reports the errors.
+pub fn decode_proto(bytes: &[u8]) -> Result<EventRecord<'_>, DecodeError> {
     if bytes.len() > MAX_RECORD_BYTES {
         return Err(DecodeError::TooLarge {
             len: bytes.len(),
             max: MAX_RECORD_BYTES,
         });
     }
-    let msg = InteractionEvent::decode(bytes).map_err(|e| DecodeError::Protobuf(e.to_string()))?;
-    from_message(msg)
+    let fields = match scan_message(bytes) {
+        Some(fields) => fields,
+        None => {
+            let msg = InteractionEvent::decode(bytes)
+                .map_err(|e| DecodeError::Protobuf(e.to_string()))?;
+            Fields::owned(msg)
+        }
+    };
+    fields.into_record()
 }
 
-/// Validates a decoded protobuf message and turns it into a record.
-pub(crate) fn from_message(msg: InteractionEvent) -> Result<EventRecord<'static>, DecodeError> {
-    let kind = match EventType::try_from(msg.r#type) {
-        Ok(EventType::Arrived) => EventKind::Arrived,
-        Ok(EventType::Deflected) => EventKind::Deflected,
-        Ok(EventType::Queued) => EventKind::Queued,
-        Ok(EventType::Answered) => EventKind::Answered,
-        Ok(EventType::Abandoned) => EventKind::Abandoned,
-        Ok(EventType::Ended) => EventKind::Ended,
-        Ok(EventType::AgentState) => EventKind::AgentState,
-        Ok(EventType::Unspecified) => return Err(DecodeError::MissingField("type")),
-        Err(_) => return Err(DecodeError::UnknownType(msg.r#type.to_string())),
-    };
-    let agent_state = match AgentStatus::try_from(msg.state) {
-        Ok(AgentStatus::Unspecified) => None,
-        Ok(AgentStatus::Available) => Some(AgentState::Available),
-        Ok(AgentStatus::OnContact) => Some(AgentState::OnContact),
-        Ok(AgentStatus::AfterContactWork) => Some(AgentState::AfterContactWork),
-        Ok(AgentStatus::Away) => Some(AgentState::Away),
-        Ok(AgentStatus::LoggedOut) => Some(AgentState::LoggedOut),
-        Err(_) => return Err(DecodeError::UnknownAgentState(msg.state.to_string())),
-    };
-    let record = EventRecord {
-        event_id: Cow::Owned(msg.event_id),
-        kind,
-        ts_ms: msg.ts_ms,
-        interaction_id: Cow::Owned(msg.interaction_id),
-        customer_id: msg.customer_id.filter(|c| !c.is_empty()).map(Cow::Owned),
-        channel: msg.channel.map(Cow::Owned),
-        queue: msg.queue.map(Cow::Owned),
-        reason: msg.reason.map(Cow::Owned),
-        segment: msg.segment.map(Cow::Owned),
-        site: msg.site.map(Cow::Owned),
-        deflected_to: msg.deflected_to.map(Cow::Owned),
-        resolved: msg.resolved,
-        agent_id: msg.agent_id.map(Cow::Owned),
-        agent_state,
-        away_reason: msg.away_reason.filter(|r| !r.is_empty()).map(Cow::Owned),
-        queues: msg
-            .queues
-            .map(|q| q.names.into_iter().map(Cow::Owned).collect()),
-    };
-    record.validate()?;
-    Ok(record)
+/// The fields of an `InteractionEvent`, borrowed or owned.
+#[derive(Debug, Default, PartialEq)]
+struct Fields<'a> {
+    event_id: Cow<'a, str>,
+    kind: i32,
+    ts_ms: i64,
+    interaction_id: Cow<'a, str>,
+    customer_id: Option<Cow<'a, str>>,
+    channel: Option<Cow<'a, str>>,
+    queue: Option<Cow<'a, str>>,
+    reason: Option<Cow<'a, str>>,
+    segment: Option<Cow<'a, str>>,
+    site: Option<Cow<'a, str>>,
+    deflected_to: Option<Cow<'a, str>>,
+    resolved: Option<bool>,
+    agent_id: Option<Cow<'a, str>>,
+    state: i32,
+    away_reason: Option<Cow<'a, str>>,
+    queues: Option<Vec<Cow<'a, str>>>,
+}
+
+impl Fields<'static> {
+    fn owned(msg: InteractionEvent) -> Fields<'static> {
+        let own = |s: Option<String>| s.map(Cow::Owned);
+        Fields {
+            event_id: Cow::Owned(msg.event_id),
+            kind: msg.r#type,
+            ts_ms: msg.ts_ms,
+            interaction_id: Cow::Owned(msg.interaction_id),
+            customer_id: own(msg.customer_id),
+            channel: own(msg.channel),
+            queue: own(msg.queue),
+            reason: own(msg.reason),
+            segment: own(msg.segment),
+            site: own(msg.site),
+            deflected_to: own(msg.deflected_to),
+            resolved: msg.resolved,
+            agent_id: own(msg.agent_id),
+            state: msg.state,
+            away_reason: own(msg.away_reason),
+            queues: msg
+                .queues
+                .map(|q| q.names.into_iter().map(Cow::Owned).collect()),
+        }
+    }
+}
+
+impl<'a> Fields<'a> {
+    /// Validates the fields and turns them into a record.
+    fn into_record(self) -> Result<EventRecord<'a>, DecodeError> {
+        let kind = match EventType::try_from(self.kind) {
+            Ok(EventType::Arrived) => EventKind::Arrived,
+            Ok(EventType::Deflected) => EventKind::Deflected,
+            Ok(EventType::Queued) => EventKind::Queued,
+            Ok(EventType::Answered) => EventKind::Answered,
+            Ok(EventType::Abandoned) => EventKind::Abandoned,
+            Ok(EventType::Ended) => EventKind::Ended,
+            Ok(EventType::AgentState) => EventKind::AgentState,
+            Ok(EventType::Unspecified) => return Err(DecodeError::MissingField("type")),
+            Err(_) => return Err(DecodeError::UnknownType(self.kind.to_string())),
+        };
+        let agent_state = match AgentStatus::try_from(self.state) {
+            Ok(AgentStatus::Unspecified) => None,
+            Ok(AgentStatus::Available) => Some(AgentState::Available),
+            Ok(AgentStatus::OnContact) => Some(AgentState::OnContact),
+            Ok(AgentStatus::AfterContactWork) => Some(AgentState::AfterContactWork),
+            Ok(AgentStatus::Away) => Some(AgentState::Away),
+            Ok(AgentStatus::LoggedOut) => Some(AgentState::LoggedOut),
+            Err(_) => return Err(DecodeError::UnknownAgentState(self.state.to_string())),
+        };
+        let record = EventRecord {
+            event_id: self.event_id,
+            kind,
+            ts_ms: self.ts_ms,
+            interaction_id: self.interaction_id,
+            customer_id: self.customer_id.filter(|c| !c.is_empty()),
+            channel: self.channel,
+            queue: self.queue,
+            reason: self.reason,
+            segment: self.segment,
+            site: self.site,
+            deflected_to: self.deflected_to,
+            resolved: self.resolved,
+            agent_id: self.agent_id,
+            agent_state,
+            away_reason: self.away_reason.filter(|r| !r.is_empty()),
+            queues: self.queues,
+        };
+        record.validate()?;
+        Ok(record)
+    }
+}
+
+/// The fields of the usual message, its strings borrowed: every field of the schema
+/// with its own wire type, each message field once. Anything else (an unknown field, a
+/// wire type the schema does not give, a varint of ten bytes, a string that is not
+/// UTF-8, a truncated field) is `None`, for prost to decide: so this never accepts what
+/// prost refuses nor reads anything differently (the unit tests compare them).
+fn scan_message(bytes: &[u8]) -> Option<Fields<'_>> {
+    let mut wire = Wire { bytes, at: 0 };
+    let mut f = Fields::default();
+    while !wire.done() {
+        let tag = wire.varint()?;
+        match (tag >> 3, tag & 7) {
+            (1, 2) => f.event_id = Cow::Borrowed(wire.string()?),
+            // prost reads an enum or int32 as the varint's low 32 bits, a bool as non-zero.
+            (2, 0) => f.kind = wire.varint()? as i32,
+            (3, 0) => f.ts_ms = wire.varint()? as i64,
+            (4, 2) => f.interaction_id = Cow::Borrowed(wire.string()?),
+            (5, 2) => f.customer_id = Some(Cow::Borrowed(wire.string()?)),
+            (6, 2) => f.channel = Some(Cow::Borrowed(wire.string()?)),
+            (7, 2) => f.queue = Some(Cow::Borrowed(wire.string()?)),
+            (8, 2) => f.reason = Some(Cow::Borrowed(wire.string()?)),
+            (9, 2) => f.segment = Some(Cow::Borrowed(wire.string()?)),
+            (10, 2) => f.site = Some(Cow::Borrowed(wire.string()?)),
+            (11, 2) => f.deflected_to = Some(Cow::Borrowed(wire.string()?)),
+            (12, 0) => f.resolved = Some(wire.varint()? != 0),
+            (13, 2) => f.agent_id = Some(Cow::Borrowed(wire.string()?)),
+            (14, 0) => f.state = wire.varint()? as i32,
+            (15, 2) => f.away_reason = Some(Cow::Borrowed(wire.string()?)),
+            // A second QueueList would be merged into the first: left to prost.
+            (16, 2) if f.queues.is_none() => {
+                let mut list = Wire {
+                    bytes: wire.bytes_field()?,
+                    at: 0,
+                };
+                let mut names = Vec::new();
+                while !list.done() {
+                    if list.varint()? != (1 << 3) | 2 {
+                        return None;
+                    }
+                    names.push(Cow::Borrowed(list.string()?));
+                }
+                f.queues = Some(names);
+            }
+            _ => return None,
+        }
+    }
+    Some(f)
+}
+
+/// A cursor over protobuf wire bytes.
+struct Wire<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Wire<'a> {
+    fn done(&self) -> bool {
+        self.at >= self.bytes.len()
+    }
+
+    /// A varint of at most nine bytes (63 bits): a longer one is left to prost.
+    fn varint(&mut self) -> Option<u64> {
+        let mut value = 0u64;
+        for i in 0..9 {
+            let byte = *self.bytes.get(self.at)?;
+            self.at += 1;
+            value |= u64::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    }
+
+    fn bytes_field(&mut self) -> Option<&'a [u8]> {
+        let len = usize::try_from(self.varint()?).ok()?;
+        let end = self.at.checked_add(len)?;
+        let field = self.bytes.get(self.at..end)?;
+        self.at = end;
+        Some(field)
+    }
+
+    fn string(&mut self) -> Option<&'a str> {
+        std::str::from_utf8(self.bytes_field()?).ok()
+    }
 }
 
 /// Encodes a record as a protobuf message (used by the simulator and tests).
@@ -214,6 +357,68 @@ mod tests {
             decode_proto(&msg.encode_to_vec()),
             Err(DecodeError::TimestampOutOfRange(-5))
         );
+    }
+
+    /// Whenever the scanner takes a message, prost reads the same fields from it: on
+    /// random messages, and on each of them mutated (bytes changed, cut, or appended).
+    #[test]
+    fn the_scanner_reads_every_message_it_takes_as_prost_does() {
+        use rand::rngs::StdRng;
+        use rand::{Rng, SeedableRng};
+        let mut rng = StdRng::seed_from_u64(17);
+        let words = ["", "a", "phone", "billing", "é", "c-42", "x\u{0}y"];
+        let word = |rng: &mut StdRng| -> Option<String> {
+            rng.random_bool(0.7)
+                .then(|| words[rng.random_range(0..words.len())].to_string())
+        };
+        for _ in 0..20_000 {
+            let msg = InteractionEvent {
+                event_id: word(&mut rng).unwrap_or_default(),
+                r#type: rng.random_range(-2..10),
+                ts_ms: rng.random_range(-5..2_000_000_000_000),
+                interaction_id: word(&mut rng).unwrap_or_default(),
+                customer_id: word(&mut rng),
+                channel: word(&mut rng),
+                queue: word(&mut rng),
+                reason: word(&mut rng),
+                segment: word(&mut rng),
+                site: word(&mut rng),
+                deflected_to: word(&mut rng),
+                resolved: rng.random_bool(0.5).then(|| rng.random_bool(0.5)),
+                agent_id: word(&mut rng),
+                state: rng.random_range(-1..8),
+                away_reason: word(&mut rng),
+                queues: rng.random_bool(0.3).then(|| QueueList {
+                    names: (0..rng.random_range(0..3))
+                        .filter_map(|_| word(&mut rng))
+                        .collect(),
+                }),
+            };
+            let mut bytes = msg.encode_to_vec();
+            let mutation = rng.random_range(0..4);
+            match mutation {
+                0 if !bytes.is_empty() => {
+                    let at = rng.random_range(0..bytes.len());
+                    bytes[at] = rng.random();
+                }
+                1 => bytes.truncate(rng.random_range(0..=bytes.len())),
+                2 => {
+                    let more = msg.encode_to_vec();
+                    let from = rng.random_range(0..=more.len());
+                    bytes.extend_from_slice(&more[from..]);
+                }
+                _ => {}
+            }
+            let prost = InteractionEvent::decode(&bytes[..]).map(Fields::owned);
+            match scan_message(&bytes) {
+                Some(scanned) => assert_eq!(Ok(scanned), prost, "{bytes:?}"),
+                // Negative numbers take ten-byte varints, left to prost.
+                None => assert!(
+                    mutation < 3 || msg.r#type < 0 || msg.state < 0 || msg.ts_ms < 0,
+                    "an intact message is scanned: {msg:?}"
+                ),
+            }
+        }
     }
 
     #[test]
