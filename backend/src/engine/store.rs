@@ -94,6 +94,13 @@ struct Logged {
     effect: Effect,
 }
 
+impl Logged {
+    /// Its second, in the chunk starting at `chunk`.
+    fn second_in(&self, chunk: i64) -> i64 {
+        chunk + i64::from(self.second) * 1_000
+    }
+}
+
 /// Contributions of one shard.
 #[derive(Debug)]
 pub(crate) struct BucketStore {
@@ -190,7 +197,7 @@ impl BucketStore {
         for (chunk, log) in self.log.range(self.log.start_of(from), to) {
             let whole = chunk >= from && chunk + CHUNK_MS <= to;
             for l in log {
-                let second = chunk + i64::from(l.second) * 1_000;
+                let second = l.second_in(chunk);
                 if whole || (from..to).contains(&second) {
                     each(second, l);
                 }
@@ -227,7 +234,7 @@ impl BucketStore {
         let second = before.div_euclid(1_000) * 1_000;
         let chunk = self.log.start_of(second);
         if chunk < second {
-            let older = |l: &Logged| chunk + i64::from(l.second) * 1_000 < second;
+            let older = |l: &Logged| l.second_in(chunk) < second;
             let partly_old = self
                 .log
                 .range(chunk, chunk + 1)
