@@ -7,7 +7,7 @@
 //! of its latest event with `ts < t` that carries them. Entries older than the retention
 //! are folded into the timeline's `base`, the state they leave the agent in.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -15,6 +15,7 @@ use dashmap::DashMap;
 use parking_lot::Mutex;
 use vigie_proto::AgentState;
 
+use super::agent_entries::Entries;
 use super::store::CHUNK_MS;
 use super::symbols::{id_hash, FastHash, Sym, Symbols, UNKNOWN};
 use crate::event::EventRecord;
@@ -36,7 +37,7 @@ pub(crate) struct AgentEntry {
 }
 
 impl AgentEntry {
-    fn order(&self) -> (i64, u64) {
+    pub(super) fn order(&self) -> (i64, u64) {
         (self.ts, self.event)
     }
 }
@@ -58,7 +59,7 @@ pub(crate) struct AgentTimeline {
     pub id: Arc<str>,
     pub base: Option<AgentBase>,
     /// Sorted by (ts, event).
-    pub entries: Vec<AgentEntry>,
+    pub entries: Entries,
 }
 
 impl AgentTimeline {
@@ -66,7 +67,7 @@ impl AgentTimeline {
         AgentTimeline {
             id: Arc::from(id),
             base: None,
-            entries: Vec::new(),
+            entries: Entries::default(),
         }
     }
 
@@ -80,8 +81,7 @@ impl AgentTimeline {
         {
             return false;
         }
-        let at = self.entries.partition_point(|e| e.order() < entry.order());
-        self.entries.insert(at, entry);
+        self.entries.insert(entry);
         true
     }
 
@@ -107,7 +107,7 @@ impl AgentTimeline {
             walk.step(e);
         }
         let base = walk.into_base(until);
-        self.entries.drain(..n);
+        self.entries.drain_front(n);
         if let Some(base) = base {
             self.base = Some(base);
         }
@@ -123,15 +123,17 @@ impl AgentTimeline {
     /// Like [`AgentTimeline::spans`], but only the spans that end after `from` (and the
     /// one in force at `from`): a snapshot's window, without walking the whole retention.
     pub(crate) fn spans_between<'t>(&'t self, from: i64, to: i64, mut f: impl FnMut(&Span<'t>)) {
-        let skip = self
-            .base
-            .as_ref()
-            .map_or(0, |b| self.entries.partition_point(|e| e.ts < b.until));
-        let entries = &self.entries[skip..];
+        // Entries before the base's end (late ones, folded over) are not walked.
+        let skip = match (&self.base, self.entries.first()) {
+            (Some(b), Some(e)) if e.ts < b.until => {
+                self.entries.partition_point(|e| e.ts < b.until)
+            }
+            _ => 0,
+        };
         // The state in force at `from`: that after the last change before it.
-        let first = entries.partition_point(|e| e.ts < from);
-        let mut walk = Walk::at(self.base.as_ref(), &entries[..first]);
-        for e in &entries[first..] {
+        let first = skip + self.entries[skip..].partition_point(|e| e.ts < from);
+        let mut walk = Walk::at(self.base.as_ref(), &self.entries, skip..first);
+        for e in &self.entries[first..] {
             if e.ts >= to {
                 break;
             }
@@ -174,7 +176,17 @@ pub(crate) struct Span<'a> {
 fn same_run(a: &AgentEntry, b: &AgentEntry) -> bool {
     a.state == b.state
         && a.away_reason == b.away_reason
-        && (b.state != AgentState::OnContact || a.interaction == b.interaction)
+        && (b.state != AgentState::OnContact || same_contact(&a.interaction, &b.interaction))
+}
+
+/// Whether two entries name the same contact. The pointers first: `Arc<str>`'s `==`
+/// compares the text even of one allocation with itself, which reads it from memory.
+fn same_contact(a: &Option<Arc<str>>, b: &Option<Arc<str>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+        (None, None) => true,
+        _ => false,
+    }
 }
 
 impl<'a> Walk<'a> {
@@ -190,19 +202,22 @@ impl<'a> Walk<'a> {
         }
     }
 
-    /// The walk as it stands after `before` (the first entries after the base), found
-    /// from the end: the last entry, the last queues and site given, the run's start.
-    fn at(base: Option<&'a AgentBase>, before: &'a [AgentEntry]) -> Walk<'a> {
+    /// The walk as it stands after `entries[range]` (the first entries after the base),
+    /// found from the end: the last entry, the last queues and site given, the run's start.
+    fn at(
+        base: Option<&'a AgentBase>,
+        entries: &'a Entries,
+        range: std::ops::Range<usize>,
+    ) -> Walk<'a> {
+        let before = &entries[range.clone()];
         let Some(last) = before.last() else {
             return Walk::start(base);
         };
         let from_base = Walk::start(base);
-        let queues = before
-            .iter()
-            .rev()
-            .find_map(|e| e.queues.as_ref())
+        let queues = entries
+            .last_queues(range.start, range.end)
             .or(from_base.queues);
-        let site = before.iter().rev().find_map(|e| e.site).or(from_base.site);
+        let site = entries.last_site(range.start, range.end).or(from_base.site);
         let run = before
             .iter()
             .rev()
@@ -287,6 +302,10 @@ pub(crate) struct AgentBook {
     pub refused: AtomicU64,
     /// Oldest changes of one agent folded early, beyond `engine.max_agent_changes`.
     pub folded: AtomicU64,
+    /// Every skill set in use, once: agents with the same skills share one allocation,
+    /// which a snapshot then reads from the cache rather than once per agent. Sets no
+    /// entry holds any more are dropped when the book is folded.
+    skill_sets: Mutex<HashSet<Arc<[Sym]>, FastHash>>,
 }
 
 impl AgentBook {
@@ -313,7 +332,7 @@ impl AgentBook {
             queues: ev
                 .queues
                 .as_ref()
-                .map(|q| skills(symbols, q.iter().map(|q| q.as_ref()))),
+                .map(|q| self.shared(skills(symbols, q.iter().map(|q| q.as_ref())))),
             site: ev.site.as_deref().map(|s| symbols.intern(Some(s))),
             interaction: (state == AgentState::OnContact && !ev.interaction_id.is_empty())
                 .then(|| Arc::from(&*ev.interaction_id)),
@@ -342,6 +361,16 @@ impl AgentBook {
         Ok(())
     }
 
+    /// The book's copy of a skill set.
+    fn shared(&self, skills: Arc<[Sym]>) -> Arc<[Sym]> {
+        let mut sets = self.skill_sets.lock();
+        if let Some(known) = sets.get(&skills[..]) {
+            return known.clone();
+        }
+        sets.insert(skills.clone());
+        skills
+    }
+
     fn mark_changed(&self, ts: i64) {
         if let Some(changed) = self.changed.lock().as_mut() {
             changed.insert(ts.div_euclid(CHUNK_MS) * CHUNK_MS);
@@ -363,12 +392,28 @@ impl AgentBook {
                     .as_ref()
                     .is_none_or(|b| b.last.state == AgentState::LoggedOut))
         });
+        self.skill_sets.lock().retain(|s| Arc::strong_count(s) > 1);
     }
 
     /// Calls `f` with every timeline.
     pub(crate) fn for_each(&self, mut f: impl FnMut(&AgentTimeline)) {
-        for t in self.agents.iter() {
-            f(t.value());
+        // Timelines are read in blocks, each block's entries (an allocation per agent,
+        // seldom in the cache) touched all at once first: their cache misses then
+        // overlap, rather than stall the walk one agent after the other.
+        const BLOCK: usize = 32;
+        let mut block = Vec::with_capacity(BLOCK);
+        let mut timelines = self.agents.iter();
+        loop {
+            block.extend(timelines.by_ref().take(BLOCK));
+            if block.is_empty() {
+                return;
+            }
+            for t in &block {
+                t.value().entries.touch();
+            }
+            for t in block.drain(..) {
+                f(t.value());
+            }
         }
     }
 
@@ -430,7 +475,8 @@ impl AgentBook {
     }
 
     /// Replica side: inserts an entry of `agent` (already known events are left alone).
-    pub(crate) fn insert(&self, agent: &str, entry: AgentEntry) {
+    pub(crate) fn insert(&self, agent: &str, mut entry: AgentEntry) {
+        entry.queues = entry.queues.map(|q| self.shared(q));
         self.agents
             .entry(id_hash(agent))
             .or_insert_with(|| AgentTimeline::new(agent))

@@ -16,6 +16,7 @@
 //! in parallel; a customer's events must come from one task at a time (Kafka's keying
 //! by customer gives that) for the repeat classification to stay exact.
 
+mod agent_entries;
 mod agents;
 mod aggregate;
 mod baseline;
