@@ -92,8 +92,9 @@ pub fn run(settings: &Settings, args: ReplayArgs) -> Result<()> {
     };
     let workers = replay_engines(&engines, threads);
     let engine = &workers[0];
-    let input: Box<dyn Read> = if args.input.as_os_str() == "-" {
-        Box::new(io::stdin().lock())
+    // Sent to the replay's worker threads (standard input is locked per read).
+    let input: Box<dyn Read + Send> = if args.input.as_os_str() == "-" {
+        Box::new(io::stdin())
     } else {
         Box::new(
             File::open(&args.input).with_context(|| format!("opening {}", args.input.display()))?,

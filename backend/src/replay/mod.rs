@@ -3,21 +3,23 @@
 //! split of the work over threads.
 //!
 //! # Parallel replay
-//! Records are read in batches of about [`BATCH_BYTES`] ([`read`]), the next batch
-//! while the current one is worked on. A batch is decoded by every worker at once (one
-//! slice each); its events are then given, in stream order, to engines by key
-//! ([`route`]: as a Kafka producer partitions them, an interaction kept whole); then
-//! every worker applies its own engine's events of the batch, in stream order. So an
-//! engine sees the events a Kafka partition would, in the same order, and the merged
-//! snapshot is the one `vigie serve` shows for a topic of that many partitions. One
-//! thing differs from a single engine: each engine has its own watermark (as each
-//! partition has), which only matters for events later than `engine.allowed_lateness`.
+//! A thread reads records in batches of about [`BATCH_BYTES`] ([`read`]), ahead of the
+//! workers (one per engine). Two batches are worked on at once: while the workers apply
+//! one, the worker that is not busy decodes the next (in slices, which the others take
+//! up as soon as they are done applying) and gives its events, in stream order, to
+//! engines by key ([`route`]: as a Kafka producer partitions them, an interaction kept
+//! whole). Each engine applies its own events of a batch in stream order, and the
+//! batches in turn. So an engine sees the events a Kafka partition would, in the same
+//! order, and the merged snapshot is the one `vigie serve` shows for a topic of that
+//! many partitions. One thing differs from a single engine: each engine has its own
+//! watermark (as each partition has), which only matters for events later than
+//! `engine.allowed_lateness`.
 
 mod read;
 mod route;
 
 use std::io::{self, BufRead};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 
 use rayon::prelude::*;
 use thiserror::Error;
@@ -58,6 +60,8 @@ pub enum ReplayError {
     Io(#[from] io::Error),
     #[error("record {}: {}", .0.position, .0.error)]
     Strict(Rejection),
+    #[error("starting the replay's threads: {0}")]
+    Threads(String),
 }
 
 /// How a replay runs.
@@ -79,45 +83,50 @@ pub fn replay_engines(set: &EngineSet, threads: usize) -> Vec<Arc<Engine>> {
 /// [`replay_engines`]), each event to the engine of its key. Bad records are counted,
 /// passed to `on_reject` in order, and skipped; with `strict`, the first one stops the
 /// replay (the records before it are applied, none after).
-pub fn replay<R: BufRead>(
+pub fn replay<R: BufRead + Send>(
     engines: &[Arc<Engine>],
-    mut input: R,
+    input: R,
     options: ReplayOptions,
-    mut on_reject: impl FnMut(&Rejection),
+    mut on_reject: impl FnMut(&Rejection) + Send,
 ) -> Result<ReplayCounts, ReplayError> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(engines.len().max(1))
+        .thread_name(|i| format!("vigie-replay-{i}"))
+        .build()
+        .map_err(|e| ReplayError::Threads(e.to_string()))?;
     let mut counts = ReplayCounts::default();
-    let mut reader = RecordReader::new(options.format);
-    let mut batch = Batch::default();
-    let mut next = Batch::default();
-    let mut work = Work {
-        spare: Vec::new(),
-        router: Router::new(engines.len(), interaction_lifetime(engines)),
-        routes: vec![Vec::new(); engines.len()],
-    };
-    let mut more = reader.fill(&mut input, &mut batch)?;
-    loop {
-        if batch.spans.is_empty() && batch.broken.is_none() {
-            break;
-        }
-        // The next batch is read while this one is decoded and applied.
-        next.clear();
-        let mut done = None;
-        let read = rayon::in_place_scope(|scope| {
-            scope.spawn(|_| done = Some(work.process(engines, &batch, options)));
-            if more {
-                reader.fill(&mut input, &mut next)
-            } else {
-                Ok(false)
+    // A thread reads batches ahead (one waiting, one being filled); emptied ones come
+    // back to it for their allocations.
+    let (full, batches) = mpsc::sync_channel::<io::Result<Batch>>(1);
+    let (returned, empties) = mpsc::channel::<Batch>();
+    let read_ahead = move || {
+        let (mut reader, mut input) = (RecordReader::new(options.format), input);
+        loop {
+            let mut batch = empties.try_recv().unwrap_or_default();
+            batch.clear();
+            let read = reader.fill(&mut input, &mut batch);
+            let more = matches!(read, Ok(true));
+            // Nobody listening: the replay stopped (--strict).
+            if full.send(read.map(|_| batch)).is_err() || !more {
+                return;
             }
-        });
-        let done = done.expect("the scope ran the batch");
-        let was_last = !more;
-        more = read?;
+        }
+    };
+    let mut work = Work {
+        batches,
+        returned,
+        options,
+        slices: SLICES_PER_THREAD * engines.len().max(1),
+        spare: Vec::new(),
+        spare_routes: Vec::new(),
+        router: Router::new(engines.len(), interaction_lifetime(engines)),
+    };
+    let mut report = |done: BatchDone, split: u64| -> Result<(), ReplayError> {
         counts.records += done.records;
         counts.applied += done.tally.applied;
         counts.late += done.tally.late;
         counts.duplicates += done.tally.duplicates;
-        counts.split_customers = work.router.split_customers;
+        counts.split_customers = split;
         for rejection in done.rejections {
             engines[0].record_rejected();
             counts.rejected += 1;
@@ -126,13 +135,43 @@ pub fn replay<R: BufRead>(
                 return Err(ReplayError::Strict(rejection));
             }
         }
-        if was_last {
-            break;
+        Ok(())
+    };
+    // Two batches in turn: one applied while the next is read, decoded and routed. The
+    // loop runs on a worker of the pool, which reads and decodes while the others apply
+    // and then applies or decodes whatever is left (work stealing balances them).
+    // Owns the receiving end: once it returns, the reading thread stops at its next batch.
+    let run = move || -> Result<(), ReplayError> {
+        let (mut first, mut second) = (Batch::default(), Batch::default());
+        let Some(mut applying) = work.prepare(&mut first)? else {
+            return Ok(());
+        };
+        loop {
+            let (done, next) = work.step(engines, applying, &mut second)?;
+            report(done, work.router.split_customers)?;
+            let Some(next) = next else {
+                return Ok(());
+            };
+            let (done, after) = work.step(engines, next, &mut first)?;
+            report(done, work.router.split_customers)?;
+            let Some(after) = after else {
+                return Ok(());
+            };
+            applying = after;
         }
-        std::mem::swap(&mut batch, &mut next);
-    }
+    };
+    std::thread::scope(|threads| {
+        std::thread::Builder::new()
+            .name("vigie-replay-read".into())
+            .spawn_scoped(threads, read_ahead)?;
+        pool.install(run)
+    })?;
     Ok(counts)
 }
+
+/// Decoding slices per worker: small enough that a worker done applying early takes
+/// some of the next batch's decoding from the one still reading.
+const SLICES_PER_THREAD: usize = 4;
 
 /// How long an interaction may still be joined after its last event: the router
 /// remembers it that long.
@@ -151,29 +190,82 @@ struct BatchDone {
     rejections: Vec<Rejection>,
 }
 
+/// A batch read, decoded and routed: ready to be applied.
+struct Stage<'b> {
+    decoded: Vec<Decoded<'b>>,
+    /// Per engine, its events of the batch: (slice, index in the slice), in stream order.
+    routes: Vec<Vec<(u32, u32)>>,
+    records: u64,
+    /// In stream order.
+    rejections: Vec<Rejection>,
+}
+
 /// What a replay keeps from batch to batch.
 struct Work {
+    /// Batches read ahead, in order; closed after the last one.
+    batches: mpsc::Receiver<io::Result<Batch>>,
+    /// Emptied batches, back to the reading thread.
+    returned: mpsc::Sender<Batch>,
+    options: ReplayOptions,
+    /// Slices a batch is decoded in.
+    slices: usize,
     /// Emptied vectors of decoded events: their allocations are reused rather than
     /// returned to the system and faulted in again for every batch.
     spare: Vec<Vec<(u64, EventRecord<'static>)>>,
+    spare_routes: Vec<Vec<Vec<(u32, u32)>>>,
     router: Router,
-    /// Per engine, its events of the batch: (slice, index in the slice), in stream order.
-    routes: Vec<Vec<(u32, u32)>>,
 }
 
 impl Work {
-    /// Decodes a batch and applies its events, each to the engine of its key.
-    fn process(
+    /// Applies `applying` while the next batch is read into `into`, decoded and routed.
+    fn step<'b>(
         &mut self,
         engines: &[Arc<Engine>],
-        batch: &Batch,
-        options: ReplayOptions,
-    ) -> BatchDone {
-        // One slice per worker (decoding is spread as applying is).
-        let slices: Vec<Vec<(u64, EventRecord<'_>)>> = (0..engines.len())
+        applying: Stage<'_>,
+        into: &'b mut Batch,
+    ) -> io::Result<(BatchDone, Option<Stage<'b>>)> {
+        let mut tallies: Vec<Tally> = engines.iter().map(|_| Tally::default()).collect();
+        let mut next = Ok(None);
+        rayon::in_place_scope(|scope| {
+            for ((engine, route), tally) in engines.iter().zip(&applying.routes).zip(&mut tallies) {
+                let decoded = &applying.decoded;
+                scope.spawn(move |_| *tally = apply_route(engine, decoded, route));
+            }
+            next = self.prepare(into);
+        });
+        let tally = tallies.into_iter().fold(Tally::default(), |a, t| Tally {
+            applied: a.applied + t.applied,
+            late: a.late + t.late,
+            duplicates: a.duplicates + t.duplicates,
+        });
+        let done = BatchDone {
+            records: applying.records,
+            tally,
+            rejections: applying.rejections,
+        };
+        self.spare
+            .extend(applying.decoded.into_iter().map(|d| relabel(d.events)));
+        self.spare_routes.push(applying.routes);
+        Ok((done, next?))
+    }
+
+    /// Takes the next batch read into `into`, decodes it and routes its events; `None`
+    /// once the input has ended.
+    fn prepare<'b>(&mut self, into: &'b mut Batch) -> io::Result<Option<Stage<'b>>> {
+        let Ok(read) = self.batches.recv() else {
+            return Ok(None);
+        };
+        let emptied = std::mem::replace(into, read?);
+        // The reading thread may have stopped already: the allocation is then dropped.
+        let _ = self.returned.send(emptied);
+        let batch: &'b Batch = into;
+        if batch.spans.is_empty() && batch.broken.is_none() {
+            return Ok(None);
+        }
+        let slices: Vec<Vec<(u64, EventRecord<'_>)>> = (0..self.slices)
             .map(|_| relabel(self.spare.pop().unwrap_or_default()))
             .collect();
-        let decoded = decode_batch(batch, options.format, slices);
+        let decoded = decode_batch(batch, self.options.format, slices);
         let mut rejections: Vec<Rejection> = decoded
             .iter()
             .flat_map(|d| d.rejected.iter().cloned())
@@ -183,7 +275,7 @@ impl Work {
         }
         // Under --strict nothing at or after the first rejection is applied.
         let cutoff = match rejections.first() {
-            Some(first) if options.strict => first.position,
+            Some(first) if self.options.strict => first.position,
             _ => u64::MAX,
         };
         // A broken frame counts as a record (the one that could not be read).
@@ -194,7 +286,9 @@ impl Work {
             .chain(batch.broken.as_ref().map(|b| b.position))
             .filter(|p| *p < cutoff)
             .count() as u64;
-        for route in &mut self.routes {
+        let mut routes = self.spare_routes.pop().unwrap_or_default();
+        routes.resize_with(self.router.engines(), Vec::new);
+        for route in &mut routes {
             route.clear();
         }
         for (s, slice) in decoded.iter().enumerate() {
@@ -203,17 +297,15 @@ impl Work {
                     break;
                 }
                 let engine = self.router.route(event);
-                self.routes[engine].push((s as u32, i as u32));
+                routes[engine].push((s as u32, i as u32));
             }
         }
-        let tally = apply_batch(engines, &decoded, &self.routes);
-        self.spare
-            .extend(decoded.into_iter().map(|d| relabel(d.events)));
-        BatchDone {
+        Ok(Some(Stage {
+            decoded,
+            routes,
             records,
-            tally,
             rejections,
-        }
+        }))
     }
 }
 
@@ -276,33 +368,17 @@ struct Tally {
     duplicates: u64,
 }
 
-/// Every engine applies its events of the batch, one worker each.
-fn apply_batch(
-    engines: &[Arc<Engine>],
-    decoded: &[Decoded<'_>],
-    routes: &[Vec<(u32, u32)>],
-) -> Tally {
-    let apply = |(engine, route): (&Arc<Engine>, &Vec<(u32, u32)>)| {
-        let mut tally = Tally::default();
-        for &(s, i) in route {
-            match engine.apply(&decoded[s as usize].events[i as usize].1) {
-                Applied::Applied => tally.applied += 1,
-                Applied::Late => tally.late += 1,
-                Applied::Duplicate => tally.duplicates += 1,
-            }
+/// One engine applies its events of a batch, in stream order.
+fn apply_route(engine: &Engine, decoded: &[Decoded<'_>], route: &[(u32, u32)]) -> Tally {
+    let mut tally = Tally::default();
+    for &(s, i) in route {
+        match engine.apply(&decoded[s as usize].events[i as usize].1) {
+            Applied::Applied => tally.applied += 1,
+            Applied::Late => tally.late += 1,
+            Applied::Duplicate => tally.duplicates += 1,
         }
-        tally
-    };
-    let tallies: Vec<Tally> = if engines.len() == 1 {
-        vec![apply((&engines[0], &routes[0]))]
-    } else {
-        engines.par_iter().zip(routes).map(apply).collect()
-    };
-    tallies.into_iter().fold(Tally::default(), |a, t| Tally {
-        applied: a.applied + t.applied,
-        late: a.late + t.late,
-        duplicates: a.duplicates + t.duplicates,
-    })
+    }
+    tally
 }
 
 #[cfg(test)]

@@ -66,6 +66,11 @@ impl Router {
         }
     }
 
+    /// The engines routed among.
+    pub(super) fn engines(&self) -> usize {
+        self.engines as usize
+    }
+
     /// Interactions remembered (bounded by the traffic of `keep_ms`).
     #[cfg(test)]
     pub(super) fn remembered(&self) -> usize {
