@@ -90,6 +90,21 @@ impl WaitCounts {
         }
     }
 
+    /// The counts of `pairs`, which may name a bucket several times, in any order.
+    pub(crate) fn from_unsorted(pairs: impl Iterator<Item = (u32, i32)>) -> WaitCounts {
+        let mut all: SmallVec<[(u32, i32); 2]> = pairs.collect();
+        all.sort_unstable_by_key(|&(b, _)| b);
+        let mut out: SmallVec<[(u32, i32); 2]> = SmallVec::with_capacity(all.len());
+        for (bucket, count) in all {
+            match out.last_mut() {
+                Some((b, n)) if *b == bucket => *n = n.wrapping_add(count),
+                _ => out.push((bucket, count)),
+            }
+        }
+        out.retain(|(_, n)| *n != 0);
+        WaitCounts(out)
+    }
+
     pub fn merge(&mut self, other: &WaitCounts, sign: i32) {
         for &(bucket, count) in &other.0 {
             self.add(bucket, sign.wrapping_mul(count));
@@ -260,6 +275,22 @@ mod tests {
             }
             assert_eq!(target, reference);
             assert!(target.iter().all(|(_, c)| c != 0), "no empty bucket kept");
+        }
+    }
+
+    #[test]
+    fn counts_gathered_in_any_order_equal_those_added_one_by_one() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        for _ in 0..2_000 {
+            let pairs: Vec<(u32, i32)> = (0..rng.random_range(0..60))
+                .map(|_| (rng.random_range(0..40u32), rng.random_range(-3..4)))
+                .collect();
+            let mut one_by_one = WaitCounts::default();
+            for &(bucket, count) in &pairs {
+                one_by_one.add(bucket, count);
+            }
+            assert_eq!(WaitCounts::from_unsorted(pairs.into_iter()), one_by_one);
         }
     }
 

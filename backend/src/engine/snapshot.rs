@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use vigie_proto::{Breakdown, DimensionKey, Kpis, QueueStatus, Snapshot};
 
-use super::aggregate::{derive_kpis, estimate_wait, Aggregate};
+use super::aggregate::{derive_kpis, estimate_wait, Aggregate, Counters, WaitCounts};
 use super::baseline::{judge, BaseKey, Share, WEEK_MS};
 use super::capacity::{breakdown_has_agents, capacity, QueueChannels, Tally};
 use super::partial::Replica;
@@ -146,14 +146,32 @@ impl Default for SnapshotQuery {
 /// A scope's merged aggregate plus its live queue state.
 #[derive(Default)]
 struct Scope {
-    agg: Aggregate,
+    counters: Counters,
+    /// Contacts per wait bucket, in no order: a scope adds up the waits of thousands of
+    /// keys, which a sorted list would take one insertion (and shift) at a time. Sorted
+    /// once, for the percentiles.
+    waits: HashMap<u32, i32, FastHash>,
     in_queue: u64,
     oldest_arrival: Option<i64>,
 }
 
 impl Scope {
+    /// Adds one key's aggregate.
+    fn add(&mut self, agg: &Aggregate) {
+        self.counters.add(&agg.counters, 1);
+        self.add_waits(agg.waits.iter());
+    }
+
+    fn add_waits(&mut self, waits: impl Iterator<Item = (u32, i32)>) {
+        for (bucket, count) in waits {
+            let n = self.waits.entry(bucket).or_default();
+            *n = n.wrapping_add(count);
+        }
+    }
+
     fn merge(&mut self, other: &Scope) {
-        self.agg.merge(&other.agg, 1);
+        self.counters.add(&other.counters, 1);
+        self.add_waits(other.waits.iter().map(|(b, n)| (*b, *n)));
         if let Some(oldest) = other.oldest_arrival {
             self.add_waiting(other.in_queue, oldest);
         }
@@ -168,7 +186,11 @@ impl Scope {
     }
 
     fn kpis(&self, now: i64) -> Kpis {
-        let mut kpis = derive_kpis(&self.agg);
+        let agg = Aggregate {
+            counters: self.counters,
+            waits: WaitCounts::from_unsorted(self.waits.iter().map(|(b, n)| (*b, *n))),
+        };
+        let mut kpis = derive_kpis(&agg);
         kpis.in_queue = self.in_queue;
         kpis.oldest_wait_ms = self.oldest_arrival.map(|a| (now - a).max(0));
         kpis
@@ -448,12 +470,12 @@ pub(super) fn build_snapshot_of(
         let Some(key) = keys.get(*key_id as usize).filter(|k| matches(k)) else {
             continue;
         };
-        total.agg.merge(agg, 1);
-        by_channel.entry(key.channel).or_default().agg.merge(agg, 1);
-        by_queue.entry(key.queue).or_default().agg.merge(agg, 1);
+        total.add(agg);
+        by_channel.entry(key.channel).or_default().add(agg);
+        by_queue.entry(key.queue).or_default().add(agg);
         note_channel(key);
         if !query.breakdown.is_empty() {
-            breakdown.entry(group(key)).or_default().agg.merge(agg, 1);
+            breakdown.entry(group(key)).or_default().add(agg);
         }
     }
     for source in sources {
@@ -695,8 +717,8 @@ fn capped(
     let mut rest = rows.remove(&other_key).unwrap_or_default();
     let mut ranked: Vec<(Vec<Sym>, Scope)> = rows.into_iter().collect();
     ranked.sort_by(|(ka, a), (kb, b)| {
-        (b.agg.counters.arrivals, b.in_queue)
-            .cmp(&(a.agg.counters.arrivals, a.in_queue))
+        (b.counters.arrivals, b.in_queue)
+            .cmp(&(a.counters.arrivals, a.in_queue))
             .then_with(|| ka.cmp(kb))
     });
     let keep = limit.saturating_sub(1);
