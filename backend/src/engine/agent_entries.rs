@@ -48,6 +48,20 @@ impl Entries {
         self.list.insert(at, entry);
     }
 
+    /// Removes the entry of `event`, if held.
+    pub(crate) fn remove(&mut self, event: u64) {
+        let Some(at) = self.list.iter().position(|e| e.event == event) else {
+            return;
+        };
+        let order = self.list.remove(at).order();
+        if let Ok(i) = self.with_queues.binary_search_by(|(m, _)| m.cmp(&order)) {
+            self.with_queues.remove(i);
+        }
+        if let Ok(i) = self.with_site.binary_search_by(|(m, _)| m.cmp(&order)) {
+            self.with_site.remove(i);
+        }
+    }
+
     /// Keeps only the entries `keep` says to.
     pub(crate) fn retain(&mut self, mut keep: impl FnMut(&AgentEntry) -> bool) {
         self.list.retain(|e| keep(e));
@@ -85,10 +99,10 @@ impl Entries {
         (*mark >= first).then_some(value)
     }
 
-    /// Reads every entry's time and the index, for the cache (see
-    /// [`super::agents::AgentBook::for_each`]).
+    /// Reads the newest entries (those a window of the last minutes walks) and the
+    /// index, for the cache (see [`super::agents::AgentBook::for_each`]).
     pub(crate) fn touch(&self) {
-        for e in &self.list {
+        for e in self.list.iter().rev().take(TOUCHED) {
             std::hint::black_box(e.ts);
         }
         std::hint::black_box(self.with_queues.first().map(|m| m.0));
@@ -108,6 +122,9 @@ impl Entries {
             .collect();
     }
 }
+
+/// Entries [`Entries::touch`] reads: enough for an hour of an agent's changes.
+const TOUCHED: usize = 16;
 
 fn insert_sorted<T>(marks: &mut Vec<(Order, T)>, mark: (Order, T)) {
     let at = marks.partition_point(|(m, _)| *m < mark.0);
@@ -170,6 +187,11 @@ mod tests {
                     7 => {
                         let cut = rng.random_range(0..400);
                         entries.retain(|e| e.ts >= cut || e.event % 3 == 0);
+                    }
+                    8 if !entries.is_empty() => {
+                        let gone = entries[rng.random_range(0..entries.len())].event;
+                        entries.remove(gone);
+                        assert!(entries.iter().all(|e| e.event != gone));
                     }
                     _ => {}
                 }

@@ -87,7 +87,7 @@ impl AgentTimeline {
 
     /// Removes the entry of `event`, if held.
     pub(crate) fn remove(&mut self, event: u64) {
-        self.entries.retain(|e| e.event != event);
+        self.entries.remove(event);
     }
 
     /// Folds the entries before `before` into the base.
@@ -304,7 +304,8 @@ pub(crate) struct AgentBook {
     pub folded: AtomicU64,
     /// Every skill set in use, once: agents with the same skills share one allocation,
     /// which a snapshot then reads from the cache rather than once per agent. Sets no
-    /// entry holds any more are dropped when the book is folded.
+    /// entry holds any more are dropped when the book is folded (a replica's: when its
+    /// bases are replaced).
     skill_sets: Mutex<HashSet<Arc<[Sym]>, FastHash>>,
 }
 
@@ -392,6 +393,11 @@ impl AgentBook {
                     .as_ref()
                     .is_none_or(|b| b.last.state == AgentState::LoggedOut))
         });
+        self.forget_unused_skills();
+    }
+
+    /// Drops the skill sets no entry holds any more.
+    fn forget_unused_skills(&self) {
         self.skill_sets.lock().retain(|s| Arc::strong_count(s) > 1);
     }
 
@@ -513,6 +519,7 @@ impl AgentBook {
             t.base = Some(base);
             self.agents.insert(key, t);
         }
+        self.forget_unused_skills();
     }
 }
 

@@ -661,13 +661,13 @@ pub(super) fn kpis_between(
     }
     let keys = symbols.keys();
     let matches = filter.matcher(symbols);
-    let mut agg = Aggregate::default();
+    let mut scope = Scope::default();
     for (key_id, a) in &per_key {
         if keys.get(*key_id as usize).is_some_and(&matches) {
-            agg.merge(a, 1);
+            scope.add(a);
         }
     }
-    derive_kpis(&agg)
+    scope.kpis(to)
 }
 
 /// The agent list of `sources` at the end of `window` (contacts handled over it).

@@ -5,7 +5,7 @@
 //! # Parallel replay
 //! A thread reads records in batches of about [`BATCH_BYTES`] ([`read`]), ahead of the
 //! workers (one per engine). Two batches are worked on at once: while the workers apply
-//! one, the worker that is not busy decodes the next (in slices, which the others take
+//! one, the worker running the loop decodes the next (in slices, which the others take
 //! up as soon as they are done applying) and gives its events, in stream order, to
 //! engines by key ([`route`]: as a Kafka producer partitions them, an interaction kept
 //! whole). Each engine applies its own events of a batch in stream order, and the
@@ -106,7 +106,7 @@ pub fn replay<R: BufRead + Send>(
             batch.clear();
             let read = reader.fill(&mut input, &mut batch);
             let more = matches!(read, Ok(true));
-            // Nobody listening: the replay stopped (--strict).
+            // Nobody listening: the replay stopped early (--strict, an error).
             if full.send(read.map(|_| batch)).is_err() || !more {
                 return;
             }
@@ -137,24 +137,21 @@ pub fn replay<R: BufRead + Send>(
         }
         Ok(())
     };
-    // Two batches in turn: one applied while the next is read, decoded and routed. The
-    // loop runs on a worker of the pool, which reads and decodes while the others apply
-    // and then applies or decodes whatever is left (work stealing balances them).
-    // Owns the receiving end: once it returns, the reading thread stops at its next batch.
+    // Two batches in turn, one applied while the next is decoded and routed: written
+    // out twice, so that each buffer stays borrowed by its own batch's events. The loop
+    // runs on a worker of the pool, which decodes while the others apply, then applies or
+    // decodes whatever is left (work stealing balances them). It owns the receiving end:
+    // once it returns, the reading thread stops at its next batch.
     let run = move || -> Result<(), ReplayError> {
         let (mut first, mut second) = (Batch::default(), Batch::default());
         let Some(mut applying) = work.prepare(&mut first)? else {
             return Ok(());
         };
         loop {
-            let (done, next) = work.step(engines, applying, &mut second)?;
-            report(done, work.router.split_customers)?;
-            let Some(next) = next else {
+            let Some(next) = work.turn(engines, applying, &mut second, &mut report)? else {
                 return Ok(());
             };
-            let (done, after) = work.step(engines, next, &mut first)?;
-            report(done, work.router.split_customers)?;
-            let Some(after) = after else {
+            let Some(after) = work.turn(engines, next, &mut first, &mut report)? else {
                 return Ok(());
             };
             applying = after;
@@ -163,7 +160,8 @@ pub fn replay<R: BufRead + Send>(
     std::thread::scope(|threads| {
         std::thread::Builder::new()
             .name("vigie-replay-read".into())
-            .spawn_scoped(threads, read_ahead)?;
+            .spawn_scoped(threads, read_ahead)
+            .map_err(|e| ReplayError::Threads(e.to_string()))?;
         pool.install(run)
     })?;
     Ok(counts)
@@ -217,13 +215,28 @@ struct Work {
 }
 
 impl Work {
-    /// Applies `applying` while the next batch is read into `into`, decoded and routed.
+    /// Applies `applying` while the next batch is taken into `into`, decoded and
+    /// routed; reports what became of the applied one (before any error reading the
+    /// next), and returns the next one.
+    fn turn<'b>(
+        &mut self,
+        engines: &[Arc<Engine>],
+        applying: Stage<'_>,
+        into: &'b mut Batch,
+        report: &mut impl FnMut(BatchDone, u64) -> Result<(), ReplayError>,
+    ) -> Result<Option<Stage<'b>>, ReplayError> {
+        let (done, next) = self.step(engines, applying, into);
+        report(done, self.router.split_customers)?;
+        Ok(next?)
+    }
+
+    /// Applies `applying` while the next batch is taken into `into`, decoded and routed.
     fn step<'b>(
         &mut self,
         engines: &[Arc<Engine>],
         applying: Stage<'_>,
         into: &'b mut Batch,
-    ) -> io::Result<(BatchDone, Option<Stage<'b>>)> {
+    ) -> (BatchDone, io::Result<Option<Stage<'b>>>) {
         let mut tallies: Vec<Tally> = engines.iter().map(|_| Tally::default()).collect();
         let mut next = Ok(None);
         rayon::in_place_scope(|scope| {
@@ -246,7 +259,7 @@ impl Work {
         self.spare
             .extend(applying.decoded.into_iter().map(|d| relabel(d.events)));
         self.spare_routes.push(applying.routes);
-        Ok((done, next?))
+        (done, next)
     }
 
     /// Takes the next batch read into `into`, decodes it and routes its events; `None`
