@@ -116,7 +116,6 @@ pub fn replay<R: BufRead + Send>(
         batches,
         returned,
         options,
-        slices: SLICES_PER_THREAD * engines.len().max(1),
         spare: Vec::new(),
         spare_routes: Vec::new(),
         router: Router::new(engines.len(), interaction_lifetime(engines)),
@@ -168,7 +167,7 @@ pub fn replay<R: BufRead + Send>(
 }
 
 /// Decoding slices per worker: small enough that a worker done applying early takes
-/// some of the next batch's decoding from the one still reading.
+/// some of the next batch's decoding from the one running the loop.
 const SLICES_PER_THREAD: usize = 4;
 
 /// How long an interaction may still be joined after its last event: the router
@@ -205,8 +204,6 @@ struct Work {
     /// Emptied batches, back to the reading thread.
     returned: mpsc::Sender<Batch>,
     options: ReplayOptions,
-    /// Slices a batch is decoded in.
-    slices: usize,
     /// Emptied vectors of decoded events: their allocations are reused rather than
     /// returned to the system and faulted in again for every batch.
     spare: Vec<Vec<(u64, EventRecord<'static>)>>,
@@ -275,7 +272,8 @@ impl Work {
         if batch.spans.is_empty() && batch.broken.is_none() {
             return Ok(None);
         }
-        let slices: Vec<Vec<(u64, EventRecord<'_>)>> = (0..self.slices)
+        let slices: Vec<Vec<(u64, EventRecord<'_>)>> = (0..SLICES_PER_THREAD
+            * self.router.engines())
             .map(|_| relabel(self.spare.pop().unwrap_or_default()))
             .collect();
         let decoded = decode_batch(batch, self.options.format, slices);
