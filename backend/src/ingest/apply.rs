@@ -96,7 +96,6 @@ impl Applier {
         status: &InstanceStatus,
         dlq: &DeadLetters,
     ) {
-        status.consumed.fetch_add(batch.len() as u64, Relaxed);
         // Per partition, its records (indexes) in offset order: the batch keeps the
         // queue's order.
         let messages = &batch.messages;
@@ -139,6 +138,9 @@ impl Applier {
                 .map(|(_, records)| apply_partition(records))
                 .collect(),
         };
+        // Counted once applied (as the rebuild counts): whoever sees every record
+        // consumed then finds them all in the engine.
+        status.consumed.fetch_add(messages.len() as u64, Relaxed);
         for done in &done {
             status.applied.fetch_add(done.applied, Relaxed);
             for (index, error) in &done.refused {
