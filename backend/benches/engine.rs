@@ -173,6 +173,7 @@ fn benches(c: &mut Criterion) {
                     let options = ReplayOptions {
                         format,
                         strict: false,
+                        newest_ts: None,
                     };
                     let workers = replay_engines(&engines, 1);
                     replay(&workers, &bytes[..], options, |_| {}).expect("replay");

@@ -10,7 +10,7 @@ use clap::Args;
 use vigie::config::Settings;
 use vigie::engine::{Dimension, DimensionFilter, EngineSet, SnapshotQuery, WindowSpec};
 use vigie::event::Format;
-use vigie::replay::{replay, replay_engines, ReplayError, ReplayOptions};
+use vigie::replay::{newest_time_in_tail, replay, replay_engines, ReplayError, ReplayOptions};
 
 #[derive(Args, Debug)]
 pub struct ReplayArgs {
@@ -93,12 +93,18 @@ pub fn run(settings: &Settings, args: ReplayArgs) -> Result<()> {
     let workers = replay_engines(&engines, threads);
     let engine = &workers[0];
     // Sent to the replay's worker threads (standard input is locked per read).
+    let mut newest_ts = None;
     let input: Box<dyn Read + Send> = if args.input.as_os_str() == "-" {
         Box::new(io::stdin())
     } else {
-        Box::new(
-            File::open(&args.input).with_context(|| format!("opening {}", args.input.display()))?,
-        )
+        let mut file =
+            File::open(&args.input).with_context(|| format!("opening {}", args.input.display()))?;
+        // A regular file's end can be read first (not a pipe's).
+        if args.format == InputFormat::Jsonl && file.metadata().is_ok_and(|m| m.is_file()) {
+            newest_ts = newest_time_in_tail(&mut file, Format::Jsonl)
+                .with_context(|| format!("reading the end of {}", args.input.display()))?;
+        }
+        Box::new(file)
     };
     let filter = DimensionFilter::from_key(vigie_proto::DimensionKey {
         channel: args.channel,
@@ -157,6 +163,7 @@ pub fn run(settings: &Settings, args: ReplayArgs) -> Result<()> {
     let options = ReplayOptions {
         format,
         strict: args.strict,
+        newest_ts,
     };
     let result = replay(
         &workers,

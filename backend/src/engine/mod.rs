@@ -419,6 +419,18 @@ impl Engine {
         self.stores.iter().map(|s| s.lock().entry_count()).sum()
     }
 
+    /// Told ahead that the stream will end at `newest_ts` (its newest event time): the
+    /// contributions of events older than any window ending then can reach (the
+    /// retention) are not kept. A replay of a file with days of history, read for the
+    /// repeats and the baselines, then does not aggregate that history only to evict it.
+    /// Only a window ending at `newest_ts` or later is exact afterwards.
+    pub fn expect_end(&self, newest_ts: i64) {
+        let floor = newest_ts.saturating_sub(self.cfg.retention_ms());
+        for store in self.stores.iter() {
+            store.lock().keep_from(floor);
+        }
+    }
+
     /// Applies one validated event.
     pub fn apply(&self, ev: &EventRecord<'_>) -> Applied {
         let ts = ev.ts_ms;

@@ -112,6 +112,9 @@ pub(crate) struct BucketStore {
     /// Starts of the [`CHUNK_MS`] chunks changed since last taken; `None`: not tracked
     /// (single instance, no partials published).
     dirty: Option<BTreeSet<i64>>,
+    /// Effects placed before this are not kept: no window will read them (see
+    /// [`BucketStore::keep_from`]).
+    floor: i64,
 }
 
 impl Default for BucketStore {
@@ -124,6 +127,7 @@ impl Default for BucketStore {
             ],
             quantizer: WaitQuantizer::default(),
             dirty: None,
+            floor: i64::MIN,
         }
     }
 }
@@ -134,6 +138,11 @@ pub(crate) type Exported = (i64, KeyId, bool, Effect);
 impl BucketStore {
     /// Adds (sign 1) or retracts (sign -1) one placed effect at every resolution.
     pub fn apply(&mut self, placed: &Placed, sign: i32) {
+        // An effect's time never changes, so its addition and its retraction are both
+        // dropped or both kept.
+        if placed.ts < self.floor {
+            return;
+        }
         let chunk = self.log.start_of(placed.ts);
         if let Some(dirty) = &mut self.dirty {
             dirty.insert(chunk);
@@ -227,6 +236,12 @@ impl BucketStore {
         });
     }
 
+    /// Keeps no effect placed before `floor` from now on: the caller knows that no
+    /// window will start that early (a replay knowing its input's end).
+    pub(crate) fn keep_from(&mut self, floor: i64) {
+        self.floor = self.floor.max(floor);
+    }
+
     /// Drops every bucket that ends at or before `before`.
     pub(crate) fn evict_before(&mut self, before: i64) {
         // The log is kept to the second: the chunk holding `before` loses its seconds
@@ -316,6 +331,31 @@ mod tests {
             "one run of hours"
         );
         assert!(runs.len() <= 5, "{runs:?}");
+    }
+
+    #[test]
+    fn effects_before_the_floor_are_not_kept_and_those_after_are() {
+        let mut store = BucketStore::default();
+        store.keep_from(3_600_000);
+        let placed = |ts| Placed {
+            ts,
+            key: 0,
+            effect: Effect::Deflection,
+        };
+        for ts in [0, 3_599_999, 3_600_000, 7_200_000] {
+            store.apply(&placed(ts), 1);
+        }
+        // A retraction below the floor is dropped as its addition was.
+        store.apply(&placed(3_599_999), -1);
+        let mut out = HashMap::default();
+        store.collect(0, 7_201_000, &mut out);
+        assert_eq!(out.get(&0).map(|a| a.counters.deflected), Some(2));
+        // A lower floor told later does not bring back what was dropped.
+        store.keep_from(0);
+        store.apply(&placed(0), 1);
+        store.apply(&placed(3_599_000), 1);
+        // Two effects kept: logged, and in cells of both levels.
+        assert_eq!(store.entry_count(), 2 + 2 * 2);
     }
 
     #[test]

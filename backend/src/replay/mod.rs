@@ -26,6 +26,7 @@ use thiserror::Error;
 
 use crate::engine::{Applied, Engine, EngineSet};
 use crate::event::{decode_json, decode_proto, DecodeError, EventRecord, Format};
+pub use read::newest_time_in_tail;
 use read::{Batch, RecordReader, Span};
 use route::Router;
 
@@ -70,6 +71,11 @@ pub struct ReplayOptions {
     pub format: Format,
     /// Stop at the first malformed record (nothing after it is applied).
     pub strict: bool,
+    /// The input's newest event time, when known ahead ([`newest_time_in_tail`] of a
+    /// file): the engines keep no aggregate older than a window ending then can reach
+    /// ([`Engine::expect_end`]). Only the snapshot at the end is then exact, which is
+    /// all a replay shows.
+    pub newest_ts: Option<i64>,
 }
 
 /// The engines of a replay over `threads` workers: partitions `0..threads` of a fresh set.
@@ -94,6 +100,11 @@ pub fn replay<R: BufRead + Send>(
         .thread_name(|i| format!("vigie-replay-{i}"))
         .build()
         .map_err(|e| ReplayError::Threads(e.to_string()))?;
+    if let Some(newest) = options.newest_ts {
+        for engine in engines {
+            engine.expect_end(newest);
+        }
+    }
     let mut counts = ReplayCounts::default();
     // A thread reads batches ahead (one waiting, one being filled); emptied ones come
     // back to it for their allocations.
@@ -422,6 +433,85 @@ mod tests {
         out
     }
 
+    /// Days of a simulated centre, as JSON lines.
+    fn days_of_history() -> (Vec<EventRecord<'static>>, String) {
+        let events: Vec<_> = crate::simulate::Simulator::new(crate::simulate::SimulationConfig {
+            contacts: Some(12_000),
+            seed: 5,
+            contacts_per_second: 0.05, // about 2.8 days
+            ..crate::simulate::SimulationConfig::default()
+        })
+        .collect();
+        let text = events
+            .iter()
+            .map(|e| crate::event::encode::to_json(e) + "\n")
+            .collect();
+        (events, text)
+    }
+
+    /// The end told ahead: every window of the snapshot at the end is the one of a
+    /// replay told nothing, although the history was not aggregated.
+    #[test]
+    fn a_replay_told_its_end_ahead_shows_the_same_snapshots() {
+        use crate::engine::{Dimension, SnapshotQuery, WindowSpec};
+        let (events, input) = days_of_history();
+        let newest = newest_time_in_tail(&mut io::Cursor::new(input.as_bytes()), Format::Jsonl)
+            .expect("reads");
+        assert_eq!(newest, events.iter().map(|e| e.ts_ms).max());
+        let snapshots = |newest_ts: Option<i64>| {
+            let set = EngineSet::new(EngineConfig::default());
+            let engines = replay_engines(&set, 2);
+            let options = ReplayOptions {
+                format: Format::Jsonl,
+                strict: false,
+                newest_ts,
+            };
+            replay(&engines, input.as_bytes(), options, |_| {}).expect("replays");
+            let windows = [
+                WindowSpec::Last(900_000),
+                WindowSpec::Last(86_400_000),
+                WindowSpec::Today,
+            ];
+            windows.map(|window| {
+                let query = SnapshotQuery {
+                    window,
+                    breakdown: vec![Dimension::Queue, Dimension::Reason],
+                    ..SnapshotQuery::default()
+                };
+                let snapshot = set.snapshot(&query).expect("snapshot");
+                serde_json::to_string(&snapshot).expect("serialises")
+            })
+        };
+        let told = snapshots(newest);
+        assert!(told[1].contains("\"arrivals\""), "{}", told[1]);
+        assert_eq!(told, snapshots(None));
+    }
+
+    /// Told an end days later, a replay reads the history for the repeats but keeps no
+    /// aggregate of it.
+    #[test]
+    fn history_older_than_the_retention_before_the_end_is_not_aggregated() {
+        let (events, input) = days_of_history();
+        let newest = events.iter().map(|e| e.ts_ms).max().expect("events");
+        let kept = |newest_ts: Option<i64>| {
+            let set = EngineSet::new(EngineConfig::default());
+            let engines = replay_engines(&set, 2);
+            let options = ReplayOptions {
+                format: Format::Jsonl,
+                strict: false,
+                newest_ts,
+            };
+            replay(&engines, input.as_bytes(), options, |_| {}).expect("replays");
+            let customers: usize = engines.iter().map(|e| e.tracked_customers()).sum();
+            let entries: usize = engines.iter().map(|e| e.stored_entries()).sum();
+            (customers, entries)
+        };
+        let (customers, entries) = kept(None);
+        assert!(customers > 0 && entries > 0);
+        let later = newest + EngineConfig::default().retention_ms() + 3_600_000;
+        assert_eq!(kept(Some(later)), (customers, 0));
+    }
+
     fn applied(engines: &[std::sync::Arc<Engine>]) -> u64 {
         engines
             .iter()
@@ -439,6 +529,7 @@ mod tests {
             let options = ReplayOptions {
                 format: Format::Jsonl,
                 strict: true,
+                newest_ts: None,
             };
             let mut seen = Vec::new();
             let err = replay(&engines, input.as_bytes(), options, |r| {
@@ -463,6 +554,7 @@ mod tests {
         let options = ReplayOptions {
             format: Format::Jsonl,
             strict: false,
+            newest_ts: None,
         };
         let mut seen = Vec::new();
         let counts = replay(&engines, input.as_bytes(), options, |r| {

@@ -1,11 +1,40 @@
 //! Owns cutting the input into numbered records, in batches of about [`BATCH_BYTES`]
 //! copied back to back into one buffer.
 
-use std::io::{self, BufRead};
+use std::io::{self, BufRead, Read, Seek, SeekFrom};
 
 use super::{Rejection, BATCH_BYTES};
 use crate::event::protobuf::Frame;
-use crate::event::{Format, ProtoStreamReader};
+use crate::event::{decode_json, Format, ProtoStreamReader};
+
+/// Bytes read at the end of a JSONL file for its newest event time: a few hundred lines.
+const TAIL_BYTES: u64 = 64 << 10;
+
+/// The newest event time of the records that decode among the whole lines of the last
+/// [`TAIL_BYTES`] of a JSONL input: a lower bound of the stream's newest time, so it is
+/// safe to tell the engines ahead ([`super::ReplayOptions::newest_ts`]). `None` for protobuf, whose framing cannot be
+/// read backwards, or when no line there decodes. Leaves the input at its start.
+pub fn newest_time_in_tail<R: Read + Seek>(
+    input: &mut R,
+    format: Format,
+) -> io::Result<Option<i64>> {
+    if format != Format::Jsonl {
+        return Ok(None);
+    }
+    let start = input.seek(SeekFrom::End(0))?.saturating_sub(TAIL_BYTES);
+    input.seek(SeekFrom::Start(start))?;
+    let mut tail = Vec::new();
+    input.by_ref().take(TAIL_BYTES).read_to_end(&mut tail)?;
+    input.seek(SeekFrom::Start(0))?;
+    let mut lines = tail.split(|b| *b == b'\n');
+    if start > 0 {
+        lines.next(); // the end of a line cut by the tail's start
+    }
+    Ok(lines
+        .filter_map(|line| decode_json(line.trim_ascii()).ok())
+        .map(|event| event.ts_ms)
+        .max())
+}
 
 /// One record of a batch: where it is in the batch's bytes and in the stream.
 #[derive(Debug, Clone)]
@@ -115,5 +144,50 @@ impl RecordReader {
             }
         }
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+
+    use super::*;
+    use crate::event::format_rfc3339_ms;
+
+    fn arrival(i: usize, ts: i64) -> String {
+        format!(
+            "{{\"event_id\":\"e{i}\",\"type\":\"arrived\",\"ts\":\"{}\",\"interaction_id\":\"i{i}\",\"channel\":\"chat\"}}\n",
+            format_rfc3339_ms(ts)
+        )
+    }
+
+    #[test]
+    fn the_newest_time_is_that_of_the_whole_lines_at_the_end() {
+        let base = 1_795_597_200_000;
+        let mut text = String::new();
+        for i in 0..2_000 {
+            let ts = match i {
+                0 => base + 1_000_000_000, // newest of all, but far from the end
+                1_996 => base + 5_000_000, // newest of the end, out of order
+                _ => base + i as i64 * 1_000,
+            };
+            text.push_str(&arrival(i, ts));
+        }
+        text.push_str("{\"event_id\":\"cut\",\"type\":\"arr");
+        assert!(text.len() as u64 > 2 * TAIL_BYTES);
+        let mut input = Cursor::new(text.as_bytes());
+        let newest = newest_time_in_tail(&mut input, Format::Jsonl).expect("reads");
+        assert_eq!(newest, Some(base + 5_000_000));
+        assert_eq!(input.position(), 0, "left at its start");
+        assert_eq!(
+            newest_time_in_tail(&mut input, Format::Proto).expect("reads"),
+            None
+        );
+        // Shorter than the tail: its first line counts too.
+        let short = arrival(0, base + 9_000) + &arrival(1, base);
+        let newest = newest_time_in_tail(&mut Cursor::new(short.as_bytes()), Format::Jsonl);
+        assert_eq!(newest.expect("reads"), Some(base + 9_000));
+        let garbage = newest_time_in_tail(&mut Cursor::new(&b"not json\n"[..]), Format::Jsonl);
+        assert_eq!(garbage.expect("reads"), None);
     }
 }
