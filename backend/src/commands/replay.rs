@@ -101,8 +101,15 @@ pub fn run(settings: &Settings, args: ReplayArgs) -> Result<()> {
             File::open(&args.input).with_context(|| format!("opening {}", args.input.display()))?;
         // A regular file's end can be read first (not a pipe's).
         if args.format == InputFormat::Jsonl && file.metadata().is_ok_and(|m| m.is_file()) {
-            newest_ts = newest_time_in_tail(&mut file, Format::Jsonl)
-                .with_context(|| format!("reading the end of {}", args.input.display()))?;
+            // Only a saving: a file whose end cannot be read is replayed without it.
+            match newest_time_in_tail(&mut file, Format::Jsonl) {
+                Ok(newest) => newest_ts = newest,
+                Err(e) => {
+                    eprintln!("warning: reading the end of {}: {e}", args.input.display());
+                    file = File::open(&args.input)
+                        .with_context(|| format!("opening {}", args.input.display()))?;
+                }
+            }
         }
         Box::new(file)
     };
@@ -184,6 +191,18 @@ pub fn run(settings: &Settings, args: ReplayArgs) -> Result<()> {
         Err(e) => return Err(e.into()),
     };
     let elapsed = started.elapsed();
+    // The engines were told the time read at the file's end: a file cut while it was
+    // replayed (a log rotated by truncation) never reached it, and the windows reaching
+    // before it would miss the aggregates left out.
+    let reached = workers.iter().filter_map(|e| e.watermark()).max();
+    if let Some(newest) = newest_ts.filter(|n| reached < Some(*n)) {
+        anyhow::bail!(
+            "{} changed while it was replayed: its end held an event at {}, which the \
+             replay never reached; replay it again (or from standard input: `vigie replay - < FILE`)",
+            args.input.display(),
+            vigie::event::format_rfc3339_ms(newest)
+        );
+    }
     if counts.rejected > MAX_REPORTED_REJECTIONS {
         eprintln!("... {} rejected records in all", counts.rejected);
     }

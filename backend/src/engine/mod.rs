@@ -419,11 +419,13 @@ impl Engine {
         self.stores.iter().map(|s| s.lock().entry_count()).sum()
     }
 
-    /// Told ahead that the stream will end at `newest_ts` (its newest event time): the
-    /// contributions of events older than any window ending then can reach (the
-    /// retention) are not kept. A replay of a file with days of history, read for the
-    /// repeats and the baselines, then does not aggregate that history only to evict it.
-    /// Only a window ending at `newest_ts` or later is exact afterwards.
+    /// Told, before any event is applied, that the watermark will reach at least
+    /// `newest_ts` (a lower bound of the stream's newest event time): effects placed
+    /// before `newest_ts` less the retention are not kept, since no window ending at or
+    /// after `newest_ts` starts that early. A replay of a file with days of history,
+    /// read for the repeats and the baselines, then does not aggregate that history only
+    /// to evict it. A window starting before that floor would miss them: a `newest_ts`
+    /// the stream never reaches makes the windows at its end wrong.
     pub fn expect_end(&self, newest_ts: i64) {
         let floor = newest_ts.saturating_sub(self.cfg.retention_ms());
         for store in self.stores.iter() {

@@ -139,7 +139,7 @@ impl BucketStore {
     /// Adds (sign 1) or retracts (sign -1) one placed effect at every resolution.
     pub fn apply(&mut self, placed: &Placed, sign: i32) {
         // An effect's time never changes, so its addition and its retraction are both
-        // dropped or both kept.
+        // dropped or both kept, the floor being set before anything is applied.
         if placed.ts < self.floor {
             return;
         }
@@ -236,8 +236,9 @@ impl BucketStore {
         });
     }
 
-    /// Keeps no effect placed before `floor` from now on: the caller knows that no
-    /// window will start that early (a replay knowing its input's end).
+    /// Keeps no effect placed before `floor`: the caller knows that no window will
+    /// start that early (a replay knowing its input's end). Set before any effect is
+    /// applied, so that no retraction misses the addition it cancels.
     pub(crate) fn keep_from(&mut self, floor: i64) {
         self.floor = self.floor.max(floor);
     }

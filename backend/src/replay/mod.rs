@@ -71,10 +71,11 @@ pub struct ReplayOptions {
     pub format: Format,
     /// Stop at the first malformed record (nothing after it is applied).
     pub strict: bool,
-    /// The input's newest event time, when known ahead ([`newest_time_in_tail`] of a
-    /// file): the engines keep no aggregate older than a window ending then can reach
-    /// ([`Engine::expect_end`]). Only the snapshot at the end is then exact, which is
-    /// all a replay shows.
+    /// A lower bound of the input's newest event time, when known ahead
+    /// ([`newest_time_in_tail`] of a file): the engines keep no aggregate older than a
+    /// window ending then can reach ([`Engine::expect_end`]). Only the snapshot at the
+    /// end is then exact, which is all a replay shows; a time the input never reaches
+    /// makes it wrong.
     pub newest_ts: Option<i64>,
 }
 
@@ -433,12 +434,14 @@ mod tests {
         out
     }
 
-    /// Days of a simulated centre, as JSON lines.
+    /// Days of a simulated centre, as JSON lines: about 2.8 days up to the evening of
+    /// 2026-10-25, when Paris falls back an hour (a 25-hour `today` there).
     fn days_of_history() -> (Vec<EventRecord<'static>>, String) {
         let events: Vec<_> = crate::simulate::Simulator::new(crate::simulate::SimulationConfig {
             contacts: Some(12_000),
             seed: 5,
-            contacts_per_second: 0.05, // about 2.8 days
+            contacts_per_second: 0.05,
+            start_ms: 1_792_731_600_000, // 2026-10-23T05:00:00Z
             ..crate::simulate::SimulationConfig::default()
         })
         .collect();
@@ -458,8 +461,12 @@ mod tests {
         let newest = newest_time_in_tail(&mut io::Cursor::new(input.as_bytes()), Format::Jsonl)
             .expect("reads");
         assert_eq!(newest, events.iter().map(|e| e.ts_ms).max());
+        let paris = EngineConfig {
+            time_zone: jiff::tz::TimeZone::get("Europe/Paris").expect("bundled tz database"),
+            ..EngineConfig::default()
+        };
         let snapshots = |newest_ts: Option<i64>| {
-            let set = EngineSet::new(EngineConfig::default());
+            let set = EngineSet::new(paris.clone());
             let engines = replay_engines(&set, 2);
             let options = ReplayOptions {
                 format: Format::Jsonl,
@@ -478,12 +485,16 @@ mod tests {
                     breakdown: vec![Dimension::Queue, Dimension::Reason],
                     ..SnapshotQuery::default()
                 };
-                let snapshot = set.snapshot(&query).expect("snapshot");
-                serde_json::to_string(&snapshot).expect("serialises")
+                set.snapshot(&query).expect("snapshot")
             })
         };
         let told = snapshots(newest);
-        assert!(told[1].contains("\"arrivals\""), "{}", told[1]);
+        assert!(told[0].total.arrivals > 0, "traffic at the end");
+        let today = &told[2].window;
+        assert!(
+            today.to - today.from > 86_400_000,
+            "a 25-hour day: {today:?}"
+        );
         assert_eq!(told, snapshots(None));
     }
 
