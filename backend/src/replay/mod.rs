@@ -452,6 +452,23 @@ mod tests {
         (events, text)
     }
 
+    /// `input` replayed by two engines of a new set, told `newest_ts` ahead.
+    fn replay_told(
+        cfg: EngineConfig,
+        input: &str,
+        newest_ts: Option<i64>,
+    ) -> (EngineSet, Vec<Arc<Engine>>) {
+        let set = EngineSet::new(cfg);
+        let engines = replay_engines(&set, 2);
+        let options = ReplayOptions {
+            format: Format::Jsonl,
+            strict: false,
+            newest_ts,
+        };
+        replay(&engines, input.as_bytes(), options, |_| {}).expect("replays");
+        (set, engines)
+    }
+
     /// The end told ahead: every window of the snapshot at the end is the one of a
     /// replay told nothing, although the history was not aggregated.
     #[test]
@@ -466,14 +483,7 @@ mod tests {
             ..EngineConfig::default()
         };
         let snapshots = |newest_ts: Option<i64>| {
-            let set = EngineSet::new(paris.clone());
-            let engines = replay_engines(&set, 2);
-            let options = ReplayOptions {
-                format: Format::Jsonl,
-                strict: false,
-                newest_ts,
-            };
-            replay(&engines, input.as_bytes(), options, |_| {}).expect("replays");
+            let (set, _) = replay_told(paris.clone(), &input, newest_ts);
             let windows = [
                 WindowSpec::Last(900_000),
                 WindowSpec::Last(86_400_000),
@@ -505,14 +515,7 @@ mod tests {
         let (events, input) = days_of_history();
         let newest = events.iter().map(|e| e.ts_ms).max().expect("events");
         let kept = |newest_ts: Option<i64>| {
-            let set = EngineSet::new(EngineConfig::default());
-            let engines = replay_engines(&set, 2);
-            let options = ReplayOptions {
-                format: Format::Jsonl,
-                strict: false,
-                newest_ts,
-            };
-            replay(&engines, input.as_bytes(), options, |_| {}).expect("replays");
+            let (_, engines) = replay_told(EngineConfig::default(), &input, newest_ts);
             let customers: usize = engines.iter().map(|e| e.tracked_customers()).sum();
             let entries: usize = engines.iter().map(|e| e.stored_entries()).sum();
             (customers, entries)
