@@ -97,17 +97,18 @@ pub fn run(settings: &Settings, args: ReplayArgs) -> Result<()> {
     let input: Box<dyn Read + Send> = if args.input.as_os_str() == "-" {
         Box::new(io::stdin())
     } else {
-        let mut file =
-            File::open(&args.input).with_context(|| format!("opening {}", args.input.display()))?;
+        let open =
+            || File::open(&args.input).with_context(|| format!("opening {}", args.input.display()));
+        let mut file = open()?;
         // A regular file's end can be read first (not a pipe's).
         if args.format == InputFormat::Jsonl && file.metadata().is_ok_and(|m| m.is_file()) {
-            // Only a saving: a file whose end cannot be read is replayed without it.
+            // Only a saving: a file whose end cannot be read is replayed without it, from
+            // its start (opened again: where the failed read left it is unknown).
             match newest_time_in_tail(&mut file, Format::Jsonl) {
                 Ok(newest) => newest_ts = newest,
                 Err(e) => {
                     eprintln!("warning: reading the end of {}: {e}", args.input.display());
-                    file = File::open(&args.input)
-                        .with_context(|| format!("opening {}", args.input.display()))?;
+                    file = open()?;
                 }
             }
         }
@@ -194,8 +195,7 @@ pub fn run(settings: &Settings, args: ReplayArgs) -> Result<()> {
     // The engines were told the time read at the file's end: a file cut while it was
     // replayed (a log rotated by truncation) never reached it, and the windows reaching
     // before it would miss the aggregates left out.
-    let reached = workers.iter().filter_map(|e| e.watermark()).max();
-    if let Some(newest) = newest_ts.filter(|n| reached < Some(*n)) {
+    if let Some(newest) = newest_ts.filter(|n| engines.watermark() < Some(*n)) {
         anyhow::bail!(
             "{} changed while it was replayed: its end held an event at {}, which the \
              replay never reached; replay it again (or from standard input: `vigie replay - < FILE`)",

@@ -12,8 +12,9 @@ const TAIL_BYTES: u64 = 64 << 10;
 
 /// The newest event time of the records that decode among the whole lines of the last
 /// [`TAIL_BYTES`] of a JSONL input: a lower bound of the stream's newest time, so it is
-/// safe to tell the engines ahead ([`super::ReplayOptions::newest_ts`]). `None` for protobuf, whose framing cannot be
-/// read backwards, or when no line there decodes. Leaves the input at offset 0.
+/// safe to tell the engines ahead ([`super::ReplayOptions::newest_ts`]). `None` for
+/// protobuf, whose framing cannot be read backwards, or when no line there decodes.
+/// Leaves the input at offset 0.
 pub fn newest_time_in_tail<R: Read + Seek>(
     input: &mut R,
     format: Format,
