@@ -45,6 +45,16 @@ pub(super) struct JsonEvent<'a> {
 
 /// Decodes one JSON object (one line of a JSONL stream).
 pub fn decode_json(bytes: &[u8]) -> Result<EventRecord<'_>, DecodeError> {
+    let mut record = EventRecord::new("", EventKind::Arrived, 0, "");
+    decode_json_into(bytes, &mut record)?;
+    Ok(record)
+}
+
+/// Decodes one JSON object into `out`, every field of which it sets: a caller keeping
+/// records in a vector decodes each where it stays. A record is about 300 bytes, and
+/// moving it from the scanner to the result to the vector cost a tenth of a replay. On
+/// an error, `out` holds nothing meaningful.
+pub fn decode_json_into<'a>(bytes: &'a [u8], out: &mut EventRecord<'a>) -> Result<(), DecodeError> {
     if bytes.len() > MAX_RECORD_BYTES {
         return Err(DecodeError::TooLarge {
             len: bytes.len(),
@@ -52,49 +62,41 @@ pub fn decode_json(bytes: &[u8]) -> Result<EventRecord<'_>, DecodeError> {
         });
     }
     // The usual flat line borrows every string; anything else goes through serde.
-    let raw = match super::scan::scan_event(bytes) {
-        Some(raw) => raw,
-        None => match serde_json::from_slice::<JsonEvent<'_>>(bytes) {
-            Ok(raw) => raw,
-            Err(_) => return Err(explain_json_error(bytes)),
-        },
-    };
+    let mut raw = JsonEvent::default();
+    if super::scan::scan_event(bytes, &mut raw).is_none() {
+        raw = serde_json::from_slice::<JsonEvent<'_>>(bytes)
+            .map_err(|_| explain_json_error(bytes))?;
+    }
     let kind_str = raw.kind.ok_or(DecodeError::MissingField("type"))?;
-    let kind = EventKind::parse(&kind_str)
+    out.kind = EventKind::parse(&kind_str)
         .ok_or_else(|| DecodeError::UnknownType(kind_str.chars().take(64).collect()))?;
     let ts = raw.ts.ok_or(DecodeError::MissingField("ts"))?;
-    let agent_state = match raw.state {
+    out.agent_state = match raw.state {
         Some(state) => Some(
             AgentState::parse(&state)
                 .ok_or_else(|| DecodeError::UnknownAgentState(state.chars().take(64).collect()))?,
         ),
         None => None,
     };
-    let interaction_id = match (raw.interaction_id, kind) {
+    out.interaction_id = match (raw.interaction_id, out.kind) {
         (Some(id), _) => id,
         (None, EventKind::AgentState) => Cow::Borrowed(""),
         (None, _) => return Err(DecodeError::MissingField("interaction_id")),
     };
-    let record = EventRecord {
-        event_id: raw.event_id.ok_or(DecodeError::MissingField("event_id"))?,
-        kind,
-        ts_ms: parse_rfc3339_ms(&ts)?,
-        interaction_id,
-        customer_id: raw.customer_id.filter(|c| !c.is_empty()),
-        channel: raw.channel,
-        queue: raw.queue,
-        reason: raw.reason,
-        segment: raw.segment,
-        site: raw.site,
-        deflected_to: raw.deflected_to,
-        resolved: raw.resolved,
-        agent_id: raw.agent_id,
-        agent_state,
-        away_reason: raw.away_reason.filter(|r| !r.is_empty()),
-        queues: raw.queues,
-    };
-    record.validate()?;
-    Ok(record)
+    out.event_id = raw.event_id.ok_or(DecodeError::MissingField("event_id"))?;
+    out.ts_ms = parse_rfc3339_ms(&ts)?;
+    out.customer_id = raw.customer_id.filter(|c| !c.is_empty());
+    out.channel = raw.channel;
+    out.queue = raw.queue;
+    out.reason = raw.reason;
+    out.segment = raw.segment;
+    out.site = raw.site;
+    out.deflected_to = raw.deflected_to;
+    out.resolved = raw.resolved;
+    out.agent_id = raw.agent_id;
+    out.away_reason = raw.away_reason.filter(|r| !r.is_empty());
+    out.queues = raw.queues;
+    out.validate()
 }
 
 /// Slow path, only for bad records: decode again tracking the path, so the error

@@ -18,8 +18,8 @@ use thiserror::Error;
 pub use vigie_proto::AgentState;
 
 pub use encode::{encode, event_key, to_json, write_events, Format};
-pub use json::decode_json;
-pub use protobuf::{decode_proto, ProtoStreamReader};
+pub use json::{decode_json, decode_json_into};
+pub use protobuf::{decode_proto, decode_proto_into, ProtoStreamReader};
 
 /// Decodes one record in `format`, or, without one, sniffs it: a JSON event starts with
 /// `{`, a protobuf one cannot (0x7b would be field 15, which the schema does not have).

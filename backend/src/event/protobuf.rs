@@ -14,21 +14,30 @@ use super::{AgentState, DecodeError, EventKind, EventRecord, MAX_RECORD_BYTES};
 /// Decodes one protobuf message. The usual message borrows its strings from `bytes`
 /// ([`scan_message`]); anything else goes through prost, which reports the errors.
 pub fn decode_proto(bytes: &[u8]) -> Result<EventRecord<'_>, DecodeError> {
+    let mut record = EventRecord::new("", EventKind::Arrived, 0, "");
+    decode_proto_into(bytes, &mut record)?;
+    Ok(record)
+}
+
+/// Decodes one protobuf message into `out`, every field of which it sets (see
+/// [`super::decode_json_into`]). On an error, `out` holds nothing meaningful.
+pub fn decode_proto_into<'a>(
+    bytes: &'a [u8],
+    out: &mut EventRecord<'a>,
+) -> Result<(), DecodeError> {
     if bytes.len() > MAX_RECORD_BYTES {
         return Err(DecodeError::TooLarge {
             len: bytes.len(),
             max: MAX_RECORD_BYTES,
         });
     }
-    let fields = match scan_message(bytes) {
-        Some(fields) => fields,
-        None => {
-            let msg = InteractionEvent::decode(bytes)
-                .map_err(|e| DecodeError::Protobuf(e.to_string()))?;
-            Fields::owned(msg)
-        }
-    };
-    fields.into_record()
+    let mut fields = Fields::default();
+    if scan_message(bytes, &mut fields).is_none() {
+        let msg =
+            InteractionEvent::decode(bytes).map_err(|e| DecodeError::Protobuf(e.to_string()))?;
+        fields = Fields::owned(msg);
+    }
+    fields.fill(out)
 }
 
 /// The fields of an `InteractionEvent`, borrowed or owned.
@@ -79,8 +88,8 @@ impl Fields<'static> {
 }
 
 impl<'a> Fields<'a> {
-    /// Validates the fields and turns them into a record.
-    fn into_record(self) -> Result<EventRecord<'a>, DecodeError> {
+    /// Validates the fields and sets every field of `out` from them.
+    fn fill(self, out: &mut EventRecord<'a>) -> Result<(), DecodeError> {
         let kind = match EventType::try_from(self.kind) {
             Ok(EventType::Arrived) => EventKind::Arrived,
             Ok(EventType::Deflected) => EventKind::Deflected,
@@ -101,26 +110,23 @@ impl<'a> Fields<'a> {
             Ok(AgentStatus::LoggedOut) => Some(AgentState::LoggedOut),
             Err(_) => return Err(DecodeError::UnknownAgentState(self.state.to_string())),
         };
-        let record = EventRecord {
-            event_id: self.event_id,
-            kind,
-            ts_ms: self.ts_ms,
-            interaction_id: self.interaction_id,
-            customer_id: self.customer_id.filter(|c| !c.is_empty()),
-            channel: self.channel,
-            queue: self.queue,
-            reason: self.reason,
-            segment: self.segment,
-            site: self.site,
-            deflected_to: self.deflected_to,
-            resolved: self.resolved,
-            agent_id: self.agent_id,
-            agent_state,
-            away_reason: self.away_reason.filter(|r| !r.is_empty()),
-            queues: self.queues,
-        };
-        record.validate()?;
-        Ok(record)
+        out.event_id = self.event_id;
+        out.kind = kind;
+        out.ts_ms = self.ts_ms;
+        out.interaction_id = self.interaction_id;
+        out.customer_id = self.customer_id.filter(|c| !c.is_empty());
+        out.channel = self.channel;
+        out.queue = self.queue;
+        out.reason = self.reason;
+        out.segment = self.segment;
+        out.site = self.site;
+        out.deflected_to = self.deflected_to;
+        out.resolved = self.resolved;
+        out.agent_id = self.agent_id;
+        out.agent_state = agent_state;
+        out.away_reason = self.away_reason.filter(|r| !r.is_empty());
+        out.queues = self.queues;
+        out.validate()
     }
 }
 
@@ -129,9 +135,9 @@ impl<'a> Fields<'a> {
 /// wire type the schema does not give, a varint of ten bytes, a string that is not
 /// UTF-8, a truncated field) is `None`, for prost to decide: so this never accepts what
 /// prost refuses nor reads anything differently (the unit tests compare them).
-fn scan_message(bytes: &[u8]) -> Option<Fields<'_>> {
+/// Fills `f`, which starts empty; on `None` it may hold part of the message.
+fn scan_message<'a>(bytes: &'a [u8], f: &mut Fields<'a>) -> Option<()> {
     let mut wire = Wire { bytes, at: 0 };
-    let mut f = Fields::default();
     while !wire.done() {
         let tag = wire.varint()?;
         match (tag >> 3, tag & 7) {
@@ -169,7 +175,7 @@ fn scan_message(bytes: &[u8]) -> Option<Fields<'_>> {
             _ => return None,
         }
     }
-    Some(f)
+    Some(())
 }
 
 /// A cursor over protobuf wire bytes.
@@ -410,8 +416,9 @@ mod tests {
                 _ => {}
             }
             let prost = InteractionEvent::decode(&bytes[..]).map(Fields::owned);
-            match scan_message(&bytes) {
-                Some(scanned) => assert_eq!(Ok(scanned), prost, "{bytes:?}"),
+            let mut scanned = Fields::default();
+            match scan_message(&bytes, &mut scanned) {
+                Some(()) => assert_eq!(Ok(scanned), prost, "{bytes:?}"),
                 // Negative numbers take ten-byte varints, left to prost.
                 None => assert!(
                     mutation < 3 || msg.r#type < 0 || msg.state < 0 || msg.ts_ms < 0,

@@ -25,7 +25,9 @@ use rayon::prelude::*;
 use thiserror::Error;
 
 use crate::engine::{Applied, Engine, EngineSet};
-use crate::event::{decode_json, decode_proto, DecodeError, EventRecord, Format};
+use crate::event::{
+    decode_json_into, decode_proto_into, DecodeError, EventKind, EventRecord, Format,
+};
 pub use read::newest_time_in_tail;
 use read::{Batch, RecordReader, Span};
 use route::Router;
@@ -362,16 +364,22 @@ fn decode_batch<'a>(
         let mut rejected = Vec::new();
         for span in spans {
             let bytes = &batch.bytes[span.start..span.end];
+            // Decoded in its place in the vector (see `decode_json_into`).
+            events.push((
+                span.position,
+                EventRecord::new("", EventKind::Arrived, 0, ""),
+            ));
+            let (_, slot) = events.last_mut().expect("just pushed");
             let decoded = match format {
-                Format::Jsonl => decode_json(bytes),
-                Format::Proto => decode_proto(bytes),
+                Format::Jsonl => decode_json_into(bytes, slot),
+                Format::Proto => decode_proto_into(bytes, slot),
             };
-            match decoded {
-                Ok(event) => events.push((span.position, event)),
-                Err(error) => rejected.push(Rejection {
+            if let Err(error) = decoded {
+                events.pop();
+                rejected.push(Rejection {
                     position: span.position,
                     error,
-                }),
+                });
             }
         }
         Decoded { events, rejected }
