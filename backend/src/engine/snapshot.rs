@@ -524,7 +524,7 @@ pub(super) fn build_snapshot_of(
             breakdown.entry(row.clone()).or_default();
         }
     }
-    let breakdown = capped(breakdown, query.rows, query.breakdown.len());
+    let breakdown = capped(breakdown, query.rows, query.breakdown.len(), symbols);
     let name = |s: Sym| symbols.name(s).to_string();
     let window_ms = bounds.to - bounds.from;
     // Erlang C per queue and channel, once agents are known (without them N is unknown).
@@ -702,29 +702,96 @@ impl Engine {
     }
 }
 
-/// The `rows` busiest rows of a breakdown (by arrivals, then in queue; ties by key), and,
-/// if there were more, one row summing the others whose every dimension reads `(other)`
-/// (which also takes the values the symbol table counted as `(other)`).
+/// The rows of a breakdown in the order of their names, or, when there are more than
+/// `limit`, the busiest (by arrivals, then in queue; ties by names) and one row summing
+/// the others whose every dimension reads `(other)` (which also takes the values the
+/// symbol table counted as `(other)`). Names, not symbol ids: engines applying in
+/// parallel intern values in an order that changes from run to run.
 fn capped(
     mut rows: BTreeMap<Vec<Sym>, Scope>,
     limit: usize,
     dimensions: usize,
+    symbols: &super::Symbols,
 ) -> Vec<(Vec<Sym>, Scope)> {
+    let names = |key: &[Sym]| key.iter().map(|s| symbols.name(*s)).collect::<Vec<_>>();
     if rows.len() <= limit {
-        return rows.into_iter().collect();
+        let mut named: Vec<_> = rows.into_iter().map(|(k, s)| (names(&k), k, s)).collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        return named.into_iter().map(|(_, k, s)| (k, s)).collect();
     }
     let other_key = vec![super::symbols::OTHER; dimensions];
     let mut rest = rows.remove(&other_key).unwrap_or_default();
-    let mut ranked: Vec<(Vec<Sym>, Scope)> = rows.into_iter().collect();
-    ranked.sort_by(|(ka, a), (kb, b)| {
+    let mut ranked: Vec<_> = rows.into_iter().map(|(k, s)| (names(&k), k, s)).collect();
+    ranked.sort_by(|(na, _, a), (nb, _, b)| {
         (b.counters.arrivals, b.in_queue)
             .cmp(&(a.counters.arrivals, a.in_queue))
-            .then_with(|| ka.cmp(kb))
+            .then_with(|| na.cmp(nb))
     });
     let keep = limit.saturating_sub(1);
-    for (_, scope) in ranked.drain(keep.min(ranked.len())..) {
+    for (_, _, scope) in ranked.drain(keep.min(ranked.len())..) {
         rest.merge(&scope);
     }
-    ranked.push((other_key, rest));
-    ranked
+    let mut kept: Vec<_> = ranked.into_iter().map(|(_, k, s)| (k, s)).collect();
+    kept.push((other_key, rest));
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Dimension, EngineConfig};
+    use super::*;
+    use crate::event::{EventKind, EventRecord};
+
+    /// Rows come in the order of their names (of the busiest first, when capped), not in
+    /// the order their values were first seen, which parallel engines do not keep.
+    #[test]
+    fn breakdown_rows_are_ordered_by_name_not_by_first_sight() {
+        let engine = Engine::new(EngineConfig::default());
+        let t0 = 1_795_600_000_000;
+        // First seen: zeta, then mid, alpha, beta; zeta and mid busiest, alpha and beta tied.
+        let reasons = ["zeta", "zeta", "mid", "mid", "alpha", "beta", "omega"];
+        for (i, reason) in reasons.iter().enumerate() {
+            let mut e = EventRecord::new(
+                format!("e{i}"),
+                EventKind::Arrived,
+                t0 + i as i64,
+                format!("i{i}"),
+            );
+            e.channel = Some("chat".into());
+            e.reason = Some((*reason).into());
+            engine.apply(&e);
+        }
+        let rows = |rows: usize| {
+            let query = SnapshotQuery {
+                window: WindowSpec::Last(3_600_000),
+                breakdown: vec![Dimension::Reason],
+                rows,
+                ..SnapshotQuery::default()
+            };
+            let s = engine.snapshot(&query).expect("snapshot");
+            s.breakdown
+                .iter()
+                .map(|b| (b.key.reason.clone().unwrap_or_default(), b.kpis.arrivals))
+                .collect::<Vec<_>>()
+        };
+        let named = |list: &[(&str, u64)]| {
+            list.iter()
+                .map(|(n, a)| (n.to_string(), *a))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            rows(usize::MAX),
+            named(&[
+                ("alpha", 1),
+                ("beta", 1),
+                ("mid", 2),
+                ("omega", 1),
+                ("zeta", 2)
+            ])
+        );
+        assert_eq!(
+            rows(4),
+            named(&[("mid", 2), ("zeta", 2), ("alpha", 1), ("(other)", 2)])
+        );
+    }
 }
