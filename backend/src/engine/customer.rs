@@ -136,6 +136,16 @@ impl CustomerHistory {
         extra
     }
 
+    /// Whether some arrivals may still gain a predecessor.
+    pub(crate) fn has_recent(&self) -> bool {
+        self.recent.is_some()
+    }
+
+    /// Event time of the oldest arrival that may still gain a predecessor.
+    pub(crate) fn oldest_recent_ts(&self) -> Option<i64> {
+        self.recent.as_ref().and_then(|r| r.first()).map(|a| a.ts)
+    }
+
     pub fn newest_ts(&self) -> i64 {
         self.recent
             .as_ref()

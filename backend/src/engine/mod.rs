@@ -35,7 +35,7 @@ mod symbols;
 mod trend;
 mod window;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -301,6 +301,11 @@ pub struct Engine {
     rules_by_channel: RwLock<Vec<Option<ChannelRules>>>,
     interactions: DashMap<u64, Interaction, FastHash>,
     customers: DashMap<u64, CustomerHistory, FastHash>,
+    /// The customers holding arrivals that may still gain a predecessor, each by the
+    /// time of its oldest such arrival (about), in the order they came: the sweep settles
+    /// them without visiting every customer. At most one entry per customer, plus those
+    /// of customers forgotten since.
+    unsettled: Mutex<VecDeque<(i64, u64)>>,
     /// Interactions waiting in queue: arrival time and key.
     waiting: DashMap<u64, (i64, KeyId), FastHash>,
     stores: Box<[Mutex<BucketStore>]>,
@@ -338,6 +343,7 @@ impl Engine {
             rules_by_channel: RwLock::new(Vec::new()),
             interactions: DashMap::with_hasher(FastHash::default()),
             customers: DashMap::with_hasher(FastHash::default()),
+            unsettled: Mutex::new(VecDeque::new()),
             waiting: DashMap::with_hasher(FastHash::default()),
             stores: (0..shards)
                 .map(|_| Mutex::new(BucketStore::default()))
@@ -532,10 +538,15 @@ impl Engine {
                     };
                     let settled = watermark - self.cfg.allowed_lateness_ms;
                     let mut history = self.customers.entry(customer).or_default();
+                    // One that has some already is in the queue.
+                    let newly_unsettled = !history.has_recent();
                     let (class, successor) =
                         history.insert(past, self.cfg.repeat_horizon_ms, settled);
                     let folded = history.cap_recent(self.cfg.max_recent_arrivals_per_customer);
                     drop(history);
+                    if newly_unsettled {
+                        self.unsettled.lock().push_back((ev.ts_ms, customer));
+                    }
                     if folded > 0 {
                         self.stats
                             .customer_arrivals_folded
@@ -723,20 +734,45 @@ impl Engine {
         self.agents.fold_before(retention_start);
         self.baseline
             .evict_before(watermark - self.cfg.baseline_keep_ms());
+        self.settle_customers(settled);
+        // Visiting every customer costs; done every 1/16 of the horizon, it keeps at
+        // most 1/16 more customers than needed.
         let due = self.next_customer_sweep.load(Ordering::Relaxed);
         if watermark >= due {
             self.next_customer_sweep.store(
-                watermark + (self.cfg.repeat_horizon_ms / 64).max(60_000),
+                watermark + (self.cfg.repeat_horizon_ms / 16).max(60_000),
                 Ordering::Relaxed,
             );
             // An arrival still within the lateness may look back a full horizon.
             let horizon_start =
                 watermark - self.cfg.allowed_lateness_ms - self.cfg.repeat_horizon_ms;
             self.deflections.evict_before(horizon_start);
-            self.customers.retain(|_, h| {
-                h.settle(settled);
-                h.newest_ts() >= horizon_start
-            });
+            self.customers.retain(|_, h| h.newest_ts() >= horizon_start);
+        }
+    }
+
+    /// Settles the customers queued with an arrival older than `settled_before`; those
+    /// that still hold newer ones go back to the queue, by the oldest of them.
+    fn settle_customers(&self, settled_before: i64) {
+        let due: Vec<u64> = {
+            let mut queue = self.unsettled.lock();
+            let old = queue
+                .iter()
+                .take_while(|(ts, _)| *ts < settled_before)
+                .count();
+            queue.drain(..old).map(|(_, customer)| customer).collect()
+        };
+        let mut again = Vec::new();
+        for customer in due {
+            if let Some(mut history) = self.customers.get_mut(&customer) {
+                history.settle(settled_before);
+                if let Some(oldest) = history.oldest_recent_ts() {
+                    again.push((oldest, customer));
+                }
+            }
+        }
+        if !again.is_empty() {
+            self.unsettled.lock().extend(again);
         }
     }
 }
@@ -828,6 +864,90 @@ mod failover_tests {
         assert_eq!(
             engine.stats().expired_interactions.load(Ordering::Relaxed),
             0
+        );
+    }
+}
+
+#[cfg(test)]
+mod customer_tests {
+    use super::*;
+    use crate::event::{EventKind, EventRecord};
+
+    fn arrival(ts: i64, iid: &str, customer: &str) -> EventRecord<'static> {
+        let mut e = EventRecord::new(format!("e-{iid}"), EventKind::Arrived, ts, iid.to_string());
+        e.channel = Some("phone".into());
+        e.customer_id = Some(customer.to_string().into());
+        e
+    }
+
+    fn customers_with_recent(engine: &Engine) -> usize {
+        engine.customers.iter().filter(|h| h.has_recent()).count()
+    }
+
+    /// A customer's arrivals settle once the lateness has passed them, although no
+    /// later arrival of that customer comes; a customer silent for a horizon is forgotten.
+    #[test]
+    fn arrivals_settle_after_the_lateness_and_customers_go_after_the_horizon() {
+        let cfg = EngineConfig::default();
+        let (lateness, horizon) = (cfg.allowed_lateness_ms, cfg.repeat_horizon_ms);
+        let engine = Engine::new(cfg);
+        let t0 = 1_795_600_000_000;
+        for c in 0..100 {
+            engine.apply(&arrival(t0 + c * 1_000, &format!("a{c}"), &format!("c{c}")));
+            // A second arrival, reported late: the customer is queued once.
+            engine.apply(&arrival(
+                t0 + c * 1_000 - 500,
+                &format!("b{c}"),
+                &format!("c{c}"),
+            ));
+        }
+        assert_eq!(customers_with_recent(&engine), 100);
+        assert!(engine.unsettled.lock().len() <= 100);
+        // Others keep arriving; one of the hundred comes back while still unsettled.
+        let mut t = t0 + 100_000;
+        let mut n = 0;
+        let mut other = |engine: &Engine, t: i64| {
+            n += 1;
+            engine.apply(&arrival(t, &format!("o{n}"), &format!("other{n}")));
+        };
+        other(&engine, t);
+        engine.apply(&arrival(t + 1, "again", "c7"));
+        // Past the lateness (and the sweep after it), only the newest stay unsettled.
+        t += 3 * lateness;
+        other(&engine, t);
+        t += 1;
+        other(&engine, t);
+        let recent: Vec<bool> = (0..100)
+            .map(|c| {
+                engine
+                    .customers
+                    .get(&id_hash(&format!("c{c}")))
+                    .expect("tracked")
+                    .has_recent()
+            })
+            .collect();
+        assert_eq!(recent.iter().filter(|r| **r).count(), 0, "{recent:?}");
+        assert!(customers_with_recent(&engine) <= 2);
+        assert!(engine.unsettled.lock().len() <= 2);
+        // c7's arrival at t0 + 100 s is still its predecessor six days later.
+        let s = |engine: &Engine| engine.tracked_customers();
+        let before = s(&engine);
+        t = t0 + 100_000 + horizon - 86_400_000;
+        other(&engine, t);
+        engine.apply(&arrival(t + 1, "last", "c7"));
+        assert_eq!(
+            s(&engine),
+            before + 1,
+            "nobody forgotten within the horizon"
+        );
+        // A horizon (and a sixteenth) after, only the customers seen since remain.
+        t += horizon / 16 + 2 * lateness + 86_400_000;
+        other(&engine, t);
+        other(&engine, t + 1);
+        assert_eq!(
+            s(&engine),
+            4,
+            "c7 and the other of its last day, and the two newest"
         );
     }
 }
