@@ -62,12 +62,17 @@ impl Batch {
     }
 }
 
+/// Bytes of JSONL asked of the input at a time.
+const READ_BYTES: usize = 128 << 10;
+
 /// Cuts the input into records and numbers them.
 pub(super) struct RecordReader {
     format: Format,
     /// Lines (JSONL) or messages (protobuf) read so far.
     position: u64,
     done: bool,
+    /// JSONL: the start of a line read after the last whole one of a batch, for the next.
+    carry: Vec<u8>,
 }
 
 impl RecordReader {
@@ -76,6 +81,54 @@ impl RecordReader {
             format,
             position: 0,
             done: false,
+            carry: Vec::new(),
+        }
+    }
+
+    /// JSONL: reads blocks straight into the batch (no copy line by line) and cuts
+    /// them at their newlines, found a vector at a time.
+    fn fill_lines<R: Read>(&mut self, input: &mut R, batch: &mut Batch) -> io::Result<bool> {
+        batch.bytes.append(&mut self.carry);
+        let (mut line_start, mut searched) = (0, 0);
+        loop {
+            let got = input
+                .by_ref()
+                .take(READ_BYTES as u64)
+                .read_to_end(&mut batch.bytes)?;
+            for at in memchr::memchr_iter(b'\n', &batch.bytes[searched..]) {
+                let end = searched + at;
+                self.position += 1;
+                add_line(
+                    &batch.bytes,
+                    &mut batch.spans,
+                    self.position,
+                    line_start,
+                    end,
+                );
+                line_start = end + 1;
+            }
+            searched = batch.bytes.len();
+            if got < READ_BYTES {
+                // The input has ended: its last line may have no newline.
+                if line_start < batch.bytes.len() {
+                    self.position += 1;
+                    let end = batch.bytes.len();
+                    add_line(
+                        &batch.bytes,
+                        &mut batch.spans,
+                        self.position,
+                        line_start,
+                        end,
+                    );
+                }
+                self.done = true;
+                return Ok(false);
+            }
+            if batch.bytes.len() >= BATCH_BYTES && line_start > 0 {
+                self.carry.extend_from_slice(&batch.bytes[line_start..]);
+                batch.bytes.truncate(line_start);
+                return Ok(true);
+            }
         }
     }
 
@@ -90,28 +143,7 @@ impl RecordReader {
             return Ok(false);
         }
         match self.format {
-            Format::Jsonl => {
-                while batch.bytes.len() < BATCH_BYTES {
-                    let start = batch.bytes.len();
-                    if input.read_until(b'\n', &mut batch.bytes)? == 0 {
-                        self.done = true;
-                        return Ok(false);
-                    }
-                    self.position += 1;
-                    let line = &batch.bytes[start..];
-                    let trimmed = line.trim_ascii();
-                    if trimmed.is_empty() {
-                        batch.bytes.truncate(start);
-                        continue;
-                    }
-                    let lead = line.len() - line.trim_ascii_start().len();
-                    batch.spans.push(Span {
-                        position: self.position,
-                        start: start + lead,
-                        end: start + lead + trimmed.len(),
-                    });
-                }
-            }
+            Format::Jsonl => return self.fill_lines(input, batch),
             Format::Proto => {
                 // The framing reader borrows its own buffer: copied into the batch's.
                 let mut frames = ProtoStreamReader::new(input);
@@ -148,6 +180,21 @@ impl RecordReader {
     }
 }
 
+/// Adds the line `bytes[start..end]` (without its newline) to `spans`, unless it is
+/// blank.
+fn add_line(bytes: &[u8], spans: &mut Vec<Span>, position: u64, start: usize, end: usize) {
+    let line = &bytes[start..end];
+    let trimmed = line.trim_ascii();
+    if !trimmed.is_empty() {
+        let lead = line.len() - line.trim_ascii_start().len();
+        spans.push(Span {
+            position,
+            start: start + lead,
+            end: start + lead + trimmed.len(),
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Cursor;
@@ -160,6 +207,63 @@ mod tests {
             "{{\"event_id\":\"e{i}\",\"type\":\"arrived\",\"ts\":\"{}\",\"interaction_id\":\"i{i}\",\"channel\":\"chat\"}}\n",
             format_rfc3339_ms(ts)
         )
+    }
+
+    /// A pipe: short reads of random sizes.
+    struct Trickle<'a>(&'a [u8], rand::rngs::StdRng);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            use rand::Rng;
+            let n = buf
+                .len()
+                .min(self.0.len())
+                .min(self.1.random_range(1..5_000));
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    /// Lines cut by reads, blocks and batches; blank ones, CRLF, one longer than a
+    /// block, a last one without its newline: each line is read whole, at its number.
+    #[test]
+    fn lines_are_read_whole_and_numbered_across_blocks_and_batches() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let (mut text, mut expected) = (Vec::new(), Vec::new());
+        for position in 1..=30_000u64 {
+            let line = match (position, rng.random_range(0..50)) {
+                (777, _) => format!(" long {}", "x".repeat(READ_BYTES + 1_000)),
+                (_, 0) => " \t ".to_string(),
+                _ => format!("line {position} {}", "y".repeat(rng.random_range(0..300))),
+            };
+            if !line.trim().is_empty() {
+                expected.push((position, line.trim().to_string()));
+            }
+            text.extend_from_slice(line.as_bytes());
+            if position < 30_000 {
+                text.extend_from_slice(if rng.random_bool(0.1) { b"\r\n" } else { b"\n" });
+            }
+        }
+        let mut input = io::BufReader::new(Trickle(&text, rand::rngs::StdRng::seed_from_u64(4)));
+        let mut reader = RecordReader::new(Format::Jsonl);
+        let (mut read, mut batches) = (Vec::new(), 0);
+        loop {
+            let mut batch = Batch::default();
+            let more = reader.fill(&mut input, &mut batch).expect("reads");
+            batches += 1;
+            for span in &batch.spans {
+                let line = String::from_utf8(batch.bytes[span.start..span.end].to_vec());
+                read.push((span.position, line.expect("UTF-8")));
+            }
+            if !more {
+                break;
+            }
+        }
+        assert!(batches > 4, "{batches} batches");
+        assert_eq!(read.len(), expected.len());
+        assert!(read == expected, "lines differ");
     }
 
     #[test]
