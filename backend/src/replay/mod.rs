@@ -30,7 +30,7 @@ use crate::event::{
 };
 pub use read::newest_time_in_tail;
 use read::{Batch, RecordReader, Span};
-use route::Router;
+use route::{place, Place, Routers};
 
 /// Bytes of records read before a batch is decoded and applied: large enough that
 /// handing work to the threads costs little, small enough to stay in the caches' reach.
@@ -132,7 +132,7 @@ pub fn replay<R: BufRead + Send>(
         options,
         spare: Vec::new(),
         spare_routes: Vec::new(),
-        router: Router::new(engines.len(), interaction_lifetime(engines)),
+        routers: Routers::new(engines.len(), interaction_lifetime(engines)),
     };
     let mut report = |done: BatchDone, split: u64| -> Result<(), ReplayError> {
         counts.records += done.records;
@@ -222,7 +222,7 @@ struct Work {
     /// returned to the system and faulted in again for every batch.
     spare: Vec<Vec<(u64, EventRecord<'static>)>>,
     spare_routes: Vec<Vec<Vec<(u32, u32)>>>,
-    router: Router,
+    routers: Routers,
 }
 
 impl Work {
@@ -237,7 +237,7 @@ impl Work {
         report: &mut impl FnMut(BatchDone, u64) -> Result<(), ReplayError>,
     ) -> Result<Option<Stage<'b>>, ReplayError> {
         let (done, next) = self.step(engines, applying, into);
-        report(done, self.router.split_customers)?;
+        report(done, self.routers.split_customers())?;
         Ok(next?)
     }
 
@@ -287,10 +287,10 @@ impl Work {
             return Ok(None);
         }
         let slices: Vec<Vec<(u64, EventRecord<'_>)>> = (0..SLICES_PER_THREAD
-            * self.router.engines())
+            * self.routers.engines())
             .map(|_| relabel(self.spare.pop().unwrap_or_default()))
             .collect();
-        let decoded = decode_batch(batch, self.options.format, slices);
+        let decoded = decode_batch(batch, self.options.format, slices, self.routers.engines());
         let mut rejections: Vec<Rejection> = decoded
             .iter()
             .flat_map(|d| d.rejected.iter().cloned())
@@ -312,17 +312,20 @@ impl Work {
             .filter(|p| *p < cutoff)
             .count() as u64;
         let mut routes = self.spare_routes.pop().unwrap_or_default();
-        routes.resize_with(self.router.engines(), Vec::new);
+        routes.resize_with(self.routers.engines(), Vec::new);
         for route in &mut routes {
             route.clear();
         }
-        for (s, slice) in decoded.iter().enumerate() {
-            for (i, (position, event)) in slice.events.iter().enumerate() {
-                if *position >= cutoff {
-                    break;
-                }
-                let engine = self.router.route(event);
-                routes[engine].push((s as u32, i as u32));
+        let places: Vec<&[Place]> = decoded
+            .iter()
+            .map(|slice| {
+                let before_cutoff = slice.events.partition_point(|(p, _)| *p < cutoff);
+                &slice.places[..before_cutoff]
+            })
+            .collect();
+        for (s, engines) in self.routers.route(&places).into_iter().enumerate() {
+            for (i, engine) in engines.into_iter().enumerate() {
+                routes[engine as usize].push((s as u32, i as u32));
             }
         }
         Ok(Some(Stage {
@@ -349,19 +352,24 @@ fn relabel<'b>(mut events: Vec<(u64, EventRecord<'_>)>) -> Vec<(u64, EventRecord
 struct Decoded<'a> {
     /// Its events with their positions, in stream order.
     events: Vec<(u64, EventRecord<'a>)>,
+    /// Where each event goes, as far as it alone tells.
+    places: Vec<Place>,
     rejected: Vec<Rejection>,
 }
 
-/// Decodes the batch in as many slices as `into` has vectors, at once.
+/// Decodes the batch in as many slices as `into` has vectors, at once, and places
+/// each event among `engines`.
 fn decode_batch<'a>(
     batch: &'a Batch,
     format: Format,
     into: Vec<Vec<(u64, EventRecord<'a>)>>,
+    engines: usize,
 ) -> Vec<Decoded<'a>> {
     let slice = batch.spans.len().div_ceil(into.len().max(1)).max(1);
     let decode = |(spans, mut events): (&[Span], Vec<(u64, EventRecord<'a>)>)| {
         events.reserve(spans.len());
         let mut rejected = Vec::new();
+        let mut places = Vec::with_capacity(spans.len());
         for span in spans {
             let bytes = &batch.bytes[span.start..span.end];
             // Decoded in its place in the vector (see `decode_json_into`).
@@ -374,15 +382,22 @@ fn decode_batch<'a>(
                 Format::Jsonl => decode_json_into(bytes, slot),
                 Format::Proto => decode_proto_into(bytes, slot),
             };
-            if let Err(error) = decoded {
-                events.pop();
-                rejected.push(Rejection {
-                    position: span.position,
-                    error,
-                });
+            match decoded {
+                Ok(()) => places.push(place(slot, engines)),
+                Err(error) => {
+                    events.pop();
+                    rejected.push(Rejection {
+                        position: span.position,
+                        error,
+                    });
+                }
             }
         }
-        Decoded { events, rejected }
+        Decoded {
+            events,
+            places,
+            rejected,
+        }
     };
     let work: Vec<_> = batch.spans.chunks(slice).zip(into).collect();
     if work.len() <= 1 {

@@ -8,9 +8,16 @@
 //! without `customer_id` read *before* its interaction's first step with one can leave
 //! that customer's history split (its repeat classification may then differ from a
 //! one-thread replay); such events are counted and reported.
+//!
+//! What an event alone tells ([`place`]: hashes of its ids) is worked out while it is
+//! decoded, in parallel. Following interactions needs a map of every interaction of the
+//! last day: its lookups miss the caches, so it is split in shards by interaction, each
+//! following its own interactions in stream order, in parallel ([`Routers`]).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+
+use rayon::prelude::*;
 
 use crate::engine::id_hash;
 use crate::event::{EventKind, EventRecord};
@@ -30,6 +37,119 @@ impl Hasher for Prehashed {
     }
     fn write_u64(&mut self, n: u64) {
         self.0 = n;
+    }
+}
+
+/// Where an event goes, as far as the event alone tells.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Place {
+    /// An agent's state change: the engine of its agent.
+    Engine(u32),
+    /// A step of an interaction: the engine of the interaction's first step, which is
+    /// that of its customer (`wanted`) or else of the interaction's own id.
+    Step {
+        interaction: u64,
+        wanted: Option<u32>,
+        ts: i64,
+    },
+}
+
+/// Where `event` goes among `engines`, as far as it alone tells.
+pub(super) fn place(event: &EventRecord<'_>, engines: usize) -> Place {
+    if engines <= 1 {
+        return Place::Engine(0);
+    }
+    let engines = engines as u64;
+    let engine_of = move |id: &str| (id_hash(id) % engines) as u32;
+    if event.kind == EventKind::AgentState {
+        if let Some(agent) = event.agent_id.as_deref() {
+            return Place::Engine(engine_of(agent));
+        }
+    }
+    Place::Step {
+        interaction: id_hash(&event.interaction_id),
+        wanted: event.customer_id.as_deref().map(engine_of),
+        ts: event.ts_ms,
+    }
+}
+
+/// The routers of a replay: one per shard of the interactions, each used by one
+/// thread at a time.
+pub(super) struct Routers {
+    engines: usize,
+    shards: Vec<Router>,
+}
+
+impl Routers {
+    /// Routes among `engines` with as many shards (see [`Router::new`] for `keep_ms`).
+    pub(super) fn new(engines: usize, keep_ms: i64) -> Routers {
+        let engines = engines.max(1);
+        let shards = if engines == 1 { 0 } else { engines };
+        Routers {
+            engines,
+            shards: (0..shards).map(|_| Router::new(engines, keep_ms)).collect(),
+        }
+    }
+
+    /// The engines routed among.
+    pub(super) fn engines(&self) -> usize {
+        self.engines
+    }
+
+    /// Events whose customer's history was split (see [`Router::split_customers`]).
+    pub(super) fn split_customers(&self) -> u64 {
+        self.shards.iter().map(|r| r.split_customers).sum()
+    }
+
+    /// The engine of each event of `places` (slices of a batch, in stream order): the
+    /// shards each follow their interactions through the whole batch, at once.
+    pub(super) fn route(&mut self, places: &[&[Place]]) -> Vec<Vec<u32>> {
+        let mut engines: Vec<Vec<u32>> = places
+            .iter()
+            .map(|slice| {
+                slice
+                    .iter()
+                    .map(|p| match p {
+                        Place::Engine(e) => *e,
+                        Place::Step { .. } => 0,
+                    })
+                    .collect()
+            })
+            .collect();
+        if self.shards.is_empty() {
+            return engines;
+        }
+        let shards = self.shards.len() as u64;
+        // The high bits: the low ones place interactions on engines.
+        let shard_of = |interaction: u64| ((interaction >> 32) % shards) as usize;
+        let decided: Vec<Vec<(u32, u32, u32)>> = self
+            .shards
+            .par_iter_mut()
+            .enumerate()
+            .map(|(k, router)| {
+                let mut decided = Vec::new();
+                for (s, slice) in places.iter().enumerate() {
+                    for (i, p) in slice.iter().enumerate() {
+                        if let Place::Step {
+                            interaction,
+                            wanted,
+                            ts,
+                        } = *p
+                        {
+                            if shard_of(interaction) == k {
+                                let engine = router.step(interaction, wanted, ts);
+                                decided.push((s as u32, i as u32, engine));
+                            }
+                        }
+                    }
+                }
+                decided
+            })
+            .collect();
+        for (s, i, engine) in decided.into_iter().flatten() {
+            engines[s as usize][i as usize] = engine;
+        }
+        engines
     }
 }
 
@@ -66,11 +186,6 @@ impl Router {
         }
     }
 
-    /// The engines routed among.
-    pub(super) fn engines(&self) -> usize {
-        self.engines as usize
-    }
-
     /// Interactions remembered (bounded by the traffic of `keep_ms`).
     #[cfg(test)]
     pub(super) fn remembered(&self) -> usize {
@@ -78,29 +193,33 @@ impl Router {
     }
 
     /// The engine of `event`.
+    #[cfg(test)]
     pub(super) fn route(&mut self, event: &EventRecord<'_>) -> usize {
+        match place(event, self.engines as usize) {
+            Place::Engine(engine) => engine as usize,
+            Place::Step {
+                interaction,
+                wanted,
+                ts,
+            } => self.step(interaction, wanted, ts) as usize,
+        }
+    }
+
+    /// The engine of a step of `interaction`.
+    fn step(&mut self, interaction: u64, wanted: Option<u32>, ts: i64) -> u32 {
         if self.engines == 1 {
             return 0;
         }
-        let engines = self.engines;
-        let engine_of = move |id: &str| (id_hash(id) % engines) as u32;
-        if event.kind == EventKind::AgentState {
-            if let Some(agent) = event.agent_id.as_deref() {
-                return engine_of(agent) as usize;
-            }
-        }
-        self.sweep(event.ts_ms);
-        let interaction = id_hash(&event.interaction_id);
-        let wanted = event.customer_id.as_deref().map(engine_of);
+        self.sweep(ts);
         let owner = self.owners.entry(interaction).or_insert(Owner {
             engine: wanted.unwrap_or((interaction % self.engines) as u32),
-            newest_ts: event.ts_ms,
+            newest_ts: ts,
         });
-        owner.newest_ts = owner.newest_ts.max(event.ts_ms);
+        owner.newest_ts = owner.newest_ts.max(ts);
         if wanted.is_some_and(|w| w != owner.engine) {
             self.split_customers += 1;
         }
-        owner.engine as usize
+        owner.engine
     }
 
     /// Forgets interactions idle for `keep_ms`, every sixteenth of it.
@@ -165,6 +284,44 @@ mod tests {
             u64::from(first != home),
             "counted only when the engines differ"
         );
+    }
+
+    /// The shards, each following its own interactions through slices of batches, send
+    /// every event where one router reading the stream in order sends it.
+    #[test]
+    fn sharded_routers_route_as_one_router() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(8);
+        let ids: Vec<String> = (0..400).map(|i| format!("i{i}")).collect();
+        let customers = ["alice", "bob", "carol", "dan", "erin"];
+        let events: Vec<EventRecord<'_>> = (0..5_000)
+            .map(|n| {
+                let id = &ids[rng.random_range(0..ids.len())];
+                let customer = rng
+                    .random_bool(0.3)
+                    .then(|| customers[rng.random_range(0..customers.len())]);
+                let mut ev = event(id, customer, n * 1_000);
+                if rng.random_bool(0.05) {
+                    ev.kind = EventKind::AgentState;
+                    ev.agent_id = Some(Cow::Owned(format!("agent{}", n % 7)));
+                }
+                ev
+            })
+            .collect();
+        for engines in [2, 3] {
+            let mut one = Router::new(engines, i64::MAX / 4);
+            let expected: Vec<u32> = events.iter().map(|e| one.route(e) as u32).collect();
+            let mut routers = Routers::new(engines, i64::MAX / 4);
+            let mut got = Vec::new();
+            for batch in events.chunks(700) {
+                let places: Vec<Place> = batch.iter().map(|e| place(e, engines)).collect();
+                let slices: Vec<&[Place]> = places.chunks(90).collect();
+                got.extend(routers.route(&slices).into_iter().flatten());
+            }
+            assert_eq!(got, expected, "{engines} engines");
+            assert_eq!(routers.split_customers(), one.split_customers);
+            assert!(one.split_customers > 0, "some customers split");
+        }
     }
 
     #[test]
