@@ -223,21 +223,31 @@ impl BaselineBook {
     /// Counts (sign 1) or retracts (sign -1) one arrival of `key` at `ts`. A new key
     /// beyond `max_keys` is counted under its channel's `(other)` queue.
     pub(crate) fn add(&self, key: BaseKey, ts: i64, sign: i32, max_keys: usize) {
-        let mut inner = self.inner.lock();
+        let inner = &mut *self.inner.lock();
         let hour = ts.div_euclid(HOUR_MS) * HOUR_MS;
-        let known = inner.keys.contains_key(&key);
-        let key = if known || (sign > 0 && inner.keys.len() < max_keys) {
-            key
-        } else {
-            if sign > 0 {
-                self.overflow.fetch_add(1, Ordering::Relaxed);
+        // One lookup for a known key (nearly every arrival).
+        let room = inner.keys.len() < max_keys;
+        let key = match inner.keys.get_mut(&key) {
+            Some(last) => {
+                if sign > 0 {
+                    *last = (*last).max(hour);
+                }
+                key
             }
-            (key.0, OTHER)
+            None if sign > 0 && room => {
+                inner.keys.insert(key, hour);
+                key
+            }
+            None => {
+                let other = (key.0, OTHER);
+                if sign > 0 {
+                    self.overflow.fetch_add(1, Ordering::Relaxed);
+                    let last = inner.keys.entry(other).or_insert(hour);
+                    *last = (*last).max(hour);
+                }
+                other
+            }
         };
-        if sign > 0 {
-            let last = inner.keys.entry(key).or_insert(hour);
-            *last = (*last).max(hour);
-        }
         inner.hours.add(key, ts, sign);
         if let Some(dirty) = &mut inner.dirty {
             dirty.insert(hour);
