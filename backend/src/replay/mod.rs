@@ -20,6 +20,7 @@ mod route;
 
 use std::io::{self, BufRead};
 use std::sync::{mpsc, Arc};
+use std::time::Instant;
 
 use rayon::prelude::*;
 use thiserror::Error;
@@ -132,6 +133,7 @@ pub fn replay<R: BufRead + Send>(
         options,
         spare: Vec::new(),
         spare_routes: Vec::new(),
+        apply_first: false,
         routers: Routers::new(engines.len(), interaction_lifetime(engines)),
     };
     let mut report = |done: BatchDone, split: u64| -> Result<(), ReplayError> {
@@ -222,6 +224,8 @@ struct Work {
     /// returned to the system and faulted in again for every batch.
     spare: Vec<Vec<(u64, EventRecord<'static>)>>,
     spare_routes: Vec<Vec<Vec<(u32, u32)>>>,
+    /// The last batch took longer to apply (on one engine) than to prepare.
+    apply_first: bool,
     routers: Routers,
 }
 
@@ -250,17 +254,38 @@ impl Work {
     ) -> (BatchDone, io::Result<Option<Stage<'b>>>) {
         let mut tallies: Vec<Tally> = engines.iter().map(|_| Tally::default()).collect();
         let mut next = Ok(None);
+        let mut prepare_ns = 0;
         rayon::in_place_scope(|scope| {
-            for ((engine, route), tally) in engines.iter().zip(&applying.routes).zip(&mut tallies) {
+            let mut work: Vec<_> = engines
+                .iter()
+                .zip(&applying.routes)
+                .zip(&mut tallies)
+                .collect();
+            // When applying an engine's events took longer than preparing a batch, this
+            // worker applies one engine's itself at once, and prepares after: the decoding
+            // (in slices) then fills whichever worker is done first. Otherwise it
+            // prepares while the others apply: decoding beside applying keeps the cores
+            // busier (one waits on memory, the other computes), and the last engine is
+            // applied by whoever is done first.
+            let own = if self.apply_first { work.pop() } else { None };
+            for ((engine, route), tally) in work {
                 let decoded = &applying.decoded;
                 scope.spawn(move |_| *tally = apply_route(engine, decoded, route));
             }
+            if let Some(((engine, route), tally)) = own {
+                *tally = apply_route(engine, &applying.decoded, route);
+            }
+            let started = Instant::now();
             next = self.prepare(into);
+            prepare_ns = started.elapsed().as_nanos();
         });
+        let longest_apply = tallies.iter().map(|t| t.nanos).max().unwrap_or(0);
+        self.apply_first = longest_apply > prepare_ns;
         let tally = tallies.into_iter().fold(Tally::default(), |a, t| Tally {
             applied: a.applied + t.applied,
             late: a.late + t.late,
             duplicates: a.duplicates + t.duplicates,
+            nanos: a.nanos.max(t.nanos),
         });
         let done = BatchDone {
             records: applying.records,
@@ -412,10 +437,13 @@ struct Tally {
     applied: u64,
     late: u64,
     duplicates: u64,
+    /// Time taken (the longest, once summed).
+    nanos: u128,
 }
 
 /// One engine applies its events of a batch, in stream order.
 fn apply_route(engine: &Engine, decoded: &[Decoded<'_>], route: &[(u32, u32)]) -> Tally {
+    let started = Instant::now();
     let mut tally = Tally::default();
     for &(s, i) in route {
         match engine.apply(&decoded[s as usize].events[i as usize].1) {
@@ -424,6 +452,7 @@ fn apply_route(engine: &Engine, decoded: &[Decoded<'_>], route: &[(u32, u32)]) -
             Applied::Duplicate => tally.duplicates += 1,
         }
     }
+    tally.nanos = started.elapsed().as_nanos();
     tally
 }
 
