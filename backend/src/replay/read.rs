@@ -2,6 +2,7 @@
 //! copied back to back into one buffer.
 
 use std::io::{self, BufRead, Read, Seek, SeekFrom};
+use std::ops::Range;
 
 use super::{Rejection, BATCH_BYTES};
 use crate::event::protobuf::Frame;
@@ -95,31 +96,17 @@ impl RecordReader {
                 .by_ref()
                 .take(READ_BYTES as u64)
                 .read_to_end(&mut batch.bytes)?;
-            for at in memchr::memchr_iter(b'\n', &batch.bytes[searched..]) {
+            let (bytes, spans) = (&batch.bytes, &mut batch.spans);
+            for at in memchr::memchr_iter(b'\n', &bytes[searched..]) {
                 let end = searched + at;
-                self.position += 1;
-                add_line(
-                    &batch.bytes,
-                    &mut batch.spans,
-                    self.position,
-                    line_start,
-                    end,
-                );
+                add_line(bytes, spans, &mut self.position, line_start..end);
                 line_start = end + 1;
             }
-            searched = batch.bytes.len();
+            searched = bytes.len();
             if got < READ_BYTES {
                 // The input has ended: its last line may have no newline.
-                if line_start < batch.bytes.len() {
-                    self.position += 1;
-                    let end = batch.bytes.len();
-                    add_line(
-                        &batch.bytes,
-                        &mut batch.spans,
-                        self.position,
-                        line_start,
-                        end,
-                    );
+                if line_start < bytes.len() {
+                    add_line(bytes, spans, &mut self.position, line_start..bytes.len());
                 }
                 self.done = true;
                 return Ok(false);
@@ -180,15 +167,17 @@ impl RecordReader {
     }
 }
 
-/// Adds the line `bytes[start..end]` (without its newline) to `spans`, unless it is
-/// blank.
-fn add_line(bytes: &[u8], spans: &mut Vec<Span>, position: u64, start: usize, end: usize) {
-    let line = &bytes[start..end];
+/// Numbers the line `bytes[line]` (without its newline) and adds it to `spans`, unless
+/// it is blank.
+fn add_line(bytes: &[u8], spans: &mut Vec<Span>, position: &mut u64, line: Range<usize>) {
+    *position += 1;
+    let start = line.start;
+    let line = &bytes[line];
     let trimmed = line.trim_ascii();
     if !trimmed.is_empty() {
         let lead = line.len() - line.trim_ascii_start().len();
         spans.push(Span {
-            position,
+            position: *position,
             start: start + lead,
             end: start + lead + trimmed.len(),
         });
