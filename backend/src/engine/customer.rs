@@ -136,12 +136,8 @@ impl CustomerHistory {
         extra
     }
 
-    /// Whether some arrivals may still gain a predecessor.
-    pub(crate) fn has_recent(&self) -> bool {
-        self.recent.is_some()
-    }
-
-    /// Event time of the oldest arrival that may still gain a predecessor.
+    /// Event time of the oldest arrival that may still gain a predecessor (`None`: all
+    /// settled).
     pub(crate) fn oldest_recent_ts(&self) -> Option<i64> {
         self.recent.as_ref().and_then(|r| r.first()).map(|a| a.ts)
     }

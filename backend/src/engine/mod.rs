@@ -303,8 +303,8 @@ pub struct Engine {
     customers: DashMap<u64, CustomerHistory, FastHash>,
     /// The customers holding arrivals that may still gain a predecessor, each by the
     /// time of its oldest such arrival (about), in the order they came: the sweep settles
-    /// them without visiting every customer. At most one entry per customer, plus those
-    /// of customers forgotten since.
+    /// them without visiting every customer. One entry per customer holding such
+    /// arrivals, plus those of customers forgotten while queued (and seen again).
     unsettled: Mutex<VecDeque<(i64, u64)>>,
     /// Interactions waiting in queue: arrival time and key.
     waiting: DashMap<u64, (i64, KeyId), FastHash>,
@@ -321,6 +321,7 @@ pub struct Engine {
     watermark: Arc<AtomicI64>,
     next_sweep: AtomicI64,
     next_customer_sweep: AtomicI64,
+    next_deflection_sweep: AtomicI64,
     stats: EngineStats,
     /// Scale-out: the epoch of this engine's claim in the partials topic (`NO_WATERMARK`: none).
     partial_epoch: AtomicI64,
@@ -355,6 +356,7 @@ impl Engine {
             watermark,
             next_sweep: AtomicI64::new(i64::MIN),
             next_customer_sweep: AtomicI64::new(i64::MIN),
+            next_deflection_sweep: AtomicI64::new(i64::MIN),
             stats: EngineStats::default(),
             partial_epoch: AtomicI64::new(NO_WATERMARK),
             cfg,
@@ -539,7 +541,7 @@ impl Engine {
                     let settled = watermark - self.cfg.allowed_lateness_ms;
                     let mut history = self.customers.entry(customer).or_default();
                     // One that has some already is in the queue.
-                    let newly_unsettled = !history.has_recent();
+                    let newly_unsettled = history.oldest_recent_ts().is_none();
                     let (class, successor) =
                         history.insert(past, self.cfg.repeat_horizon_ms, settled);
                     let folded = history.cap_recent(self.cfg.max_recent_arrivals_per_customer);
@@ -735,6 +737,16 @@ impl Engine {
         self.baseline
             .evict_before(watermark - self.cfg.baseline_keep_ms());
         self.settle_customers(settled);
+        // An arrival still within the lateness may look back a full horizon.
+        let horizon_start = watermark - self.cfg.allowed_lateness_ms - self.cfg.repeat_horizon_ms;
+        let due = self.next_deflection_sweep.load(Ordering::Relaxed);
+        if watermark >= due {
+            self.next_deflection_sweep.store(
+                watermark + (self.cfg.repeat_horizon_ms / 64).max(60_000),
+                Ordering::Relaxed,
+            );
+            self.deflections.evict_before(horizon_start);
+        }
         // Visiting every customer costs; done every 1/16 of the horizon, it keeps at
         // most 1/16 more customers than needed.
         let due = self.next_customer_sweep.load(Ordering::Relaxed);
@@ -743,10 +755,6 @@ impl Engine {
                 watermark + (self.cfg.repeat_horizon_ms / 16).max(60_000),
                 Ordering::Relaxed,
             );
-            // An arrival still within the lateness may look back a full horizon.
-            let horizon_start =
-                watermark - self.cfg.allowed_lateness_ms - self.cfg.repeat_horizon_ms;
-            self.deflections.evict_before(horizon_start);
             self.customers.retain(|_, h| h.newest_ts() >= horizon_start);
         }
     }
@@ -881,7 +889,11 @@ mod customer_tests {
     }
 
     fn customers_with_recent(engine: &Engine) -> usize {
-        engine.customers.iter().filter(|h| h.has_recent()).count()
+        engine
+            .customers
+            .iter()
+            .filter(|h| h.oldest_recent_ts().is_some())
+            .count()
     }
 
     /// A customer's arrivals settle once the lateness has passed them, although no
@@ -923,7 +935,8 @@ mod customer_tests {
                     .customers
                     .get(&id_hash(&format!("c{c}")))
                     .expect("tracked")
-                    .has_recent()
+                    .oldest_recent_ts()
+                    .is_some()
             })
             .collect();
         assert_eq!(recent.iter().filter(|r| **r).count(), 0, "{recent:?}");

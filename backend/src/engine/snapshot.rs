@@ -702,11 +702,12 @@ impl Engine {
     }
 }
 
-/// The rows of a breakdown in the order of their names, or, when there are more than
-/// `limit`, the busiest (by arrivals, then in queue; ties by names) and one row summing
-/// the others whose every dimension reads `(other)` (which also takes the values the
-/// symbol table counted as `(other)`). Names, not symbol ids: engines applying in
-/// parallel intern values in an order that changes from run to run.
+/// The rows of a breakdown in the order of their names (`unknown` among them), or, when
+/// there are more than `limit`, the busiest (by arrivals, then in queue; ties by names);
+/// then, last, the row whose every dimension reads `(other)`: the values the symbol
+/// table counted as `(other)`, and, when capped, every row beyond the busiest. Names,
+/// not symbol ids: engines applying in parallel intern values in an order that changes
+/// from run to run.
 fn capped(
     mut rows: BTreeMap<Vec<Sym>, Scope>,
     limit: usize,
@@ -714,12 +715,15 @@ fn capped(
     symbols: &super::Symbols,
 ) -> Vec<(Vec<Sym>, Scope)> {
     let names = |key: &[Sym]| key.iter().map(|s| symbols.name(*s)).collect::<Vec<_>>();
+    let other_key = vec![super::symbols::OTHER; dimensions];
     if rows.len() <= limit {
+        let other = rows.remove(&other_key);
         let mut named: Vec<_> = rows.into_iter().map(|(k, s)| (names(&k), k, s)).collect();
         named.sort_by(|a, b| a.0.cmp(&b.0));
-        return named.into_iter().map(|(_, k, s)| (k, s)).collect();
+        let mut rows: Vec<_> = named.into_iter().map(|(_, k, s)| (k, s)).collect();
+        rows.extend(other.map(|scope| (other_key, scope)));
+        return rows;
     }
-    let other_key = vec![super::symbols::OTHER; dimensions];
     let mut rest = rows.remove(&other_key).unwrap_or_default();
     let mut ranked: Vec<_> = rows.into_iter().map(|(k, s)| (names(&k), k, s)).collect();
     ranked.sort_by(|(na, _, a), (nb, _, b)| {

@@ -45,7 +45,7 @@ pub(super) struct JsonEvent<'a> {
 
 /// Decodes one JSON object (one line of a JSONL stream).
 pub fn decode_json(bytes: &[u8]) -> Result<EventRecord<'_>, DecodeError> {
-    let mut record = EventRecord::new("", EventKind::Arrived, 0, "");
+    let mut record = EventRecord::blank();
     decode_json_into(bytes, &mut record)?;
     Ok(record)
 }
@@ -67,35 +67,54 @@ pub fn decode_json_into<'a>(bytes: &'a [u8], out: &mut EventRecord<'a>) -> Resul
         raw = serde_json::from_slice::<JsonEvent<'_>>(bytes)
             .map_err(|_| explain_json_error(bytes))?;
     }
+    // Every field named: one added to the record cannot be left unset here.
+    let EventRecord {
+        event_id,
+        kind,
+        ts_ms,
+        interaction_id,
+        customer_id,
+        channel,
+        queue,
+        reason,
+        segment,
+        site,
+        deflected_to,
+        resolved,
+        agent_id,
+        agent_state,
+        away_reason,
+        queues,
+    } = &mut *out;
     let kind_str = raw.kind.ok_or(DecodeError::MissingField("type"))?;
-    out.kind = EventKind::parse(&kind_str)
+    *kind = EventKind::parse(&kind_str)
         .ok_or_else(|| DecodeError::UnknownType(kind_str.chars().take(64).collect()))?;
     let ts = raw.ts.ok_or(DecodeError::MissingField("ts"))?;
-    out.agent_state = match raw.state {
+    *agent_state = match raw.state {
         Some(state) => Some(
             AgentState::parse(&state)
                 .ok_or_else(|| DecodeError::UnknownAgentState(state.chars().take(64).collect()))?,
         ),
         None => None,
     };
-    out.interaction_id = match (raw.interaction_id, out.kind) {
+    *interaction_id = match (raw.interaction_id, *kind) {
         (Some(id), _) => id,
         (None, EventKind::AgentState) => Cow::Borrowed(""),
         (None, _) => return Err(DecodeError::MissingField("interaction_id")),
     };
-    out.event_id = raw.event_id.ok_or(DecodeError::MissingField("event_id"))?;
-    out.ts_ms = parse_rfc3339_ms(&ts)?;
-    out.customer_id = raw.customer_id.filter(|c| !c.is_empty());
-    out.channel = raw.channel;
-    out.queue = raw.queue;
-    out.reason = raw.reason;
-    out.segment = raw.segment;
-    out.site = raw.site;
-    out.deflected_to = raw.deflected_to;
-    out.resolved = raw.resolved;
-    out.agent_id = raw.agent_id;
-    out.away_reason = raw.away_reason.filter(|r| !r.is_empty());
-    out.queues = raw.queues;
+    *event_id = raw.event_id.ok_or(DecodeError::MissingField("event_id"))?;
+    *ts_ms = parse_rfc3339_ms(&ts)?;
+    *customer_id = raw.customer_id.filter(|c| !c.is_empty());
+    *channel = raw.channel;
+    *queue = raw.queue;
+    *reason = raw.reason;
+    *segment = raw.segment;
+    *site = raw.site;
+    *deflected_to = raw.deflected_to;
+    *resolved = raw.resolved;
+    *agent_id = raw.agent_id;
+    *away_reason = raw.away_reason.filter(|r| !r.is_empty());
+    *queues = raw.queues;
     out.validate()
 }
 

@@ -238,6 +238,11 @@ impl EventRecord<'_> {
         Ok(())
     }
 
+    /// A record to decode into ([`decode_json_into`], [`decode_proto_into`]).
+    pub fn blank() -> EventRecord<'static> {
+        EventRecord::new("", EventKind::Arrived, 0, "")
+    }
+
     /// An owned copy, independent of the input buffer.
     pub fn into_owned(self) -> EventRecord<'static> {
         fn own(c: Option<Cow<'_, str>>) -> Option<Cow<'static, str>> {

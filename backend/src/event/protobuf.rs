@@ -14,7 +14,7 @@ use super::{AgentState, DecodeError, EventKind, EventRecord, MAX_RECORD_BYTES};
 /// Decodes one protobuf message. The usual message borrows its strings from `bytes`
 /// ([`scan_message`]); anything else goes through prost, which reports the errors.
 pub fn decode_proto(bytes: &[u8]) -> Result<EventRecord<'_>, DecodeError> {
-    let mut record = EventRecord::new("", EventKind::Arrived, 0, "");
+    let mut record = EventRecord::blank();
     decode_proto_into(bytes, &mut record)?;
     Ok(record)
 }
@@ -110,22 +110,41 @@ impl<'a> Fields<'a> {
             Ok(AgentStatus::LoggedOut) => Some(AgentState::LoggedOut),
             Err(_) => return Err(DecodeError::UnknownAgentState(self.state.to_string())),
         };
-        out.event_id = self.event_id;
-        out.kind = kind;
-        out.ts_ms = self.ts_ms;
-        out.interaction_id = self.interaction_id;
-        out.customer_id = self.customer_id.filter(|c| !c.is_empty());
-        out.channel = self.channel;
-        out.queue = self.queue;
-        out.reason = self.reason;
-        out.segment = self.segment;
-        out.site = self.site;
-        out.deflected_to = self.deflected_to;
-        out.resolved = self.resolved;
-        out.agent_id = self.agent_id;
-        out.agent_state = agent_state;
-        out.away_reason = self.away_reason.filter(|r| !r.is_empty());
-        out.queues = self.queues;
+        // Every field named: one added to the record cannot be left unset here.
+        let EventRecord {
+            event_id,
+            kind: out_kind,
+            ts_ms,
+            interaction_id,
+            customer_id,
+            channel,
+            queue,
+            reason,
+            segment,
+            site,
+            deflected_to,
+            resolved,
+            agent_id,
+            agent_state: out_agent_state,
+            away_reason,
+            queues,
+        } = &mut *out;
+        *event_id = self.event_id;
+        *out_kind = kind;
+        *ts_ms = self.ts_ms;
+        *interaction_id = self.interaction_id;
+        *customer_id = self.customer_id.filter(|c| !c.is_empty());
+        *channel = self.channel;
+        *queue = self.queue;
+        *reason = self.reason;
+        *segment = self.segment;
+        *site = self.site;
+        *deflected_to = self.deflected_to;
+        *resolved = self.resolved;
+        *agent_id = self.agent_id;
+        *out_agent_state = agent_state;
+        *away_reason = self.away_reason.filter(|r| !r.is_empty());
+        *queues = self.queues;
         out.validate()
     }
 }

@@ -6,7 +6,8 @@
 //! A thread reads records in batches of about [`BATCH_BYTES`] ([`read`]), ahead of the
 //! workers (one per engine). Two batches are worked on at once: while the workers apply
 //! one, the worker running the loop decodes the next (in slices, which the others take
-//! up as soon as they are done applying) and gives its events, in stream order, to
+//! up as soon as they are done applying; when applying took longer than decoding, it
+//! applies one engine's events first) and gives its events, in stream order, to
 //! engines by key ([`route`]: as a Kafka producer partitions them, an interaction kept
 //! whole). Each engine applies its own events of a batch in stream order, and the
 //! batches in turn. So an engine sees the events a Kafka partition would, in the same
@@ -26,9 +27,7 @@ use rayon::prelude::*;
 use thiserror::Error;
 
 use crate::engine::{Applied, Engine, EngineSet};
-use crate::event::{
-    decode_json_into, decode_proto_into, DecodeError, EventKind, EventRecord, Format,
-};
+use crate::event::{decode_json_into, decode_proto_into, DecodeError, EventRecord, Format};
 pub use read::newest_time_in_tail;
 use read::{Batch, RecordReader, Span};
 use route::{place, Place, Routers};
@@ -154,8 +153,9 @@ pub fn replay<R: BufRead + Send>(
     };
     // Two batches in turn, one applied while the next is decoded and routed: written
     // out twice, so that each buffer stays borrowed by its own batch's events. The loop
-    // runs on a worker of the pool, which decodes while the others apply, then applies or
-    // decodes whatever is left (work stealing balances them). It owns the receiving end:
+    // runs on a worker of the pool, which decodes while the others apply (or after
+    // applying one engine's events: see `Work::step`), then applies or decodes whatever
+    // is left (work stealing balances them). It owns the receiving end:
     // once it returns, the reading thread stops at its next batch.
     let run = move || -> Result<(), ReplayError> {
         let (mut first, mut second) = (Batch::default(), Batch::default());
@@ -279,14 +279,15 @@ impl Work {
             next = self.prepare(into);
             prepare_ns = started.elapsed().as_nanos();
         });
-        let longest_apply = tallies.iter().map(|t| t.nanos).max().unwrap_or(0);
-        self.apply_first = longest_apply > prepare_ns;
         let tally = tallies.into_iter().fold(Tally::default(), |a, t| Tally {
             applied: a.applied + t.applied,
             late: a.late + t.late,
             duplicates: a.duplicates + t.duplicates,
             nanos: a.nanos.max(t.nanos),
         });
+        // Wall time: it includes waiting for the reading thread, which then is not the
+        // batch's to apply first.
+        self.apply_first = tally.nanos > prepare_ns;
         let done = BatchDone {
             records: applying.records,
             tally,
@@ -398,10 +399,7 @@ fn decode_batch<'a>(
         for span in spans {
             let bytes = &batch.bytes[span.start..span.end];
             // Decoded in its place in the vector (see `decode_json_into`).
-            events.push((
-                span.position,
-                EventRecord::new("", EventKind::Arrived, 0, ""),
-            ));
+            events.push((span.position, EventRecord::blank()));
             let (_, slot) = events.last_mut().expect("just pushed");
             let decoded = match format {
                 Format::Jsonl => decode_json_into(bytes, slot),

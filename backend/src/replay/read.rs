@@ -89,6 +89,10 @@ impl RecordReader {
     /// JSONL: reads blocks straight into the batch (no copy line by line) and cuts
     /// them at their newlines, found a vector at a time.
     fn fill_lines<R: Read>(&mut self, input: &mut R, batch: &mut Batch) -> io::Result<bool> {
+        debug_assert!(
+            batch.bytes.is_empty(),
+            "lines are cut from the batch's start"
+        );
         batch.bytes.append(&mut self.carry);
         let (mut line_start, mut searched) = (0, 0);
         loop {
@@ -119,8 +123,8 @@ impl RecordReader {
         }
     }
 
-    /// Appends records to `batch` until it holds [`BATCH_BYTES`] or the input ends;
-    /// `false` once the input has ended.
+    /// Fills an emptied `batch` ([`Batch::clear`]) with records until it holds
+    /// [`BATCH_BYTES`] or the input ends; `false` once the input has ended.
     pub(super) fn fill<R: BufRead>(
         &mut self,
         input: &mut R,

@@ -287,7 +287,11 @@ mod tests {
     }
 
     /// The shards, each following its own interactions through slices of batches, send
-    /// every event where one router reading the stream in order sends it.
+    /// every event where one router reading the stream in order sends it. (Kept here for
+    /// the whole stream: a shard forgets an idle interaction by the newest time of its
+    /// own events, so a step coming more than the lifetime after the one before may be
+    /// placed anew at another moment than one router would; the engine has forgotten
+    /// that interaction too.)
     #[test]
     fn sharded_routers_route_as_one_router() {
         use rand::{Rng, SeedableRng};
