@@ -104,7 +104,7 @@ pub fn decode_json_into<'a>(bytes: &'a [u8], out: &mut EventRecord<'a>) -> Resul
     };
     *event_id = raw.event_id.ok_or(DecodeError::MissingField("event_id"))?;
     *ts_ms = parse_rfc3339_ms(&ts)?;
-    *customer_id = raw.customer_id.filter(|c| !c.is_empty());
+    *customer_id = raw.customer_id;
     *channel = raw.channel;
     *queue = raw.queue;
     *reason = raw.reason;
@@ -113,9 +113,9 @@ pub fn decode_json_into<'a>(bytes: &'a [u8], out: &mut EventRecord<'a>) -> Resul
     *deflected_to = raw.deflected_to;
     *resolved = raw.resolved;
     *agent_id = raw.agent_id;
-    *away_reason = raw.away_reason.filter(|r| !r.is_empty());
+    *away_reason = raw.away_reason;
     *queues = raw.queues;
-    out.validate()
+    out.finish_decoding()
 }
 
 /// Slow path, only for bad records: decode again tracking the path, so the error

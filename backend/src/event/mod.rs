@@ -238,6 +238,18 @@ impl EventRecord<'_> {
         Ok(())
     }
 
+    /// The last step of every decoder: an empty customer id or away reason is read as
+    /// none, whatever the encoding; then the rules are checked ([`EventRecord::validate`]).
+    pub(crate) fn finish_decoding(&mut self) -> Result<(), DecodeError> {
+        if self.customer_id.as_deref() == Some("") {
+            self.customer_id = None;
+        }
+        if self.away_reason.as_deref() == Some("") {
+            self.away_reason = None;
+        }
+        self.validate()
+    }
+
     /// A record to decode into ([`decode_json_into`], [`decode_proto_into`]).
     pub fn blank() -> EventRecord<'static> {
         EventRecord::new("", EventKind::Arrived, 0, "")
@@ -297,6 +309,25 @@ pub fn format_rfc3339_ms(ts_ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An empty customer id or away reason is none, in JSON and in protobuf alike.
+    #[test]
+    fn empty_customer_and_away_reason_decode_as_none() {
+        let json = br#"{"event_id":"a","type":"agent_state","ts":"2026-11-25T09:00:00Z","agent_id":"x","state":"away","away_reason":"","customer_id":""}"#;
+        let ev = decode_json(json).expect("valid");
+        assert_eq!(
+            (ev.customer_id.as_deref(), ev.away_reason.as_deref()),
+            (None, None)
+        );
+        let mut named = ev.clone();
+        named.customer_id = Some("c".into());
+        named.away_reason = Some("lunch".into());
+        let mut msg = protobuf::to_message(&named);
+        msg.customer_id = Some(String::new());
+        msg.away_reason = Some(String::new());
+        let bytes = prost::Message::encode_to_vec(&msg);
+        assert_eq!(decode_proto(&bytes), Ok(ev));
+    }
 
     #[test]
     fn rfc3339_requires_an_offset_and_keeps_milliseconds() {

@@ -133,7 +133,7 @@ impl<'a> Fields<'a> {
         *out_kind = kind;
         *ts_ms = self.ts_ms;
         *interaction_id = self.interaction_id;
-        *customer_id = self.customer_id.filter(|c| !c.is_empty());
+        *customer_id = self.customer_id;
         *channel = self.channel;
         *queue = self.queue;
         *reason = self.reason;
@@ -143,9 +143,9 @@ impl<'a> Fields<'a> {
         *resolved = self.resolved;
         *agent_id = self.agent_id;
         *out_agent_state = agent_state;
-        *away_reason = self.away_reason.filter(|r| !r.is_empty());
+        *away_reason = self.away_reason;
         *queues = self.queues;
-        out.validate()
+        out.finish_decoding()
     }
 }
 
