@@ -716,28 +716,26 @@ fn capped(
 ) -> Vec<(Vec<Sym>, Scope)> {
     let names = |key: &[Sym]| key.iter().map(|s| symbols.name(*s)).collect::<Vec<_>>();
     let other_key = vec![super::symbols::OTHER; dimensions];
-    if rows.len() <= limit {
-        let other = rows.remove(&other_key);
-        let mut named: Vec<_> = rows.into_iter().map(|(k, s)| (names(&k), k, s)).collect();
+    let mut other = rows.remove(&other_key);
+    let capped = rows.len() + usize::from(other.is_some()) > limit;
+    let mut named: Vec<_> = rows.into_iter().map(|(k, s)| (names(&k), k, s)).collect();
+    if capped {
+        named.sort_by(|(na, _, a), (nb, _, b)| {
+            (b.counters.arrivals, b.in_queue)
+                .cmp(&(a.counters.arrivals, a.in_queue))
+                .then_with(|| na.cmp(nb))
+        });
+        let rest = other.get_or_insert_with(Scope::default);
+        let keep = limit.saturating_sub(1).min(named.len());
+        for (_, _, scope) in named.drain(keep..) {
+            rest.merge(&scope);
+        }
+    } else {
         named.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut rows: Vec<_> = named.into_iter().map(|(_, k, s)| (k, s)).collect();
-        rows.extend(other.map(|scope| (other_key, scope)));
-        return rows;
     }
-    let mut rest = rows.remove(&other_key).unwrap_or_default();
-    let mut ranked: Vec<_> = rows.into_iter().map(|(k, s)| (names(&k), k, s)).collect();
-    ranked.sort_by(|(na, _, a), (nb, _, b)| {
-        (b.counters.arrivals, b.in_queue)
-            .cmp(&(a.counters.arrivals, a.in_queue))
-            .then_with(|| na.cmp(nb))
-    });
-    let keep = limit.saturating_sub(1);
-    for (_, _, scope) in ranked.drain(keep.min(ranked.len())..) {
-        rest.merge(&scope);
-    }
-    let mut kept: Vec<_> = ranked.into_iter().map(|(_, k, s)| (k, s)).collect();
-    kept.push((other_key, rest));
-    kept
+    let mut rows: Vec<_> = named.into_iter().map(|(_, k, s)| (k, s)).collect();
+    rows.extend(other.map(|scope| (other_key, scope)));
+    rows
 }
 
 #[cfg(test)]
