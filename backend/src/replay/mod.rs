@@ -110,13 +110,25 @@ pub fn replay<R: BufRead + Send>(
     }
     let mut counts = ReplayCounts::default();
     // A thread reads batches ahead (one waiting, one being filled); emptied ones come
-    // back to it for their allocations.
+    // back to it for their allocations. It makes two: the loop gives one back for each
+    // it takes (and holds two), and the channel holds one, so whenever the reader
+    // wants one, one is on its way back, until the loop stops.
     let (full, batches) = mpsc::sync_channel::<io::Result<Batch>>(1);
     let (returned, empties) = mpsc::channel::<Batch>();
     let read_ahead = move || {
         let (mut reader, mut input) = (RecordReader::new(options.format), input);
+        let mut made = 0;
         loop {
-            let mut batch = empties.try_recv().unwrap_or_default();
+            let mut batch = if made < 2 {
+                made += 1;
+                Batch::default()
+            } else {
+                match empties.recv() {
+                    Ok(batch) => batch,
+                    // The loop stopped early (--strict, an error).
+                    Err(_) => return,
+                }
+            };
             batch.clear();
             let read = reader.fill(&mut input, &mut batch);
             let more = matches!(read, Ok(true));
@@ -220,9 +232,9 @@ struct Work {
     /// Emptied batches, back to the reading thread.
     returned: mpsc::Sender<Batch>,
     options: ReplayOptions,
-    /// Emptied vectors of decoded events: their allocations are reused rather than
-    /// returned to the system and faulted in again for every batch.
-    spare: Vec<Vec<(u64, EventRecord<'static>)>>,
+    /// Emptied vectors of decoded events and of their places: their allocations are
+    /// reused rather than returned to the system and faulted in again for every batch.
+    spare: Vec<(Vec<(u64, EventRecord<'static>)>, Vec<Place>)>,
     spare_routes: Vec<Vec<Vec<(u32, u32)>>>,
     /// The last batch took longer to apply (on one engine) than to prepare.
     apply_first: bool,
@@ -293,8 +305,12 @@ impl Work {
             tally,
             rejections: applying.rejections,
         };
-        self.spare
-            .extend(applying.decoded.into_iter().map(|d| relabel(d.events)));
+        self.spare.extend(
+            applying
+                .decoded
+                .into_iter()
+                .map(|d| (relabel(d.events), d.places)),
+        );
         self.spare_routes.push(applying.routes);
         (done, next)
     }
@@ -312,9 +328,11 @@ impl Work {
         if batch.spans.is_empty() && batch.broken.is_none() {
             return Ok(None);
         }
-        let slices: Vec<Vec<(u64, EventRecord<'_>)>> = (0..SLICES_PER_THREAD
-            * self.routers.engines())
-            .map(|_| relabel(self.spare.pop().unwrap_or_default()))
+        let slices: Vec<_> = (0..SLICES_PER_THREAD * self.routers.engines())
+            .map(|_| {
+                let (events, places) = self.spare.pop().unwrap_or_default();
+                (relabel(events), places)
+            })
             .collect();
         let decoded = decode_batch(batch, self.options.format, slices, self.routers.engines());
         let mut rejections: Vec<Rejection> = decoded
@@ -349,11 +367,7 @@ impl Work {
                 &slice.places[..before_cutoff]
             })
             .collect();
-        for (s, engines) in self.routers.route(&places).into_iter().enumerate() {
-            for (i, engine) in engines.into_iter().enumerate() {
-                routes[engine as usize].push((s as u32, i as u32));
-            }
-        }
+        self.routers.route(&places, &mut routes);
         Ok(Some(Stage {
             decoded,
             routes,
@@ -383,19 +397,21 @@ struct Decoded<'a> {
     rejected: Vec<Rejection>,
 }
 
-/// Decodes the batch in as many slices as `into` has vectors, at once, and places
-/// each event among `engines`.
+/// Decodes the batch in as many slices as `into` has (emptied) vectors of events and
+/// of places, at once, and places each event among `engines`.
 fn decode_batch<'a>(
     batch: &'a Batch,
     format: Format,
-    into: Vec<Vec<(u64, EventRecord<'a>)>>,
+    into: Vec<(Vec<(u64, EventRecord<'a>)>, Vec<Place>)>,
     engines: usize,
 ) -> Vec<Decoded<'a>> {
     let slice = batch.spans.len().div_ceil(into.len().max(1)).max(1);
-    let decode = |(spans, mut events): (&[Span], Vec<(u64, EventRecord<'a>)>)| {
+    type Into<'a> = (Vec<(u64, EventRecord<'a>)>, Vec<Place>);
+    let decode = |(spans, (mut events, mut places)): (&[Span], Into<'a>)| {
         events.reserve(spans.len());
+        places.clear();
+        places.reserve(spans.len());
         let mut rejected = Vec::new();
-        let mut places = Vec::with_capacity(spans.len());
         for span in spans {
             let bytes = &batch.bytes[span.start..span.end];
             // Decoded in its place in the vector (see `decode_json_into`).

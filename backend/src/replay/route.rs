@@ -78,6 +78,11 @@ pub(super) fn place(event: &EventRecord<'_>, engines: usize) -> Place {
 pub(super) struct Routers {
     engines: usize,
     shards: Vec<Router>,
+    /// Kept from batch to batch for their allocations (fresh ones would be faulted in
+    /// again for every batch): per slice, the engine of each event; per shard, the
+    /// events it placed as (slice, index, engine).
+    engine_of: Vec<Vec<u32>>,
+    decided: Vec<Vec<(u32, u32, u32)>>,
 }
 
 impl Routers {
@@ -88,6 +93,8 @@ impl Routers {
         Routers {
             engines,
             shards: (0..shards).map(|_| Router::new(engines, keep_ms)).collect(),
+            engine_of: Vec::new(),
+            decided: (0..shards).map(|_| Vec::new()).collect(),
         }
     }
 
@@ -101,55 +108,54 @@ impl Routers {
         self.shards.iter().map(|r| r.split_customers).sum()
     }
 
-    /// The engine of each event of `places` (slices of a batch, in stream order): the
-    /// shards each follow their interactions through the whole batch, at once.
-    pub(super) fn route(&mut self, places: &[&[Place]]) -> Vec<Vec<u32>> {
-        let mut engines: Vec<Vec<u32>> = places
-            .iter()
-            .map(|slice| {
-                slice
-                    .iter()
-                    .map(|p| match p {
-                        Place::Engine(e) => *e,
-                        Place::Step { .. } => 0,
-                    })
-                    .collect()
-            })
-            .collect();
-        if self.shards.is_empty() {
-            return engines;
+    /// Adds each event of `places` (slices of a batch, in stream order) to the route of
+    /// its engine in `routes` (one per engine, emptied), as (slice, index in the slice),
+    /// in stream order. The shards each follow their interactions through the whole
+    /// batch, at once.
+    pub(super) fn route(&mut self, places: &[&[Place]], routes: &mut [Vec<(u32, u32)>]) {
+        self.engine_of.resize_with(places.len(), Vec::new);
+        for (slice, engines) in places.iter().zip(&mut self.engine_of) {
+            engines.clear();
+            engines.extend(slice.iter().map(|p| match p {
+                Place::Engine(e) => *e,
+                Place::Step { .. } => 0,
+            }));
         }
-        let shards = self.shards.len() as u64;
-        // The high bits: the low ones place interactions on engines.
-        let shard_of = |interaction: u64| ((interaction >> 32) % shards) as usize;
-        let decided: Vec<Vec<(u32, u32, u32)>> = self
-            .shards
-            .par_iter_mut()
-            .enumerate()
-            .map(|(k, router)| {
-                let mut decided = Vec::new();
-                for (s, slice) in places.iter().enumerate() {
-                    for (i, p) in slice.iter().enumerate() {
-                        if let Place::Step {
-                            interaction,
-                            wanted,
-                            ts,
-                        } = *p
-                        {
-                            if shard_of(interaction) == k {
-                                let engine = router.step(interaction, wanted, ts);
-                                decided.push((s as u32, i as u32, engine));
+        if !self.shards.is_empty() {
+            let shards = self.shards.len() as u64;
+            // The high bits: the low ones place interactions on engines.
+            let shard_of = |interaction: u64| ((interaction >> 32) % shards) as usize;
+            self.shards
+                .par_iter_mut()
+                .zip(&mut self.decided)
+                .enumerate()
+                .for_each(|(k, (router, decided))| {
+                    decided.clear();
+                    for (s, slice) in places.iter().enumerate() {
+                        for (i, p) in slice.iter().enumerate() {
+                            if let Place::Step {
+                                interaction,
+                                wanted,
+                                ts,
+                            } = *p
+                            {
+                                if shard_of(interaction) == k {
+                                    let engine = router.step(interaction, wanted, ts);
+                                    decided.push((s as u32, i as u32, engine));
+                                }
                             }
                         }
                     }
-                }
-                decided
-            })
-            .collect();
-        for (s, i, engine) in decided.into_iter().flatten() {
-            engines[s as usize][i as usize] = engine;
+                });
+            for &(s, i, engine) in self.decided.iter().flatten() {
+                self.engine_of[s as usize][i as usize] = engine;
+            }
         }
-        engines
+        for (s, engines) in self.engine_of[..places.len()].iter().enumerate() {
+            for (i, &engine) in engines.iter().enumerate() {
+                routes[engine as usize].push((s as u32, i as u32));
+            }
+        }
     }
 }
 
@@ -320,7 +326,19 @@ mod tests {
             for batch in events.chunks(700) {
                 let places: Vec<Place> = batch.iter().map(|e| place(e, engines)).collect();
                 let slices: Vec<&[Place]> = places.chunks(90).collect();
-                got.extend(routers.route(&slices).into_iter().flatten());
+                let mut routes = vec![Vec::new(); engines];
+                routers.route(&slices, &mut routes);
+                // Back to the engine of each event, in stream order.
+                let mut engine_of = vec![u32::MAX; batch.len()];
+                for (engine, route) in routes.iter().enumerate() {
+                    let mut last = None;
+                    for &(s, i) in route {
+                        assert!(last < Some((s, i)), "in stream order");
+                        last = Some((s, i));
+                        engine_of[s as usize * 90 + i as usize] = engine as u32;
+                    }
+                }
+                got.extend(engine_of);
             }
             assert_eq!(got, expected, "{engines} engines");
             assert_eq!(routers.split_customers(), one.split_customers);
