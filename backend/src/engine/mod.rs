@@ -422,6 +422,12 @@ impl Engine {
         self.interactions.len()
     }
 
+    /// Whether the interaction is held (in flight or recently finished).
+    #[cfg(test)]
+    pub(crate) fn holds_interaction(&self, interaction_id: &str) -> bool {
+        self.interactions.contains_key(&id_hash(interaction_id))
+    }
+
     /// Number of logged effects and aggregate cells held, all shards and resolutions.
     pub fn stored_entries(&self) -> usize {
         self.stores.iter().map(|s| s.lock().entry_count()).sum()

@@ -30,7 +30,7 @@ use crate::engine::{Applied, Engine, EngineSet};
 use crate::event::{decode_json_into, decode_proto_into, DecodeError, EventRecord, Format};
 pub use read::newest_time_in_tail;
 use read::{Batch, RecordReader, Span};
-use route::{place, Place, Routers};
+use route::{place, Lifetimes, Place, Routers};
 
 /// Bytes of records read before a batch is decoded and applied: large enough that
 /// handing work to the threads costs little, small enough to stay in the caches' reach.
@@ -145,7 +145,7 @@ pub fn replay<R: BufRead + Send>(
         spare: Vec::new(),
         spare_routes: Vec::new(),
         apply_first: false,
-        routers: Routers::new(engines.len(), interaction_lifetime(engines)),
+        routers: Routers::new(engines.len(), Lifetimes::of(engines[0].config())),
     };
     let mut report = |done: BatchDone, split: u64| -> Result<(), ReplayError> {
         counts.records += done.records;
@@ -198,15 +198,6 @@ pub fn replay<R: BufRead + Send>(
 /// some of the next batch's decoding from the one running the loop.
 const SLICES_PER_THREAD: usize = 4;
 
-/// How long an interaction may still be joined after its last event: the router
-/// remembers it that long.
-fn interaction_lifetime(engines: &[Arc<Engine>]) -> i64 {
-    let cfg = engines[0].config();
-    cfg.interaction_ttl_ms
-        .max(cfg.failover_grace_ms)
-        .saturating_add(cfg.allowed_lateness_ms)
-}
-
 /// What became of one batch.
 struct BatchDone {
     records: u64,
@@ -234,7 +225,7 @@ struct Work {
     options: ReplayOptions,
     /// Emptied vectors of decoded events and of their places: their allocations are
     /// reused rather than returned to the system and faulted in again for every batch.
-    spare: Vec<(Vec<(u64, EventRecord<'static>)>, Vec<Place>)>,
+    spare: Vec<SliceBuffers<'static>>,
     spare_routes: Vec<Vec<Vec<(u32, u32)>>>,
     /// The last batch took longer to apply (on one engine) than to prepare.
     apply_first: bool,
@@ -397,17 +388,19 @@ struct Decoded<'a> {
     rejected: Vec<Rejection>,
 }
 
+/// A slice's vectors of decoded events (with their positions) and of their places.
+type SliceBuffers<'a> = (Vec<(u64, EventRecord<'a>)>, Vec<Place>);
+
 /// Decodes the batch in as many slices as `into` has (emptied) vectors of events and
 /// of places, at once, and places each event among `engines`.
 fn decode_batch<'a>(
     batch: &'a Batch,
     format: Format,
-    into: Vec<(Vec<(u64, EventRecord<'a>)>, Vec<Place>)>,
+    into: Vec<SliceBuffers<'a>>,
     engines: usize,
 ) -> Vec<Decoded<'a>> {
     let slice = batch.spans.len().div_ceil(into.len().max(1)).max(1);
-    type Into<'a> = (Vec<(u64, EventRecord<'a>)>, Vec<Place>);
-    let decode = |(spans, (mut events, mut places)): (&[Span], Into<'a>)| {
+    let decode = |(spans, (mut events, mut places)): (&[Span], SliceBuffers<'a>)| {
         events.reserve(spans.len());
         places.clear();
         places.reserve(spans.len());

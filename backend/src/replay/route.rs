@@ -10,16 +10,23 @@
 //! one-thread replay); such events are counted and reported.
 //!
 //! What an event alone tells ([`place`]: hashes of its ids) is worked out while it is
-//! decoded, in parallel. Following interactions needs a map of every interaction of the
-//! last day: its lookups miss the caches, so it is split in shards by interaction, each
-//! following its own interactions in stream order, in parallel ([`Routers`]).
+//! decoded, in parallel. Following interactions needs a map of the interactions the
+//! engines may still hold: it is split in shards by interaction, each following its
+//! own interactions in stream order, in parallel ([`Routers`]).
+//!
+//! A router forgets an interaction some time after its engine does, by the engine's
+//! rule ([`Lifetimes`]): after the lateness once it has ended (or was deflected, or
+//! abandoned and the failover grace is over, or never arrived), else after the TTL.
+//! So it holds the interactions in flight, not a day of them, and its lookups stay in
+//! the caches. A later step of a forgotten interaction finds no interaction to join on
+//! any engine, wherever it goes: it starts one anew, as in a one-thread replay.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use rayon::prelude::*;
 
-use crate::engine::id_hash;
+use crate::engine::{id_hash, EngineConfig};
 use crate::event::{EventKind, EventRecord};
 
 /// Keys here are already xxh3 hashes: used as they are.
@@ -51,6 +58,7 @@ pub(super) enum Place {
         interaction: u64,
         wanted: Option<u32>,
         ts: i64,
+        kind: EventKind,
     },
 }
 
@@ -70,6 +78,33 @@ pub(super) fn place(event: &EventRecord<'_>, engines: usize) -> Place {
         interaction: id_hash(&event.interaction_id),
         wanted: event.customer_id.as_deref().map(engine_of),
         ts: event.ts_ms,
+        kind: event.kind,
+    }
+}
+
+/// How long the engines hold an interaction (their configuration's), which the
+/// routers outlast.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Lifetimes {
+    pub(super) lateness_ms: i64,
+    pub(super) failover_grace_ms: i64,
+    pub(super) ttl_ms: i64,
+}
+
+impl Lifetimes {
+    pub(super) fn of(cfg: &EngineConfig) -> Lifetimes {
+        Lifetimes {
+            lateness_ms: cfg.allowed_lateness_ms,
+            failover_grace_ms: cfg.failover_grace_ms,
+            ttl_ms: cfg.interaction_ttl_ms,
+        }
+    }
+
+    /// How often the engine sweeps (once per lateness, at least a minute): a router
+    /// waits two of them more, so that the engine's own watermark, which may trail the
+    /// router's by a little, has swept too.
+    fn sweep_ms(&self) -> i64 {
+        self.lateness_ms.max(60_000)
     }
 }
 
@@ -86,13 +121,16 @@ pub(super) struct Routers {
 }
 
 impl Routers {
-    /// Routes among `engines` with as many shards (see [`Router::new`] for `keep_ms`).
-    pub(super) fn new(engines: usize, keep_ms: i64) -> Routers {
+    /// Routes among `engines` with as many shards, each remembering an interaction as
+    /// long as its engine may hold it.
+    pub(super) fn new(engines: usize, lifetimes: Lifetimes) -> Routers {
         let engines = engines.max(1);
         let shards = if engines == 1 { 0 } else { engines };
         Routers {
             engines,
-            shards: (0..shards).map(|_| Router::new(engines, keep_ms)).collect(),
+            shards: (0..shards)
+                .map(|_| Router::new(engines, lifetimes))
+                .collect(),
             engine_of: Vec::new(),
             decided: (0..shards).map(|_| Vec::new()).collect(),
         }
@@ -137,10 +175,11 @@ impl Routers {
                                 interaction,
                                 wanted,
                                 ts,
+                                kind,
                             } = *p
                             {
                                 if shard_of(interaction) == k {
-                                    let engine = router.step(interaction, wanted, ts);
+                                    let engine = router.step(interaction, wanted, ts, kind);
                                     decided.push((s as u32, i as u32, engine));
                                 }
                             }
@@ -159,11 +198,11 @@ impl Routers {
     }
 }
 
-/// The engine of every interaction seen within the last `keep_ms` of event time.
+/// The engine of every interaction its engine may still hold.
 pub(super) struct Router {
     engines: u64,
     owners: HashMap<u64, Owner, BuildHasherDefault<Prehashed>>,
-    keep_ms: i64,
+    lifetimes: Lifetimes,
     newest: i64,
     next_sweep: i64,
     /// Events with a `customer_id` whose interaction was already placed on another
@@ -175,24 +214,27 @@ pub(super) struct Router {
 struct Owner {
     engine: u32,
     newest_ts: i64,
+    arrived: bool,
+    /// Ended or deflected.
+    over: bool,
+    abandoned: bool,
 }
 
 impl Router {
-    /// Routes among `engines`, remembering an interaction for `keep_ms` after its last
-    /// event (the engine's interaction lifetime and lateness: a later step would find
-    /// no interaction to join anyway).
-    pub(super) fn new(engines: usize, keep_ms: i64) -> Router {
+    /// Routes among `engines`, remembering an interaction until its engine has surely
+    /// forgotten it (see [`Lifetimes`]).
+    pub(super) fn new(engines: usize, lifetimes: Lifetimes) -> Router {
         Router {
             engines: engines.max(1) as u64,
             owners: HashMap::default(),
-            keep_ms,
+            lifetimes,
             newest: i64::MIN,
             next_sweep: i64::MIN,
             split_customers: 0,
         }
     }
 
-    /// Interactions remembered (bounded by the traffic of `keep_ms`).
+    /// Interactions remembered.
     #[cfg(test)]
     pub(super) fn remembered(&self) -> usize {
         self.owners.len()
@@ -207,12 +249,13 @@ impl Router {
                 interaction,
                 wanted,
                 ts,
-            } => self.step(interaction, wanted, ts) as usize,
+                kind,
+            } => self.step(interaction, wanted, ts, kind) as usize,
         }
     }
 
     /// The engine of a step of `interaction`.
-    fn step(&mut self, interaction: u64, wanted: Option<u32>, ts: i64) -> u32 {
+    fn step(&mut self, interaction: u64, wanted: Option<u32>, ts: i64, kind: EventKind) -> u32 {
         if self.engines == 1 {
             return 0;
         }
@@ -220,23 +263,41 @@ impl Router {
         let owner = self.owners.entry(interaction).or_insert(Owner {
             engine: wanted.unwrap_or((interaction % self.engines) as u32),
             newest_ts: ts,
+            arrived: false,
+            over: false,
+            abandoned: false,
         });
         owner.newest_ts = owner.newest_ts.max(ts);
+        match kind {
+            EventKind::Arrived => owner.arrived = true,
+            EventKind::Ended | EventKind::Deflected => owner.over = true,
+            EventKind::Abandoned => owner.abandoned = true,
+            EventKind::Queued | EventKind::Answered | EventKind::AgentState => {}
+        }
         if wanted.is_some_and(|w| w != owner.engine) {
             self.split_customers += 1;
         }
         owner.engine
     }
 
-    /// Forgets interactions idle for `keep_ms`, every sixteenth of it.
+    /// Forgets, once per engine sweep, the interactions the engine has forgotten: by
+    /// the engine's rule (`Engine::maybe_sweep`), two of its sweeps later.
     fn sweep(&mut self, ts: i64) {
         self.newest = self.newest.max(ts);
         if self.newest < self.next_sweep {
             return;
         }
-        let oldest = self.newest.saturating_sub(self.keep_ms);
-        self.owners.retain(|_, o| o.newest_ts >= oldest);
-        self.next_sweep = self.newest.saturating_add((self.keep_ms / 16).max(1_000));
+        let l = self.lifetimes;
+        let margin = 2 * l.sweep_ms();
+        let settled = self.newest.saturating_sub(l.lateness_ms + margin);
+        let grace = self.newest.saturating_sub(l.failover_grace_ms + margin);
+        let expiry = self.newest.saturating_sub(l.ttl_ms.saturating_add(margin));
+        self.owners.retain(|_, o| {
+            let over = o.over || (o.abandoned && o.newest_ts < grace);
+            let done = o.newest_ts < settled && (over || !o.arrived);
+            !(done || o.newest_ts < expiry)
+        });
+        self.next_sweep = self.newest.saturating_add(l.sweep_ms());
     }
 }
 
@@ -271,7 +332,7 @@ mod tests {
     #[test]
     fn an_interaction_follows_its_first_event_and_a_customer_its_key() {
         let (interaction, customer) = apart(2);
-        let mut router = Router::new(2, 86_400_000);
+        let mut router = Router::new(2, Lifetimes::of(&EngineConfig::default()));
         let home = (id_hash(&customer) % 2) as usize;
         // The arrival names the customer; the later steps do not.
         assert_eq!(router.route(&event(&interaction, Some(&customer), 0)), home);
@@ -319,9 +380,9 @@ mod tests {
             })
             .collect();
         for engines in [2, 3] {
-            let mut one = Router::new(engines, i64::MAX / 4);
+            let mut one = Router::new(engines, FOREVER);
             let expected: Vec<u32> = events.iter().map(|e| one.route(e) as u32).collect();
-            let mut routers = Routers::new(engines, i64::MAX / 4);
+            let mut routers = Routers::new(engines, FOREVER);
             let mut got = Vec::new();
             for batch in events.chunks(700) {
                 let places: Vec<Place> = batch.iter().map(|e| place(e, engines)).collect();
@@ -346,16 +407,111 @@ mod tests {
         }
     }
 
+    /// Nothing is ever forgotten.
+    const FOREVER: Lifetimes = Lifetimes {
+        lateness_ms: i64::MAX / 8,
+        failover_grace_ms: i64::MAX / 8,
+        ttl_ms: i64::MAX / 8,
+    };
+
+    /// A router remembers every interaction its engines still hold, and forgets the
+    /// finished ones soon after: random interactions that end, are abandoned (some
+    /// answered after), deflected, left open or never arrive, reported out of order and
+    /// twice, with gaps of traffic. Each engine has its own watermark, which trails the
+    /// router's between its events. Only an engine that got no event for longer than a
+    /// sweep (after a gap of traffic, until its first event) may hold more: it forgets
+    /// as soon as it gets one, before anything but a step later than the lateness could
+    /// join them (see the module's doc).
     #[test]
-    fn interactions_are_forgotten_once_idle_for_the_lifetime() {
-        let mut router = Router::new(3, 60_000);
-        for i in 0..10_000 {
-            let id = format!("i{i}");
-            router.route(&event(&id, Some("bob"), i * 1_000));
+    fn a_router_remembers_what_the_engine_holds_and_forgets_the_finished() {
+        use rand::{Rng, SeedableRng};
+        use std::collections::VecDeque;
+        let cfg = EngineConfig {
+            allowed_lateness_ms: 60_000,
+            failover_grace_ms: 600_000,
+            interaction_ttl_ms: 3_600_000,
+            ..EngineConfig::default()
+        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let engines = [
+            crate::engine::Engine::new(cfg.clone()),
+            crate::engine::Engine::new(cfg.clone()),
+        ];
+        let mut router = Router::new(2, Lifetimes::of(&cfg));
+        // Steps to come, by time: (ts, interaction, kind).
+        let mut pending: Vec<(i64, String, EventKind)> = Vec::new();
+        let mut now = 1_795_600_000_000_i64;
+        for n in 0..3_000 {
+            now += if rng.random_range(0..200) == 0 {
+                1_800_000
+            } else {
+                rng.random_range(0..3_000)
+            };
+            let id = format!("i{n}");
+            let plan: &[(i64, EventKind)] = match rng.random_range(0..6) {
+                0 => &[
+                    (0, EventKind::Arrived),
+                    (30_000, EventKind::Answered),
+                    (200_000, EventKind::Ended),
+                ],
+                1 => &[(0, EventKind::Arrived), (50_000, EventKind::Abandoned)],
+                2 => &[
+                    (0, EventKind::Arrived),
+                    (50_000, EventKind::Abandoned),
+                    (400_000, EventKind::Answered),
+                ],
+                3 => &[(0, EventKind::Arrived), (5_000, EventKind::Deflected)],
+                4 => &[(0, EventKind::Arrived), (20_000, EventKind::Queued)],
+                _ => &[(0, EventKind::Answered)],
+            };
+            for &(after, kind) in plan {
+                // Up to 30 s out of order; a tenth reported twice.
+                let ts = now + after - rng.random_range(0..30_000);
+                pending.push((ts, id.clone(), kind));
+                if rng.random_range(0..10) == 0 {
+                    pending.push((ts + rng.random_range(0..20_000), id.clone(), kind));
+                }
+            }
         }
-        // 10,000 s of traffic, one a second, kept 60 s (plus up to a sweep's period).
-        assert!(router.remembered() <= 60 + 4, "{}", router.remembered());
-        let mut one = Router::new(1, 60_000);
+        // Read in the order of a jittered time: out of order by up to 30 s more.
+        pending.sort_by_cached_key(|(ts, ..)| *ts + rng.random_range(0..30_000));
+        let mut held: VecDeque<String> = VecDeque::new();
+        let mut most = 0;
+        for (i, (ts, id, kind)) in pending.iter().enumerate() {
+            let mut ev = event(id, None, *ts);
+            ev.event_id = Cow::Owned(format!("{id}-{kind:?}"));
+            ev.kind = *kind;
+            if *kind == EventKind::Arrived {
+                ev.channel = Some(Cow::Borrowed("phone"));
+            }
+            engines[router.route(&ev)].apply(&ev);
+            held.push_back(id.clone());
+            if i % 10 == 0 {
+                held.retain(|id| engines.iter().any(|e| e.holds_interaction(id)));
+                let sweep = Lifetimes::of(&cfg).sweep_ms();
+                let current = |e: &crate::engine::Engine| {
+                    e.watermark().is_some_and(|w| w >= router.newest - sweep)
+                };
+                for id in &held {
+                    let holds = |e: &&crate::engine::Engine| e.holds_interaction(id);
+                    if engines.iter().filter(holds).any(current) {
+                        let remembered = router.owners.contains_key(&id_hash(id));
+                        assert!(remembered, "{id} forgotten at {i}");
+                    }
+                }
+                most = most.max(router.remembered());
+            }
+        }
+        // Three thousand interactions over about two and a half days: the router held
+        // those in flight, not the TTL's worth.
+        assert!(most < 600, "{most}");
+        assert!(router.remembered() < 600);
+    }
+
+    #[test]
+    fn every_step_goes_to_engine_0_when_there_is_one() {
+        let mut one = Router::new(1, Lifetimes::of(&EngineConfig::default()));
         assert_eq!(one.route(&event("x", Some("bob"), 0)), 0);
+        assert_eq!(one.remembered(), 0);
     }
 }
