@@ -129,8 +129,16 @@ pub fn replay<R: BufRead + Send>(
                     Err(_) => return,
                 }
             };
-            batch.clear();
-            let read = reader.fill(&mut input, &mut batch);
+            // A batch that holds no record while more input follows (a megabyte of
+            // blank lines) is read past: the loop takes an empty batch for the end.
+            let read = loop {
+                batch.clear();
+                let read = reader.fill(&mut input, &mut batch);
+                let nothing = batch.spans.is_empty() && batch.broken.is_none();
+                if !(matches!(read, Ok(true)) && nothing) {
+                    break read;
+                }
+            };
             let more = matches!(read, Ok(true));
             // Nobody listening: the replay stopped early (--strict, an error).
             if full.send(read.map(|_| batch)).is_err() || !more {
@@ -615,6 +623,41 @@ mod tests {
             assert_eq!(rejection.position, 20_001);
             assert_eq!(seen, [20_001], "the first one only");
             assert_eq!(applied(&engines), 20_000, "{threads} threads");
+        }
+    }
+
+    /// Batches of blank lines only between records: every record after them is read,
+    /// with its line number.
+    #[test]
+    fn records_after_batches_of_blank_lines_are_applied() {
+        let records = stream(3, &[]);
+        let lines: Vec<&str> = records.lines().collect();
+        // Blank lines, a newline each: the second batch holds nothing else.
+        let blank = 3 * BATCH_BYTES;
+        let input = format!(
+            "{}\n{}{}\n{}\n{{\"bad\":1}}\n",
+            lines[0],
+            "\n".repeat(blank),
+            lines[1],
+            lines[2]
+        );
+        for threads in [1, 2] {
+            let set = EngineSet::new(EngineConfig::default());
+            let engines = replay_engines(&set, threads);
+            let options = ReplayOptions {
+                format: Format::Jsonl,
+                strict: false,
+                newest_ts: None,
+            };
+            let mut seen = Vec::new();
+            let counts = replay(&engines, input.as_bytes(), options, |r| {
+                seen.push(r.position);
+            })
+            .expect("replays");
+            assert_eq!(counts.applied, 3, "{threads} threads");
+            assert_eq!(applied(&engines), 3);
+            // Line 1, `blank` blank lines, two records, the bad one.
+            assert_eq!(seen, [blank as u64 + 4]);
         }
     }
 
