@@ -129,16 +129,8 @@ pub fn replay<R: BufRead + Send>(
                     Err(_) => return,
                 }
             };
-            // A batch that holds no record while more input follows (a megabyte of
-            // blank lines) is read past: the loop takes an empty batch for the end.
-            let read = loop {
-                batch.clear();
-                let read = reader.fill(&mut input, &mut batch);
-                let nothing = batch.spans.is_empty() && batch.broken.is_none();
-                if !(matches!(read, Ok(true)) && nothing) {
-                    break read;
-                }
-            };
+            batch.clear();
+            let read = reader.fill(&mut input, &mut batch);
             let more = matches!(read, Ok(true));
             // Nobody listening: the replay stopped early (--strict, an error).
             if full.send(read.map(|_| batch)).is_err() || !more {

@@ -116,6 +116,14 @@ impl RecordReader {
                 return Ok(false);
             }
             if batch.bytes.len() >= BATCH_BYTES && line_start > 0 {
+                if batch.spans.is_empty() {
+                    // Blank lines only so far: dropped, and the batch goes on (the replay
+                    // takes a batch without a record for the end of the input).
+                    batch.bytes.drain(..line_start);
+                    searched -= line_start;
+                    line_start = 0;
+                    continue;
+                }
                 self.carry.extend_from_slice(&batch.bytes[line_start..]);
                 batch.bytes.truncate(line_start);
                 return Ok(true);
@@ -124,7 +132,8 @@ impl RecordReader {
     }
 
     /// Fills an emptied `batch` ([`Batch::clear`]) with records until it holds
-    /// [`BATCH_BYTES`] or the input ends; `false` once the input has ended.
+    /// [`BATCH_BYTES`] or the input ends; `false` once the input has ended. A batch
+    /// filled before the end holds at least one record.
     pub(super) fn fill<R: BufRead>(
         &mut self,
         input: &mut R,
