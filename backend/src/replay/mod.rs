@@ -592,23 +592,38 @@ mod tests {
             .sum()
     }
 
+    /// `input` (JSONL) replayed by `threads` engines of a new set: what the replay
+    /// returned, the positions of the records it refused (in the order reported), and
+    /// the engines.
+    fn replay_jsonl(
+        input: &str,
+        threads: usize,
+        strict: bool,
+    ) -> (
+        Result<ReplayCounts, ReplayError>,
+        Vec<u64>,
+        Vec<Arc<Engine>>,
+    ) {
+        let engines = replay_engines(&EngineSet::new(EngineConfig::default()), threads);
+        let options = ReplayOptions {
+            format: Format::Jsonl,
+            strict,
+            newest_ts: None,
+        };
+        let mut seen = Vec::new();
+        let result = replay(&engines, input.as_bytes(), options, |r| {
+            seen.push(r.position);
+        });
+        (result, seen, engines)
+    }
+
     #[test]
     fn strict_applies_every_record_before_the_first_bad_one_and_none_after() {
         let input = stream(30_000, &[20_001, 25_000]);
         assert!(input.len() > 3 * BATCH_BYTES, "several batches");
         for threads in [1, 2, 3] {
-            let set = EngineSet::new(EngineConfig::default());
-            let engines = replay_engines(&set, threads);
-            let options = ReplayOptions {
-                format: Format::Jsonl,
-                strict: true,
-                newest_ts: None,
-            };
-            let mut seen = Vec::new();
-            let err = replay(&engines, input.as_bytes(), options, |r| {
-                seen.push(r.position);
-            })
-            .expect_err("strict stops");
+            let (result, seen, engines) = replay_jsonl(&input, threads, true);
+            let err = result.expect_err("strict stops");
             let ReplayError::Strict(rejection) = err else {
                 panic!("expected a strict stop, got {err:?}")
             };
@@ -634,18 +649,8 @@ mod tests {
             lines[2]
         );
         for threads in [1, 2] {
-            let set = EngineSet::new(EngineConfig::default());
-            let engines = replay_engines(&set, threads);
-            let options = ReplayOptions {
-                format: Format::Jsonl,
-                strict: false,
-                newest_ts: None,
-            };
-            let mut seen = Vec::new();
-            let counts = replay(&engines, input.as_bytes(), options, |r| {
-                seen.push(r.position);
-            })
-            .expect("replays");
+            let (result, seen, engines) = replay_jsonl(&input, threads, false);
+            let counts = result.expect("replays");
             assert_eq!(counts.applied, 3, "{threads} threads");
             assert_eq!(applied(&engines), 3);
             // Line 1, `blank` blank lines, two records, the bad one.
@@ -657,18 +662,8 @@ mod tests {
     fn every_bad_record_is_reported_in_order_and_the_rest_applied() {
         let bad = [1, 7_000, 7_001, 19_999, 30_002];
         let input = stream(30_000, &bad);
-        let set = EngineSet::new(EngineConfig::default());
-        let engines = replay_engines(&set, 2);
-        let options = ReplayOptions {
-            format: Format::Jsonl,
-            strict: false,
-            newest_ts: None,
-        };
-        let mut seen = Vec::new();
-        let counts = replay(&engines, input.as_bytes(), options, |r| {
-            seen.push(r.position);
-        })
-        .expect("replays");
+        let (result, seen, engines) = replay_jsonl(&input, 2, false);
+        let counts = result.expect("replays");
         assert_eq!(seen, bad.map(|b| b as u64));
         assert_eq!(
             counts,
