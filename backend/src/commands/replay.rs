@@ -175,7 +175,7 @@ pub fn run(settings: &Settings, args: ReplayArgs) -> Result<()> {
     };
     let result = replay(
         &workers,
-        BufReader::with_capacity(1 << 20, input),
+        input,
         options,
         |r| {
             reported += 1;

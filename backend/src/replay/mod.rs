@@ -19,7 +19,7 @@
 mod read;
 mod route;
 
-use std::io::{self, BufRead};
+use std::io::{self, BufReader, Read};
 use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
@@ -92,7 +92,9 @@ pub fn replay_engines(set: &EngineSet, threads: usize) -> Vec<Arc<Engine>> {
 /// [`replay_engines`]), each event to the engine of its key. Bad records are counted,
 /// passed to `on_reject` in order, and skipped; with `strict`, the first one stops the
 /// replay (the records before it are applied, none after).
-pub fn replay<R: BufRead + Send>(
+///
+/// `input` needs no buffering: it is read in large blocks (see [`read`]).
+pub fn replay<R: Read + Send>(
     engines: &[Arc<Engine>],
     input: R,
     options: ReplayOptions,
@@ -116,7 +118,8 @@ pub fn replay<R: BufRead + Send>(
     let (full, batches) = mpsc::sync_channel::<io::Result<Batch>>(1);
     let (returned, empties) = mpsc::channel::<Batch>();
     let read_ahead = move || {
-        let (mut reader, mut input) = (RecordReader::new(options.format), input);
+        let mut reader = RecordReader::new(options.format);
+        let mut input = BufReader::with_capacity(read_buffer_bytes(options.format), input);
         let mut made = 0;
         loop {
             let mut batch = if made < 2 {
@@ -192,6 +195,16 @@ pub fn replay<R: BufRead + Send>(
         pool.install(run)
     })?;
     Ok(counts)
+}
+
+/// The buffer in front of a replay's input. JSONL is read straight into the batches,
+/// in blocks: a buffer would only add a copy of every byte (a tenth of the reading
+/// thread's time). The protobuf framing reads its length prefixes from a buffer.
+fn read_buffer_bytes(format: Format) -> usize {
+    match format {
+        Format::Jsonl => 0,
+        Format::Proto => 1 << 20,
+    }
 }
 
 /// Decoding slices per worker: small enough that a worker done applying early takes

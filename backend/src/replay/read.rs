@@ -96,6 +96,9 @@ impl RecordReader {
         batch.bytes.append(&mut self.carry);
         let (mut line_start, mut searched) = (0, 0);
         loop {
+            // Room for a whole block: `read_to_end` then reads into it at once, without
+            // growing the vector by probing reads.
+            batch.bytes.reserve(READ_BYTES);
             let got = input
                 .by_ref()
                 .take(READ_BYTES as u64)
