@@ -102,6 +102,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// A string without escapes or control characters.
+    #[inline(always)]
     fn string(&mut self) -> Option<&'a str> {
         self.expect(b'"')?;
         let start = self.at;
@@ -147,6 +148,7 @@ impl<'a> Scanner<'a> {
 
     /// `null` or a plain string. The outer `None`: not one of those.
     #[allow(clippy::option_option)]
+    #[inline(always)]
     fn nullable_string(&mut self) -> Option<Option<Cow<'a, str>>> {
         if self.peek()? == b'n' {
             self.literal("null")?;
