@@ -173,17 +173,12 @@ pub fn run(settings: &Settings, args: ReplayArgs) -> Result<()> {
         strict: args.strict,
         newest_ts,
     };
-    let result = replay(
-        &workers,
-        input,
-        options,
-        |r| {
-            reported += 1;
-            if reported <= MAX_REPORTED_REJECTIONS {
-                eprintln!("{position} {}: rejected: {}", r.position, r.error);
-            }
-        },
-    );
+    let result = replay(&workers, input, options, |r| {
+        reported += 1;
+        if reported <= MAX_REPORTED_REJECTIONS {
+            eprintln!("{position} {}: rejected: {}", r.position, r.error);
+        }
+    });
     let counts = match result {
         Ok(counts) => counts,
         Err(ReplayError::Strict(r)) => {
