@@ -6,21 +6,14 @@ use std::io::Write;
 use std::time::Duration;
 
 fn load_toml(toml: &str) -> Result<Settings, ConfigError> {
-    let mut file = tempfile_in_target();
-    file.1.write_all(toml.as_bytes()).expect("write");
-    Settings::load_from(Some(&file.0), Env::prefixed("VIGIE_TEST_NONE__"))
-}
-
-fn tempfile_in_target() -> (std::path::PathBuf, std::fs::File) {
-    let path = std::env::temp_dir().join(format!(
-        "vigie-config-{}-{}.toml",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    ));
-    let file = std::fs::File::create(&path).expect("create");
-    (path, file)
+    // Removed when dropped, after the load.
+    let mut file = tempfile::Builder::new()
+        .prefix("vigie-config-")
+        .suffix(".toml")
+        .tempfile()
+        .expect("create");
+    file.write_all(toml.as_bytes()).expect("write");
+    Settings::load_from(Some(file.path()), Env::prefixed("VIGIE_TEST_NONE__"))
 }
 
 /// The service-level threshold of `channel`, if it has a target.
