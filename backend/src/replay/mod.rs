@@ -198,7 +198,7 @@ pub fn replay<R: Read + Send>(
 }
 
 /// The buffer in front of a replay's input. JSONL is read straight into the batches,
-/// in blocks: a buffer would only add a copy of every byte (a tenth of the reading
+/// in blocks: a buffer would only add a copy of every byte (a third of the reading
 /// thread's time). The protobuf framing reads its length prefixes from a buffer.
 fn read_buffer_bytes(format: Format) -> usize {
     match format {
