@@ -29,7 +29,7 @@ use thiserror::Error;
 use crate::engine::{Applied, Engine, EngineSet};
 use crate::event::{decode_json_into, decode_proto_into, DecodeError, EventRecord, Format};
 pub use read::newest_time_in_tail;
-use read::{Batch, RecordReader, Span};
+use read::{read_buffer_bytes, Batch, RecordReader, Span};
 use route::{place, Lifetimes, Place, Routers};
 
 /// Bytes of records read before a batch is decoded and applied: large enough that
@@ -93,7 +93,8 @@ pub fn replay_engines(set: &EngineSet, threads: usize) -> Vec<Arc<Engine>> {
 /// passed to `on_reject` in order, and skipped; with `strict`, the first one stops the
 /// replay (the records before it are applied, none after).
 ///
-/// `input` needs no buffering: it is read in large blocks (see [`read`]).
+/// `input` needs no buffering: the replay buffers what needs it, and reads JSONL in
+/// large blocks straight into its batches.
 pub fn replay<R: Read + Send>(
     engines: &[Arc<Engine>],
     input: R,
@@ -195,16 +196,6 @@ pub fn replay<R: Read + Send>(
         pool.install(run)
     })?;
     Ok(counts)
-}
-
-/// The buffer in front of a replay's input. JSONL is read straight into the batches,
-/// in blocks: a buffer would only add a copy of every byte (a third of the reading
-/// thread's time). The protobuf framing reads its length prefixes from a buffer.
-fn read_buffer_bytes(format: Format) -> usize {
-    match format {
-        Format::Jsonl => 0,
-        Format::Proto => 1 << 20,
-    }
 }
 
 /// Decoding slices per worker: small enough that a worker done applying early takes
