@@ -49,11 +49,15 @@ async fn in_propose_mode_nothing_changes_until_a_supervisor_applies_the_proposal
     };
 
     // The proposal: an open alert of the rule, with what it would flip; told to chat.
-    let proposal = wait_for(
+    // Should it never come, the last readiness seen says whether the view was whole.
+    let (proposal, _) = wait_for(
         "the autopilot proposes the flip",
         DEADLINE,
-        || async { Some(vigie.get_as("/api/v1/alerts", token).await?.1["alerts"][0].clone()) },
-        |a| a["rule"] == "autopilot.billing-surge",
+        || async {
+            let alert = vigie.get_as("/api/v1/alerts", token).await?.1["alerts"][0].clone();
+            Some((alert, vigie.get("/readyz").await.map(|(_, r)| r)))
+        },
+        |(a, _)| a["rule"] == "autopilot.billing-surge",
     )
     .await;
     assert_eq!(proposal["autopilot"]["mode"], "propose", "{proposal}");

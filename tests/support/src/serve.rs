@@ -40,13 +40,19 @@ pub fn vigie() -> Command {
 
 /// A `vigie` process started with `--listen 127.0.0.1:0` (or any address): waits for
 /// the address it prints, then drains its stderr (into `log` if given) so that it never
-/// blocks on a full pipe. Killed (SIGKILL) on drop unless it exited before.
+/// blocks on a full pipe. Killed (SIGKILL) on drop unless it exited before; if the test
+/// is failing, the end of its log goes to the test's output first (the log's folder is
+/// usually a temporary one, gone with the test).
 #[derive(Debug)]
 pub struct Listening {
     pub child: Child,
     /// `http://127.0.0.1:PORT`.
     pub base: String,
+    log: Option<PathBuf>,
 }
+
+/// Lines of a server's log shown when a test fails.
+const LOG_TAIL_LINES: usize = 60;
 
 impl Listening {
     pub fn start(command: &mut Command, log: Option<PathBuf>) -> Listening {
@@ -68,15 +74,16 @@ impl Listening {
                 break url.to_string();
             }
         };
+        let path = log.clone();
         std::thread::spawn(move || {
-            let mut file = log.and_then(|path| std::fs::File::create(path).ok());
+            let mut file = path.and_then(|path| std::fs::File::create(path).ok());
             for line in stderr.lines().map_while(Result::ok) {
                 if let Some(f) = file.as_mut() {
                     let _ = writeln!(f, "{line}");
                 }
             }
         });
-        Listening { child, base }
+        Listening { child, base, log }
     }
 
     /// SIGTERM, then waits for the exit: whether it exited cleanly.
@@ -88,6 +95,24 @@ impl Listening {
 
 impl Drop for Listening {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Some(text) = self
+                .log
+                .as_ref()
+                .and_then(|p| std::fs::read_to_string(p).ok())
+            {
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
+                eprintln!(
+                    "--- the last {} lines of {} ---\n{}\n---",
+                    tail.len(),
+                    self.log
+                        .as_ref()
+                        .map_or(String::new(), |p| p.display().to_string()),
+                    tail.join("\n")
+                );
+            }
+        }
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
             let _ = self.child.wait();
