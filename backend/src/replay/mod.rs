@@ -3,7 +3,8 @@
 //! split of the work over threads.
 //!
 //! # Parallel replay
-//! A thread reads records in batches of about [`BATCH_BYTES`] ([`read`]), ahead of the
+//! A thread reads records in batches of about [`BATCH_BYTES`] or [`BATCH_RECORDS`]
+//! ([`read`]), ahead of the
 //! workers (one per engine). Two batches are worked on at once: while the workers apply
 //! one, the worker running the loop decodes the next (in slices, which the others take
 //! up as soon as they are done applying; when applying took longer than decoding, it
@@ -38,6 +39,11 @@ use route::{place, Lifetimes, Place, Routers};
 /// a core's L2 cache (512 KiB on the benchmarks' machine). JSONL, 2 threads, side by
 /// side: 1 MiB took 4 to 26 % longer than 256 KiB; 128 KiB and 384 KiB 2 and 7 % longer.
 pub const BATCH_BYTES: usize = 256 << 10;
+
+/// Records in a batch, at most (whichever of this and [`BATCH_BYTES`] comes first): the
+/// decoded events are the larger part, so short records (protobuf's are about 70 bytes)
+/// fill a batch by their count.
+pub const BATCH_RECORDS: usize = 2_048;
 
 /// A record that was refused, with its 1-based position (line for JSONL, message for protobuf).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,10 +1,10 @@
-//! Owns cutting the input into numbered records, in batches of about [`BATCH_BYTES`]
-//! copied back to back into one buffer.
+//! Owns cutting the input into numbered records, in batches of about [`BATCH_BYTES`] or
+//! [`BATCH_RECORDS`] copied back to back into one buffer.
 
 use std::io::{self, BufRead, Read, Seek, SeekFrom};
 use std::ops::Range;
 
-use super::{Rejection, BATCH_BYTES};
+use super::{Rejection, BATCH_BYTES, BATCH_RECORDS};
 use crate::event::protobuf::Frame;
 use crate::event::{decode_json, Format, ProtoStreamReader};
 
@@ -128,7 +128,8 @@ impl RecordReader {
                 self.done = true;
                 return Ok(false);
             }
-            if batch.bytes.len() >= BATCH_BYTES && line_start > 0 {
+            let full = batch.bytes.len() >= BATCH_BYTES || batch.spans.len() >= BATCH_RECORDS;
+            if full && line_start > 0 {
                 if batch.spans.is_empty() {
                     // Blank lines only so far: dropped, and the batch goes on (the replay
                     // takes a batch without a record for the end of the input).
@@ -145,7 +146,8 @@ impl RecordReader {
     }
 
     /// Fills an emptied `batch` ([`Batch::clear`]) with records until it holds
-    /// [`BATCH_BYTES`] or the input ends; `false` once the input has ended. A batch
+    /// [`BATCH_BYTES`] or [`BATCH_RECORDS`] (JSONL: checked after each block read), or
+    /// the input ends; `false` once the input has ended. A batch
     /// filled before the end holds at least one record.
     pub(super) fn fill<R: BufRead>(
         &mut self,
@@ -160,7 +162,7 @@ impl RecordReader {
             Format::Proto => {
                 // The framing reader borrows its own buffer: copied into the batch's.
                 let mut frames = ProtoStreamReader::new(input);
-                while batch.bytes.len() < BATCH_BYTES {
+                while batch.bytes.len() < BATCH_BYTES && batch.spans.len() < BATCH_RECORDS {
                     let Some(frame) = frames.next_frame()? else {
                         self.done = true;
                         return Ok(false);
@@ -279,6 +281,51 @@ mod tests {
         assert!(batches > 4, "{batches} batches");
         assert_eq!(read.len(), expected.len());
         assert!(read == expected, "lines differ");
+    }
+
+    /// Every batch of `format`'s `input`, as the record numbers it holds.
+    fn batches_of(input: &[u8], format: Format) -> Vec<Vec<u64>> {
+        let mut input = io::BufReader::new(input);
+        let mut reader = RecordReader::new(format);
+        let mut batches = Vec::new();
+        loop {
+            let mut batch = Batch::default();
+            let more = reader.fill(&mut input, &mut batch).expect("reads");
+            batches.push(batch.spans.iter().map(|s| s.position).collect());
+            if !more {
+                return batches;
+            }
+        }
+    }
+
+    /// Short records fill a batch by their count, not their bytes: a protobuf batch
+    /// holds at most `BATCH_RECORDS`, a JSONL one is cut after the block that reached
+    /// it; every record is read once, in order.
+    #[test]
+    fn short_records_fill_a_batch_by_their_count() {
+        let count = BATCH_RECORDS + 17;
+        let events = (0..count).map(|i| {
+            let line = arrival(i, 1_795_597_200_000 + i as i64);
+            crate::event::decode_json(line.trim().as_bytes())
+                .expect("decodes")
+                .into_owned()
+        });
+        let mut proto = Vec::new();
+        crate::event::write_events(events, Format::Proto, &mut proto).expect("encodes");
+        assert!(proto.len() < BATCH_BYTES, "short of a batch by bytes");
+        // Two blocks of one-byte lines: a batch by bytes would take both.
+        let lines = "x\n".repeat(READ_BYTES);
+        for (format, input, most) in [
+            (Format::Proto, proto.as_slice(), BATCH_RECORDS),
+            (Format::Jsonl, lines.as_bytes(), READ_BYTES / 2),
+        ] {
+            let batches = batches_of(input, format);
+            let all: Vec<u64> = batches.iter().flatten().copied().collect();
+            let records = all.len() as u64;
+            assert_eq!(all, (1..=records).collect::<Vec<_>>(), "{format:?}");
+            assert!(records > most as u64, "{format:?}");
+            assert!(batches.iter().all(|b| b.len() <= most), "{format:?}");
+        }
     }
 
     #[test]
