@@ -466,7 +466,11 @@ def run_compose(checks: Checks, path: Path, doc: dict, facts: dict, image: Image
             for simulator in simulators:
                 before = metric_sum(instances, "vigie_events_consumed_total")
                 simulator.start()
-                poll(f"events from {simulator.name} consumed by {', '.join(i.name for i in instances)}", 30,
+                # The simulated centre logs its agents in first, all at once: as many as
+                # its rate and the hour of the day need (at 200 contacts/s, 8,000 at 02:00
+                # UTC and 108,000 at 09:00), which a local broker on a small machine takes
+                # a while to pass on.
+                poll(f"events from {simulator.name} consumed by {', '.join(i.name for i in instances)}", 120,
                      lambda: metric_sum(instances, "vigie_events_consumed_total") > before or "none yet",
                      [simulator.proc] + [i.proc for i in instances], path)
                 checks.ok(f"{simulator.name}: `vigie {' '.join(simulator.argv[1:])}` feeds the instances "
