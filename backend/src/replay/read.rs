@@ -147,8 +147,8 @@ impl RecordReader {
 
     /// Fills an emptied `batch` ([`Batch::clear`]) with records until it holds
     /// [`BATCH_BYTES`] or [`BATCH_RECORDS`] (JSONL: checked after each block read), or
-    /// the input ends; `false` once the input has ended. A batch
-    /// filled before the end holds at least one record.
+    /// the input ends; `false` once the input has ended. A batch filled before the end
+    /// holds at least one record.
     pub(super) fn fill<R: BufRead>(
         &mut self,
         input: &mut R,

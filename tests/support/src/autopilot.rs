@@ -66,8 +66,8 @@ pub async fn simulate_surge_live(settings: &Settings, stop: CancellationToken) {
         // The centre plans its shifts at the hours of its clock, so the same seed gives
         // another centre at another minute of the hour: in some (a start at minute 48),
         // the surge never degrades the phone and the rule never fires. Its clock starts
-        // at minute 20 whatever the time of the run, where the surge holds the phone's
-        // service level under 30 % from 45 to 55 minutes in.
+        // at minute 20 whatever the time of the run, where the rule's condition (and its
+        // projection) holds at every evaluation from 45 to 55 minutes in.
         clock_shift_ms: 20 * 60_000 - start_ms.rem_euclid(3_600_000),
         contacts_per_second: 3.0,
         scenario: surge_scenario(),
