@@ -61,6 +61,11 @@ impl Batch {
         self.spans.clear();
         self.broken = None;
     }
+
+    /// Holds [`BATCH_BYTES`] or [`BATCH_RECORDS`]: whichever comes first ends it.
+    fn is_full(&self) -> bool {
+        self.bytes.len() >= BATCH_BYTES || self.spans.len() >= BATCH_RECORDS
+    }
 }
 
 /// Bytes of JSONL asked of the input at a time.
@@ -128,8 +133,7 @@ impl RecordReader {
                 self.done = true;
                 return Ok(false);
             }
-            let full = batch.bytes.len() >= BATCH_BYTES || batch.spans.len() >= BATCH_RECORDS;
-            if full && line_start > 0 {
+            if batch.is_full() && line_start > 0 {
                 if batch.spans.is_empty() {
                     // Blank lines only so far: dropped, and the batch goes on (the replay
                     // takes a batch without a record for the end of the input).
@@ -162,7 +166,7 @@ impl RecordReader {
             Format::Proto => {
                 // The framing reader borrows its own buffer: copied into the batch's.
                 let mut frames = ProtoStreamReader::new(input);
-                while batch.bytes.len() < BATCH_BYTES && batch.spans.len() < BATCH_RECORDS {
+                while !batch.is_full() {
                     let Some(frame) = frames.next_frame()? else {
                         self.done = true;
                         return Ok(false);
@@ -226,6 +230,20 @@ mod tests {
         )
     }
 
+    /// Every batch `format`'s `input` is cut into, in order.
+    fn batches_of(mut input: impl BufRead, format: Format) -> Vec<Batch> {
+        let mut reader = RecordReader::new(format);
+        let mut batches = Vec::new();
+        loop {
+            let mut batch = Batch::default();
+            let more = reader.fill(&mut input, &mut batch).expect("reads");
+            batches.push(batch);
+            if !more {
+                return batches;
+            }
+        }
+    }
+
     /// A pipe: short reads of random sizes.
     struct Trickle<'a>(&'a [u8], rand::rngs::StdRng);
 
@@ -263,39 +281,18 @@ mod tests {
                 text.extend_from_slice(if rng.random_bool(0.1) { b"\r\n" } else { b"\n" });
             }
         }
-        let mut input = io::BufReader::new(Trickle(&text, rand::rngs::StdRng::seed_from_u64(4)));
-        let mut reader = RecordReader::new(Format::Jsonl);
-        let (mut read, mut batches) = (Vec::new(), 0);
-        loop {
-            let mut batch = Batch::default();
-            let more = reader.fill(&mut input, &mut batch).expect("reads");
-            batches += 1;
+        let input = io::BufReader::new(Trickle(&text, rand::rngs::StdRng::seed_from_u64(4)));
+        let batches = batches_of(input, Format::Jsonl);
+        let mut read = Vec::new();
+        for batch in &batches {
             for span in &batch.spans {
                 let line = String::from_utf8(batch.bytes[span.start..span.end].to_vec());
                 read.push((span.position, line.expect("UTF-8")));
             }
-            if !more {
-                break;
-            }
         }
-        assert!(batches > 4, "{batches} batches");
+        assert!(batches.len() > 4, "{} batches", batches.len());
         assert_eq!(read.len(), expected.len());
         assert!(read == expected, "lines differ");
-    }
-
-    /// Every batch of `format`'s `input`, as the record numbers it holds.
-    fn batches_of(input: &[u8], format: Format) -> Vec<Vec<u64>> {
-        let mut input = io::BufReader::new(input);
-        let mut reader = RecordReader::new(format);
-        let mut batches = Vec::new();
-        loop {
-            let mut batch = Batch::default();
-            let more = reader.fill(&mut input, &mut batch).expect("reads");
-            batches.push(batch.spans.iter().map(|s| s.position).collect());
-            if !more {
-                return batches;
-            }
-        }
     }
 
     /// Short records fill a batch by their count, not their bytes: a protobuf batch
@@ -319,7 +316,10 @@ mod tests {
             (Format::Proto, proto.as_slice(), BATCH_RECORDS),
             (Format::Jsonl, lines.as_bytes(), READ_BYTES / 2),
         ] {
-            let batches = batches_of(input, format);
+            let batches: Vec<Vec<u64>> = batches_of(input, format)
+                .iter()
+                .map(|b| b.spans.iter().map(|s| s.position).collect())
+                .collect();
             let all: Vec<u64> = batches.iter().flatten().copied().collect();
             let records = all.len() as u64;
             assert_eq!(all, (1..=records).collect::<Vec<_>>(), "{format:?}");

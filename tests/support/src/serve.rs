@@ -95,23 +95,16 @@ impl Listening {
 
 impl Drop for Listening {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            if let Some(text) = self
-                .log
-                .as_ref()
-                .and_then(|p| std::fs::read_to_string(p).ok())
-            {
-                let lines: Vec<&str> = text.lines().collect();
-                let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
-                eprintln!(
-                    "--- the last {} lines of {} ---\n{}\n---",
-                    tail.len(),
-                    self.log
-                        .as_ref()
-                        .map_or(String::new(), |p| p.display().to_string()),
-                    tail.join("\n")
-                );
-            }
+        let log = self.log.as_ref().filter(|_| std::thread::panicking());
+        if let Some((path, text)) = log.and_then(|p| Some((p, std::fs::read_to_string(p).ok()?))) {
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
+            eprintln!(
+                "--- the last {} lines of {} ---\n{}\n---",
+                tail.len(),
+                path.display(),
+                tail.join("\n")
+            );
         }
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
