@@ -106,24 +106,21 @@ impl<'a> Scanner<'a> {
     fn string(&mut self) -> Option<&'a str> {
         self.expect(b'"')?;
         let start = self.at;
-        self.skip_plain_words();
-        loop {
-            match *self.bytes.get(self.at)? {
-                b'"' => break,
-                b'\\' | 0..=0x1f => return None,
-                _ => self.at += 1,
-            }
+        self.find_special();
+        if *self.bytes.get(self.at)? != b'"' {
+            return None;
         }
         let s = &self.text[start..self.at];
         self.at += 1;
         Some(s)
     }
 
-    /// Skips whole 8-byte words of a string's inside that hold no quote, backslash or
-    /// control character, tested a word at a time (SWAR); the byte loop of
-    /// [`Scanner::string`] then finds the exact end. A word with any such byte stops
-    /// the skipping: the bit tests never miss one (they may flag bytes after it).
-    fn skip_plain_words(&mut self) {
+    /// Moves to the first quote, backslash or control character of a string's inside
+    /// (or the end of the line): a word of 8 bytes at a time (SWAR) while 8 remain, then
+    /// a byte at a time. In a word, the bit tests may flag bytes after the first such
+    /// byte (a borrow runs upwards), never one before it nor miss it: the lowest
+    /// flagged byte is the one.
+    fn find_special(&mut self) {
         const ONES: u64 = 0x0101_0101_0101_0101;
         const HIGHS: u64 = 0x8080_8080_8080_8080;
         let zero_byte = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS;
@@ -135,9 +132,16 @@ impl<'a> Scanner<'a> {
                 | zero_byte(w ^ (ONES * u64::from(b'\\')))
                 | (w.wrapping_sub(ONES * 0x20) & !w & HIGHS);
             if special != 0 {
+                self.at += (special.trailing_zeros() / 8) as usize;
                 return;
             }
             self.at += 8;
+        }
+        while let Some(b) = self.bytes.get(self.at) {
+            if matches!(b, b'"' | b'\\' | 0..=0x1f) {
+                return;
+            }
+            self.at += 1;
         }
     }
 
