@@ -1,18 +1,36 @@
 """The KPIs of `vigie replay`'s total for one window, computed by DuckDB with SQL from the
 same JSONL file: redeliveries dropped by `event_id`, events joined per interaction, the
-7-day look-back of repeats with a window function. Prints DuckDB's time and its numbers
-next to Vigie's (read from the snapshot JSON given), so both are checked, not only timed.
+7-day look-back of repeats with a window function.
 
-Usage: python3 kpis.py FILE SNAPSHOT.json THREADS
+Runs ROUNDS pairs, each the Vigie command given (its whole process, the snapshot JSON
+read from its standard output) and then the DuckDB query, so that the two of a pair run
+at the same moment: this machine's speed swings by up to 2x within the hour, and a ratio
+of times taken minutes apart says more about the machine than about the programs. Prints
+each pair, the median of the pairs' ratios and the best time of each, and both sets of
+numbers side by side, checked equal at every round (the exit status says whether they were).
+
+Usage: python3 kpis.py FILE THREADS ROUNDS VIGIE_COMMAND...
 """
 import json
+import statistics
+import subprocess
 import sys
 import time
 
 import duckdb
 
-path, snapshot_path, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
-vigie = json.load(open(snapshot_path))
+path, threads, rounds, command = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
+
+
+def run_vigie():
+    """Vigie's snapshot and the seconds its process took."""
+    began = time.perf_counter()
+    out = subprocess.run(command, check=True, capture_output=True).stdout
+    return json.loads(out), time.perf_counter() - began
+
+
+# The window is known once Vigie has read the file (the end of its last hour).
+vigie, _ = run_vigie()
 start, end = vigie["window"]["from"], vigie["window"]["to"]
 H = 7 * 86_400_000
 SHORT = 5_000
@@ -23,8 +41,7 @@ thresholds = " ".join(f"WHEN '{c}' THEN {ms}" for c, ms in T.items())
 
 con = duckdb.connect()
 con.execute(f"SET threads = {threads}")
-began = time.perf_counter()
-row = con.execute(f"""
+QUERY = f"""
 WITH ev AS (
   SELECT DISTINCT ON (event_id) event_id, type, interaction_id, customer_id, channel, resolved,
          epoch_ms(ts::TIMESTAMPTZ) AS t
@@ -61,15 +78,40 @@ SELECT
   avg((coalesce(resolved, false) AND NOT coalesce(repeat, false))::INT)
     FILTER (WHERE en >= {start} AND en < {end} AND customer IS NOT NULL) AS once_and_done_rate
 FROM c
-""").fetchone()
-seconds = time.perf_counter() - began
-names = ["arrivals", "answered", "abandoned", "short_abandoned", "asa_ms", "aht_ms",
+"""
+NAMES = ["arrivals", "answered", "abandoned", "short_abandoned", "asa_ms", "aht_ms",
          "service_level", "repeat_rate", "once_and_done_rate"]
-print(f"duckdb ({threads} threads): {seconds:.2f} s")
-total = vigie["total"]
-for name, value in zip(names, row):
-    mine = total.get(name)
-    same = (mine == value) if isinstance(value, int) else (
-        mine is not None and value is not None and abs(mine - value) <= 1e-6 * max(1, abs(value)))
-    print(f"  {name:20} vigie {mine!s:>22}  duckdb {value!s:>22}  {'same' if same else 'DIFFERENT'}")
-print(f"DUCKDB_SECONDS={seconds:.3f}")
+
+
+def compare(total, row):
+    """Each KPI's line, and whether all are the same."""
+    lines, all_same = [], True
+    for name, value in zip(NAMES, row):
+        mine = total.get(name)
+        same = (mine == value) if isinstance(value, int) else (
+            mine is not None and value is not None
+            and abs(mine - value) <= 1e-6 * max(1, abs(value)))
+        all_same &= same
+        lines.append(f"  {name:20} vigie {mine!s:>22}  duckdb {value!s:>22}  "
+                     f"{'same' if same else 'DIFFERENT'}")
+    return lines, all_same
+
+
+pairs, all_same = [], True
+for n in range(1, rounds + 1):
+    vigie, vigie_s = run_vigie()
+    began = time.perf_counter()
+    row = con.execute(QUERY).fetchone()
+    duck_s = time.perf_counter() - began
+    lines, same = compare(vigie["total"], row)
+    all_same &= same
+    pairs.append((vigie_s, duck_s))
+    print(f"pair {n}: vigie {vigie_s:.3f} s, duckdb {duck_s:.3f} s, ratio {vigie_s / duck_s:.2f}"
+          f"{'' if same else ', KPIs DIFFERENT'}")
+print("\n".join(lines))
+ratios = sorted(v / d for v, d in pairs)
+print(f"vigie replay, {threads} thread(s): best {min(v for v, _ in pairs):.3f} s")
+print(f"duckdb ({threads} threads): best {min(d for _, d in pairs):.3f} s")
+print(f"ratio vigie / duckdb, median of {rounds} pairs: {statistics.median(ratios):.2f} "
+      f"(pairs {ratios[0]:.2f} to {ratios[-1]:.2f}; target <= 0.5)")
+sys.exit(0 if all_same else 1)
