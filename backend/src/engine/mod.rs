@@ -317,6 +317,9 @@ pub struct Engine {
     baseline: baseline::BaselineBook,
     /// Earliest event time applied: how far back the baseline's history goes.
     first_ts: AtomicI64,
+    /// Effects placed before this are not kept ([`Engine::expect_end`]; `i64::MIN`:
+    /// all are).
+    aggregate_floor: AtomicI64,
     /// Shared with the symbol table, which frees no key this engine may still hold.
     watermark: Arc<AtomicI64>,
     next_sweep: AtomicI64,
@@ -353,6 +356,7 @@ impl Engine {
             agents: agents::AgentBook::default(),
             baseline: baseline::BaselineBook::default(),
             first_ts: AtomicI64::new(i64::MAX),
+            aggregate_floor: AtomicI64::new(i64::MIN),
             watermark,
             next_sweep: AtomicI64::new(i64::MIN),
             next_customer_sweep: AtomicI64::new(i64::MIN),
@@ -442,6 +446,7 @@ impl Engine {
     /// the stream never reaches makes the windows at its end wrong.
     pub fn expect_end(&self, newest_ts: i64) {
         let floor = newest_ts.saturating_sub(self.cfg.retention_ms());
+        self.aggregate_floor.store(floor, Ordering::Relaxed);
         for store in self.stores.iter() {
             store.lock().keep_from(floor);
         }
@@ -470,7 +475,10 @@ impl Engine {
         };
         if let Some((successor, class)) = reclassify {
             if let Some(mut it) = self.interactions.get_mut(&successor) {
-                self.update(successor, &mut it, false, |it| it.repeat = Some(class));
+                let newest = it.newest_ts;
+                self.update(successor, &mut it, false, newest, |it| {
+                    it.repeat = Some(class);
+                });
             }
         }
         self.stats.applied.fetch_add(1, Ordering::Relaxed);
@@ -525,7 +533,7 @@ impl Engine {
             return None;
         }
         let rekey = matches!(ev.kind, EventKind::Arrived | EventKind::Queued);
-        self.update(iid, &mut it, rekey, |it| match ev.kind {
+        self.update(iid, &mut it, rekey, ev.ts_ms, |it| match ev.kind {
             EventKind::Arrived => {
                 let customer = ev.customer_id.as_deref().map(id_hash);
                 let arrival = Arrival {
@@ -594,15 +602,27 @@ impl Engine {
     }
 
     /// Changes an interaction and brings the aggregates and the queue index in line.
-    /// `rekey`: the change may alter the dimensions (an arrival or a `queued`).
+    /// `rekey`: the change may alter the dimensions (an arrival or a `queued`); `ts`: the
+    /// time of the change (the interaction's newest time, at least, after it).
     fn update(
         &self,
         iid: u64,
         it: &mut Interaction,
         rekey: bool,
+        ts: i64,
         change: impl FnOnce(&mut Interaction),
     ) {
-        let mut before = self.effects(it);
+        // Every effect is placed at one of the interaction's times: when the newest is
+        // older than any aggregate kept (the history a replay reads for the repeats and
+        // the baselines), none is kept, and only its arrival's count in the baseline
+        // may change. Most of a replay of days of history takes this path.
+        let history = it.newest_ts.max(ts) < self.aggregate_floor.load(Ordering::Relaxed);
+        let arrival_before = it.arrival.map(|a| (it.key, a.ts));
+        let before = if history {
+            Effects::new()
+        } else {
+            self.effects(it)
+        };
         let was_waiting = it.is_waiting();
         change(it);
         if rekey {
@@ -613,21 +633,19 @@ impl Engine {
             // Its key is in use as long as it changes (its effects land in its cells).
             self.symbols.touch(it.key, it.newest_ts);
         }
-        let mut after = self.effects(it);
-        cancel_common(&mut before, &mut after);
-        if !before.is_empty() || !after.is_empty() {
-            let mut store = self.stores[(iid % self.stores.len() as u64) as usize].lock();
-            for placed in &before {
-                store.apply(placed, -1);
+        if history {
+            debug_assert!(it.newest_ts < self.aggregate_floor.load(Ordering::Relaxed));
+            let arrival_after = it.arrival.map(|a| (it.key, a.ts));
+            if arrival_before != arrival_after && self.cfg.baseline_weeks > 0 {
+                if let Some((key, ts)) = arrival_before {
+                    self.count_arrival(key, ts, -1);
+                }
+                if let Some((key, ts)) = arrival_after {
+                    self.count_arrival(key, ts, 1);
+                }
             }
-            for placed in &after {
-                store.apply(placed, 1);
-            }
-            drop(store);
-            if self.cfg.baseline_weeks > 0 {
-                self.count_arrivals(&before, -1);
-                self.count_arrivals(&after, 1);
-            }
+        } else {
+            self.place_effects(iid, it, before);
         }
         match (it.is_waiting(), it.arrival) {
             (true, Some(arrival)) => {
@@ -640,19 +658,46 @@ impl Engine {
         }
     }
 
+    /// Brings the aggregates in line with the interaction's effects now, `before` being
+    /// its effects before the change.
+    fn place_effects(&self, iid: u64, it: &Interaction, mut before: Effects) {
+        let mut after = self.effects(it);
+        cancel_common(&mut before, &mut after);
+        if before.is_empty() && after.is_empty() {
+            return;
+        }
+        let mut store = self.stores[(iid % self.stores.len() as u64) as usize].lock();
+        for placed in &before {
+            store.apply(placed, -1);
+        }
+        for placed in &after {
+            store.apply(placed, 1);
+        }
+        drop(store);
+        if self.cfg.baseline_weeks > 0 {
+            self.count_arrivals(&before, -1);
+            self.count_arrivals(&after, 1);
+        }
+    }
+
     /// Counts (or retracts) the arrivals among `placed` in the baseline.
     fn count_arrivals(&self, placed: &Effects, sign: i32) {
         for p in placed {
             if matches!(p.effect, interaction::Effect::Arrival { .. }) {
-                if let Some(key) = self.symbols.key(p.key) {
-                    self.baseline.add(
-                        (key.channel, key.queue),
-                        p.ts,
-                        sign,
-                        self.cfg.max_baseline_keys,
-                    );
-                }
+                self.count_arrival(p.key, p.ts, sign);
             }
+        }
+    }
+
+    /// Counts (or retracts) an arrival of `key` at `ts` in the baseline.
+    fn count_arrival(&self, key: KeyId, ts: i64, sign: i32) {
+        if let Some(key) = self.symbols.key(key) {
+            self.baseline.add(
+                (key.channel, key.queue),
+                ts,
+                sign,
+                self.cfg.max_baseline_keys,
+            );
         }
     }
 

@@ -508,11 +508,17 @@ mod tests {
     /// Days of a simulated centre, as JSON lines: about 2.8 days up to the evening of
     /// 2026-10-25, when Paris falls back an hour (a 25-hour `today` there).
     fn days_of_history() -> (Vec<EventRecord<'static>>, String) {
+        simulated(12_000, 0.05)
+    }
+
+    /// `contacts` of a simulated centre at `per_second` from 2026-10-23T05:00:00Z, as
+    /// JSON lines.
+    fn simulated(contacts: u64, per_second: f64) -> (Vec<EventRecord<'static>>, String) {
         let events: Vec<_> = crate::simulate::Simulator::new(crate::simulate::SimulationConfig {
-            contacts: Some(12_000),
+            contacts: Some(contacts),
             seed: 5,
-            contacts_per_second: 0.05,
-            start_ms: 1_792_731_600_000, // 2026-10-23T05:00:00Z
+            contacts_per_second: per_second,
+            start_ms: 1_792_731_600_000,
             ..crate::simulate::SimulationConfig::default()
         })
         .collect();
@@ -577,6 +583,37 @@ mod tests {
             "a 25-hour day: {today:?}"
         );
         assert_eq!(told, snapshots(None));
+    }
+
+    /// Over nine days, the history read for the baselines (not aggregated, each
+    /// arrival only counted, and moved when a `queued` changes its queue) gives the
+    /// baselines of a replay told nothing.
+    #[test]
+    fn a_replay_told_its_end_ahead_shows_the_same_baselines() {
+        use crate::engine::{SnapshotQuery, WindowSpec};
+        let (events, input) = simulated(9_000, 0.0115);
+        let newest = events.iter().map(|e| e.ts_ms).max().expect("events");
+        let first = events.iter().map(|e| e.ts_ms).min().expect("events");
+        assert!(newest - first > 8 * 86_400_000, "more than a week");
+        let snapshot = |newest_ts: Option<i64>| {
+            let (set, _) = replay_told(EngineConfig::default(), &input, newest_ts);
+            let query = SnapshotQuery {
+                window: WindowSpec::Last(3_600_000),
+                ..SnapshotQuery::default()
+            };
+            set.snapshot(&query).expect("snapshot")
+        };
+        let told = snapshot(Some(newest));
+        let queues = told
+            .queues
+            .values()
+            .filter(|q| q.baseline.is_some())
+            .count();
+        assert!(
+            told.total.baseline.is_some() && queues > 3,
+            "{queues} queues"
+        );
+        assert_eq!(told, snapshot(None));
     }
 
     /// Told an end days later, a replay reads the history for the repeats but keeps no
