@@ -106,43 +106,12 @@ impl<'a> Scanner<'a> {
     fn string(&mut self) -> Option<&'a str> {
         self.expect(b'"')?;
         let start = self.at;
-        self.find_special();
-        if *self.bytes.get(self.at)? != b'"' {
+        let end = find_special(self.bytes, start);
+        if *self.bytes.get(end)? != b'"' {
             return None;
         }
-        let s = &self.text[start..self.at];
-        self.at += 1;
-        Some(s)
-    }
-
-    /// Moves to the first quote, backslash or control character of a string's inside
-    /// (or the end of the line): a word of 8 bytes at a time (SWAR) while 8 remain, then
-    /// a byte at a time. In a word, the bit tests may flag bytes after the first such
-    /// byte (a borrow runs upwards), never one before it nor miss it: the lowest
-    /// flagged byte is the one.
-    fn find_special(&mut self) {
-        const ONES: u64 = 0x0101_0101_0101_0101;
-        const HIGHS: u64 = 0x8080_8080_8080_8080;
-        let zero_byte = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS;
-        while let Some(word) = self.bytes.get(self.at..self.at + 8) {
-            let mut le = [0u8; 8];
-            le.copy_from_slice(word);
-            let w = u64::from_le_bytes(le);
-            let special = zero_byte(w ^ (ONES * u64::from(b'"')))
-                | zero_byte(w ^ (ONES * u64::from(b'\\')))
-                | (w.wrapping_sub(ONES * 0x20) & !w & HIGHS);
-            if special != 0 {
-                self.at += (special.trailing_zeros() / 8) as usize;
-                return;
-            }
-            self.at += 8;
-        }
-        while let Some(b) = self.bytes.get(self.at) {
-            if matches!(b, b'"' | b'\\' | 0..=0x1f) {
-                return;
-            }
-            self.at += 1;
-        }
+        self.at = end + 1;
+        self.text.get(start..end)
     }
 
     fn literal(&mut self, word: &str) -> Option<()> {
@@ -239,6 +208,37 @@ impl<'a> Scanner<'a> {
         }
         Some(())
     }
+}
+
+/// The first quote, backslash or control character of `bytes` from `at` (or the end):
+/// a word of 8 bytes at a time (SWAR) while 8 remain, then a byte at a time. In a word,
+/// the bit tests may flag bytes after the first such byte (a borrow runs upwards),
+/// never one before it nor miss it: the lowest flagged byte is the one. Inlined, so
+/// that the scanner's position stays in a register.
+#[inline(always)]
+fn find_special(bytes: &[u8], mut at: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS;
+    while let Some(word) = bytes.get(at..at + 8) {
+        let mut le = [0u8; 8];
+        le.copy_from_slice(word);
+        let w = u64::from_le_bytes(le);
+        let special = zero_byte(w ^ (ONES * u64::from(b'"')))
+            | zero_byte(w ^ (ONES * u64::from(b'\\')))
+            | (w.wrapping_sub(ONES * 0x20) & !w & HIGHS);
+        if special != 0 {
+            return at + (special.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    while let Some(b) = bytes.get(at) {
+        if matches!(b, b'"' | b'\\' | 0..=0x1f) {
+            return at;
+        }
+        at += 1;
+    }
+    at
 }
 
 /// Epoch milliseconds of `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` for years 1970 to
