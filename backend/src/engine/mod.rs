@@ -764,6 +764,10 @@ impl Engine {
         let expiry = watermark - self.cfg.interaction_ttl_ms;
         let grace = watermark - self.cfg.failover_grace_ms;
         self.interactions.retain(|iid, it| {
+            // Most were changed within the lateness: kept on reading one field.
+            if it.newest_ts >= settled && it.newest_ts >= expiry {
+                return true;
+            }
             // An abandoned contact waits out the grace: an answer may follow (failover).
             let over = it.deflected.is_some()
                 || it.ended.is_some()
