@@ -443,7 +443,9 @@ impl Engine {
     /// after `newest_ts` starts that early. A replay of a file with days of history,
     /// read for the repeats and the baselines, then does not aggregate that history only
     /// to evict it. A window starting before that floor would miss them: a `newest_ts`
-    /// the stream never reaches makes the windows at its end wrong.
+    /// the stream never reaches makes the windows at its end wrong. An interaction whose
+    /// times are all before that floor does not even have its effects worked out: only
+    /// its arrival is counted, in the baselines.
     pub fn expect_end(&self, newest_ts: i64) {
         let floor = newest_ts.saturating_sub(self.cfg.retention_ms());
         self.aggregate_floor.store(floor, Ordering::Relaxed);
@@ -603,7 +605,8 @@ impl Engine {
 
     /// Changes an interaction and brings the aggregates and the queue index in line.
     /// `rekey`: the change may alter the dimensions (an arrival or a `queued`); `ts`: the
-    /// time of the change (the interaction's newest time, at least, after it).
+    /// time of the event making the change (the interaction's newest time after it is
+    /// the later of this and its newest before).
     fn update(
         &self,
         iid: u64,
