@@ -12,7 +12,8 @@
 //! What an event alone tells ([`place`]: hashes of its ids) is worked out while it is
 //! decoded, in parallel. Following interactions needs a map of the interactions the
 //! engines may still hold: it is split in shards by interaction, each following its
-//! own interactions in stream order, in parallel ([`Routers`]).
+//! own interactions in stream order, in parallel ([`Routers`]); one pass over the
+//! batch first hands each shard its steps, with what the stream's time tells of them.
 //!
 //! A router forgets an interaction some time after its engine does, by the engine's
 //! rule ([`Lifetimes`]): after the lateness once it has ended (or was deflected, or
@@ -128,16 +129,52 @@ impl Lifetimes {
     }
 }
 
+/// The newest time of the stream read so far.
+#[derive(Clone, Copy, Debug)]
+struct StreamClock {
+    newest: i64,
+    lateness_ms: i64,
+}
+
+impl StreamClock {
+    fn new(lifetimes: Lifetimes) -> StreamClock {
+        StreamClock {
+            newest: i64::MIN,
+            lateness_ms: lifetimes.lateness_ms,
+        }
+    }
+
+    /// Takes the time of the next event of the stream; `true` when it may be later
+    /// than the lateness for its engine (which then drops it): no engine's watermark is
+    /// past the stream's newest time.
+    fn see(&mut self, ts: i64) -> bool {
+        let maybe_late = ts < self.newest.saturating_sub(self.lateness_ms);
+        self.newest = self.newest.max(ts);
+        maybe_late
+    }
+}
+
+/// A step of a batch handed to its shard: where it is in the batch, whether it may be
+/// late, and then the engine the shard sends it to.
+#[derive(Clone, Copy, Debug)]
+struct ShardStep {
+    slice: u32,
+    index: u32,
+    maybe_late: bool,
+    engine: u32,
+}
+
 /// The routers of a replay: one per shard of the interactions, each used by one
 /// thread at a time.
 pub(super) struct Routers {
     engines: usize,
     shards: Vec<Router>,
+    clock: StreamClock,
     /// Kept from batch to batch for their allocations (fresh ones would be faulted in
-    /// again for every batch): per slice, the engine of each event; per shard, the
-    /// events it placed as (slice, index, engine).
+    /// again for every batch): per slice, the engine of each event; per shard, its
+    /// steps of the batch.
     engine_of: Vec<Vec<u32>>,
-    decided: Vec<Vec<(u32, u32, u32)>>,
+    steps: Vec<Vec<ShardStep>>,
 }
 
 impl Routers {
@@ -151,8 +188,9 @@ impl Routers {
             shards: (0..shards)
                 .map(|_| Router::new(engines, lifetimes))
                 .collect(),
+            clock: StreamClock::new(lifetimes),
             engine_of: Vec::new(),
-            decided: (0..shards).map(|_| Vec::new()).collect(),
+            steps: (0..shards).map(|_| Vec::new()).collect(),
         }
     }
 
@@ -172,45 +210,53 @@ impl Routers {
     /// batch, at once.
     pub(super) fn route(&mut self, places: &[&[Place]], routes: &mut [Vec<(u32, u32)>]) {
         self.engine_of.resize_with(places.len(), Vec::new);
-        for (slice, engines) in places.iter().zip(&mut self.engine_of) {
+        for steps in &mut self.steps {
+            steps.clear();
+        }
+        let shards = self.shards.len() as u64;
+        // The high bits (the low ones place interactions on engines), scaled.
+        let shard_of = |interaction: u64| (((interaction >> 32) * shards) >> 32) as usize;
+        for (s, (slice, engines)) in places.iter().zip(&mut self.engine_of).enumerate() {
             engines.clear();
-            engines.extend(slice.iter().map(|p| match p {
-                Place::Engine { engine, .. } => *engine,
-                Place::Step { .. } => 0,
+            engines.extend(slice.iter().enumerate().map(|(i, p)| {
+                let maybe_late = self.clock.see(p.ts());
+                match *p {
+                    Place::Engine { engine, .. } => engine,
+                    Place::Step { interaction, .. } => {
+                        if shards > 0 {
+                            self.steps[shard_of(interaction)].push(ShardStep {
+                                slice: s as u32,
+                                index: i as u32,
+                                maybe_late,
+                                engine: 0,
+                            });
+                        }
+                        0
+                    }
+                }
             }));
         }
-        if !self.shards.is_empty() {
-            let shards = self.shards.len() as u64;
-            // The high bits: the low ones place interactions on engines.
-            let shard_of = |interaction: u64| ((interaction >> 32) % shards) as usize;
+        if shards > 0 {
             self.shards
                 .par_iter_mut()
-                .zip(&mut self.decided)
-                .enumerate()
-                .for_each(|(k, (router, decided))| {
-                    decided.clear();
-                    for (s, slice) in places.iter().enumerate() {
-                        for (i, p) in slice.iter().enumerate() {
-                            // Every shard sees every event's time.
-                            let maybe_late = router.see(p.ts());
-                            if let Place::Step {
-                                interaction,
-                                wanted,
-                                ts,
-                                kind,
-                            } = *p
-                            {
-                                if shard_of(interaction) == k {
-                                    let engine =
-                                        router.step(interaction, wanted, ts, kind, maybe_late);
-                                    decided.push((s as u32, i as u32, engine));
-                                }
-                            }
+                .zip(&mut self.steps)
+                .for_each(|(router, steps)| {
+                    for step in steps.iter_mut() {
+                        let place = places[step.slice as usize][step.index as usize];
+                        if let Place::Step {
+                            interaction,
+                            wanted,
+                            ts,
+                            kind,
+                        } = place
+                        {
+                            step.engine =
+                                router.step(interaction, wanted, ts, kind, step.maybe_late);
                         }
                     }
                 });
-            for &(s, i, engine) in self.decided.iter().flatten() {
-                self.engine_of[s as usize][i as usize] = engine;
+            for step in self.steps.iter().flatten() {
+                self.engine_of[step.slice as usize][step.index as usize] = step.engine;
             }
         }
         for (s, engines) in self.engine_of[..places.len()].iter().enumerate() {
@@ -228,8 +274,9 @@ pub(super) struct Router {
     lifetimes: Lifetimes,
     /// The newest time of this shard's steps (its sweeps go by it).
     newest: i64,
-    /// The newest time of every event read so far: no engine's watermark is past it.
-    stream_newest: i64,
+    /// A router alone (in tests) reads the stream's time itself.
+    #[cfg(test)]
+    clock: StreamClock,
     next_sweep: i64,
     /// Events with a `customer_id` whose interaction was already placed on another
     /// engine (by an earlier step without one).
@@ -255,7 +302,8 @@ impl Router {
             owners: HashMap::default(),
             lifetimes,
             newest: i64::MIN,
-            stream_newest: i64::MIN,
+            #[cfg(test)]
+            clock: StreamClock::new(lifetimes),
             next_sweep: i64::MIN,
             split_customers: 0,
         }
@@ -271,7 +319,7 @@ impl Router {
     #[cfg(test)]
     pub(super) fn route(&mut self, event: &EventRecord<'_>) -> usize {
         let place = place(event, self.engines as usize);
-        let maybe_late = self.see(place.ts());
+        let maybe_late = self.clock.see(place.ts());
         match place {
             Place::Engine { engine, .. } => engine as usize,
             Place::Step {
@@ -281,17 +329,6 @@ impl Router {
                 kind,
             } => self.step(interaction, wanted, ts, kind, maybe_late) as usize,
         }
-    }
-
-    /// Takes the time of the next event of the stream; `true` when it may be later
-    /// than the lateness for its engine (which then drops it).
-    fn see(&mut self, ts: i64) -> bool {
-        let maybe_late = ts
-            < self
-                .stream_newest
-                .saturating_sub(self.lifetimes.lateness_ms);
-        self.stream_newest = self.stream_newest.max(ts);
-        maybe_late
     }
 
     /// The engine of a step of `interaction`. An end or an abandon that may be late
