@@ -28,8 +28,15 @@ pub(super) fn scan_event<'a>(bytes: &'a [u8], ev: &mut JsonEvent<'a>) -> Option<
         s.at += 1;
     } else {
         loop {
-            let key = s.string()?;
-            s.expect(b':')?;
+            s.expect(b'"')?;
+            let field = match s.usual_key() {
+                Some(field) => field,
+                None => {
+                    let key = s.string_rest()?;
+                    s.expect(b':')?;
+                    Field::of(key)
+                }
+            };
             // A bit of `seen` per field: a duplicate key is left to serde, which reports it.
             macro_rules! field {
                 ($bit:expr, $slot:expr, $read:expr) => {{
@@ -40,25 +47,24 @@ pub(super) fn scan_event<'a>(bytes: &'a [u8], ev: &mut JsonEvent<'a>) -> Option<
                     $slot = $read;
                 }};
             }
-            // A `match` on the key compiles to a dispatch on length and bytes.
-            match key {
-                "event_id" => field!(0, ev.event_id, s.nullable_string()?),
-                "type" => field!(1, ev.kind, s.nullable_string()?),
-                "ts" => field!(2, ev.ts, s.nullable_string()?),
-                "interaction_id" => field!(3, ev.interaction_id, s.nullable_string()?),
-                "customer_id" => field!(4, ev.customer_id, s.nullable_string()?),
-                "channel" => field!(5, ev.channel, s.nullable_string()?),
-                "queue" => field!(6, ev.queue, s.nullable_string()?),
-                "reason" => field!(7, ev.reason, s.nullable_string()?),
-                "segment" => field!(8, ev.segment, s.nullable_string()?),
-                "site" => field!(9, ev.site, s.nullable_string()?),
-                "deflected_to" => field!(10, ev.deflected_to, s.nullable_string()?),
-                "resolved" => field!(11, ev.resolved, s.nullable_bool()?),
-                "agent_id" => field!(12, ev.agent_id, s.nullable_string()?),
-                "state" => field!(13, ev.state, s.nullable_string()?),
-                "away_reason" => field!(14, ev.away_reason, s.nullable_string()?),
-                "queues" => field!(15, ev.queues, s.nullable_strings()?),
-                _ => s.skip_simple_value()?,
+            match field {
+                Field::EventId => field!(0, ev.event_id, s.nullable_string()?),
+                Field::Kind => field!(1, ev.kind, s.nullable_string()?),
+                Field::Ts => field!(2, ev.ts, s.nullable_string()?),
+                Field::InteractionId => field!(3, ev.interaction_id, s.nullable_string()?),
+                Field::CustomerId => field!(4, ev.customer_id, s.nullable_string()?),
+                Field::Channel => field!(5, ev.channel, s.nullable_string()?),
+                Field::Queue => field!(6, ev.queue, s.nullable_string()?),
+                Field::Reason => field!(7, ev.reason, s.nullable_string()?),
+                Field::Segment => field!(8, ev.segment, s.nullable_string()?),
+                Field::Site => field!(9, ev.site, s.nullable_string()?),
+                Field::DeflectedTo => field!(10, ev.deflected_to, s.nullable_string()?),
+                Field::Resolved => field!(11, ev.resolved, s.nullable_bool()?),
+                Field::AgentId => field!(12, ev.agent_id, s.nullable_string()?),
+                Field::State => field!(13, ev.state, s.nullable_string()?),
+                Field::AwayReason => field!(14, ev.away_reason, s.nullable_string()?),
+                Field::Queues => field!(15, ev.queues, s.nullable_strings()?),
+                Field::Other => s.skip_simple_value()?,
             }
             match s.next()? {
                 b',' => continue,
@@ -69,6 +75,53 @@ pub(super) fn scan_event<'a>(bytes: &'a [u8], ev: &mut JsonEvent<'a>) -> Option<
     }
     s.skip_ws();
     (s.at == s.bytes.len()).then_some(())
+}
+
+/// A field of the contract, by its key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Field {
+    EventId,
+    Kind,
+    Ts,
+    InteractionId,
+    CustomerId,
+    Channel,
+    Queue,
+    Reason,
+    Segment,
+    Site,
+    DeflectedTo,
+    Resolved,
+    AgentId,
+    State,
+    AwayReason,
+    Queues,
+    /// Not one of the contract's: its value is skipped.
+    Other,
+}
+
+impl Field {
+    fn of(key: &str) -> Field {
+        match key {
+            "event_id" => Field::EventId,
+            "type" => Field::Kind,
+            "ts" => Field::Ts,
+            "interaction_id" => Field::InteractionId,
+            "customer_id" => Field::CustomerId,
+            "channel" => Field::Channel,
+            "queue" => Field::Queue,
+            "reason" => Field::Reason,
+            "segment" => Field::Segment,
+            "site" => Field::Site,
+            "deflected_to" => Field::DeflectedTo,
+            "resolved" => Field::Resolved,
+            "agent_id" => Field::AgentId,
+            "state" => Field::State,
+            "away_reason" => Field::AwayReason,
+            "queues" => Field::Queues,
+            _ => Field::Other,
+        }
+    }
 }
 
 struct Scanner<'a> {
@@ -85,7 +138,14 @@ impl<'a> Scanner<'a> {
     }
 
     /// The next byte that is not white space, not consumed.
+    #[inline(always)]
     fn peek(&mut self) -> Option<u8> {
+        // Compact JSON has none: one comparison for the usual case (white space is
+        // at most b' ').
+        let b = *self.bytes.get(self.at)?;
+        if b > b' ' {
+            return Some(b);
+        }
         self.skip_ws();
         self.bytes.get(self.at).copied()
     }
@@ -101,10 +161,56 @@ impl<'a> Scanner<'a> {
         (self.next()? == byte).then_some(())
     }
 
+    /// After a key's opening quote: its field, when the key is one of the contract's
+    /// written the usual way (its bytes, the closing quote and the colon, nothing
+    /// between), read at once past the colon; else `None`, nothing read. The first byte
+    /// leaves one to three keys to compare, with no search for the quote.
+    #[inline(always)]
+    fn usual_key(&mut self) -> Option<Field> {
+        let rest = self.bytes.get(self.at..)?;
+        macro_rules! one_of {
+            ($($key:literal => $field:expr),+) => {{
+                $(
+                    if rest.starts_with($key) {
+                        self.at += $key.len();
+                        return Some($field);
+                    }
+                )+
+                None
+            }};
+        }
+        match rest.first()? {
+            b'e' => one_of!(b"event_id\":" => Field::EventId),
+            b't' => one_of!(b"type\":" => Field::Kind, b"ts\":" => Field::Ts),
+            b'i' => one_of!(b"interaction_id\":" => Field::InteractionId),
+            b'c' => {
+                one_of!(b"customer_id\":" => Field::CustomerId, b"channel\":" => Field::Channel)
+            }
+            b'q' => one_of!(b"queue\":" => Field::Queue, b"queues\":" => Field::Queues),
+            b'r' => one_of!(b"reason\":" => Field::Reason, b"resolved\":" => Field::Resolved),
+            b's' => one_of!(
+                b"segment\":" => Field::Segment,
+                b"site\":" => Field::Site,
+                b"state\":" => Field::State
+            ),
+            b'd' => one_of!(b"deflected_to\":" => Field::DeflectedTo),
+            b'a' => {
+                one_of!(b"agent_id\":" => Field::AgentId, b"away_reason\":" => Field::AwayReason)
+            }
+            _ => None,
+        }
+    }
+
     /// A string without escapes or control characters.
     #[inline(always)]
     fn string(&mut self) -> Option<&'a str> {
         self.expect(b'"')?;
+        self.string_rest()
+    }
+
+    /// The rest of a string whose opening quote was read.
+    #[inline(always)]
+    fn string_rest(&mut self) -> Option<&'a str> {
         let start = self.at;
         let end = find_special(self.bytes, start);
         if *self.bytes.get(end)? != b'"' {
@@ -387,6 +493,56 @@ mod tests {
             let scanned = s.string().map(|found| (found, s.at));
             assert_eq!(scanned, string_byte_by_byte(&text), "{text:?}");
         }
+    }
+
+    #[test]
+    fn a_key_written_the_usual_way_is_read_as_its_string_would_be() {
+        let keys = [
+            "event_id",
+            "type",
+            "ts",
+            "interaction_id",
+            "customer_id",
+            "channel",
+            "queue",
+            "reason",
+            "segment",
+            "site",
+            "deflected_to",
+            "resolved",
+            "agent_id",
+            "state",
+            "away_reason",
+            "queues",
+        ];
+        let usual = |text: &str| {
+            let mut s = Scanner {
+                text,
+                bytes: text.as_bytes(),
+                at: 0,
+            };
+            s.usual_key().map(|field| (field, s.at))
+        };
+        for key in keys {
+            assert_ne!(Field::of(key), Field::Other, "{key}");
+            let text = format!("{key}\":\"x\"");
+            assert_eq!(usual(&text), Some((Field::of(key), key.len() + 2)), "{key}");
+            // Anything else is left to the general path: a space before the colon, a
+            // longer or shorter key, an unclosed one.
+            for other in [
+                format!("{key}\" :"),
+                format!("{key}s\":"),
+                format!("{}\":", &key[..key.len() - 1]),
+                key.to_string(),
+            ] {
+                if let Some((field, _)) = usual(&other) {
+                    let named = other.split('"').next().expect("a key");
+                    assert_eq!(field, Field::of(named), "{other}");
+                }
+            }
+        }
+        assert_eq!(usual("note\":1"), None);
+        assert_eq!(Field::of("note"), Field::Other);
     }
 
     #[test]
