@@ -8,6 +8,7 @@
 //! unit tests compare them on random and mutated records.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 
 use super::json::JsonEvent;
 
@@ -352,25 +353,15 @@ fn find_special(bytes: &[u8], mut at: usize) -> usize {
 /// shape, left to jiff.
 pub(super) fn parse_timestamp(value: &str) -> Option<i64> {
     let b = value.as_bytes();
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b'T'
-        || b[13] != b':'
-        || b[16] != b':'
-    {
+    if let Some(ms) = parse_usual_timestamp(b) {
+        return Some(ms);
+    }
+    if b.len() < 20 || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
         return None;
     }
-    let num = |range: std::ops::Range<usize>| -> Option<i64> {
-        b.get(range)?.iter().try_fold(0i64, |n, d| {
-            d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0'))
-        })
-    };
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let days = date_days(b.get(..10)?)?;
+    let num = |range: std::ops::Range<usize>| digits_value(b.get(range)?);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if year < 1970 || !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
-        return None;
-    }
     // A leap second (60) is jiff's to clamp.
     if hour > 23 || minute > 59 || second > 59 {
         return None;
@@ -408,7 +399,6 @@ pub(super) fn parse_timestamp(value: &str) -> Option<i64> {
         }
         _ => return None,
     };
-    let days = days_from_civil(year, month, day);
     let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second - offset_minutes * 60;
     let ms = seconds * 1_000 + millis;
     // Before the epoch once the offset is applied: jiff's (floor) rounding is not ours.
@@ -417,6 +407,64 @@ pub(super) fn parse_timestamp(value: &str) -> Option<i64> {
 
 fn is_leap(year: i64) -> bool {
     (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ`, what producers usually write, read digit by digit with
+/// no search; the day's first millisecond is kept from the last call on this thread
+/// (a stream's events come day after day), else worked out by the general path's
+/// rules. `None` for any other shape.
+fn parse_usual_timestamp(b: &[u8]) -> Option<i64> {
+    thread_local! {
+        /// The date (`YYYY-MM-DD`) last read, and its day's first millisecond.
+        static LAST_DAY: Cell<([u8; 10], i64)> = const { Cell::new(([0; 10], 0)) };
+    }
+    let [date @ .., b'T', h1, h2, b':', m1, m2, b':', s1, s2, b'.', f1, f2, f3, b'Z'] = b else {
+        return None;
+    };
+    let date: [u8; 10] = date.try_into().ok()?;
+    let digits = [h1, h2, m1, m2, s1, s2, f1, f2, f3].map(|d| d.wrapping_sub(b'0'));
+    if digits.iter().any(|d| *d > 9) {
+        return None;
+    }
+    let [h1, h2, m1, m2, s1, s2, f1, f2, f3] = digits.map(i64::from);
+    let (hour, minute, second) = (h1 * 10 + h2, m1 * 10 + m2, s1 * 10 + s2);
+    // A leap second (60) is jiff's to clamp.
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let (last, last_start) = LAST_DAY.get();
+    let day_start = if last == date {
+        last_start
+    } else {
+        // Only a valid date is kept.
+        let start = date_days(&date)? * 86_400_000;
+        LAST_DAY.set((date, start));
+        start
+    };
+    Some(day_start + ((hour * 60 + minute) * 60 + second) * 1_000 + f1 * 100 + f2 * 10 + f3)
+}
+
+/// Days since 1970-01-01 of `YYYY-MM-DD`, a valid date of year 1970 or later.
+fn date_days(b: &[u8]) -> Option<i64> {
+    let [y1, y2, y3, y4, b'-', m1, m2, b'-', d1, d2] = *b else {
+        return None;
+    };
+    let (year, month, day) = (
+        digits_value(&[y1, y2, y3, y4])?,
+        digits_value(&[m1, m2])?,
+        digits_value(&[d1, d2])?,
+    );
+    if year < 1970 || !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return None;
+    }
+    Some(days_from_civil(year, month, day))
+}
+
+/// The number written with the decimal digits `b` (all digits).
+fn digits_value(b: &[u8]) -> Option<i64> {
+    b.iter().try_fold(0i64, |n, d| {
+        d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0'))
+    })
 }
 
 fn days_in_month(year: i64, month: i64) -> i64 {
@@ -600,6 +648,34 @@ mod tests {
             parse_timestamp("2024-02-29T09:00:00Z"),
             jiff_ms("2024-02-29T09:00:00Z")
         );
+    }
+
+    /// The usual shape read day after day (the day's start kept from call to call),
+    /// back and forth across midnights and month ends, as jiff reads it.
+    #[test]
+    fn usual_timestamps_in_a_row_read_as_jiff_reads_them() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let mut ms = 1_772_236_800_000_i64; // 2026-02-28T00:00:00Z
+        for _ in 0..20_000 {
+            ms += rng.random_range(-7_200_000..=10_800_000);
+            let text = format!(
+                "{:.3}",
+                jiff::Timestamp::from_millisecond(ms).expect("in range")
+            );
+            assert_eq!(text.len(), 24, "{text}");
+            assert_eq!(parse_usual_timestamp(text.as_bytes()), Some(ms), "{text}");
+            assert_eq!(parse_timestamp(&text), jiff_ms(&text), "{text}");
+        }
+        for odd in [
+            "2026-02-29T10:00:00.000Z",
+            "2026-11-25T24:00:00.000Z",
+            "2026-11-25T10:60:00.000Z",
+            "2026-11-25T10:00:60.000Z",
+            "2026-11-25T10:00:00.00aZ",
+            "1969-12-31T23:59:59.999Z",
+        ] {
+            assert_eq!(parse_usual_timestamp(odd.as_bytes()), None, "{odd}");
+        }
     }
 
     /// What serde reads of a line (the reference).
