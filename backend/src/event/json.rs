@@ -4,6 +4,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
+use super::scan::Head;
 use super::{parse_rfc3339_ms, AgentState, DecodeError, EventKind, EventRecord, MAX_RECORD_BYTES};
 
 /// The JSON object as written by producers; every field optional here so that a
@@ -50,10 +51,10 @@ pub fn decode_json(bytes: &[u8]) -> Result<EventRecord<'_>, DecodeError> {
     Ok(record)
 }
 
-/// Decodes one JSON object into `out`, every field of which it sets: a caller keeping
-/// records in a vector decodes each where it stays. A record is about 300 bytes, and
-/// moving it from the scanner to the result to the vector cost a tenth of a replay. On
-/// an error, `out` holds nothing meaningful.
+/// Decodes one JSON object into `out`, a blank record ([`EventRecord::blank`]): a
+/// caller keeping records in a vector decodes each where it stays. A record is about
+/// 300 bytes, and moving it from the scanner to the result to the vector cost a tenth
+/// of a replay. On an error, `out` holds nothing meaningful.
 pub fn decode_json_into<'a>(bytes: &'a [u8], out: &mut EventRecord<'a>) -> Result<(), DecodeError> {
     if bytes.len() > MAX_RECORD_BYTES {
         return Err(DecodeError::TooLarge {
@@ -61,18 +62,51 @@ pub fn decode_json_into<'a>(bytes: &'a [u8], out: &mut EventRecord<'a>) -> Resul
             max: MAX_RECORD_BYTES,
         });
     }
+    debug_assert!(out == &EventRecord::blank(), "decoded into a blank record");
     // The usual flat line borrows every string; anything else goes through serde.
-    let mut raw = JsonEvent::default();
-    if super::scan::scan_event(bytes, &mut raw).is_none() {
-        raw = serde_json::from_slice::<JsonEvent<'_>>(bytes)
+    let mut head = Head::default();
+    if super::scan::scan_event(bytes, &mut head, out).is_none() {
+        let raw = serde_json::from_slice::<JsonEvent<'_>>(bytes)
             .map_err(|_| explain_json_error(bytes))?;
+        head = take_from_serde(raw, out);
     }
+    let Head {
+        event_id: raw_event_id,
+        kind: raw_kind,
+        ts: raw_ts,
+        interaction_id: raw_interaction_id,
+        state: raw_state,
+    } = head;
+    let kind_str = raw_kind.ok_or(DecodeError::MissingField("type"))?;
+    out.kind = EventKind::parse(&kind_str)
+        .ok_or_else(|| DecodeError::UnknownType(kind_str.chars().take(64).collect()))?;
+    let ts = raw_ts.ok_or(DecodeError::MissingField("ts"))?;
+    out.agent_state = match raw_state {
+        Some(state) => Some(
+            AgentState::parse(&state)
+                .ok_or_else(|| DecodeError::UnknownAgentState(state.chars().take(64).collect()))?,
+        ),
+        None => None,
+    };
+    out.interaction_id = match (raw_interaction_id, out.kind) {
+        (Some(id), _) => id,
+        (None, EventKind::AgentState) => Cow::Borrowed(""),
+        (None, _) => return Err(DecodeError::MissingField("interaction_id")),
+    };
+    out.event_id = raw_event_id.ok_or(DecodeError::MissingField("event_id"))?;
+    out.ts_ms = parse_rfc3339_ms(&ts)?;
+    out.finish_decoding()
+}
+
+/// Moves what serde read into `out`'s optional fields (every one of them: the scanner
+/// may have set some before giving up) and returns the rest.
+fn take_from_serde<'a>(raw: JsonEvent<'a>, out: &mut EventRecord<'a>) -> Head<'a> {
     // Every field named: one added to the record cannot be left unset here.
     let EventRecord {
-        event_id,
-        kind,
-        ts_ms,
-        interaction_id,
+        event_id: _,
+        kind: _,
+        ts_ms: _,
+        interaction_id: _,
         customer_id,
         channel,
         queue,
@@ -82,28 +116,10 @@ pub fn decode_json_into<'a>(bytes: &'a [u8], out: &mut EventRecord<'a>) -> Resul
         deflected_to,
         resolved,
         agent_id,
-        agent_state,
+        agent_state: _,
         away_reason,
         queues,
-    } = &mut *out;
-    let kind_str = raw.kind.ok_or(DecodeError::MissingField("type"))?;
-    *kind = EventKind::parse(&kind_str)
-        .ok_or_else(|| DecodeError::UnknownType(kind_str.chars().take(64).collect()))?;
-    let ts = raw.ts.ok_or(DecodeError::MissingField("ts"))?;
-    *agent_state = match raw.state {
-        Some(state) => Some(
-            AgentState::parse(&state)
-                .ok_or_else(|| DecodeError::UnknownAgentState(state.chars().take(64).collect()))?,
-        ),
-        None => None,
-    };
-    *interaction_id = match (raw.interaction_id, *kind) {
-        (Some(id), _) => id,
-        (None, EventKind::AgentState) => Cow::Borrowed(""),
-        (None, _) => return Err(DecodeError::MissingField("interaction_id")),
-    };
-    *event_id = raw.event_id.ok_or(DecodeError::MissingField("event_id"))?;
-    *ts_ms = parse_rfc3339_ms(&ts)?;
+    } = out;
     *customer_id = raw.customer_id;
     *channel = raw.channel;
     *queue = raw.queue;
@@ -115,7 +131,13 @@ pub fn decode_json_into<'a>(bytes: &'a [u8], out: &mut EventRecord<'a>) -> Resul
     *agent_id = raw.agent_id;
     *away_reason = raw.away_reason;
     *queues = raw.queues;
-    out.finish_decoding()
+    Head {
+        event_id: raw.event_id,
+        kind: raw.kind,
+        ts: raw.ts,
+        interaction_id: raw.interaction_id,
+        state: raw.state,
+    }
 }
 
 /// Slow path, only for bad records: decode again tracking the path, so the error
