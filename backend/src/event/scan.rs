@@ -350,9 +350,11 @@ fn find_special(bytes: &[u8], mut at: usize) -> usize {
         let mut le = [0u8; 8];
         le.copy_from_slice(word);
         let w = u64::from_le_bytes(le);
-        let special = zero_byte(w ^ (ONES * u64::from(b'"')))
-            | zero_byte(w ^ (ONES * u64::from(b'\\')))
-            | (w.wrapping_sub(ONES * 0x20) & !w & HIGHS);
+        // Flipping bit 1 maps the control characters onto themselves and the quote
+        // (0x22) onto 0x20: one test below 0x21 finds both.
+        let quote_or_control = w ^ (ONES * 0x02);
+        let special = (quote_or_control.wrapping_sub(ONES * 0x21) & !quote_or_control & HIGHS)
+            | zero_byte(w ^ (ONES * u64::from(b'\\')));
         if special != 0 {
             return at + (special.trailing_zeros() / 8) as usize;
         }
