@@ -74,13 +74,18 @@ pub fn decode_json_into<'a>(bytes: &'a [u8], out: &mut EventRecord<'a>) -> Resul
         event_id: raw_event_id,
         kind: raw_kind,
         ts: raw_ts,
+        ts_ms: usual_ts_ms,
         interaction_id: raw_interaction_id,
         state: raw_state,
     } = head;
     let kind_str = raw_kind.ok_or(DecodeError::MissingField("type"))?;
     out.kind = EventKind::parse(&kind_str)
         .ok_or_else(|| DecodeError::UnknownType(kind_str.chars().take(64).collect()))?;
-    let ts = raw_ts.ok_or(DecodeError::MissingField("ts"))?;
+    // Read already when written the usual way.
+    let ts_text = match usual_ts_ms {
+        Some(_) => None,
+        None => Some(raw_ts.ok_or(DecodeError::MissingField("ts"))?),
+    };
     out.agent_state = match raw_state {
         Some(state) => Some(
             AgentState::parse(&state)
@@ -94,7 +99,11 @@ pub fn decode_json_into<'a>(bytes: &'a [u8], out: &mut EventRecord<'a>) -> Resul
         (None, _) => return Err(DecodeError::MissingField("interaction_id")),
     };
     out.event_id = raw_event_id.ok_or(DecodeError::MissingField("event_id"))?;
-    out.ts_ms = parse_rfc3339_ms(&ts)?;
+    out.ts_ms = match (usual_ts_ms, ts_text) {
+        (Some(ms), _) => ms,
+        (None, Some(text)) => parse_rfc3339_ms(&text)?,
+        (None, None) => return Err(DecodeError::MissingField("ts")),
+    };
     out.finish_decoding()
 }
 
@@ -135,6 +144,7 @@ fn take_from_serde<'a>(raw: JsonEvent<'a>, out: &mut EventRecord<'a>) -> Head<'a
         event_id: raw.event_id,
         kind: raw.kind,
         ts: raw.ts,
+        ts_ms: None,
         interaction_id: raw.interaction_id,
         state: raw.state,
     }

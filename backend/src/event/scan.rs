@@ -19,6 +19,8 @@ pub(super) struct Head<'a> {
     pub(super) event_id: Option<Cow<'a, str>>,
     pub(super) kind: Option<Cow<'a, str>>,
     pub(super) ts: Option<Cow<'a, str>>,
+    /// The time, when written the usual way (then `ts` is not kept).
+    pub(super) ts_ms: Option<i64>,
     pub(super) interaction_id: Option<Cow<'a, str>>,
     pub(super) state: Option<Cow<'a, str>>,
 }
@@ -70,7 +72,10 @@ pub(super) fn scan_event<'a>(
             match field {
                 Field::EventId => field!(0, head.event_id, s.nullable_string()?),
                 Field::Kind => field!(1, head.kind, s.nullable_string()?),
-                Field::Ts => field!(2, head.ts, s.nullable_string()?),
+                Field::Ts => match s.usual_time() {
+                    Some(ms) => field!(2, head.ts_ms, Some(ms)),
+                    None => field!(2, head.ts, s.nullable_string()?),
+                },
                 Field::InteractionId => field!(3, head.interaction_id, s.nullable_string()?),
                 Field::CustomerId => field!(4, out.customer_id, s.nullable_string()?),
                 Field::Channel => field!(5, out.channel, s.nullable_string()?),
@@ -219,6 +224,18 @@ impl<'a> Scanner<'a> {
             }
             _ => None,
         }
+    }
+
+    /// A time written the usual way ([`parse_usual_timestamp`]) in its quotes, read
+    /// with no search for the closing one; else `None`, nothing read.
+    #[inline(always)]
+    fn usual_time(&mut self) -> Option<i64> {
+        let [b'"', time @ .., b'"'] = self.bytes.get(self.at..self.at + 26)? else {
+            return None;
+        };
+        let ms = parse_usual_timestamp(time)?;
+        self.at += 26;
+        Some(ms)
     }
 
     /// A string without escapes or control characters.
@@ -710,10 +727,15 @@ mod tests {
     fn scan(line: &[u8]) -> Option<JsonEvent<'_>> {
         let (mut head, mut out) = (Head::default(), EventRecord::blank());
         scan_event(line, &mut head, &mut out)?;
+        // A time read the usual way is written back the same way.
+        let usual = |ms: i64| {
+            let t = jiff::Timestamp::from_millisecond(ms).ok()?;
+            Some(Cow::Owned(format!("{t:.3}")))
+        };
         Some(JsonEvent {
             event_id: head.event_id,
             kind: head.kind,
-            ts: head.ts,
+            ts: head.ts.or(head.ts_ms.and_then(usual)),
             interaction_id: head.interaction_id,
             customer_id: out.customer_id,
             channel: out.channel,
@@ -738,6 +760,7 @@ mod tests {
             r#"{"event_id":"e2","type":"ended","ts":"2026-11-25T09:00:00.250+01:00","interaction_id":"i2","resolved":false,"customer_id":null,"queues":[]}"#,
             r#"{"event_id":"é3","type":"deflected","ts":"2026-11-25T09:00:00Z","interaction_id":"i3","deflected_to":"visual_ivr","x":"y","t":true}"#,
             r#"{"event_id":"e4","n":-0.5e+3,"m":10,"type":"queued","ts":"2026-11-25T09:00:00Z","interaction_id":"i4","queue":"q"}"#,
+            r#"{"event_id":"e6","type":"answered","ts":"2026-11-25T09:00:07.250Z","interaction_id":"i6","agent_id":"a1"}"#,
         ];
         let mut rng = rand::rngs::StdRng::seed_from_u64(11);
         let mut fast = 0;
@@ -770,6 +793,16 @@ mod tests {
         assert!(fast > 10_000, "the scanner took only {fast}");
         for line in lines {
             assert!(scan(line.as_bytes()).is_some(), "{line}");
+        }
+        // A second time, read the usual way or not, is a duplicate key (serde's to report).
+        for second in ["2026-11-25T09:00:07.250Z", "2026-11-25T09:00:07Z"] {
+            for first in ["2026-11-25T09:00:07.250Z", "2026-11-25T09:00:07Z"] {
+                let line = format!(
+                    r#"{{"event_id":"e","type":"answered","ts":"{first}","interaction_id":"i","ts":"{second}"}}"#
+                );
+                assert!(scan(line.as_bytes()).is_none(), "{line}");
+                assert!(serde_reads(line.as_bytes()).is_none(), "{line}");
+            }
         }
     }
 }
