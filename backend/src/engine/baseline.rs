@@ -89,18 +89,26 @@ impl BaselineHours {
     fn add(&mut self, key: BaseKey, ts: i64, sign: i32) {
         let hour = ts.div_euclid(HOUR_MS) * HOUR_MS;
         let minute = ((ts - hour) / MINUTE_MS) as usize;
+        // Most arrivals land in the newest hour: reached down the tree's right edge,
+        // with no search (a search among the weeks kept was most of the cost).
+        let newest = self.0.last_key_value().is_some_and(|(h, _)| *h == hour);
+        let keys = if newest {
+            self.0.last_entry().map(|e| e.into_mut())
+        } else if sign < 0 {
+            self.0.get_mut(&hour)
+        } else {
+            Some(self.0.entry(hour).or_default())
+        };
+        let Some(keys) = keys else {
+            return;
+        };
         if sign < 0 {
-            if let Some(c) = self.0.get_mut(&hour).and_then(|h| h.get_mut(&key)) {
+            if let Some(c) = keys.get_mut(&key) {
                 c.add(minute, sign);
             }
             return;
         }
-        self.0
-            .entry(hour)
-            .or_default()
-            .entry(key)
-            .or_default()
-            .add(minute, sign);
+        keys.entry(key).or_default().add(minute, sign);
     }
 
     /// Adds each key's arrivals in `[from, to)` into `out`.
