@@ -31,6 +31,7 @@ mod projection;
 mod set;
 mod snapshot;
 mod store;
+mod symbol_cache;
 mod symbols;
 mod trend;
 mod window;

@@ -3,6 +3,8 @@
 
 use dashmap::DashMap;
 use parking_lot::{Mutex, RwLock};
+
+use super::symbol_cache;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Weak};
 
@@ -74,6 +76,8 @@ const UNTOUCHED: i64 = i64::MIN;
 /// freed for reuse. Totals never change: only where a contact is counted does.
 #[derive(Debug)]
 pub struct Symbols {
+    /// This table among others, for the threads' memos ([`symbol_cache`]).
+    table_id: u64,
     ids: DashMap<Arc<str>, Sym, FastHash>,
     names: RwLock<Vec<Arc<str>>>,
     /// Symbols used as a channel, and how many of them may be (the channels the table
@@ -132,6 +136,7 @@ impl Symbols {
         ids.insert(names[0].clone(), UNKNOWN);
         ids.insert(names[1].clone(), OTHER);
         let symbols = Symbols {
+            table_id: symbol_cache::new_table_id(),
             ids,
             names: RwLock::new(names),
             channels: DashMap::with_hasher(FastHash::default()),
@@ -197,6 +202,19 @@ impl Symbols {
         let Some(value) = value.filter(|v| !v.is_empty()) else {
             return UNKNOWN;
         };
+        let short = symbol_cache::ShortValue::of(value);
+        if let Some(sym) = short.and_then(|v| symbol_cache::get(self.table_id, &v)) {
+            return sym;
+        }
+        let sym = self.intern_in_table(value, limit);
+        // [`OTHER`] is not remembered: its overflows are counted every time.
+        if let (Some(short), false) = (short, sym == OTHER) {
+            symbol_cache::put(self.table_id, short, sym);
+        }
+        sym
+    }
+
+    fn intern_in_table(&self, value: &str, limit: usize) -> Sym {
         if let Some(id) = self.ids.get(value) {
             return *id;
         }
