@@ -42,13 +42,23 @@ impl ShortValue {
         if bytes.is_empty() || bytes.len() > 16 {
             return None;
         }
-        let mut padded = [0u8; 16];
-        padded[..bytes.len()].copy_from_slice(bytes);
-        let [h0, h1, h2, h3, h4, h5, h6, h7, t0, t1, t2, t3, t4, t5, t6, t7] = padded;
+        let len = bytes.len();
+        // Whole words where there are eight bytes (the tail's last eight, shifted past
+        // the head's), else byte by byte.
+        let word = |at: usize| {
+            bytes
+                .get(at..at + 8)
+                .map(|w| w.try_into().map(u64::from_le_bytes))
+        };
+        let (head, tail) = match (word(0), len.checked_sub(8).and_then(word)) {
+            (Some(Ok(head)), Some(Ok(last))) if len > 8 => (head, last >> ((16 - len) * 8)),
+            (Some(Ok(head)), _) => (head, 0),
+            _ => (bytes.iter().rev().fold(0, |w, b| w << 8 | u64::from(*b)), 0),
+        };
         Some(ShortValue {
-            head: u64::from_le_bytes([h0, h1, h2, h3, h4, h5, h6, h7]),
-            tail: u64::from_le_bytes([t0, t1, t2, t3, t4, t5, t6, t7]),
-            len: bytes.len() as u64,
+            head,
+            tail,
+            len: len as u64,
         })
     }
 
@@ -101,6 +111,23 @@ mod tests {
             ShortValue::of("billing-north"),
             ShortValue::of("billing-south")
         );
+        // Its words are its bytes zero-padded, whatever its length.
+        let text = "abcdefghijklmnop";
+        for len in 1..=16 {
+            let mut padded = [0u8; 16];
+            padded[..len].copy_from_slice(&text.as_bytes()[..len]);
+            let word = |at: usize| {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(&padded[at..at + 8]);
+                u64::from_le_bytes(w)
+            };
+            let expected = ShortValue {
+                head: word(0),
+                tail: word(8),
+                len: len as u64,
+            };
+            assert_eq!(ShortValue::of(&text[..len]), Some(expected), "{len}");
+        }
         assert_eq!(ShortValue::of(""), None);
         assert_eq!(ShortValue::of("seventeen bytes!!"), None);
         let (one, two) = (new_table_id(), new_table_id());
