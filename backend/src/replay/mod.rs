@@ -413,29 +413,34 @@ fn decode_batch<'a>(
 ) -> Vec<Decoded<'a>> {
     let slice = batch.spans.len().div_ceil(into.len().max(1)).max(1);
     let decode = |(spans, (mut events, mut places)): (&[Span], SliceBuffers<'a>)| {
-        events.reserve(spans.len());
         places.clear();
         places.reserve(spans.len());
         let mut rejected = Vec::new();
-        for span in spans {
+        // Every record decoded in its place in the vector (see `decode_json_into`):
+        // blank ones written all at once (one by one, each was built aside and copied).
+        events.clear();
+        events.extend(
+            spans
+                .iter()
+                .map(|span| (span.position, EventRecord::blank())),
+        );
+        for (span, (_, slot)) in spans.iter().zip(events.iter_mut()) {
             let bytes = &batch.bytes[span.start..span.end];
-            // Decoded in its place in the vector (see `decode_json_into`).
-            events.push((span.position, EventRecord::blank()));
-            let (_, slot) = events.last_mut().expect("just pushed");
             let decoded = match format {
                 Format::Jsonl => decode_json_into(bytes, slot),
                 Format::Proto => decode_proto_into(bytes, slot),
             };
             match decoded {
                 Ok(()) => places.push(place(slot, engines)),
-                Err(error) => {
-                    events.pop();
-                    rejected.push(Rejection {
-                        position: span.position,
-                        error,
-                    });
-                }
+                Err(error) => rejected.push(Rejection {
+                    position: span.position,
+                    error,
+                }),
             }
+        }
+        if !rejected.is_empty() {
+            let mut refused = rejected.iter().map(|r| r.position).peekable();
+            events.retain(|(position, _)| refused.next_if_eq(position).is_none());
         }
         Decoded {
             events,
