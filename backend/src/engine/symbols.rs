@@ -3,10 +3,10 @@
 
 use dashmap::DashMap;
 use parking_lot::{Mutex, RwLock};
-
-use super::symbol_cache;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Weak};
+
+use super::symbol_cache;
 
 /// An interned dimension value (`"phone"`, `"billing"`, ...).
 pub(crate) type Sym = u32;

@@ -399,11 +399,7 @@ pub(super) fn parse_timestamp(value: &str) -> Option<i64> {
     }
     let days = date_days(b.get(..10)?)?;
     let num = |range: std::ops::Range<usize>| digits_value(b.get(range)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    // A leap second (60) is jiff's to clamp.
-    if hour > 23 || minute > 59 || second > 59 {
-        return None;
-    }
+    let clock = seconds_of_day(num(11..13)?, num(14..16)?, num(17..19)?)?;
     let mut at = 19;
     let mut millis = 0;
     if b[at] == b'.' {
@@ -437,7 +433,7 @@ pub(super) fn parse_timestamp(value: &str) -> Option<i64> {
         }
         _ => return None,
     };
-    let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second - offset_minutes * 60;
+    let seconds = days * 86_400 + clock - offset_minutes * 60;
     let ms = seconds * 1_000 + millis;
     // Before the epoch once the offset is applied: jiff's (floor) rounding is not ours.
     (ms >= 0).then_some(ms)
@@ -447,8 +443,8 @@ fn is_leap(year: i64) -> bool {
     (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ`, what producers usually write, read digit by digit with
-/// no search; the day's first millisecond is kept from the last call on this thread
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ`, what producers usually write, its time checked and read
+/// a word at a time with no search; the day's first millisecond is kept from the last call on this thread
 /// (a stream's events come day after day), else worked out by the general path's
 /// rules. `None` for any other shape.
 fn parse_usual_timestamp(b: &[u8]) -> Option<i64> {
@@ -480,15 +476,13 @@ fn parse_usual_timestamp(b: &[u8]) -> Option<i64> {
         return None;
     }
     let digit = |word: u64, byte: u32| ((word >> (8 * byte)) & 0xF) as i64;
-    let hour = digit(time, 0) * 10 + digit(time, 1);
-    let minute = digit(time, 3) * 10 + digit(time, 4);
-    let second = digit(time, 6) * 10 + digit(time, 7);
+    let clock = seconds_of_day(
+        digit(time, 0) * 10 + digit(time, 1),
+        digit(time, 3) * 10 + digit(time, 4),
+        digit(time, 6) * 10 + digit(time, 7),
+    )?;
     let fraction = u64::from(fraction);
     let millis = digit(fraction, 0) * 100 + digit(fraction, 1) * 10 + digit(fraction, 2);
-    // A leap second (60) is jiff's to clamp.
-    if hour > 23 || minute > 59 || second > 59 {
-        return None;
-    }
     let date = (
         u64::from_le_bytes(b[..8].try_into().ok()?),
         u16::from_le_bytes(b[8..10].try_into().ok()?),
@@ -502,7 +496,16 @@ fn parse_usual_timestamp(b: &[u8]) -> Option<i64> {
         LAST_DAY.set((date.0, date.1, start));
         start
     };
-    Some(day_start + ((hour * 60 + minute) * 60 + second) * 1_000 + millis)
+    Some(day_start + clock * 1_000 + millis)
+}
+
+/// Seconds since midnight of a time of day, `None` out of range.
+fn seconds_of_day(hour: i64, minute: i64, second: i64) -> Option<i64> {
+    // A leap second (60) is jiff's to clamp.
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    Some((hour * 60 + minute) * 60 + second)
 }
 
 /// Days since 1970-01-01 of `YYYY-MM-DD`, a valid date of year 1970 or later.
