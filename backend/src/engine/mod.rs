@@ -267,6 +267,22 @@ pub const STANDARD_CHANNELS: [&str; 10] = [
     "social",
 ];
 
+/// The hashes ([`id_hash`]) of the ids an event of an interaction is joined by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct IdHashes {
+    pub interaction: u64,
+    pub customer: Option<u64>,
+}
+
+impl IdHashes {
+    pub(crate) fn of(ev: &EventRecord<'_>) -> IdHashes {
+        IdHashes {
+            interaction: id_hash(&ev.interaction_id),
+            customer: ev.customer_id.as_deref().map(id_hash),
+        }
+    }
+}
+
 /// What happened to one event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Applied {
@@ -457,6 +473,12 @@ impl Engine {
 
     /// Applies one validated event.
     pub fn apply(&self, ev: &EventRecord<'_>) -> Applied {
+        self.apply_hashed(ev, None)
+    }
+
+    /// Applies one validated event whose ids' hashes the caller has worked out already
+    /// (a parallel replay, to route it): `None` to have them worked out here.
+    pub(crate) fn apply_hashed(&self, ev: &EventRecord<'_>, ids: Option<IdHashes>) -> Applied {
         let ts = ev.ts_ms;
         let watermark = self.watermark.load(Ordering::Acquire);
         if watermark != NO_WATERMARK && ts < watermark - self.cfg.allowed_lateness_ms {
@@ -471,8 +493,10 @@ impl Engine {
         if ev.kind == EventKind::AgentState {
             return self.apply_agent(ev, watermark);
         }
-        let iid = id_hash(&ev.interaction_id);
-        let Some(reclassify) = self.join(iid, ev, watermark) else {
+        let ids = ids.unwrap_or_else(|| IdHashes::of(ev));
+        debug_assert_eq!(ids, IdHashes::of(ev), "hashes of the event's own ids");
+        let iid = ids.interaction;
+        let Some(reclassify) = self.join(iid, ids.customer, ev, watermark) else {
             self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
             return Applied::Duplicate;
         };
@@ -517,6 +541,7 @@ impl Engine {
     fn join(
         &self,
         iid: u64,
+        customer: Option<u64>,
         ev: &EventRecord<'_>,
         watermark: i64,
     ) -> Option<Option<(u64, RepeatClass)>> {
@@ -538,7 +563,6 @@ impl Engine {
         let rekey = matches!(ev.kind, EventKind::Arrived | EventKind::Queued);
         self.update(iid, &mut it, rekey, ev.ts_ms, |it| match ev.kind {
             EventKind::Arrived => {
-                let customer = ev.customer_id.as_deref().map(id_hash);
                 let arrival = Arrival {
                     ts: ev.ts_ms,
                     channel: self.symbols.intern_channel(ev.channel.as_deref()),

@@ -470,7 +470,9 @@ fn apply_route(engine: &Engine, decoded: &[Decoded<'_>], route: &[(u32, u32)]) -
     let started = Instant::now();
     let mut tally = Tally::default();
     for &(s, i) in route {
-        match engine.apply(&decoded[s as usize].events[i as usize].1) {
+        let slice = &decoded[s as usize];
+        let ids = slice.places[i as usize].ids();
+        match engine.apply_hashed(&slice.events[i as usize].1, ids) {
             Applied::Applied => tally.applied += 1,
             Applied::Late => tally.late += 1,
             Applied::Duplicate => tally.duplicates += 1,

@@ -32,7 +32,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use rayon::prelude::*;
 
-use crate::engine::{id_hash, EngineConfig};
+use crate::engine::{id_hash, EngineConfig, IdHashes};
 use crate::event::{EventKind, EventRecord};
 
 /// Keys here are already xxh3 hashes: used as they are.
@@ -60,10 +60,11 @@ pub(super) enum Place {
     /// view of the engines' watermarks).
     Engine { engine: u32, ts: i64 },
     /// A step of an interaction: the engine of the interaction's first step, which is
-    /// that of its customer (`wanted`) or else of the interaction's own id.
+    /// that of its customer or else of the interaction's own id (by their hashes, which
+    /// the engine then keys by).
     Step {
         interaction: u64,
-        wanted: Option<u32>,
+        customer: Option<u64>,
         ts: i64,
         kind: EventKind,
     },
@@ -77,19 +78,18 @@ pub(super) fn place(event: &EventRecord<'_>, engines: usize) -> Place {
             ts: event.ts_ms,
         };
     }
-    let engines = engines as u64;
-    let engine_of = move |id: &str| (id_hash(id) % engines) as u32;
     if event.kind == EventKind::AgentState {
         if let Some(agent) = event.agent_id.as_deref() {
             return Place::Engine {
-                engine: engine_of(agent),
+                engine: (id_hash(agent) % engines as u64) as u32,
                 ts: event.ts_ms,
             };
         }
     }
+    let ids = IdHashes::of(event);
     Place::Step {
-        interaction: id_hash(&event.interaction_id),
-        wanted: event.customer_id.as_deref().map(engine_of),
+        interaction: ids.interaction,
+        customer: ids.customer,
         ts: event.ts_ms,
         kind: event.kind,
     }
@@ -99,6 +99,21 @@ impl Place {
     fn ts(&self) -> i64 {
         match *self {
             Place::Engine { ts, .. } | Place::Step { ts, .. } => ts,
+        }
+    }
+
+    /// The hashes of a step's ids, for its engine.
+    pub(super) fn ids(&self) -> Option<IdHashes> {
+        match *self {
+            Place::Engine { .. } => None,
+            Place::Step {
+                interaction,
+                customer,
+                ..
+            } => Some(IdHashes {
+                interaction,
+                customer,
+            }),
         }
     }
 }
@@ -245,13 +260,13 @@ impl Routers {
                         let place = places[step.slice as usize][step.index as usize];
                         if let Place::Step {
                             interaction,
-                            wanted,
+                            customer,
                             ts,
                             kind,
                         } = place
                         {
                             step.engine =
-                                router.step(interaction, wanted, ts, kind, step.maybe_late);
+                                router.step(interaction, customer, ts, kind, step.maybe_late);
                         }
                     }
                 });
@@ -324,10 +339,10 @@ impl Router {
             Place::Engine { engine, .. } => engine as usize,
             Place::Step {
                 interaction,
-                wanted,
+                customer,
                 ts,
                 kind,
-            } => self.step(interaction, wanted, ts, kind, maybe_late) as usize,
+            } => self.step(interaction, customer, ts, kind, maybe_late) as usize,
         }
     }
 
@@ -336,7 +351,7 @@ impl Router {
     fn step(
         &mut self,
         interaction: u64,
-        wanted: Option<u32>,
+        customer: Option<u64>,
         ts: i64,
         kind: EventKind,
         maybe_late: bool,
@@ -344,6 +359,7 @@ impl Router {
         if self.engines == 1 {
             return 0;
         }
+        let wanted = customer.map(|c| (c % self.engines) as u32);
         self.sweep(ts);
         let owner = self.owners.entry(interaction).or_insert(Owner {
             engine: wanted.unwrap_or((interaction % self.engines) as u32),
