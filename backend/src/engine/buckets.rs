@@ -48,6 +48,9 @@ pub(crate) struct Buckets<V> {
     cold: BTreeMap<i64, V>,
     /// Emptied buckets, for reuse.
     spare: Vec<V>,
+    /// The start and ring index of the bucket last written in the ring (`None` once
+    /// the ring has moved).
+    hot: Option<(i64, usize)>,
 }
 
 impl<V: Bucket> Buckets<V> {
@@ -60,7 +63,20 @@ impl<V: Bucket> Buckets<V> {
             ring_start: 0,
             cold: BTreeMap::new(),
             spare: Vec::new(),
+            hot: None,
         }
+    }
+
+    /// The bucket holding `ts` and its start, made if missing. Nearly every write
+    /// lands in the bucket of the one before: that one is found with no division.
+    pub(crate) fn holding(&mut self, ts: i64) -> (i64, &mut V) {
+        if let Some((start, index)) = self.hot {
+            if ts >= start && ts - start < self.width {
+                return (start, &mut self.ring[index]);
+            }
+        }
+        let start = self.start_of(ts);
+        (start, self.get_mut(start))
     }
 
     /// The start of the bucket holding `ts`.
@@ -99,11 +115,13 @@ impl<V: Bucket> Buckets<V> {
             let bucket = self.spare.pop().unwrap_or_default();
             self.ring.push_back(bucket);
         }
+        self.hot = Some((start, index));
         &mut self.ring[index]
     }
 
     /// Moves the `n` oldest buckets of the ring to the tree (dropping empty ones).
     fn retire(&mut self, n: usize) {
+        self.hot = None;
         for _ in 0..n {
             let Some(bucket) = self.ring.pop_front() else {
                 break;
@@ -162,6 +180,7 @@ impl<V: Bucket> Buckets<V> {
             self.keep_spare(bucket);
         }
         while self.ring_start < first {
+            self.hot = None;
             let Some(bucket) = self.ring.pop_front() else {
                 break;
             };
@@ -190,16 +209,23 @@ mod tests {
     /// a plain sorted map would, whatever the ring's length.
     #[test]
     fn buckets_read_back_like_a_sorted_map() {
-        let times = [
+        let times: [i64; 14] = [
             5_000, 7_500, 3_000, 60_000, 12_000, 61_000, 1_000_000, 59_000, 999_000, 4_000, -3_000,
             1_002_000, 2_000_000, 1_000_500,
         ];
         for ring_len in [1, 2, 3, 8, 64] {
             let mut buckets: Buckets<Vec<i64>> = Buckets::new(1_000, ring_len);
             let mut model: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
-            for ts in times {
-                let start = buckets.start_of(ts);
-                buckets.get_mut(start).push(ts);
+            for (i, ts) in times.into_iter().enumerate() {
+                let start = ts.div_euclid(1_000) * 1_000;
+                // Both ways in: by start, and by time (which remembers the last bucket).
+                if i % 3 == 0 {
+                    buckets.get_mut(buckets.start_of(ts)).push(ts);
+                } else {
+                    let (held, bucket) = buckets.holding(ts);
+                    bucket.push(ts);
+                    assert_eq!(held, start);
+                }
                 model.entry(start).or_default().push(ts);
                 let expected: Vec<_> = model.clone().into_iter().collect();
                 assert_eq!(contents(&buckets), expected, "ring of {ring_len}");

@@ -12,7 +12,7 @@ use super::symbols::{DimKey, KeyId, Sym, UNKNOWN};
 use crate::event::EventKind;
 
 /// Whether an arrival is a repeat contact of its customer within the horizon.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub(crate) struct RepeatClass {
     /// The customer had an earlier arrival within the repeat horizon.
     pub repeat: bool,
@@ -68,8 +68,8 @@ pub(crate) struct Interaction {
     pub deflection_followed: bool,
 }
 
-/// One contribution to the aggregates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// One contribution to the aggregates (ordered only to sort a log: see `store`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Effect {
     Arrival {
         repeat: Option<RepeatClass>,
