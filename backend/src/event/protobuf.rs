@@ -19,8 +19,8 @@ pub fn decode_proto(bytes: &[u8]) -> Result<EventRecord<'_>, DecodeError> {
     Ok(record)
 }
 
-/// Decodes one protobuf message into `out`, every field of which it sets (see
-/// [`super::decode_json_into`]). On an error, `out` holds nothing meaningful.
+/// Decodes one protobuf message into `out`, a blank record ([`EventRecord::blank`]):
+/// see [`super::decode_json_into`]. On an error, `out` holds nothing meaningful.
 pub fn decode_proto_into<'a>(
     bytes: &'a [u8],
     out: &mut EventRecord<'a>,
@@ -31,121 +31,88 @@ pub fn decode_proto_into<'a>(
             max: MAX_RECORD_BYTES,
         });
     }
-    let mut fields = Fields::default();
-    if scan_message(bytes, &mut fields).is_none() {
-        let msg =
-            InteractionEvent::decode(bytes).map_err(|e| DecodeError::Protobuf(e.to_string()))?;
-        fields = Fields::owned(msg);
-    }
-    fields.fill(out)
-}
-
-/// The fields of an `InteractionEvent`, borrowed or owned.
-#[derive(Debug, Default, PartialEq)]
-struct Fields<'a> {
-    event_id: Cow<'a, str>,
-    kind: i32,
-    ts_ms: i64,
-    interaction_id: Cow<'a, str>,
-    customer_id: Option<Cow<'a, str>>,
-    channel: Option<Cow<'a, str>>,
-    queue: Option<Cow<'a, str>>,
-    reason: Option<Cow<'a, str>>,
-    segment: Option<Cow<'a, str>>,
-    site: Option<Cow<'a, str>>,
-    deflected_to: Option<Cow<'a, str>>,
-    resolved: Option<bool>,
-    agent_id: Option<Cow<'a, str>>,
-    state: i32,
-    away_reason: Option<Cow<'a, str>>,
-    queues: Option<Vec<Cow<'a, str>>>,
-}
-
-impl Fields<'static> {
-    fn owned(msg: InteractionEvent) -> Fields<'static> {
-        let own = |s: Option<String>| s.map(Cow::Owned);
-        Fields {
-            event_id: Cow::Owned(msg.event_id),
-            kind: msg.r#type,
-            ts_ms: msg.ts_ms,
-            interaction_id: Cow::Owned(msg.interaction_id),
-            customer_id: own(msg.customer_id),
-            channel: own(msg.channel),
-            queue: own(msg.queue),
-            reason: own(msg.reason),
-            segment: own(msg.segment),
-            site: own(msg.site),
-            deflected_to: own(msg.deflected_to),
-            resolved: msg.resolved,
-            agent_id: own(msg.agent_id),
-            state: msg.state,
-            away_reason: own(msg.away_reason),
-            queues: msg
-                .queues
-                .map(|q| q.names.into_iter().map(Cow::Owned).collect()),
+    debug_assert!(out == &EventRecord::blank(), "decoded into a blank record");
+    let enums = match scan_message(bytes, out) {
+        Some(enums) => enums,
+        None => {
+            let msg = InteractionEvent::decode(bytes)
+                .map_err(|e| DecodeError::Protobuf(e.to_string()))?;
+            // The scanner may have set some fields before giving up.
+            *out = EventRecord::blank();
+            take_from_prost(msg, out)
         }
-    }
+    };
+    out.kind = match EventType::try_from(enums.kind) {
+        Ok(EventType::Arrived) => EventKind::Arrived,
+        Ok(EventType::Deflected) => EventKind::Deflected,
+        Ok(EventType::Queued) => EventKind::Queued,
+        Ok(EventType::Answered) => EventKind::Answered,
+        Ok(EventType::Abandoned) => EventKind::Abandoned,
+        Ok(EventType::Ended) => EventKind::Ended,
+        Ok(EventType::AgentState) => EventKind::AgentState,
+        Ok(EventType::Unspecified) => return Err(DecodeError::MissingField("type")),
+        Err(_) => return Err(DecodeError::UnknownType(enums.kind.to_string())),
+    };
+    out.agent_state = match AgentStatus::try_from(enums.state) {
+        Ok(AgentStatus::Unspecified) => None,
+        Ok(AgentStatus::Available) => Some(AgentState::Available),
+        Ok(AgentStatus::OnContact) => Some(AgentState::OnContact),
+        Ok(AgentStatus::AfterContactWork) => Some(AgentState::AfterContactWork),
+        Ok(AgentStatus::Away) => Some(AgentState::Away),
+        Ok(AgentStatus::LoggedOut) => Some(AgentState::LoggedOut),
+        Err(_) => return Err(DecodeError::UnknownAgentState(enums.state.to_string())),
+    };
+    out.finish_decoding()
 }
 
-impl<'a> Fields<'a> {
-    /// Validates the fields and sets every field of `out` from them.
-    fn fill(self, out: &mut EventRecord<'a>) -> Result<(), DecodeError> {
-        let kind = match EventType::try_from(self.kind) {
-            Ok(EventType::Arrived) => EventKind::Arrived,
-            Ok(EventType::Deflected) => EventKind::Deflected,
-            Ok(EventType::Queued) => EventKind::Queued,
-            Ok(EventType::Answered) => EventKind::Answered,
-            Ok(EventType::Abandoned) => EventKind::Abandoned,
-            Ok(EventType::Ended) => EventKind::Ended,
-            Ok(EventType::AgentState) => EventKind::AgentState,
-            Ok(EventType::Unspecified) => return Err(DecodeError::MissingField("type")),
-            Err(_) => return Err(DecodeError::UnknownType(self.kind.to_string())),
-        };
-        let agent_state = match AgentStatus::try_from(self.state) {
-            Ok(AgentStatus::Unspecified) => None,
-            Ok(AgentStatus::Available) => Some(AgentState::Available),
-            Ok(AgentStatus::OnContact) => Some(AgentState::OnContact),
-            Ok(AgentStatus::AfterContactWork) => Some(AgentState::AfterContactWork),
-            Ok(AgentStatus::Away) => Some(AgentState::Away),
-            Ok(AgentStatus::LoggedOut) => Some(AgentState::LoggedOut),
-            Err(_) => return Err(DecodeError::UnknownAgentState(self.state.to_string())),
-        };
-        // Every field named: one added to the record cannot be left unset here.
-        let EventRecord {
-            event_id,
-            kind: out_kind,
-            ts_ms,
-            interaction_id,
-            customer_id,
-            channel,
-            queue,
-            reason,
-            segment,
-            site,
-            deflected_to,
-            resolved,
-            agent_id,
-            agent_state: out_agent_state,
-            away_reason,
-            queues,
-        } = &mut *out;
-        *event_id = self.event_id;
-        *out_kind = kind;
-        *ts_ms = self.ts_ms;
-        *interaction_id = self.interaction_id;
-        *customer_id = self.customer_id;
-        *channel = self.channel;
-        *queue = self.queue;
-        *reason = self.reason;
-        *segment = self.segment;
-        *site = self.site;
-        *deflected_to = self.deflected_to;
-        *resolved = self.resolved;
-        *agent_id = self.agent_id;
-        *out_agent_state = agent_state;
-        *away_reason = self.away_reason;
-        *queues = self.queues;
-        out.finish_decoding()
+/// A message's enum fields as written (0 when absent), checked once read.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Enums {
+    kind: i32,
+    state: i32,
+}
+
+/// Moves what prost read into `out` (blank), but for the enums, returned.
+fn take_from_prost(msg: InteractionEvent, out: &mut EventRecord<'_>) -> Enums {
+    let own = |s: Option<String>| s.map(Cow::Owned);
+    // Every field named: one added to the record cannot be left unset here.
+    let EventRecord {
+        event_id,
+        kind: _,
+        ts_ms,
+        interaction_id,
+        customer_id,
+        channel,
+        queue,
+        reason,
+        segment,
+        site,
+        deflected_to,
+        resolved,
+        agent_id,
+        agent_state: _,
+        away_reason,
+        queues,
+    } = out;
+    *event_id = Cow::Owned(msg.event_id);
+    *ts_ms = msg.ts_ms;
+    *interaction_id = Cow::Owned(msg.interaction_id);
+    *customer_id = own(msg.customer_id);
+    *channel = own(msg.channel);
+    *queue = own(msg.queue);
+    *reason = own(msg.reason);
+    *segment = own(msg.segment);
+    *site = own(msg.site);
+    *deflected_to = own(msg.deflected_to);
+    *resolved = msg.resolved;
+    *agent_id = own(msg.agent_id);
+    *away_reason = own(msg.away_reason);
+    *queues = msg
+        .queues
+        .map(|q| q.names.into_iter().map(Cow::Owned).collect());
+    Enums {
+        kind: msg.r#type,
+        state: msg.state,
     }
 }
 
@@ -154,15 +121,17 @@ impl<'a> Fields<'a> {
 /// wire type the schema does not give, a varint of ten bytes, a string that is not
 /// UTF-8, a truncated field) is `None`, for prost to decide: so this never accepts what
 /// prost refuses nor reads anything differently (the unit tests compare them).
-/// Fills `f`, which starts empty; on `None` it may hold part of the message.
-fn scan_message<'a>(bytes: &'a [u8], f: &mut Fields<'a>) -> Option<()> {
-    let mut wire = Wire { bytes, at: 0 };
+/// Fills `f`, which starts blank, but for the enums, returned; on `None` it may hold
+/// part of the message.
+fn scan_message<'a>(bytes: &'a [u8], f: &mut EventRecord<'a>) -> Option<Enums> {
+    let mut enums = Enums::default();
+    let mut wire = Wire::new(bytes);
     while !wire.done() {
         let tag = wire.varint()?;
         match (tag >> 3, tag & 7) {
             (1, 2) => f.event_id = Cow::Borrowed(wire.string()?),
             // prost reads an enum or int32 as the varint's low 32 bits, a bool as non-zero.
-            (2, 0) => f.kind = wire.varint()? as i32,
+            (2, 0) => enums.kind = wire.varint()? as i32,
             (3, 0) => f.ts_ms = wire.varint()? as i64,
             (4, 2) => f.interaction_id = Cow::Borrowed(wire.string()?),
             (5, 2) => f.customer_id = Some(Cow::Borrowed(wire.string()?)),
@@ -174,14 +143,11 @@ fn scan_message<'a>(bytes: &'a [u8], f: &mut Fields<'a>) -> Option<()> {
             (11, 2) => f.deflected_to = Some(Cow::Borrowed(wire.string()?)),
             (12, 0) => f.resolved = Some(wire.varint()? != 0),
             (13, 2) => f.agent_id = Some(Cow::Borrowed(wire.string()?)),
-            (14, 0) => f.state = wire.varint()? as i32,
+            (14, 0) => enums.state = wire.varint()? as i32,
             (15, 2) => f.away_reason = Some(Cow::Borrowed(wire.string()?)),
             // A second QueueList would be merged into the first: left to prost.
             (16, 2) if f.queues.is_none() => {
-                let mut list = Wire {
-                    bytes: wire.bytes_field()?,
-                    at: 0,
-                };
+                let mut list = Wire::new(wire.bytes_field()?);
                 let mut names = Vec::new();
                 while !list.done() {
                     if list.varint()? != (1 << 3) | 2 {
@@ -194,7 +160,7 @@ fn scan_message<'a>(bytes: &'a [u8], f: &mut Fields<'a>) -> Option<()> {
             _ => return None,
         }
     }
-    Some(())
+    Some(enums)
 }
 
 /// A cursor over protobuf wire bytes.
@@ -204,6 +170,10 @@ struct Wire<'a> {
 }
 
 impl<'a> Wire<'a> {
+    fn new(bytes: &'a [u8]) -> Wire<'a> {
+        Wire { bytes, at: 0 }
+    }
+
     fn done(&self) -> bool {
         self.at >= self.bytes.len()
     }
@@ -434,10 +404,14 @@ mod tests {
                 }
                 _ => {}
             }
-            let prost = InteractionEvent::decode(&bytes[..]).map(Fields::owned);
-            let mut scanned = Fields::default();
+            let prost = InteractionEvent::decode(&bytes[..]).map(|msg| {
+                let mut record = EventRecord::blank();
+                let enums = take_from_prost(msg, &mut record);
+                (record, enums)
+            });
+            let mut scanned = EventRecord::blank();
             match scan_message(&bytes, &mut scanned) {
-                Some(()) => assert_eq!(Ok(scanned), prost, "{bytes:?}"),
+                Some(enums) => assert_eq!(Ok((scanned, enums)), prost, "{bytes:?}"),
                 // Negative numbers take ten-byte varints, left to prost.
                 None => assert!(
                     mutation < 3 || msg.r#type < 0 || msg.state < 0 || msg.ts_ms < 0,
