@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use super::{Rejection, BATCH_BYTES, BATCH_RECORDS};
 use crate::event::protobuf::Frame;
-use crate::event::{decode_json, Format, ProtoStreamReader};
+use crate::event::{decode_json, Format, ProtoStreamReader, MAX_RECORD_BYTES};
 
 /// Bytes read at the end of a JSONL file for its newest event time: a few hundred lines.
 const TAIL_BYTES: u64 = 64 << 10;
@@ -164,9 +164,27 @@ impl RecordReader {
         match self.format {
             Format::Jsonl => return self.fill_lines(input, batch),
             Format::Proto => {
-                // The framing reader borrows its own buffer: copied into the batch's.
-                let mut frames = ProtoStreamReader::new(input);
                 while !batch.is_full() {
+                    // A whole frame in the input's buffer is copied from there at once.
+                    let buffered = input.fill_buf()?;
+                    if let Some((prefix, len)) = whole_frame(buffered) {
+                        self.position += 1;
+                        let start = batch.bytes.len();
+                        batch
+                            .bytes
+                            .extend_from_slice(&buffered[prefix..prefix + len]);
+                        batch.spans.push(Span {
+                            position: self.position,
+                            start,
+                            end: batch.bytes.len(),
+                        });
+                        input.consume(prefix + len);
+                        continue;
+                    }
+                    // Anything else (a frame across the buffer's end, the input's end, a
+                    // bad length) to the framing reader, which borrows its own buffer: the
+                    // frame is copied into the batch's.
+                    let mut frames = ProtoStreamReader::new(&mut *input);
                     let Some(frame) = frames.next_frame()? else {
                         self.done = true;
                         return Ok(false);
@@ -214,6 +232,22 @@ fn add_line(bytes: &[u8], spans: &mut Vec<Span>, position: &mut u64, line: Range
             end: start + lead + trimmed.len(),
         });
     }
+}
+
+/// The length prefix's size and the message's length of a frame that `buffered` holds
+/// whole, with a length the framing reader would take.
+fn whole_frame(buffered: &[u8]) -> Option<(usize, usize)> {
+    let mut len: u64 = 0;
+    for (i, byte) in buffered.iter().take(10).enumerate() {
+        len |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            let len = usize::try_from(len).ok()?;
+            let prefix = i + 1;
+            return (len <= MAX_RECORD_BYTES && buffered.len() - prefix >= len)
+                .then_some((prefix, len));
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -293,6 +327,47 @@ mod tests {
         assert!(batches.len() > 4, "{} batches", batches.len());
         assert_eq!(read.len(), expected.len());
         assert!(read == expected, "lines differ");
+    }
+
+    /// Frames cut by reads and by the input's buffer (of a few bytes or of many), of
+    /// every size up to the largest taken, then one announcing more than that: each
+    /// frame is read whole, at its number, and the bad length ends the stream there.
+    #[test]
+    fn frames_are_read_whole_across_buffers_and_a_bad_length_ends_the_stream() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let (mut stream, mut expected) = (Vec::new(), Vec::new());
+        for position in 1..=3_000u64 {
+            let len = match position {
+                100 => MAX_RECORD_BYTES,
+                200 => 0,
+                _ => rng.random_range(1..400),
+            };
+            let frame: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+            prost::encode_length_delimiter(len, &mut stream).expect("encodes");
+            stream.extend_from_slice(&frame);
+            expected.push((position, frame));
+        }
+        prost::encode_length_delimiter(MAX_RECORD_BYTES + 1, &mut stream).expect("encodes");
+        stream.extend_from_slice(&[0; 10]);
+        for capacity in [3, 1 << 20] {
+            let input = io::BufReader::with_capacity(
+                capacity,
+                Trickle(&stream, rand::rngs::StdRng::seed_from_u64(6)),
+            );
+            let batches = batches_of(input, Format::Proto);
+            let read: Vec<(u64, Vec<u8>)> = batches
+                .iter()
+                .flat_map(|b| {
+                    b.spans
+                        .iter()
+                        .map(|s| (s.position, b.bytes[s.start..s.end].to_vec()))
+                })
+                .collect();
+            assert!(read == expected, "frames differ, buffer of {capacity}");
+            let broken = batches.last().and_then(|b| b.broken.as_ref());
+            assert_eq!(broken.map(|b| b.position), Some(3_001));
+        }
     }
 
     /// Short records fill a batch by their count, not their bytes: a protobuf batch
