@@ -12,7 +12,7 @@ use super::symbols::{DimKey, KeyId, Sym, UNKNOWN};
 use crate::event::EventKind;
 
 /// Whether an arrival is a repeat contact of its customer within the horizon.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub(crate) struct RepeatClass {
     /// The customer had an earlier arrival within the repeat horizon.
     pub repeat: bool,
@@ -66,10 +66,12 @@ pub(crate) struct Interaction {
     pub event_ids: [u64; 6],
     /// The deflection is in the containment follow-up.
     pub deflection_followed: bool,
+    /// Where its arrival's effect was last logged in its chunk (`store::BucketStore::apply_at`).
+    pub arrival_logged_at: Option<u32>,
 }
 
-/// One contribution to the aggregates (ordered only to sort a log: see `store`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// One contribution to the aggregates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Effect {
     Arrival {
         repeat: Option<RepeatClass>,

@@ -58,7 +58,7 @@ pub use window::{window_end, WindowError, WindowSpec};
 use crate::config::{ChannelSettings, ConfigError, EngineSettings};
 use crate::event::{EventKind, EventRecord};
 use customer::{CustomerHistory, PastArrival};
-use interaction::{cancel_common, Arrival, Effects, Interaction, Queued, RepeatClass};
+use interaction::{cancel_common, Arrival, Effects, Interaction, Placed, Queued, RepeatClass};
 use store::BucketStore;
 use symbols::{FastHash, KeyId};
 
@@ -688,18 +688,23 @@ impl Engine {
 
     /// Brings the aggregates in line with the interaction's effects now, `before` being
     /// its effects before the change.
-    fn place_effects(&self, iid: u64, it: &Interaction, mut before: Effects) {
+    fn place_effects(&self, iid: u64, it: &mut Interaction, mut before: Effects) {
         let mut after = self.effects(it);
         cancel_common(&mut before, &mut after);
         if before.is_empty() && after.is_empty() {
             return;
         }
         let mut store = self.stores[(iid % self.stores.len() as u64) as usize].lock();
+        let is_arrival = |p: &Placed| matches!(p.effect, interaction::Effect::Arrival { .. });
         for placed in &before {
-            store.apply(placed, -1);
+            let slot = it.arrival_logged_at.filter(|_| is_arrival(placed));
+            store.apply_at(placed, -1, slot);
         }
         for placed in &after {
-            store.apply(placed, 1);
+            let logged_at = store.apply_at(placed, 1, None);
+            if is_arrival(placed) {
+                it.arrival_logged_at = logged_at;
+            }
         }
         drop(store);
         if self.cfg.baseline_weeks > 0 {

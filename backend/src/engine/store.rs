@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::aggregate::{Aggregate, Counters, WaitQuantizer};
-use super::buckets::{Bucket, Buckets};
+use super::buckets::Buckets;
 use super::interaction::{Effect, Placed};
 use super::symbols::{FastHash, KeyId};
 
@@ -88,7 +88,8 @@ struct Logged {
     key: KeyId,
     /// Its second within the chunk (0 to 9).
     second: u8,
-    /// A retraction (see [`ChunkLog::log`]).
+    /// A retraction whose addition was already evicted (never otherwise: an addition
+    /// and its retraction cancel out in place).
     retract: bool,
     effect: Effect,
 }
@@ -98,98 +99,13 @@ impl Logged {
     fn second_in(&self, chunk: i64) -> i64 {
         chunk + i64::from(self.second) * 1_000
     }
-
-    /// What an addition and its retraction have in common.
-    fn what(&self) -> (KeyId, u8, Effect) {
-        (self.key, self.second, self.effect)
-    }
-}
-
-/// A retraction looks for its addition among this many of the newest entries of its
-/// chunk; further back, it is logged as a retraction.
-const NEARBY_ENTRIES: usize = 16;
-
-/// The effects of one [`CHUNK_MS`] chunk, in no order.
-#[derive(Debug, Default)]
-struct ChunkLog {
-    logged: Vec<Logged>,
-    /// Retractions logged since the chunk was last compacted.
-    retractions: usize,
-}
-
-impl Bucket for ChunkLog {
-    fn is_empty(&self) -> bool {
-        self.logged.is_empty()
-    }
-
-    fn clear(&mut self) {
-        self.logged.clear();
-        self.retractions = 0;
-    }
-}
-
-impl ChunkLog {
-    /// Adds (sign 1) or retracts (sign -1) one effect. A retraction cancels its addition
-    /// when that is among the newest few entries (an interaction changing soon after);
-    /// else it is logged as a retraction, for a search through a chunk of a busy
-    /// centre's traffic would cost more than the rest of the event (most retractions
-    /// are an arrival moving to the key its `queued` gives it, some seconds later).
-    /// Once the retractions logged since the chunk was last compacted outnumber half
-    /// its other entries, additions and retractions of the same effect cancel out.
-    fn log(&mut self, logged: Logged, sign: i32) {
-        if sign > 0 {
-            self.logged.push(logged);
-            return;
-        }
-        let newest = self.logged.len().saturating_sub(NEARBY_ENTRIES);
-        if let Some(i) = self.logged[newest..].iter().rposition(|l| *l == logged) {
-            self.logged.swap_remove(newest + i);
-            return;
-        }
-        self.logged.push(Logged {
-            retract: true,
-            ..logged
-        });
-        self.retractions += 1;
-        if self.retractions * 3 > self.logged.len() && self.retractions >= NEARBY_ENTRIES {
-            self.compact();
-        }
-    }
-
-    /// Cancels out the additions and retractions of each same effect.
-    fn compact(&mut self) {
-        let logged = &mut self.logged;
-        logged.sort_unstable_by_key(Logged::what);
-        let mut kept = 0;
-        let mut run = 0;
-        while run < logged.len() {
-            let first = logged[run];
-            let mut end = run;
-            let mut net: i64 = 0;
-            while end < logged.len() && logged[end].what() == first.what() {
-                net += if logged[end].retract { -1 } else { 1 };
-                end += 1;
-            }
-            // At most as many as the run read: writes stay behind the reads.
-            for _ in 0..net.unsigned_abs() {
-                logged[kept] = Logged {
-                    retract: net < 0,
-                    ..first
-                };
-                kept += 1;
-            }
-            run = end;
-        }
-        logged.truncate(kept);
-        self.retractions = 0;
-    }
 }
 
 /// Contributions of one shard.
 #[derive(Debug)]
 pub(crate) struct BucketStore {
     /// The effect log, per chunk.
-    log: Buckets<ChunkLog>,
+    log: Buckets<Vec<Logged>>,
     /// 10-minute and hour cells.
     cells: [Buckets<Cells>; 2],
     quantizer: WaitQuantizer,
@@ -221,11 +137,22 @@ pub(crate) type Exported = (i64, KeyId, bool, Effect);
 
 impl BucketStore {
     /// Adds (sign 1) or retracts (sign -1) one placed effect at every resolution.
+    #[cfg(test)]
     pub fn apply(&mut self, placed: &Placed, sign: i32) {
+        self.apply_at(placed, sign, None);
+    }
+
+    /// Adds (sign 1) or retracts (sign -1) one placed effect at every resolution.
+    /// `slot`, for a retraction, is where its addition was logged in its chunk, if the
+    /// caller remembers; for an addition, where it was logged is returned. A chunk's
+    /// log holds a busy centre's ten seconds, and searching them cost more than the
+    /// rest of the event (most retractions are an arrival moving to the key its
+    /// `queued` gives it): the slot spares it, when nothing has moved the addition.
+    pub fn apply_at(&mut self, placed: &Placed, sign: i32, slot: Option<u32>) -> Option<u32> {
         // An effect's time never changes, so its addition and its retraction are both
         // dropped or both kept, the floor being set before anything is applied.
         if placed.ts < self.floor {
-            return;
+            return None;
         }
         let (chunk, log) = self.log.holding(placed.ts);
         let logged = Logged {
@@ -234,9 +161,24 @@ impl BucketStore {
             retract: false,
             effect: placed.effect,
         };
-        log.log(logged, sign);
-        if log.is_empty() {
-            self.log.drop_if_empty(chunk);
+        let mut logged_at = None;
+        if sign > 0 {
+            logged_at = u32::try_from(log.len()).ok();
+            log.push(logged);
+        } else if let Some(i) = slot
+            .map(|slot| slot as usize)
+            .filter(|&slot| log.get(slot) == Some(&logged))
+            .or_else(|| log.iter().rposition(|l| *l == logged))
+        {
+            log.swap_remove(i);
+            if log.is_empty() {
+                self.log.drop_if_empty(chunk);
+            }
+        } else {
+            log.push(Logged {
+                retract: true,
+                ..logged
+            });
         }
         if let Some(dirty) = &mut self.dirty {
             dirty.insert(chunk);
@@ -253,6 +195,7 @@ impl BucketStore {
                 }
             }
         }
+        logged_at
     }
 
     /// Adds every contribution of `[from, to)` (whole seconds) into `out`, per key.
@@ -278,7 +221,7 @@ impl BucketStore {
     fn each_logged(&self, from: i64, to: i64, mut each: impl FnMut(i64, &Logged)) {
         for (chunk, log) in self.log.range(self.log.start_of(from), to) {
             let whole = chunk >= from && chunk + CHUNK_MS <= to;
-            for l in &log.logged {
+            for l in log {
                 let second = l.second_in(chunk);
                 if whole || (from..to).contains(&second) {
                     each(second, l);
@@ -327,9 +270,9 @@ impl BucketStore {
             let partly_old = self
                 .log
                 .range(chunk, chunk + 1)
-                .any(|(_, log)| log.logged.iter().any(older));
+                .any(|(_, log)| log.iter().any(older));
             if partly_old {
-                self.log.get_mut(chunk).logged.retain(|l| !older(l));
+                self.log.get_mut(chunk).retain(|l| !older(l));
                 self.log.drop_if_empty(chunk);
             }
         }
@@ -341,7 +284,7 @@ impl BucketStore {
 
     /// Logged effects and stored cells (for memory accounting).
     pub(crate) fn entry_count(&self) -> usize {
-        let logged: usize = self.log.iter().map(|(_, log)| log.logged.len()).sum();
+        let logged: usize = self.log.iter().map(|(_, log)| log.len()).sum();
         let cells: usize = self
             .cells
             .iter()
@@ -541,10 +484,11 @@ mod tests {
         }
     }
 
-    /// Retractions of effects far back in their chunk (a busy centre's seconds) are
-    /// logged, then cancel out with their additions: sums stay exact and the log short.
+    /// A retraction given the slot its addition was logged at cancels it there, and
+    /// one given a slot that no longer holds it (something else moved there) still
+    /// finds it: the sums stay exact and nothing is left behind.
     #[test]
-    fn retractions_far_back_in_a_chunk_cancel_out_and_sums_stay_exact() {
+    fn a_retraction_cancels_its_addition_at_its_slot_or_wherever_it_moved() {
         let mut store = BucketStore::default();
         let placed = |i: i64| Placed {
             ts: 50_000 + i % 10 * 1_000,
@@ -554,38 +498,26 @@ mod tests {
                 sl_met: Some(i % 2 == 0),
             },
         };
-        let logged = |store: &BucketStore| -> usize {
-            store.log.iter().map(|(_, log)| log.logged.len()).sum()
-        };
-        for i in 0..300 {
-            store.apply(&placed(i), 1);
-        }
-        let mut most = 0;
+        let slots: Vec<Option<u32>> = (0..300)
+            .map(|i| store.apply_at(&placed(i), 1, None))
+            .collect();
+        assert_eq!(slots[299], Some(299), "logged in order in one chunk");
+        // Every other one by its slot (each removal moves the last entry into the
+        // freed slot: later slots go stale), the rest without.
         for i in 0..200 {
-            store.apply(&placed(i), -1);
-            most = most.max(logged(&store));
+            let slot = if i % 2 == 0 { slots[i as usize] } else { None };
+            assert_eq!(store.apply_at(&placed(i), -1, slot), None);
         }
         let mut expected = Cells::default();
         for i in 200..300 {
             expected.effect(placed(i).key, &placed(i).effect, 1, &store.quantizer);
         }
-        for (from, to) in [(50_000, 60_000), (0, 3_600_000)] {
-            let mut got = Cells::default();
-            store.collect(from, to, &mut got);
-            got.retain(|_, a| !a.is_zero());
-            assert_eq!(got, expected, "[{from}, {to})");
-        }
-        // Retractions were logged (the newest entries hold none of their additions)...
-        assert!(logged(&store) > 100, "{}", logged(&store));
-        // ...never more than half as many as the additions: compacted on the way.
-        assert_eq!(most, 300 + 150);
-        assert!(logged(&store) < 300, "{}", logged(&store));
-        // Retracting the rest leaves nothing once compacted.
-        for i in 200..300 {
-            store.apply(&placed(i), -1);
-        }
-        store.log.holding(50_000).1.compact();
-        assert_eq!(logged(&store), 0);
+        let mut got = Cells::default();
+        store.collect(0, 3_600_000, &mut got);
+        got.retain(|_, a| !a.is_zero());
+        assert_eq!(got, expected);
+        let logged: usize = store.log.iter().map(|(_, log)| log.len()).sum();
+        assert_eq!(logged, 100, "no retraction left in the log");
     }
 
     #[test]
