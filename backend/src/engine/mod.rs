@@ -267,7 +267,8 @@ pub const STANDARD_CHANNELS: [&str; 10] = [
     "social",
 ];
 
-/// The hashes ([`id_hash`]) of the ids an event of an interaction is joined by.
+/// The hashes ([`id_hash`]) of the ids an event of an interaction is joined by (its
+/// customer's: read on an arrival only).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct IdHashes {
     pub interaction: u64,
@@ -278,7 +279,10 @@ impl IdHashes {
     pub(crate) fn of(ev: &EventRecord<'_>) -> IdHashes {
         IdHashes {
             interaction: id_hash(&ev.interaction_id),
-            customer: ev.customer_id.as_deref().map(id_hash),
+            customer: match ev.kind {
+                EventKind::Arrived => ev.customer_id.as_deref().map(id_hash),
+                _ => None,
+            },
         }
     }
 }
@@ -494,7 +498,8 @@ impl Engine {
             return self.apply_agent(ev, watermark);
         }
         let ids = ids.unwrap_or_else(|| IdHashes::of(ev));
-        debug_assert_eq!(ids, IdHashes::of(ev), "hashes of the event's own ids");
+        debug_assert_eq!(ids.interaction, IdHashes::of(ev).interaction);
+        debug_assert!(ev.kind != EventKind::Arrived || ids.customer == IdHashes::of(ev).customer);
         let iid = ids.interaction;
         let Some(reclassify) = self.join(iid, ids.customer, ev, watermark) else {
             self.stats.duplicates.fetch_add(1, Ordering::Relaxed);

@@ -283,12 +283,13 @@ impl Work {
             // busier (one waits on memory, the other computes), and the last engine is
             // applied by whoever is done first.
             let own = if self.apply_first { work.pop() } else { None };
+            let routed = engines.len() > 1;
             for ((engine, route), tally) in work {
                 let decoded = &applying.decoded;
-                scope.spawn(move |_| *tally = apply_route(engine, decoded, route));
+                scope.spawn(move |_| *tally = apply_route(engine, decoded, route, routed));
             }
             if let Some(((engine, route), tally)) = own {
-                *tally = apply_route(engine, &applying.decoded, route);
+                *tally = apply_route(engine, &applying.decoded, route, routed);
             }
             let started = Instant::now();
             next = self.prepare(into);
@@ -465,13 +466,23 @@ struct Tally {
     nanos: u128,
 }
 
-/// One engine applies its events of a batch, in stream order.
-fn apply_route(engine: &Engine, decoded: &[Decoded<'_>], route: &[(u32, u32)]) -> Tally {
+/// One engine applies its events of a batch, in stream order; `routed`: the events were
+/// routed among engines, their ids hashed on the way (see [`place`]).
+fn apply_route(
+    engine: &Engine,
+    decoded: &[Decoded<'_>],
+    route: &[(u32, u32)],
+    routed: bool,
+) -> Tally {
     let started = Instant::now();
     let mut tally = Tally::default();
     for &(s, i) in route {
         let slice = &decoded[s as usize];
-        let ids = slice.places[i as usize].ids();
+        let ids = if routed {
+            slice.places[i as usize].ids()
+        } else {
+            None
+        };
         match engine.apply_hashed(&slice.events[i as usize].1, ids) {
             Applied::Applied => tally.applied += 1,
             Applied::Late => tally.late += 1,

@@ -86,10 +86,9 @@ pub(super) fn place(event: &EventRecord<'_>, engines: usize) -> Place {
             };
         }
     }
-    let ids = IdHashes::of(event);
     Place::Step {
-        interaction: ids.interaction,
-        customer: ids.customer,
+        interaction: id_hash(&event.interaction_id),
+        customer: event.customer_id.as_deref().map(id_hash),
         ts: event.ts_ms,
         kind: event.kind,
     }
