@@ -48,8 +48,8 @@ pub(crate) struct Buckets<V> {
     cold: BTreeMap<i64, V>,
     /// Emptied buckets, for reuse.
     spare: Vec<V>,
-    /// The start and ring index of the bucket last written in the ring (`None` once
-    /// the ring has moved).
+    /// The start and ring index of the bucket last written in the ring (`None` from
+    /// when the ring moves to the next write in it).
     hot: Option<(i64, usize)>,
 }
 

@@ -498,8 +498,7 @@ impl Engine {
             return self.apply_agent(ev, watermark);
         }
         let ids = ids.unwrap_or_else(|| IdHashes::of(ev));
-        debug_assert_eq!(ids.interaction, IdHashes::of(ev).interaction);
-        debug_assert!(ev.kind != EventKind::Arrived || ids.customer == IdHashes::of(ev).customer);
+        debug_assert_eq!(ids, IdHashes::of(ev), "the hashes of the event's own ids");
         let iid = ids.interaction;
         let Some(reclassify) = self.join(iid, ids.customer, ev, watermark) else {
             self.stats.duplicates.fetch_add(1, Ordering::Relaxed);

@@ -136,7 +136,7 @@ impl Default for BucketStore {
 pub(crate) type Exported = (i64, KeyId, bool, Effect);
 
 impl BucketStore {
-    /// Adds (sign 1) or retracts (sign -1) one placed effect at every resolution.
+    /// [`BucketStore::apply_at`] with no slot remembered (the tests' shorthand).
     #[cfg(test)]
     pub fn apply(&mut self, placed: &Placed, sign: i32) {
         self.apply_at(placed, sign, None);

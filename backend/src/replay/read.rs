@@ -235,7 +235,8 @@ fn add_line(bytes: &[u8], spans: &mut Vec<Span>, position: &mut u64, line: Range
 }
 
 /// The length prefix's size and the message's length of a frame that `buffered` holds
-/// whole, with a length the framing reader would take.
+/// whole, with a length the framing reader would take. Anything else (a prefix of ten
+/// bytes or more, a length over the limit) is left to the framing reader.
 fn whole_frame(buffered: &[u8]) -> Option<(usize, usize)> {
     let mut len: u64 = 0;
     for (i, byte) in buffered.iter().take(10).enumerate() {

@@ -101,17 +101,18 @@ impl Place {
         }
     }
 
-    /// The hashes of a step's ids, for its engine.
+    /// The hashes of a step's ids, for its engine ([`IdHashes::of`]'s).
     pub(super) fn ids(&self) -> Option<IdHashes> {
         match *self {
             Place::Engine { .. } => None,
             Place::Step {
                 interaction,
                 customer,
+                kind,
                 ..
             } => Some(IdHashes {
                 interaction,
-                customer,
+                customer: customer.filter(|_| kind == EventKind::Arrived),
             }),
         }
     }
