@@ -276,14 +276,27 @@ pub(crate) struct IdHashes {
 }
 
 impl IdHashes {
-    pub(crate) fn of(ev: &EventRecord<'_>) -> IdHashes {
+    /// Those of an event of `kind`: `customer` gives its customer's hash, asked for an
+    /// arrival only (no other step reads it).
+    pub(crate) fn new(
+        kind: EventKind,
+        interaction: u64,
+        customer: impl FnOnce() -> Option<u64>,
+    ) -> IdHashes {
         IdHashes {
-            interaction: id_hash(&ev.interaction_id),
-            customer: match ev.kind {
-                EventKind::Arrived => ev.customer_id.as_deref().map(id_hash),
-                _ => None,
+            interaction,
+            customer: if kind == EventKind::Arrived {
+                customer()
+            } else {
+                None
             },
         }
+    }
+
+    pub(crate) fn of(ev: &EventRecord<'_>) -> IdHashes {
+        IdHashes::new(ev.kind, id_hash(&ev.interaction_id), || {
+            ev.customer_id.as_deref().map(id_hash)
+        })
     }
 }
 

@@ -245,6 +245,31 @@ pub fn to_message(ev: &EventRecord<'_>) -> InteractionEvent {
     }
 }
 
+/// Takes the `i`th byte (from 0) of a frame's length prefix (a varint of at most ten
+/// bytes) into `len`: `true` when it is the last one.
+fn length_prefix_byte(len: &mut u64, i: usize, byte: u8) -> bool {
+    *len |= u64::from(byte & 0x7f) << (7 * i);
+    byte & 0x80 == 0
+}
+
+/// The length prefix's size and the message's length of a frame that `buffered` (the
+/// start of a stream's unread bytes) holds whole, with a length
+/// [`ProtoStreamReader::next_frame`] would take: a frame read with no copy into the
+/// reader's buffer. Anything else (a frame past `buffered`'s end, a length over the
+/// limit, a prefix not ended in ten bytes) is the reader's to read or to report.
+pub(crate) fn whole_frame(buffered: &[u8]) -> Option<(usize, usize)> {
+    let mut len: u64 = 0;
+    for (i, byte) in buffered.iter().take(10).enumerate() {
+        if length_prefix_byte(&mut len, i, *byte) {
+            let len = usize::try_from(len).ok()?;
+            let prefix = i + 1;
+            return (len <= MAX_RECORD_BYTES && buffered.len() - prefix >= len)
+                .then_some((prefix, len));
+        }
+    }
+    None
+}
+
 /// Reads a stream of length-delimited messages (varint length, then the message).
 #[derive(Debug)]
 pub struct ProtoStreamReader<R> {
@@ -282,8 +307,7 @@ impl<R: Read> ProtoStreamReader<R> {
                 }
                 _ => {}
             }
-            len |= u64::from(byte[0] & 0x7f) << (7 * i);
-            if byte[0] & 0x80 == 0 {
+            if length_prefix_byte(&mut len, i, byte[0]) {
                 let len = usize::try_from(len).unwrap_or(usize::MAX);
                 if len > MAX_RECORD_BYTES {
                     return Ok(Some(Frame::Broken(DecodeError::TooLarge {

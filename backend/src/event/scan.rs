@@ -444,9 +444,9 @@ fn is_leap(year: i64) -> bool {
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, what producers usually write, its time checked and read
-/// a word at a time with no search; the day's first millisecond is kept from the last call on this thread
-/// (a stream's events come day after day), else worked out by the general path's
-/// rules. `None` for any other shape.
+/// a word at a time with no search; the day's first millisecond is kept from the last
+/// call on this thread (a stream's events come day after day), else worked out by the
+/// general path's rules. `None` for any other shape.
 fn parse_usual_timestamp(b: &[u8]) -> Option<i64> {
     thread_local! {
         /// The date (`YYYY-MM-DD`, as read in words) last read, and its day's first

@@ -5,8 +5,8 @@ use std::io::{self, BufRead, Read, Seek, SeekFrom};
 use std::ops::Range;
 
 use super::{Rejection, BATCH_BYTES, BATCH_RECORDS};
-use crate::event::protobuf::Frame;
-use crate::event::{decode_json, Format, ProtoStreamReader, MAX_RECORD_BYTES};
+use crate::event::protobuf::{whole_frame, Frame};
+use crate::event::{decode_json, Format, ProtoStreamReader};
 
 /// Bytes read at the end of a JSONL file for its newest event time: a few hundred lines.
 const TAIL_BYTES: u64 = 64 << 10;
@@ -234,29 +234,12 @@ fn add_line(bytes: &[u8], spans: &mut Vec<Span>, position: &mut u64, line: Range
     }
 }
 
-/// The length prefix's size and the message's length of a frame that `buffered` holds
-/// whole, with a length the framing reader would take. Anything else (a prefix of ten
-/// bytes or more, a length over the limit) is left to the framing reader.
-fn whole_frame(buffered: &[u8]) -> Option<(usize, usize)> {
-    let mut len: u64 = 0;
-    for (i, byte) in buffered.iter().take(10).enumerate() {
-        len |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            let len = usize::try_from(len).ok()?;
-            let prefix = i + 1;
-            return (len <= MAX_RECORD_BYTES && buffered.len() - prefix >= len)
-                .then_some((prefix, len));
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use std::io::Cursor;
 
     use super::*;
-    use crate::event::format_rfc3339_ms;
+    use crate::event::{format_rfc3339_ms, MAX_RECORD_BYTES};
 
     fn arrival(i: usize, ts: i64) -> String {
         format!(

@@ -110,10 +110,7 @@ impl Place {
                 customer,
                 kind,
                 ..
-            } => Some(IdHashes {
-                interaction,
-                customer: customer.filter(|_| kind == EventKind::Arrived),
-            }),
+            } => Some(IdHashes::new(kind, interaction, || customer)),
         }
     }
 }
