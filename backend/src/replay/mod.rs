@@ -3,8 +3,7 @@
 //! split of the work over threads.
 //!
 //! # Parallel replay
-//! A thread reads records in batches of about [`BATCH_BYTES`] or [`BATCH_RECORDS`]
-//! ([`read`]), ahead of the workers (one per engine). Two batches are worked on at
+//! A thread reads records in batches ([`BatchLimits`], [`read`]), ahead of the workers (one per engine). Two batches are worked on at
 //! once: while the workers apply one, the worker running the loop decodes the next (in
 //! slices, which the others take up as soon as they are done applying; when applying
 //! took longer than decoding, it applies one engine's events first) and gives its
@@ -32,17 +31,43 @@ pub use read::newest_time_in_tail;
 use read::{read_buffer_bytes, Batch, RecordReader, Span};
 use route::{place, Lifetimes, Place, Routers};
 
-/// Bytes of records read before a batch is decoded and applied: large enough that
-/// handing work to the threads costs little, small enough that a batch and its decoded
-/// events (about 300 bytes each, which a worker writes and another reads) stay within
-/// a core's L2 cache (512 KiB on the benchmarks' machine). JSONL, 2 threads, side by
-/// side: 1 MiB took 4 to 26 % longer than 256 KiB; 128 KiB and 384 KiB 2 and 7 % longer.
-pub const BATCH_BYTES: usize = 256 << 10;
+/// How much a batch holds at most, in bytes of records and in records: whichever comes
+/// first ends it. Each batch costs a few hand-offs between threads (a sleeping core woken,
+/// which a virtual machine makes dear), so batches should be large; but a worker decodes
+/// a batch's events (about 300 bytes each) and another reads them back, best while both
+/// are still in the cores' caches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimits {
+    pub bytes: usize,
+    pub records: usize,
+}
 
-/// Records in a batch, at most (whichever of this and [`BATCH_BYTES`] comes first): the
-/// decoded events are the larger part, so short records (protobuf's are about 70 bytes)
-/// fill a batch by their count.
-pub const BATCH_RECORDS: usize = 2_048;
+/// JSONL: 256 KiB, about 1,600 lines. On the DuckDB benchmark's file (nine tenths
+/// history, which is cheap to apply) larger batches were slower, the events read back
+/// from memory: 2 threads, 4 runs each in turn, 512 KiB +15 % and 1 MiB +20 %. (On the
+/// 24 h replay, whose events cost more to apply, 1 MiB was 8 % faster.)
+pub const JSONL_BATCH: BatchLimits = BatchLimits {
+    bytes: 256 << 10,
+    records: 2_048,
+};
+
+/// Protobuf: 8,192 records (about 550 KiB: its records are about 70 bytes, so their
+/// count fills a batch). Against 2,048, 2 threads, 4 runs each in turn: the 24 h replay
+/// of `scripts/bench-replay.sh`'s file −10 % (a quarter of the threads' sleeps and
+/// wake-ups), the DuckDB benchmark's file −7 %.
+pub const PROTO_BATCH: BatchLimits = BatchLimits {
+    bytes: 1 << 20,
+    records: 8_192,
+};
+
+impl BatchLimits {
+    pub const fn of(format: Format) -> Self {
+        match format {
+            Format::Jsonl => JSONL_BATCH,
+            Format::Proto => PROTO_BATCH,
+        }
+    }
+}
 
 /// A record that was refused, with its 1-based position (line for JSONL, message for protobuf).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -687,7 +712,7 @@ mod tests {
     #[test]
     fn strict_applies_every_record_before_the_first_bad_one_and_none_after() {
         let input = stream(30_000, &[20_001, 25_000]);
-        assert!(input.len() > 3 * BATCH_BYTES, "several batches");
+        assert!(input.len() > 3 * JSONL_BATCH.bytes, "several batches");
         for threads in [1, 2, 3] {
             let (result, seen, engines) = replay_jsonl(&input, threads, true);
             let err = result.expect_err("strict stops");
@@ -707,7 +732,7 @@ mod tests {
         let records = stream(3, &[]);
         let lines: Vec<&str> = records.lines().collect();
         // Blank lines, a newline each: the second batch holds nothing else.
-        let blank = 3 * BATCH_BYTES;
+        let blank = 3 * JSONL_BATCH.bytes;
         let input = format!(
             "{}\n{}{}\n{}\n{{\"bad\":1}}\n",
             lines[0],

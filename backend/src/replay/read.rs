@@ -1,10 +1,10 @@
-//! Owns cutting the input into numbered records, in batches of about [`BATCH_BYTES`] or
-//! [`BATCH_RECORDS`] copied back to back into one buffer.
+//! Owns cutting the input into numbered records, in batches (at most [`BatchLimits`])
+//! copied back to back into one buffer.
 
 use std::io::{self, BufRead, Read, Seek, SeekFrom};
 use std::ops::Range;
 
-use super::{Rejection, BATCH_BYTES, BATCH_RECORDS};
+use super::{BatchLimits, Rejection, JSONL_BATCH, PROTO_BATCH};
 use crate::event::protobuf::{whole_frame, Frame};
 use crate::event::{decode_json, Format, ProtoStreamReader};
 
@@ -62,9 +62,9 @@ impl Batch {
         self.broken = None;
     }
 
-    /// Holds [`BATCH_BYTES`] or [`BATCH_RECORDS`]: whichever comes first ends it.
-    fn is_full(&self) -> bool {
-        self.bytes.len() >= BATCH_BYTES || self.spans.len() >= BATCH_RECORDS
+    /// Holds `limits`' bytes or records: whichever comes first ends it.
+    fn is_full(&self, limits: BatchLimits) -> bool {
+        self.bytes.len() >= limits.bytes || self.spans.len() >= limits.records
     }
 }
 
@@ -133,7 +133,7 @@ impl RecordReader {
                 self.done = true;
                 return Ok(false);
             }
-            if batch.is_full() && line_start > 0 {
+            if batch.is_full(JSONL_BATCH) && line_start > 0 {
                 if batch.spans.is_empty() {
                     // Blank lines only so far: dropped, and the batch goes on (the replay
                     // takes a batch without a record for the end of the input).
@@ -150,7 +150,7 @@ impl RecordReader {
     }
 
     /// Fills an emptied `batch` ([`Batch::clear`]) with records until it holds
-    /// [`BATCH_BYTES`] or [`BATCH_RECORDS`] (JSONL: checked after each block read), or
+    /// its format's [`BatchLimits`] (JSONL: checked after each block read), or
     /// the input ends; `false` once the input has ended. A batch filled before the end
     /// holds at least one record.
     pub(super) fn fill<R: BufRead>(
@@ -164,7 +164,7 @@ impl RecordReader {
         match self.format {
             Format::Jsonl => return self.fill_lines(input, batch),
             Format::Proto => {
-                while !batch.is_full() {
+                while !batch.is_full(PROTO_BATCH) {
                     // A whole frame in the input's buffer is copied from there at once.
                     let buffered = input.fill_buf()?;
                     if let Some((prefix, len)) = whole_frame(buffered) {
@@ -355,11 +355,11 @@ mod tests {
     }
 
     /// Short records fill a batch by their count, not their bytes: a protobuf batch
-    /// holds at most `BATCH_RECORDS`, a JSONL one is cut after the block that reached
+    /// holds at most its limit of records, a JSONL one is cut after the block that reached
     /// it; every record is read once, in order.
     #[test]
     fn short_records_fill_a_batch_by_their_count() {
-        let count = BATCH_RECORDS + 17;
+        let count = PROTO_BATCH.records + 17;
         let events = (0..count).map(|i| {
             let line = arrival(i, 1_795_597_200_000 + i as i64);
             crate::event::decode_json(line.trim().as_bytes())
@@ -368,11 +368,11 @@ mod tests {
         });
         let mut proto = Vec::new();
         crate::event::write_events(events, Format::Proto, &mut proto).expect("encodes");
-        assert!(proto.len() < BATCH_BYTES, "short of a batch by bytes");
+        assert!(proto.len() < PROTO_BATCH.bytes, "short of a batch by bytes");
         // Two blocks of one-byte lines: a batch by bytes would take both.
         let lines = "x\n".repeat(READ_BYTES);
         for (format, input, most) in [
-            (Format::Proto, proto.as_slice(), BATCH_RECORDS),
+            (Format::Proto, proto.as_slice(), PROTO_BATCH.records),
             (Format::Jsonl, lines.as_bytes(), READ_BYTES / 2),
         ] {
             let batches: Vec<Vec<u64>> = batches_of(input, format)
