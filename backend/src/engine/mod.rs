@@ -26,6 +26,7 @@ mod containment;
 mod customer;
 pub mod erlang;
 mod interaction;
+mod key_memo;
 pub mod partial;
 mod projection;
 mod set;
@@ -332,6 +333,8 @@ const NO_WATERMARK: i64 = i64::MIN;
 pub struct Engine {
     cfg: EngineConfig,
     symbols: Arc<Symbols>,
+    /// What this engine knows of the shared table's keys (one writer: uncontended).
+    key_memo: Mutex<key_memo::KeyMemo>,
     rules_by_channel: RwLock<Vec<Option<ChannelRules>>>,
     interactions: DashMap<u64, Interaction, FastHash>,
     customers: DashMap<u64, CustomerHistory, FastHash>,
@@ -378,6 +381,7 @@ impl Engine {
         symbols.register_watermark(&watermark);
         Engine {
             symbols,
+            key_memo: Mutex::new(key_memo::KeyMemo::default()),
             rules_by_channel: RwLock::new(Vec::new()),
             interactions: DashMap::with_hasher(FastHash::default()),
             customers: DashMap::with_hasher(FastHash::default()),
@@ -672,11 +676,16 @@ impl Engine {
         change(it);
         if rekey {
             if let Some(key) = it.dim_key() {
-                it.key = self.symbols.key_id(key, it.newest_ts);
+                it.key = self
+                    .key_memo
+                    .lock()
+                    .key_id(&self.symbols, key, it.newest_ts);
             }
         } else if it.arrival.is_some() {
             // Its key is in use as long as it changes (its effects land in its cells).
-            self.symbols.touch(it.key, it.newest_ts);
+            self.key_memo
+                .lock()
+                .touch(&self.symbols, it.key, it.newest_ts);
         }
         if history {
             debug_assert!(it.newest_ts < self.aggregate_floor.load(Ordering::Relaxed));
@@ -741,7 +750,7 @@ impl Engine {
 
     /// Counts (or retracts) an arrival of `key` at `ts` in the baseline.
     fn count_arrival(&self, key: KeyId, ts: i64, sign: i32) {
-        if let Some(key) = self.symbols.key(key) {
+        if let Some(key) = self.key_memo.lock().key(&self.symbols, key) {
             self.baseline.add(
                 (key.channel, key.queue),
                 ts,

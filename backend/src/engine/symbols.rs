@@ -3,7 +3,10 @@
 
 use dashmap::DashMap;
 use parking_lot::{Mutex, RwLock};
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicI64, AtomicU64, AtomicUsize,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use std::sync::{Arc, Weak};
 
 use super::symbol_cache;
@@ -106,6 +109,10 @@ pub struct Symbols {
     pub keys_overflowed: AtomicU64,
     /// Keys freed for reuse.
     pub keys_freed: AtomicU64,
+    /// Changes whenever a key may leave the map or an id name another key (a reclaim,
+    /// a freed id reused): the engines' memos ([`KeyMemo`](super::key_memo::KeyMemo)) are
+    /// then forgotten.
+    key_epoch: AtomicU64,
 }
 
 impl Default for Symbols {
@@ -154,6 +161,7 @@ impl Symbols {
             channels_overflowed: AtomicU64::new(0),
             keys_overflowed: AtomicU64::new(0),
             keys_freed: AtomicU64::new(0),
+            key_epoch: AtomicU64::new(0),
         };
         for channel in channels {
             let sym = symbols.intern_within(Some(channel), usize::MAX);
@@ -255,35 +263,46 @@ impl Symbols {
         self.remote_floor.store(oldest, Relaxed);
     }
 
-    /// Records that key `id` is used at `ts` (event time).
-    pub(crate) fn touch(&self, id: KeyId, ts: i64) {
-        if let Some(slot) = self.slots.read().get(id as usize) {
-            self.touch_slot(slot, ts);
-        }
+    /// Records that key `id` is used at `ts` (event time); returns its key and its
+    /// last use since.
+    pub(super) fn touched(&self, id: KeyId, ts: i64) -> Option<(DimKey, i64)> {
+        let slots = self.slots.read();
+        let slot = slots.get(id as usize)?;
+        Some((slot.key, self.touch_slot(slot, ts)))
     }
 
     /// Raises a slot's last use to `ts`, rounded up by a step: the shared slot is
     /// written once per step of event time rather than by every event (engines on
     /// other cores read it without the line bouncing), and a key is only ever freed
     /// later than it could be, never earlier.
-    fn touch_slot(&self, slot: &KeySlot, ts: i64) {
-        if ts > slot.last_used.load(Relaxed) {
+    /// Returns its last use since.
+    fn touch_slot(&self, slot: &KeySlot, ts: i64) -> i64 {
+        let used = slot.last_used.load(Relaxed);
+        if ts > used {
             let step = (self.limits.key_lifetime_ms / 64).clamp(0, 60_000);
-            slot.last_used.fetch_max(ts.saturating_add(step), Relaxed);
+            let raised = ts.saturating_add(step);
+            return slot.last_used.fetch_max(raised, Relaxed).max(raised);
         }
+        used
     }
 
     /// The id of `key`, used at `ts` (event time): its own, or, once the table holds
     /// its limit of keys and none can be freed, its channel's overflow key.
     pub fn key_id(&self, key: DimKey, ts: i64) -> KeyId {
+        self.key_id_used(key, ts).0
+    }
+
+    /// [`Symbols::key_id`], with the key's last use since when the id is its own
+    /// (`None`: its channel's overflow key).
+    pub(crate) fn key_id_used(&self, key: DimKey, ts: i64) -> (KeyId, Option<i64>) {
         if let Some(id) = self.key_ids.get(&key).map(|id| *id) {
-            self.touch(id, ts);
-            return id;
+            if let Some((held, used)) = self.touched(id, ts) {
+                return (id, (held == key).then_some(used));
+            }
         }
         let mut slots = self.slots.write();
         if let Some(id) = self.key_ids.get(&key).map(|id| *id) {
-            self.touch_slot(&slots[id as usize], ts);
-            return id;
+            return (id, Some(self.touch_slot(&slots[id as usize], ts)));
         }
         let overflow = DimKey {
             channel: key.channel,
@@ -298,16 +317,17 @@ impl Symbols {
             if self.live_keys.load(Relaxed) >= self.limits.keys && self.free.lock().is_empty() {
                 self.keys_overflowed.fetch_add(1, Relaxed);
                 // Overflow keys are outside the limit: one per channel, all bounded.
-                return self.insert_key(&mut slots, overflow, ts);
+                return (self.insert_key(&mut slots, overflow, ts).0, None);
             }
         }
-        self.insert_key(&mut slots, key, ts)
+        let (id, used) = self.insert_key(&mut slots, key, ts);
+        (id, Some(used))
     }
 
-    fn insert_key(&self, slots: &mut Vec<KeySlot>, key: DimKey, ts: i64) -> KeyId {
+    /// The id of `key` (made if missing) and its last use since.
+    fn insert_key(&self, slots: &mut Vec<KeySlot>, key: DimKey, ts: i64) -> (KeyId, i64) {
         if let Some(id) = self.key_ids.get(&key).map(|id| *id) {
-            self.touch_slot(&slots[id as usize], ts);
-            return id;
+            return (id, self.touch_slot(&slots[id as usize], ts));
         }
         let slot = KeySlot {
             key,
@@ -315,6 +335,8 @@ impl Symbols {
         };
         let id = match self.free.lock().pop() {
             Some(id) => {
+                // The memos may remember the id as its former key's.
+                self.key_epoch.fetch_add(1, Release);
                 slots[id as usize] = slot;
                 id
             }
@@ -325,7 +347,7 @@ impl Symbols {
         };
         self.key_ids.insert(key, id);
         self.live_keys.fetch_add(1, Relaxed);
-        id
+        (id, ts)
     }
 
     /// The event time before which a key unused since can be held by nothing, `None`
@@ -358,6 +380,8 @@ impl Symbols {
         let Some(floor) = self.floor() else {
             return;
         };
+        // Before any key leaves the map: the memos forget what they knew of them.
+        self.key_epoch.fetch_add(1, Release);
         let mut free = self.free.lock();
         let mut quarantined = self.quarantined.lock();
         // Touched since it was set aside: still held, an orphan (out of the map, valid
@@ -385,6 +409,21 @@ impl Symbols {
             slot.last_used.store(UNTOUCHED, Relaxed);
             quarantined.push(id);
         }
+    }
+
+    /// The key epoch: changes whenever a key may leave the map or an id name another
+    /// key (see [`KeyMemo`](super::key_memo::KeyMemo)).
+    pub(crate) fn key_epoch(&self) -> u64 {
+        self.key_epoch.load(Acquire)
+    }
+
+    /// The last use of key `id` (tests).
+    #[cfg(test)]
+    pub(crate) fn last_used(&self, id: KeyId) -> Option<i64> {
+        self.slots
+            .read()
+            .get(id as usize)
+            .map(|s| s.last_used.load(Relaxed))
     }
 
     /// The key of `id`.
@@ -514,8 +553,8 @@ mod tests {
         // q1 and q2 stay in use; q0 is not used again. Much later, q0 is set aside at a
         // first reclaim and freed at the next: a new key takes its id.
         watermark.store(20_000, Relaxed);
-        s.touch(ids[1], 19_500);
-        s.touch(ids[2], 19_500);
+        s.touched(ids[1], 19_500);
+        s.touched(ids[2], 19_500);
         s.asked_since_reclaim.store(usize::MAX, Relaxed);
         assert_eq!(
             s.key_id(key(&s, "q4"), 20_000),
@@ -549,7 +588,7 @@ mod tests {
         let held = s.key_id(key(&s, "q0"), 0);
         watermark.store(10_000, Relaxed);
         s.key_id(key(&s, "q1"), 10_000); // sets q0 aside
-        s.touch(held, 10_000); // an interaction still holding it changes
+        s.touched(held, 10_000); // an interaction still holding it changes
         s.asked_since_reclaim.store(usize::MAX, Relaxed);
         let other = s.key_id(key(&s, "q2"), 10_000);
         assert_ne!(other, held, "q0's id was touched: not reused");

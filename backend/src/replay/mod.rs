@@ -3,8 +3,8 @@
 //! split of the work over threads.
 //!
 //! # Parallel replay
-//! A thread reads records in batches ([`BatchLimits`], [`read`]), ahead of the workers (one per engine). Two batches are worked on at
-//! once: while the workers apply one, the worker running the loop decodes the next (in
+//! A thread reads records in batches ([`BatchLimits`], [`read`]), ahead of the
+//! workers (one per engine). Two batches are worked on at once: while the workers apply one, the worker running the loop decodes the next (in
 //! slices, which the others take up as soon as they are done applying; when applying
 //! took longer than decoding, it applies one engine's events first) and gives its
 //! events, in stream order, to engines by key ([`route`]: as a Kafka producer
