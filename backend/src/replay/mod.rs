@@ -3,17 +3,17 @@
 //! split of the work over threads.
 //!
 //! # Parallel replay
-//! A thread reads records in batches ([`BatchLimits`], [`read`]), ahead of the
-//! workers (one per engine). Two batches are worked on at once: while the workers apply one, the worker running the loop decodes the next (in
-//! slices, which the others take up as soon as they are done applying; when applying
-//! took longer than decoding, it applies one engine's events first) and gives its
-//! events, in stream order, to engines by key ([`route`]: as a Kafka producer
-//! partitions them, an interaction kept whole). Each engine applies its own events of a
-//! batch in stream order, and the batches in turn. So an engine sees the events a Kafka
-//! partition would, in the same order, and the merged snapshot is the one `vigie serve`
-//! shows for a topic of that many partitions. One thing differs from a single engine:
-//! each engine has its own watermark (as each partition has), which only matters for
-//! events later than `engine.allowed_lateness`.
+//! A thread reads records in batches ([`BatchLimits`], [`read`]), ahead of the workers
+//! (one per engine). Two batches are worked on at once: while the workers apply one,
+//! the worker running the loop decodes the next (in slices, which the others take up as
+//! soon as they are done applying; when applying took longer than decoding, it applies
+//! one engine's events first) and gives its events, in stream order, to engines by key
+//! ([`route`]: as a Kafka producer partitions them, an interaction kept whole). Each
+//! engine applies its own events of a batch in stream order, and the batches in turn.
+//! So an engine sees the events a Kafka partition would, in the same order, and the
+//! merged snapshot is the one `vigie serve` shows for a topic of that many partitions.
+//! One thing differs from a single engine: each engine has its own watermark (as each
+//! partition has), which only matters for events later than `engine.allowed_lateness`.
 
 mod read;
 mod route;
