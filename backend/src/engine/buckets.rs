@@ -10,6 +10,8 @@ pub(crate) trait Bucket: Default {
     fn is_empty(&self) -> bool;
     /// Empties it, keeping its allocation.
     fn clear(&mut self);
+    /// A new bucket, to follow `newest`.
+    fn following(newest: &Self) -> Self;
 }
 
 impl<T> Bucket for Vec<T> {
@@ -19,6 +21,11 @@ impl<T> Bucket for Vec<T> {
     fn clear(&mut self) {
         Vec::clear(self);
     }
+    /// Grown as it fills: made as long as the one before, it would double its size
+    /// whenever it ends a little longer.
+    fn following(_: &Self) -> Self {
+        Vec::new()
+    }
 }
 
 impl<K, V, S: Default> Bucket for std::collections::HashMap<K, V, S> {
@@ -27,6 +34,12 @@ impl<K, V, S: Default> Bucket for std::collections::HashMap<K, V, S> {
     }
     fn clear(&mut self) {
         std::collections::HashMap::clear(self);
+    }
+    /// Made with room for as many keys as `newest` holds: growing a table step by step
+    /// allocates every size up to its own, rehashing into each (fresh memory for the
+    /// kernel to zero).
+    fn following(newest: &Self) -> Self {
+        std::collections::HashMap::with_capacity_and_hasher(newest.len(), S::default())
     }
 }
 
@@ -112,7 +125,11 @@ impl<V: Bucket> Buckets<V> {
             }
         }
         while self.ring.len() <= index {
-            let bucket = self.spare.pop().unwrap_or_default();
+            let bucket = match (self.spare.pop(), self.ring.back()) {
+                (Some(spare), _) => spare,
+                (None, Some(newest)) if self.ring.len() == index => V::following(newest),
+                (None, _) => V::default(),
+            };
             self.ring.push_back(bucket);
         }
         self.hot = Some((start, index));
@@ -243,6 +260,19 @@ mod tests {
             buckets.get_mut(0).push(1);
             assert_eq!(contents(&buckets), [(0, vec![1])]);
         }
+    }
+
+    /// A new table in the ring is made with room for the keys of the newest before it
+    /// (no spare to reuse); a vector grows as it fills.
+    #[test]
+    fn a_new_table_has_room_for_as_many_keys_as_the_one_before() {
+        let mut tables: Buckets<std::collections::HashMap<u32, u32>> = Buckets::new(10, 3);
+        tables.get_mut(0).extend((0..1_000).map(|k| (k, k)));
+        assert!(tables.get_mut(10).capacity() >= 1_000);
+        assert!(tables.get_mut(10).is_empty());
+        let mut logs: Buckets<Vec<u32>> = Buckets::new(10, 3);
+        logs.get_mut(0).extend(0..1_000);
+        assert_eq!(logs.get_mut(10).capacity(), 0);
     }
 
     #[test]
