@@ -333,7 +333,8 @@ const NO_WATERMARK: i64 = i64::MIN;
 pub struct Engine {
     cfg: EngineConfig,
     symbols: Arc<Symbols>,
-    /// What this engine knows of the shared table's keys (one writer: uncontended).
+    /// What this engine knows of the shared table's keys. Its lock is not contended: an
+    /// engine's events are applied by one task at a time (one per partition).
     key_memo: Mutex<key_memo::KeyMemo>,
     rules_by_channel: RwLock<Vec<Option<ChannelRules>>>,
     interactions: DashMap<u64, Interaction, FastHash>,
