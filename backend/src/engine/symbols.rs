@@ -274,8 +274,7 @@ impl Symbols {
     /// Raises a slot's last use to `ts`, rounded up by a step: the shared slot is
     /// written once per step of event time rather than by every event (engines on
     /// other cores read it without the line bouncing), and a key is only ever freed
-    /// later than it could be, never earlier.
-    /// Returns its last use since.
+    /// later than it could be, never earlier. Returns its last use since.
     fn touch_slot(&self, slot: &KeySlot, ts: i64) -> i64 {
         let used = slot.last_used.load(Relaxed);
         if ts > used {

@@ -60,15 +60,6 @@ pub const PROTO_BATCH: BatchLimits = BatchLimits {
     records: 8_192,
 };
 
-impl BatchLimits {
-    pub const fn of(format: Format) -> Self {
-        match format {
-            Format::Jsonl => JSONL_BATCH,
-            Format::Proto => PROTO_BATCH,
-        }
-    }
-}
-
 /// A record that was refused, with its 1-based position (line for JSONL, message for protobuf).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
