@@ -38,7 +38,7 @@ pub(super) fn scan_event<'a>(
     out: &mut EventRecord<'a>,
 ) -> Option<()> {
     // Checked once for the whole line: every string sliced from it is then valid.
-    let text = std::str::from_utf8(bytes).ok()?;
+    let text = simdutf8::basic::from_utf8(bytes).ok()?;
     let mut s = Scanner {
         text,
         bytes: text.as_bytes(),
