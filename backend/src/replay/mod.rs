@@ -33,31 +33,33 @@ use route::{place, Lifetimes, Place, Routers};
 
 /// How much a batch holds at most, in bytes of records and in records: whichever comes
 /// first ends it. Each batch costs a few hand-offs between threads (a sleeping core woken,
-/// which a virtual machine makes dear), so batches should be large; but a worker decodes
-/// a batch's events (about 300 bytes each) and another reads them back, best while both
-/// are still in the cores' caches.
+/// which a virtual machine makes dear), so batches should be large; but a batch's decoded
+/// events (about 300 bytes each) are read back by another worker, and they take memory
+/// (two batches are held at once).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchLimits {
     pub bytes: usize,
     pub records: usize,
 }
 
-/// JSONL: 256 KiB, about 1,600 lines. On the DuckDB benchmark's file (nine tenths
-/// history, which is cheap to apply) larger batches were slower, the events read back
-/// from memory: 2 threads, 4 runs each in turn, 512 KiB +15 % and 1 MiB +20 %. (On the
-/// 24 h replay, whose events cost more to apply, 1 MiB was 8 % faster.)
+/// JSONL: 2 MiB, about 12,000 lines. Each batch costs the threads a few hand-offs, and
+/// with transparent huge pages off (the binary's `main`) larger batches stopped costing
+/// fresh memory: 2 threads, 10 runs each in turn, medians on the DuckDB benchmark's file
+/// 256 KiB 0.525 s, 1 MiB 0.485 s, 2 MiB 0.475 s, 4 MiB 0.505 s; on the 24 h replay of
+/// `scripts/bench-replay.sh`'s file 3.20 s, 2.80 s, 2.73 s. (With huge pages, measured
+/// before, 512 KiB had been 15 % slower than 256 KiB on the DuckDB file.)
 pub const JSONL_BATCH: BatchLimits = BatchLimits {
-    bytes: 256 << 10,
-    records: 2_048,
+    bytes: 2 << 20,
+    records: 16_384,
 };
 
-/// Protobuf: 8,192 records (about 550 KiB: its records are about 70 bytes, so their
-/// count fills a batch). Against 2,048, 2 threads, 4 runs each in turn: the 24 h replay
-/// of `scripts/bench-replay.sh`'s file −10 % (a quarter of the threads' sleeps and
-/// wake-ups), the DuckDB benchmark's file −7 %.
+/// Protobuf: 16,384 records (about 1.1 MiB: its records are about 70 bytes, so their
+/// count ends a batch). The 24 h replay of `scripts/bench-replay.sh`'s file, 2 threads,
+/// medians of 4 runs in turn: 8,192 records 2.84 s, 16,384 2.71 s, 32,768 2.71 s (and
+/// 2,048 to 8,192 had been −10 %, a quarter of the threads' sleeps and wake-ups).
 pub const PROTO_BATCH: BatchLimits = BatchLimits {
-    bytes: 1 << 20,
-    records: 8_192,
+    bytes: 4 << 20,
+    records: 16_384,
 };
 
 /// A record that was refused, with its 1-based position (line for JSONL, message for protobuf).
@@ -702,7 +704,7 @@ mod tests {
 
     #[test]
     fn strict_applies_every_record_before_the_first_bad_one_and_none_after() {
-        let input = stream(30_000, &[20_001, 25_000]);
+        let input = stream(60_000, &[40_001, 50_000]);
         assert!(input.len() > 3 * JSONL_BATCH.bytes, "several batches");
         for threads in [1, 2, 3] {
             let (result, seen, engines) = replay_jsonl(&input, threads, true);
@@ -710,9 +712,9 @@ mod tests {
             let ReplayError::Strict(rejection) = err else {
                 panic!("expected a strict stop, got {err:?}")
             };
-            assert_eq!(rejection.position, 20_001);
-            assert_eq!(seen, [20_001], "the first one only");
-            assert_eq!(applied(&engines), 20_000, "{threads} threads");
+            assert_eq!(rejection.position, 40_001);
+            assert_eq!(seen, [40_001], "the first one only");
+            assert_eq!(applied(&engines), 40_000, "{threads} threads");
         }
     }
 

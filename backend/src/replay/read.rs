@@ -285,7 +285,9 @@ mod tests {
         use rand::{Rng, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
         let (mut text, mut expected) = (Vec::new(), Vec::new());
-        for position in 1..=30_000u64 {
+        // Enough lines (about 160 bytes each) for several batches.
+        let lines = 70_000u64;
+        for position in 1..=lines {
             let line = match (position, rng.random_range(0..50)) {
                 (777, _) => format!(" long {}", "x".repeat(READ_BYTES + 1_000)),
                 (_, 0) => " \t ".to_string(),
@@ -295,7 +297,7 @@ mod tests {
                 expected.push((position, line.trim().to_string()));
             }
             text.extend_from_slice(line.as_bytes());
-            if position < 30_000 {
+            if position < lines {
                 text.extend_from_slice(if rng.random_bool(0.1) { b"\r\n" } else { b"\n" });
             }
         }
