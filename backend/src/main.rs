@@ -71,6 +71,8 @@ fn main() -> std::process::ExitCode {
 /// work (README, Performance: issue 17's thirteenth session). The memory is also held
 /// more tightly (a third less), the allocator's pages no longer rounded up to 2 MiB.
 /// A kernel without the setting (before 3.15) keeps its default: failing is harmless.
+/// (The allocator's first arena is made before `main`: mimalloc's `no_thp` feature
+/// keeps it from asking for huge pages there.)
 fn transparent_huge_pages_off() {
     #[cfg(target_os = "linux")]
     let _ = rustix::thread::disable_transparent_huge_pages(true);
