@@ -1093,3 +1093,52 @@ mod customer_tests {
         );
     }
 }
+
+#[cfg(test)]
+mod agent_fold_tests {
+    use super::*;
+    use crate::event::{AgentState, EventKind, EventRecord};
+
+    /// Agents' timelines are folded every 64th of the retention, not at every sweep:
+    /// an agent logged out is still known while its changes are within the retention,
+    /// and forgotten at most a 64th of it (and a sweep) after they leave it.
+    #[test]
+    fn a_logged_out_agent_is_forgotten_within_a_64th_of_the_retention() {
+        let engine = Engine::new(EngineConfig::default());
+        let retention = engine.cfg.retention_ms();
+        let t0 = 1_795_597_200_000;
+        let logout = t0 + 60_000;
+        engine.apply(&EventRecord::agent("in", t0, "ana", AgentState::Available));
+        engine.apply(&EventRecord::agent(
+            "out",
+            logout,
+            "ana",
+            AgentState::LoggedOut,
+        ));
+        // Contacts every minute move the watermark on, and the engine sweeps.
+        let mut known_until = None;
+        let mut minute = 0;
+        let last = logout + retention + retention / 64 + 2 * engine.cfg.allowed_lateness_ms;
+        loop {
+            minute += 1;
+            let ts = logout + minute * 60_000;
+            if ts > last {
+                break;
+            }
+            let id = format!("c{minute}");
+            let mut arrival = EventRecord::new(id.clone(), EventKind::Arrived, ts, id);
+            arrival.channel = Some("chat".into());
+            engine.apply(&arrival);
+            if engine.tracked_agents() == 1 {
+                known_until = Some(ts);
+            }
+        }
+        let known_until = known_until.expect("known at first");
+        assert!(
+            known_until >= logout + retention,
+            "forgotten {} min before its changes left the retention",
+            (logout + retention - known_until) / 60_000
+        );
+        assert_eq!(engine.tracked_agents(), 0, "forgotten in the end");
+    }
+}
