@@ -363,7 +363,6 @@ pub struct Engine {
     next_sweep: AtomicI64,
     next_customer_sweep: AtomicI64,
     next_deflection_sweep: AtomicI64,
-    next_agent_fold: AtomicI64,
     stats: EngineStats,
     /// Scale-out: the epoch of this engine's claim in the partials topic (`NO_WATERMARK`: none).
     partial_epoch: AtomicI64,
@@ -401,7 +400,6 @@ impl Engine {
             next_sweep: AtomicI64::new(i64::MIN),
             next_customer_sweep: AtomicI64::new(i64::MIN),
             next_deflection_sweep: AtomicI64::new(i64::MIN),
-            next_agent_fold: AtomicI64::new(i64::MIN),
             stats: EngineStats::default(),
             partial_epoch: AtomicI64::new(NO_WATERMARK),
             cfg,
@@ -850,19 +848,7 @@ impl Engine {
         for store in self.stores.iter() {
             store.lock().evict_before(retention_start);
         }
-        // Folding visits every agent's timeline (5,000 of them took 3 % of a replay's
-        // time when folded every minute): done every 64th of the retention (about 23
-        // minutes), it holds changes that much longer. Nothing reads them differently:
-        // a fold only sums up changes older than the retention, which no window reaches
-        // and no event can join (one that old is late).
-        let due = self.next_agent_fold.load(Ordering::Relaxed);
-        if watermark >= due {
-            self.next_agent_fold.store(
-                watermark + (self.cfg.retention_ms() / 64).max(60_000),
-                Ordering::Relaxed,
-            );
-            self.agents.fold_before(retention_start);
-        }
+        self.agents.fold_before(retention_start);
         self.baseline
             .evict_before(watermark - self.cfg.baseline_keep_ms());
         self.settle_customers(settled);
