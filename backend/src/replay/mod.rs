@@ -42,9 +42,9 @@ pub struct BatchLimits {
     pub records: usize,
 }
 
-/// JSONL: 1 MiB, about 6,000 lines. Each batch costs the threads a few hand-offs, and
-/// with transparent huge pages off (the binary's `main`) larger batches stopped costing
-/// fresh memory. 2 threads, runs in turn, medians: on the DuckDB benchmark's file,
+/// JSONL: 1 MiB, about 6,000 lines. With transparent huge pages off (the binary's
+/// `main`), larger batches stopped costing fresh memory. 2 threads, runs in turn,
+/// medians: on the DuckDB benchmark's file,
 /// 256 KiB 0.515-0.525 s, 1 MiB 0.475-0.485 s, 2 MiB 0.475-0.500 s, 4 MiB 0.505 s (10
 /// and 16 runs each); on the 24 h replay of `scripts/bench-replay.sh`'s file, 3.20 s,
 /// 2.80 s, 2.73 s (3 runs). With huge pages, 512 KiB had been 15 % slower than 256 KiB.
